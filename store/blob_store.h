@@ -1,0 +1,82 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace baton::store {
+
+struct BlobStoreOptions {
+  // fsync the write-ahead log on every put. Default: true (an acknowledged
+  // blob survives power loss).
+  bool sync = true;
+  // Verify the SHA-256 on every Get. RocksDB's own block checksums are turned
+  // off for reads where this is on (the SHA-256 is stronger and, with SHA-NI,
+  // faster than Debian's software CRC32C). Default: true.
+  bool verify_on_read = true;
+  // Blobs larger than this are stored in chunks of this size, so that a
+  // tensor of hundreds of MB never has to sit in one RocksDB value.
+  // Default: 16 MiB.
+  uint64_t chunk_bytes = 16ull << 20;
+};
+
+struct BlobStoreStats {
+  uint64_t blobs = 0;  // number of distinct blobs
+  uint64_t bytes = 0;  // sum of their sizes
+};
+
+// Content-addressed bytes in RocksDB with integrated BlobDB: the key is the
+// SHA-256 of the bytes. All methods are safe to call from many threads.
+class BlobStore {
+ public:
+  // Opens or creates the store in `dir`. Throws Error(kUnavailable) if another
+  // process holds it, Error(kCorrupt) if it cannot be read.
+  static std::unique_ptr<BlobStore> Open(const std::filesystem::path& dir,
+                                         const BlobStoreOptions& options = {});
+  virtual ~BlobStore() = default;
+
+  // Stores `bytes` and returns their digest. Idempotent: a blob the store
+  // already has is not written again.
+  virtual std::string Put(std::string_view bytes) = 0;
+  // Stores `bytes` under `digest` after checking that they hash to it; throws
+  // Error(kInvalidArgument) if they do not. Returns true if the blob was new.
+  virtual bool PutExpected(std::string_view digest, std::string_view bytes) = 0;
+
+  virtual bool Has(std::string_view digest) = 0;
+  // Size in bytes; throws Error(kNotFound).
+  virtual uint64_t Size(std::string_view digest) = 0;
+  // Returns the subset of `digests` the store does not have, in order.
+  virtual std::vector<std::string> Missing(const std::vector<std::string>& digests) = 0;
+
+  // The bytes of a blob. Throws Error(kNotFound) if absent and
+  // Error(kCorrupt) if they no longer hash to the digest (with verify_on_read);
+  // never returns bad bytes.
+  virtual std::string Get(std::string_view digest) = 0;
+  // Streams a blob in chunks of at most chunk_bytes; verifies the digest over
+  // the whole stream and throws Error(kCorrupt) at the end if it does not
+  // match (the sink has then seen bad bytes and must discard them).
+  virtual void Read(std::string_view digest,
+                    const std::function<void(std::string_view)>& sink) = 0;
+
+  // Writes a large blob piece by piece; the digest is known at Commit.
+  class Writer {
+   public:
+    virtual ~Writer() = default;
+    virtual void Append(std::string_view bytes) = 0;
+    // Makes the blob visible and returns its digest. Idempotent like Put.
+    virtual std::string Commit() = 0;
+  };
+  virtual std::unique_ptr<Writer> NewWriter() = 0;
+
+  // Calls `fn(digest, size)` for every blob (for fsck, gc and du).
+  virtual void ForEach(const std::function<void(const std::string&, uint64_t)>& fn) = 0;
+  // Deletes a blob; a missing one is not an error.
+  virtual void Delete(std::string_view digest) = 0;
+  virtual BlobStoreStats Stats() = 0;
+};
+
+}  // namespace baton::store

@@ -1,0 +1,167 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/json_util.h"
+
+namespace baton::store {
+
+// Times are seconds since the Unix epoch (double, sub-second precision);
+// 0 means "not yet".
+
+struct RunRecord {
+  std::string id;           // e.g. "20261128-165501-3fa2"
+  std::string pipeline_id;  // digest of the pipeline's canonical JSON
+  std::string name;         // the pipeline's name
+  std::string status;       // pending | running | succeeded | failed | cancelled
+  double created_at = 0;
+  double finished_at = 0;
+  std::string error;
+};
+
+struct StageRecord {
+  int64_t id = 0;  // assigned by AddStage
+  std::string run_id;
+  std::string name;    // key in the pipeline's "stages" map
+  std::string type;    // prepare | tune | train
+  std::string status;  // pending | running | succeeded | failed | cached | skipped
+  std::string cache_key;
+  int64_t cached_from = 0;  // stage whose results this one reuses; 0 if none
+  std::string output;       // digest of the stage's output blob ("" until done)
+  Json spec = Json::object();      // the stage's resolved spec
+  Json resolved = Json::object();  // what selectors resolved to (init_from, ...)
+  double started_at = 0;
+  double finished_at = 0;
+  std::string error;
+};
+
+struct TrialRecord {
+  int64_t id = 0;  // assigned by AddTrial; also the worker task id
+  int64_t stage_id = 0;
+  int number = 0;  // 0-based within the stage
+  std::string kind;  // prepare | train
+  Json hyperparameters = Json::object();
+  Json task = Json::object();  // the task sent to a worker
+  int64_t seed = 0;
+  std::string status;  // pending | running | succeeded | failed | diverged | pruned
+  int attempts = 0;
+  std::string reason;              // why it failed, diverged or was pruned
+  std::string initial_checkpoint;  // weights before the first epoch
+  std::string output;              // final checkpoint or dataset artifact
+  double started_at = 0;
+  double finished_at = 0;
+};
+
+struct EpochRecord {
+  int64_t trial_id = 0;
+  int epoch = 0;  // 0-based
+  Json metrics = Json::object();
+  std::string checkpoint;  // manifest digest
+  double seconds = 0;      // wall time of this epoch's training + evaluation
+  double created_at = 0;
+};
+
+// A lineage edge: `src` was made from / by `dst`. Node ids are typed strings:
+// "run:<id>", "stage:<id>", "trial:<id>", "checkpoint:<digest>",
+// "artifact:<digest>". Kinds: derived_from, initialized_from, trained_on,
+// hyperparameters_from, part_of.
+struct Edge {
+  std::string src;
+  std::string dst;
+  std::string kind;
+  Json attrs = Json::object();
+};
+
+// Disk use of one stage's checkpoints and artifacts.
+struct StageUsage {
+  int64_t stage_id = 0;
+  std::string run_id;
+  std::string stage_name;
+  uint64_t checkpoints = 0;        // distinct checkpoints recorded
+  uint64_t referenced_bytes = 0;   // distinct blobs they reference
+  uint64_t new_bytes = 0;          // blobs first stored by this stage
+};
+
+// Lineage metadata in SQLite (WAL, synchronous=FULL, busy timeout 10 s,
+// versioned migrations applied on Open). One LineageDb may be used from many
+// threads: calls are serialised internally. Several processes may open the
+// same file; SQLite's locking applies.
+class LineageDb {
+ public:
+  static std::unique_ptr<LineageDb> Open(const std::filesystem::path& file);
+  virtual ~LineageDb() = default;
+
+  // Runs `fn` in one transaction (nested calls join the outer one). If `fn`
+  // throws, everything it wrote is rolled back and the exception rethrown.
+  virtual void InTransaction(const std::function<void()>& fn) = 0;
+  virtual int SchemaVersion() = 0;
+
+  // Pipelines: stored by id (digest of canonical JSON); idempotent.
+  virtual void PutPipeline(const std::string& id, const std::string& name,
+                           const Json& spec) = 0;
+  virtual std::optional<Json> GetPipeline(const std::string& id) = 0;
+
+  // Runs.
+  virtual void CreateRun(const RunRecord& run) = 0;
+  virtual void UpdateRun(const RunRecord& run) = 0;  // status, finished_at, error
+  virtual std::optional<RunRecord> GetRun(const std::string& id) = 0;
+  // Newest first.
+  virtual std::vector<RunRecord> ListRuns(int limit = 100) = 0;
+
+  // Stages.
+  virtual int64_t AddStage(const StageRecord& stage) = 0;
+  virtual void UpdateStage(const StageRecord& stage) = 0;  // all mutable fields
+  virtual std::optional<StageRecord> GetStage(int64_t id) = 0;
+  virtual std::vector<StageRecord> GetStages(const std::string& run_id) = 0;
+  // The oldest succeeded stage (not itself a cache hit) with this cache key.
+  virtual std::optional<StageRecord> FindCachedStage(const std::string& cache_key) = 0;
+
+  // Trials (one per task: a tuning trial, a prepare task, a training run).
+  virtual int64_t AddTrial(const TrialRecord& trial) = 0;
+  virtual void UpdateTrial(const TrialRecord& trial) = 0;  // all mutable fields
+  virtual std::optional<TrialRecord> GetTrial(int64_t id) = 0;
+  virtual std::vector<TrialRecord> GetTrials(int64_t stage_id) = 0;  // by number
+
+  // Records one finished epoch of a trial and its checkpoint: the epoch row,
+  // the checkpoint row, byte accounting of its blobs (`blobs` = (digest, size)
+  // of every tensor blob plus the manifest blob itself) and the edge
+  // checkpoint -> trial (derived_from). Idempotent for the same
+  // (trial_id, epoch, checkpoint); a different checkpoint for an existing
+  // epoch throws Error(kConflict).
+  virtual void RecordEpoch(const EpochRecord& epoch,
+                           const std::vector<std::pair<std::string, uint64_t>>& blobs) = 0;
+  virtual std::vector<EpochRecord> GetEpochs(int64_t trial_id) = 0;  // by epoch
+
+  // Records a checkpoint outside an epoch (a trial's initial weights) with the
+  // same accounting as RecordEpoch. Idempotent.
+  virtual void RecordCheckpoint(const std::string& digest, int64_t trial_id,
+                                int epoch,  // -1 for initial weights
+                                const std::vector<std::pair<std::string, uint64_t>>& blobs) = 0;
+  // (trial_id, epoch) of a checkpoint's first recording, if known.
+  virtual std::optional<std::pair<int64_t, int>> FindCheckpoint(const std::string& digest) = 0;
+
+  // Artifacts (prepared datasets): idempotent by digest.
+  virtual void PutArtifact(const std::string& digest, const std::string& kind,
+                           int64_t stage_id, const Json& meta,
+                           const std::vector<std::pair<std::string, uint64_t>>& blobs) = 0;
+  virtual std::optional<Json> GetArtifact(const std::string& digest) = 0;
+
+  // Edges; AddEdge is idempotent on (src, dst, kind).
+  virtual void AddEdge(const Edge& edge) = 0;
+  // Edges reachable from `node` following src -> dst (upstream) or
+  // dst -> src (downstream), breadth first, at most `depth` hops.
+  virtual std::vector<Edge> Upstream(const std::string& node, int depth = 64) = 0;
+  virtual std::vector<Edge> Downstream(const std::string& node, int depth = 64) = 0;
+
+  // Disk use per stage, oldest first; all runs if `run_id` is empty.
+  virtual std::vector<StageUsage> Usage(const std::string& run_id = "") = 0;
+};
+
+}  // namespace baton::store
