@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace baton {
 
@@ -18,6 +19,12 @@ enum class ErrorCode {
 
 const char* ErrorCodeName(ErrorCode code);
 
+// One problem inside a document: where (JSON pointer) and what.
+struct ErrorDetail {
+  std::string pointer;
+  std::string message;
+};
+
 // The one error type used across Baton. `pointer` is a JSON pointer into the
 // user's input (e.g. "/stages/tune/budget") when the error is about a document.
 class Error : public std::runtime_error {
@@ -25,12 +32,20 @@ class Error : public std::runtime_error {
   Error(ErrorCode code, const std::string& message, std::string pointer = "")
       : std::runtime_error(message), code_(code), pointer_(std::move(pointer)) {}
 
+  // An error that lists every problem found (e.g. all of a pipeline's
+  // validation failures); what() summarises them.
+  Error(ErrorCode code, const std::string& message,
+        std::vector<ErrorDetail> details)
+      : std::runtime_error(message), code_(code), details_(std::move(details)) {}
+
   ErrorCode code() const { return code_; }
   const std::string& pointer() const { return pointer_; }
+  const std::vector<ErrorDetail>& details() const { return details_; }
 
  private:
   ErrorCode code_;
   std::string pointer_;
+  std::vector<ErrorDetail> details_;
 };
 
 }  // namespace baton
