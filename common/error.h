@@ -15,6 +15,7 @@ enum class ErrorCode {
   kUnavailable,      // a resource is busy or unreachable; retrying may help
   kCorrupt,          // stored bytes do not match their digest or format
   kInternal,         // a bug or an unexpected library failure
+  kUnauthenticated,  // credentials are missing or wrong
 };
 
 const char* ErrorCodeName(ErrorCode code);

@@ -1,0 +1,114 @@
+#include "api/cli.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "common/error.h"
+
+namespace baton::api {
+namespace {
+
+int ExitCodeFor(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument: return kExitInvalid;
+    case ErrorCode::kNotFound: return kExitNotFound;
+    case ErrorCode::kConflict: return kExitUnavailable;
+    case ErrorCode::kUnavailable: return kExitUnavailable;
+    case ErrorCode::kCorrupt: return kExitCorrupt;
+    case ErrorCode::kInternal: return kExitInternal;
+    case ErrorCode::kUnauthenticated: return kExitInvalid;
+  }
+  return kExitInternal;
+}
+
+}  // namespace
+
+StoreHandle OpenStore(const std::string& dir) {
+  StoreHandle h;
+  h.dir = dir;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw Error(ErrorCode::kUnavailable, "cannot create store folder " + dir + ": " + ec.message());
+  h.blobs = store::BlobStore::Open(std::filesystem::path(dir) / "blobs");
+  h.db = store::LineageDb::Open(std::filesystem::path(dir) / "lineage.db");
+  return h;
+}
+
+int RunCli(int argc, char** argv) {
+  CLI::App app{"Baton: pipelines of data preparation, tuning and training, with every checkpoint kept"};
+  app.require_subcommand(1);
+  std::string store_dir;
+  if (const char* env = std::getenv("BATON_STORE"); env != nullptr && *env) store_dir = env;
+  if (store_dir.empty()) store_dir = "./baton-store";
+  app.add_option("--store", store_dir, "store folder (default $BATON_STORE or ./baton-store)");
+  bool json = false;
+
+  auto* validate = app.add_subcommand("validate", "check a pipeline file and print every problem");
+  std::string file;
+  validate->add_option("PIPELINE", file, "pipeline JSON file")->required();
+  validate->add_flag("--json", json, "machine-readable output");
+
+  auto* run = app.add_subcommand("run", "run a pipeline");
+  RunOptions run_options;
+  run->add_option("PIPELINE", run_options.pipeline_file, "pipeline JSON file")->required();
+  run->add_option("--workers", run_options.workers, "worker processes (default: cores, at most what stages use)");
+  run->add_flag("--json", run_options.json, "print the result as JSON");
+  bool no_progress = false;
+  run->add_flag("--no-progress", no_progress, "plain log lines even on a terminal");
+
+  auto* runs = app.add_subcommand("runs", "list runs, newest first");
+  runs->add_flag("--json", json, "machine-readable output");
+
+  auto* show = app.add_subcommand("show", "show a run, or one of its stages");
+  std::string run_id, stage;
+  show->add_option("RUN", run_id, "run id")->required();
+  show->add_option("--stage", stage, "stage name: its trials or training epochs");
+  show->add_flag("--json", json, "machine-readable output");
+
+  auto* lineage = app.add_subcommand("lineage", "what a model, checkpoint, trial or run came from");
+  std::string node;
+  bool downstream = false;
+  int depth = 64;
+  lineage->add_option("ID", node, "run id, checkpoint or artifact digest, trial:N, stage:N")->required();
+  lineage->add_flag("--downstream", downstream, "what was made from it instead");
+  lineage->add_option("--depth", depth, "hops to follow (default 64)");
+  lineage->add_flag("--json", json, "machine-readable output");
+
+  auto* store_cmd = app.add_subcommand("store", "inspect the store");
+  store_cmd->require_subcommand(1);
+  auto* du = store_cmd->add_subcommand("du", "disk use per run and stage, with bytes shared");
+  du->add_flag("--json", json, "machine-readable output");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitInvalid;
+  }
+
+  try {
+    if (*validate) return CmdValidate(file, json);
+    if (*run) {
+      run_options.progress = !no_progress;
+      return CmdRun(store_dir, run_options);
+    }
+    StoreHandle store = OpenStore(store_dir);
+    if (*runs) return CmdRuns(store, json);
+    if (*show) return CmdShow(store, run_id, stage, json);
+    if (*lineage) return CmdLineage(store, node, downstream, depth, json);
+    if (*du) return CmdStoreDu(store, json);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "baton: %s\n", e.what());
+    return ExitCodeFor(e.code());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "baton: internal error: %s\n", e.what());
+    return kExitInternal;
+  }
+  return kExitOk;
+}
+
+}  // namespace baton::api

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "store/blob_store.h"
+#include "store/lineage_db.h"
+
+namespace baton::api {
+
+// Runs the `baton` command line; returns the process exit code.
+int RunCli(int argc, char** argv);
+
+// Exit codes, decided in one place (ExitCodeFor in cli.cpp).
+enum ExitCode {
+  kExitOk = 0,
+  kExitRunFailed = 1,     // the command worked; the run it reports failed
+  kExitInvalid = 2,       // bad input: pipeline, arguments
+  kExitNotFound = 3,
+  kExitUnavailable = 4,   // store locked / busy, conflict
+  kExitCorrupt = 5,
+  kExitInternal = 70,
+};
+
+// A store folder opened for one command: blobs/ (RocksDB), lineage.db (SQLite).
+struct StoreHandle {
+  std::string dir;
+  std::unique_ptr<store::BlobStore> blobs;
+  std::unique_ptr<store::LineageDb> db;
+};
+StoreHandle OpenStore(const std::string& dir);
+
+// Commands (cli_run.cpp, cli_show.cpp). Each returns an exit code and throws
+// baton::Error for failures the caller turns into messages and exit codes.
+struct RunOptions {
+  std::string pipeline_file;
+  int workers = 0;         // 0 = min(number of cores, largest max_parallel)
+  bool json = false;
+  bool progress = true;    // live lines on a terminal
+};
+int CmdValidate(const std::string& file, bool json);
+int CmdRun(const std::string& store_dir, const RunOptions& options);
+int CmdRuns(StoreHandle& store, bool json);
+int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& stage, bool json);
+int CmdLineage(StoreHandle& store, const std::string& id, bool downstream, int depth, bool json);
+int CmdStoreDu(StoreHandle& store, bool json);
+
+}  // namespace baton::api

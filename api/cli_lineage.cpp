@@ -1,0 +1,180 @@
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "api/cli.h"
+#include "common/digest.h"
+#include "common/error.h"
+
+namespace baton::api {
+namespace {
+
+std::string Short(const std::string& digest) { return digest.size() > 12 ? digest.substr(0, 12) : digest; }
+
+// "kind:id" for what the user typed: a typed id, a run id, or a bare digest
+// of a checkpoint or dataset artifact.
+std::string ResolveNode(StoreHandle& store, const std::string& id) {
+  for (const char* kind : {"run:", "stage:", "trial:", "checkpoint:", "artifact:"}) {
+    if (id.rfind(kind, 0) == 0) return id;
+  }
+  if (IsDigest(id)) {
+    if (store.db->FindCheckpoint(id)) return "checkpoint:" + id;
+    if (store.db->GetArtifact(id)) return "artifact:" + id;
+    throw Error(ErrorCode::kNotFound, "no checkpoint or artifact " + id + " in the lineage DB");
+  }
+  if (auto run = store.db->GetRun(id)) {
+    // A run's model: the output of its last train stage.
+    auto stages = store.db->GetStages(id);
+    for (auto it = stages.rbegin(); it != stages.rend(); ++it) {
+      if (it->type == "train" && !it->output.empty()) return "checkpoint:" + it->output;
+    }
+    return "run:" + id;
+  }
+  throw Error(ErrorCode::kNotFound, "no run, checkpoint or artifact named " + id);
+}
+
+// What a node is, in the user's words.
+Json Describe(StoreHandle& store, const std::string& node) {
+  const auto colon = node.find(':');
+  const std::string kind = node.substr(0, colon), id = node.substr(colon + 1);
+  Json d = {{"kind", kind}, {"id", id}};
+  if (kind == "checkpoint") {
+    if (auto at = store.db->FindCheckpoint(id)) {
+      d["trial_id"] = at->first;
+      d["epoch"] = at->second;
+      if (auto t = store.db->GetTrial(at->first)) {
+        if (auto s = store.db->GetStage(t->stage_id)) {
+          d["stage"] = s->name;
+          d["run_id"] = s->run_id;
+          d["trial_number"] = t->number;
+        }
+      }
+    }
+  } else if (kind == "trial") {
+    if (auto t = store.db->GetTrial(std::stoll(id))) {
+      d["trial_number"] = t->number;
+      d["status"] = t->status;
+      d["hyperparameters"] = t->hyperparameters;
+      if (auto s = store.db->GetStage(t->stage_id)) {
+        d["stage"] = s->name;
+        d["run_id"] = s->run_id;
+      }
+    }
+  } else if (kind == "stage") {
+    if (auto s = store.db->GetStage(std::stoll(id))) {
+      d["stage"] = s->name;
+      d["type"] = s->type;
+      d["run_id"] = s->run_id;
+      d["status"] = s->status;
+    }
+  } else if (kind == "artifact") {
+    if (auto a = store.db->GetArtifact(id)) d["artifact"] = *a;
+  }
+  return d;
+}
+
+std::string Label(const Json& d) {
+  const std::string kind = d["kind"].get<std::string>();
+  const std::string id = d["id"].get<std::string>();
+  if (kind == "checkpoint") {
+    std::string s = "checkpoint " + Short(id);
+    if (d.contains("stage")) {
+      int epoch = d["epoch"].get<int>();
+      s += " (" + d["stage"].get<std::string>() + " trial " + std::to_string(d["trial_number"].get<int>()) + ", " +
+           (epoch < 0 ? std::string("initial weights") : "epoch " + std::to_string(epoch)) + ")";
+    }
+    return s;
+  }
+  if (kind == "trial") {
+    return "trial " + id + (d.contains("stage") ? " (" + d["stage"].get<std::string>() + " #" +
+                                                      std::to_string(d["trial_number"].get<int>()) + ", " +
+                                                      d["status"].get<std::string>() + ")"
+                                                : "");
+  }
+  if (kind == "stage") {
+    return "stage " + (d.contains("stage") ? d["stage"].get<std::string>() + " (" + d["type"].get<std::string>() +
+                                                 ", run " + d["run_id"].get<std::string>() + ")"
+                                           : id);
+  }
+  if (kind == "artifact") return "dataset artifact " + Short(id);
+  return kind + " " + id;
+}
+
+}  // namespace
+
+int CmdLineage(StoreHandle& store, const std::string& id, bool downstream, int depth, bool json) {
+  const std::string root = ResolveNode(store, id);
+  auto edges = downstream ? store.db->Downstream(root, depth) : store.db->Upstream(root, depth);
+  std::map<std::string, Json> nodes;
+  nodes[root] = Describe(store, root);
+  for (const auto& e : edges) {
+    if (!nodes.count(e.src)) nodes[e.src] = Describe(store, e.src);
+    if (!nodes.count(e.dst)) nodes[e.dst] = Describe(store, e.dst);
+  }
+  if (json) {
+    Json out = {{"node", root}, {"direction", downstream ? "downstream" : "upstream"}, {"edges", Json::array()},
+                {"nodes", Json::object()}};
+    for (const auto& e : edges) {
+      out["edges"].push_back({{"src", e.src}, {"dst", e.dst}, {"kind", e.kind}, {"attrs", e.attrs}});
+      if (e.kind == "initialized_from" && !out.contains("initialized_from")) {
+        Json init = e.attrs;
+        init["trial"] = e.src;
+        init["checkpoint"] = e.dst.substr(e.dst.find(':') + 1);
+        out["initialized_from"] = init;
+      }
+    }
+    for (const auto& [k, v] : nodes) out["nodes"][k] = v;
+    std::printf("%s\n", out.dump(2).c_str());
+    return kExitOk;
+  }
+  // A tree from the root; a node reached twice is printed once in full.
+  std::multimap<std::string, const store::Edge*> children;
+  for (const auto& e : edges) children.insert({downstream ? e.dst : e.src, &e});
+  std::set<std::string> printed;
+  std::function<void(const std::string&, int)> walk = [&](const std::string& node, int indent) {
+    if (!printed.insert(node).second) return;
+    auto range = children.equal_range(node);
+    for (auto it = range.first; it != range.second; ++it) {
+      const store::Edge& e = *it->second;
+      const std::string next = downstream ? e.src : e.dst;
+      std::string extra;
+      if (e.kind == "initialized_from" && e.attrs.contains("transferred")) {
+        extra = "  [" + std::to_string(e.attrs["transferred"].size()) + " tensors transferred, " +
+                std::to_string(e.attrs.value("reinitialized", Json::array()).size()) + " re-initialised]";
+      }
+      std::printf("%*s%s %s%s%s\n", indent, "", downstream ? "<-" : "->", e.kind.c_str(),
+                  (" " + Label(nodes[next])).c_str(), extra.c_str());
+      walk(next, indent + 2);
+    }
+  };
+  std::printf("%s\n", Label(nodes[root]).c_str());
+  walk(root, 2);
+  return kExitOk;
+}
+
+int CmdStoreDu(StoreHandle& store, bool json) {
+  auto usage = store.db->Usage();
+  auto stats = store.blobs->Stats();
+  if (json) {
+    Json out = {{"store", store.dir}, {"blobs", stats.blobs}, {"bytes", stats.bytes}, {"stages", Json::array()}};
+    for (const auto& u : usage) {
+      out["stages"].push_back({{"run_id", u.run_id}, {"stage", u.stage_name}, {"stage_id", u.stage_id},
+                               {"checkpoints", u.checkpoints}, {"referenced_bytes", u.referenced_bytes},
+                               {"new_bytes", u.new_bytes}});
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return kExitOk;
+  }
+  std::printf("store %s: %llu blobs, %llu bytes\n", store.dir.c_str(), static_cast<unsigned long long>(stats.blobs),
+              static_cast<unsigned long long>(stats.bytes));
+  std::printf("%-22s %-12s %-12s %-16s %s\n", "RUN", "STAGE", "CHECKPOINTS", "REFERENCED", "NEW BYTES");
+  for (const auto& u : usage) {
+    std::printf("%-22s %-12s %-12llu %-16llu %llu\n", u.run_id.c_str(), u.stage_name.c_str(),
+                static_cast<unsigned long long>(u.checkpoints), static_cast<unsigned long long>(u.referenced_bytes),
+                static_cast<unsigned long long>(u.new_bytes));
+  }
+  return kExitOk;
+}
+
+}  // namespace baton::api

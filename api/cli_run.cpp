@@ -1,0 +1,122 @@
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "api/cli.h"
+#include "api/http_server.h"
+#include "api/progress.h"
+#include "common/error.h"
+#include "orchestrator/coordinator.h"
+#include "orchestrator/local_pool.h"
+#include "orchestrator/pipeline_spec.h"
+
+namespace baton::api {
+
+int CmdValidate(const std::string& file, bool json) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw Error(ErrorCode::kNotFound, "cannot read pipeline file " + file);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  Json doc;
+  std::vector<ErrorDetail> issues;
+  try {
+    doc = ParseJson(buf.str(), file);
+    issues = orchestrator::ValidatePipeline(doc);
+  } catch (const Error& e) {
+    issues.push_back({"", e.what()});
+  }
+  if (json) {
+    Json out = {{"file", file}, {"valid", issues.empty()}, {"errors", Json::array()}};
+    for (const auto& i : issues) out["errors"].push_back({{"pointer", i.pointer}, {"message", i.message}});
+    if (issues.empty()) {
+      auto p = orchestrator::LoadPipeline(doc);
+      out["pipeline_id"] = p.id;
+      out["stages"] = p.order;
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+  } else if (issues.empty()) {
+    auto p = orchestrator::LoadPipeline(doc);
+    std::string chain;
+    for (const auto& s : p.order) chain += (chain.empty() ? "" : " -> ") + s;
+    std::printf("%s: valid pipeline \"%s\" (%zu stages: %s)\n", file.c_str(), p.name.c_str(), p.order.size(),
+                chain.c_str());
+  } else {
+    std::fprintf(stderr, "%s: %zu problem%s\n", file.c_str(), issues.size(), issues.size() == 1 ? "" : "s");
+    for (const auto& i : issues) {
+      std::fprintf(stderr, "  %s: %s\n", i.pointer.empty() ? "/" : i.pointer.c_str(), i.message.c_str());
+    }
+  }
+  return issues.empty() ? kExitOk : kExitInvalid;
+}
+
+int CmdRun(const std::string& store_dir, const RunOptions& options) {
+  orchestrator::Pipeline pipeline = orchestrator::LoadPipelineFile(options.pipeline_file);
+  StoreHandle store = OpenStore(store_dir);
+  const std::string run_id = orchestrator::CreateRun(*store.db, pipeline);
+
+  orchestrator::Coordinator coordinator(*store.blobs, *store.db, pipeline, run_id);
+  std::map<std::string, std::pair<std::string, std::string>> objectives;
+  for (const auto& name : pipeline.order) {
+    const Json& s = pipeline.stage(name);
+    if (s.contains("objective")) {
+      objectives[name] = {s["objective"]["metric"].get<std::string>(), s["objective"]["mode"].get<std::string>()};
+    }
+  }
+  std::FILE* out = options.json ? stderr : stdout;
+  const bool live = options.progress && isatty(fileno(out));
+  if (!options.json) std::fprintf(out, "run %s of pipeline %s (store %s)\n", run_id.c_str(), pipeline.name.c_str(),
+                                  store_dir.c_str());
+  ProgressPrinter printer(out, live, objectives, pipeline.order);
+  coordinator.AddObserver(&printer);
+
+  int workers = options.workers;
+  if (workers <= 0) {
+    workers = std::max(1, std::min(static_cast<int>(std::thread::hardware_concurrency()), coordinator.MaxParallel()));
+  }
+  HttpServerOptions server_options;
+  server_options.threads = workers + 4;
+  HttpServer server(server_options);
+  const std::string token = NewToken();
+  server.MountInternal(&coordinator, store.blobs.get(), token);
+  server.Start();
+
+  coordinator.Start();
+  std::unique_ptr<orchestrator::LocalPool> pool;
+  if (coordinator.HasWork()) {
+    orchestrator::LocalPoolOptions pool_options;
+    pool_options.worker_binary = orchestrator::FindWorkerBinary();
+    pool_options.coordinator_url = server.url();
+    pool_options.token = token;
+    pool_options.workers = workers;
+    pool_options.log_dir = store_dir + "/logs/" + run_id;
+    pool = std::make_unique<orchestrator::LocalPool>(
+        pool_options, [&](int worker, const std::string& reason) { coordinator.WorkerLost(worker, reason); },
+        [&] { return coordinator.HasWork(); });
+    pool->Start();
+  }
+  while (!coordinator.WaitFinished(std::chrono::milliseconds(1000))) printer.Tick();
+  printer.Finish();
+  if (pool) pool->Stop(10000);
+  server.Stop();
+
+  const std::string status = coordinator.Status();
+  if (options.json) {
+    auto run = store.db->GetRun(run_id);
+    Json result = {{"run_id", run_id}, {"status", status}, {"error", run->error}, {"stages", Json::array()}};
+    for (const auto& s : store.db->GetStages(run_id)) {
+      result["stages"].push_back({{"name", s.name}, {"status", s.status}, {"output", s.output},
+                                  {"cache_key", s.cache_key}, {"cached_from", s.cached_from}});
+    }
+    std::printf("%s\n", result.dump(2).c_str());
+  } else {
+    std::fprintf(out, "\nrun %s %s\n", run_id.c_str(), status.c_str());
+    CmdShow(store, run_id, "", false);
+  }
+  return status == "succeeded" ? kExitOk : kExitRunFailed;
+}
+
+}  // namespace baton::api

@@ -1,0 +1,271 @@
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "api/cli.h"
+#include "common/digest.h"
+#include "common/error.h"
+#include "store/checkpoint.h"
+
+namespace baton::api {
+namespace {
+
+std::string Short(const std::string& digest) { return digest.size() > 12 ? digest.substr(0, 12) : digest; }
+
+std::string Time(double t) {
+  if (t <= 0) return "-";
+  std::time_t s = static_cast<std::time_t>(t);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", std::gmtime(&s));
+  return buf;
+}
+
+std::string Seconds(double a, double b) {
+  if (a <= 0 || b <= 0) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1fs", b - a);
+  return buf;
+}
+
+std::string Bytes(uint64_t n) {
+  char buf[32];
+  if (n >= (1ull << 30)) {
+    std::snprintf(buf, sizeof(buf), "%.2f GiB", n / double(1ull << 30));
+  } else if (n >= (1ull << 20)) {
+    std::snprintf(buf, sizeof(buf), "%.2f MiB", n / double(1ull << 20));
+  } else if (n >= 1024) {
+    std::snprintf(buf, sizeof(buf), "%.1f KiB", n / 1024.0);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(n));
+  }
+  return buf;
+}
+
+std::string Num(const Json& v) {
+  if (v.is_number_float()) {
+    char buf[32];
+    double d = v.get<double>();
+    std::snprintf(buf, sizeof(buf), (std::fabs(d) < 0.01 && d != 0) ? "%.3g" : "%.4f", d);
+    return buf;
+  }
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+store::RunRecord MustRun(StoreHandle& store, const std::string& id) {
+  auto run = store.db->GetRun(id);
+  if (!run) throw Error(ErrorCode::kNotFound, "no run " + id + " in store " + store.dir + " (see `baton runs`)");
+  return *run;
+}
+
+int64_t Effective(const store::StageRecord& s) { return s.cached_from != 0 ? s.cached_from : s.id; }
+
+// Trials of a tune stage with their epochs, ranked by the objective at the
+// final epoch (the order init_from's "best" and ranks use).
+struct TrialView {
+  store::TrialRecord trial;
+  std::vector<store::EpochRecord> epochs;
+  bool has_final = false;
+  double final_value = 0;
+  double best_value = 0;
+};
+
+std::vector<TrialView> RankedTrials(StoreHandle& store, const store::StageRecord& stage) {
+  const Json objective = stage.spec.value("objective", Json{{"metric", "val_accuracy"}, {"mode", "max"}});
+  const std::string metric = objective["metric"].get<std::string>();
+  const bool max = objective["mode"] == "max";
+  std::vector<TrialView> out;
+  for (auto& t : store.db->GetTrials(Effective(stage))) {
+    TrialView v;
+    v.trial = t;
+    v.epochs = store.db->GetEpochs(t.id);
+    for (const auto& e : v.epochs) {
+      if (!e.metrics.contains(metric)) continue;
+      double x = e.metrics[metric].get<double>();
+      if (!v.has_final || (max ? x > v.best_value : x < v.best_value)) v.best_value = x;
+      v.has_final = true;
+      v.final_value = x;
+    }
+    out.push_back(v);
+  }
+  std::stable_sort(out.begin(), out.end(), [&](const TrialView& a, const TrialView& b) {
+    bool ak = a.has_final && a.trial.status == "succeeded", bk = b.has_final && b.trial.status == "succeeded";
+    if (ak != bk) return ak;
+    if (!ak) return false;
+    return max ? a.final_value > b.final_value : a.final_value < b.final_value;
+  });
+  return out;
+}
+
+Json TrialJson(const TrialView& v) {
+  Json j = {{"trial_id", v.trial.id}, {"number", v.trial.number}, {"status", v.trial.status},
+            {"reason", v.trial.reason}, {"attempts", v.trial.attempts}, {"hyperparameters", v.trial.hyperparameters},
+            {"epochs_run", v.epochs.size()}, {"initial_checkpoint", v.trial.initial_checkpoint},
+            {"output", v.trial.output}, {"epochs", Json::array()}};
+  if (v.has_final) {
+    j["final_objective"] = v.final_value;
+    j["best_objective"] = v.best_value;
+  }
+  for (const auto& e : v.epochs) {
+    j["epochs"].push_back({{"epoch", e.epoch}, {"metrics", e.metrics}, {"checkpoint", e.checkpoint}, {"seconds", e.seconds}});
+  }
+  return j;
+}
+
+Json StageJson(StoreHandle& store, const store::StageRecord& s) {
+  Json j = {{"stage_id", s.id}, {"name", s.name}, {"type", s.type}, {"status", s.status},
+            {"cache_key", s.cache_key}, {"cached_from_stage", s.cached_from}, {"output", s.output},
+            {"resolved", s.resolved}, {"started_at", s.started_at}, {"finished_at", s.finished_at},
+            {"error", s.error}};
+  if (s.cached_from != 0) {
+    if (auto src = store.db->GetStage(s.cached_from)) j["cached_from_run"] = src->run_id;
+  }
+  if (s.type == "train") {
+    for (const auto& v : RankedTrials(store, s)) {
+      if (v.epochs.empty()) continue;
+      const auto& last = v.epochs.back();
+      j["model"] = {{"checkpoint", v.trial.output.empty() ? last.checkpoint : v.trial.output},
+                    {"initial_checkpoint", v.trial.initial_checkpoint},
+                    {"epochs", v.epochs.size()}, {"final_metrics", last.metrics}};
+    }
+  }
+  return j;
+}
+
+}  // namespace
+
+int CmdRuns(StoreHandle& store, bool json) {
+  auto runs = store.db->ListRuns(100);
+  if (json) {
+    Json out = Json::array();
+    for (const auto& r : runs) {
+      out.push_back({{"run_id", r.id}, {"pipeline", r.name}, {"pipeline_id", r.pipeline_id}, {"status", r.status},
+                     {"created_at", r.created_at}, {"finished_at", r.finished_at}, {"error", r.error}});
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return kExitOk;
+  }
+  if (runs.empty()) {
+    std::printf("no runs in %s\n", store.dir.c_str());
+    return kExitOk;
+  }
+  std::printf("%-22s %-20s %-10s %-20s %s\n", "RUN", "PIPELINE", "STATUS", "CREATED (UTC)", "TOOK");
+  for (const auto& r : runs) {
+    std::printf("%-22s %-20s %-10s %-20s %s\n", r.id.c_str(), r.name.c_str(), r.status.c_str(),
+                Time(r.created_at).c_str(), Seconds(r.created_at, r.finished_at).c_str());
+  }
+  return kExitOk;
+}
+
+int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& stage_name, bool json) {
+  store::RunRecord run = MustRun(store, run_id);
+  auto stages = store.db->GetStages(run_id);
+  if (!stage_name.empty()) {
+    auto it = std::find_if(stages.begin(), stages.end(), [&](const auto& s) { return s.name == stage_name; });
+    if (it == stages.end()) throw Error(ErrorCode::kNotFound, "run " + run_id + " has no stage " + stage_name);
+    const auto& s = *it;
+    auto trials = RankedTrials(store, s);
+    if (json) {
+      Json out = StageJson(store, s);
+      out["trials"] = Json::array();
+      for (const auto& v : trials) out["trials"].push_back(TrialJson(v));
+      std::printf("%s\n", out.dump(2).c_str());
+      return kExitOk;
+    }
+    std::printf("stage %s (%s) of run %s: %s%s\n", s.name.c_str(), s.type.c_str(), run_id.c_str(), s.status.c_str(),
+                s.cached_from ? " (cache hit: results of an earlier run)" : "");
+    if (!s.error.empty()) std::printf("error: %s\n", s.error.c_str());
+    if (s.resolved.contains("init_from")) {
+      const Json& r = s.resolved["init_from"];
+      std::printf("init_from: stage %s trial %d (rank %d) epoch %s checkpoint %s\n",
+                  r["stage"].get<std::string>().c_str(), r["trial_number"].get<int>(), r["rank"].get<int>(),
+                  r["epoch"].dump().c_str(), r["checkpoint"].get<std::string>().c_str());
+    }
+    if (s.resolved.contains("hyperparameters_from")) {
+      const Json& r = s.resolved["hyperparameters_from"];
+      std::printf("hyperparameters from trial %d of %s: %s\n", r["trial_number"].get<int>(),
+                  r["stage"].get<std::string>().c_str(), r["hyperparameters"].dump().c_str());
+    }
+    if (s.type == "tune") {
+      const std::string metric = s.spec["objective"]["metric"].get<std::string>();
+      std::printf("%-5s %-10s %-6s %-10s %-10s %s\n", "TRIAL", "STATUS", "EPOCHS", ("last " + metric.substr(0, 5)).c_str(),
+                  "best", "HYPERPARAMETERS");
+      for (const auto& v : trials) {
+        std::string hp;
+        for (const auto& [k, val] : v.trial.hyperparameters.items()) hp += (hp.empty() ? "" : " ") + k + "=" + Num(val);
+        std::printf("%-5d %-10s %-6zu %-10s %-10s %s\n", v.trial.number, v.trial.status.c_str(), v.epochs.size(),
+                    v.has_final ? Num(v.final_value).c_str() : "-", v.has_final ? Num(v.best_value).c_str() : "-",
+                    hp.c_str());
+        if (!v.trial.reason.empty()) std::printf("      reason: %s\n", v.trial.reason.c_str());
+      }
+    } else {
+      for (const auto& v : trials) {
+        std::printf("task %d %s%s\n", v.trial.number, v.trial.status.c_str(),
+                    v.trial.reason.empty() ? "" : (": " + v.trial.reason).c_str());
+        if (!v.trial.initial_checkpoint.empty()) std::printf("initial checkpoint %s\n", v.trial.initial_checkpoint.c_str());
+        if (!v.trial.output.empty()) std::printf("output %s\n", v.trial.output.c_str());
+        if (v.epochs.empty()) continue;
+        std::printf("%-6s %-10s %-10s %-10s %-10s %-10s %s\n", "EPOCH", "train_loss", "val_loss", "val_acc",
+                    "test_acc", "seconds", "CHECKPOINT");
+        for (const auto& e : v.epochs) {
+          auto m = [&](const char* k) { return e.metrics.contains(k) ? Num(e.metrics[k]) : std::string("-"); };
+          std::printf("%-6d %-10s %-10s %-10s %-10s %-10.1f %s\n", e.epoch, m("train_loss").c_str(), m("val_loss").c_str(),
+                      m("val_accuracy").c_str(), m("test_accuracy").c_str(), e.seconds, Short(e.checkpoint).c_str());
+        }
+      }
+    }
+    return kExitOk;
+  }
+  if (json) {
+    Json out = {{"run_id", run.id}, {"pipeline", run.name}, {"pipeline_id", run.pipeline_id}, {"status", run.status},
+                {"created_at", run.created_at}, {"finished_at", run.finished_at}, {"error", run.error},
+                {"stages", Json::array()}};
+    for (const auto& s : stages) out["stages"].push_back(StageJson(store, s));
+    std::printf("%s\n", out.dump(2).c_str());
+    return kExitOk;
+  }
+  std::printf("run %s  pipeline %s  %s  created %s  took %s\n", run.id.c_str(), run.name.c_str(), run.status.c_str(),
+              Time(run.created_at).c_str(), Seconds(run.created_at, run.finished_at).c_str());
+  if (!run.error.empty()) std::printf("error: %s\n", run.error.c_str());
+  std::printf("%-12s %-8s %-10s %-8s %s\n", "STAGE", "TYPE", "STATUS", "TIME", "RESULT");
+  for (const auto& s : stages) {
+    std::string result;
+    if (s.cached_from != 0) {
+      auto src = store.db->GetStage(s.cached_from);
+      result = "cache hit from run " + (src ? src->run_id : "?") + "; ";
+    }
+    if (s.type == "prepare" && !s.output.empty()) {
+      result += "dataset " + Short(s.output);
+    } else if (s.type == "tune") {
+      auto trials = RankedTrials(store, s);
+      int ok = 0;
+      for (const auto& v : trials) ok += v.trial.status == "succeeded";
+      result += std::to_string(ok) + "/" + std::to_string(trials.size()) + " trials succeeded";
+      if (!trials.empty() && trials.front().has_final) {
+        result += "; best " + s.spec["objective"]["metric"].get<std::string>() + " " +
+                  Num(trials.front().final_value) + " (trial " + std::to_string(trials.front().trial.number) + ")";
+      }
+    } else if (s.type == "train") {
+      Json j = StageJson(store, s);
+      if (j.contains("model")) {
+        const Json& m = j["model"]["final_metrics"];
+        result += "model " + Short(j["model"]["checkpoint"].get<std::string>());
+        if (m.contains("test_accuracy")) result += " test_accuracy " + Num(m["test_accuracy"]);
+      }
+      if (s.resolved.contains("init_from")) {
+        const Json& r = s.resolved["init_from"];
+        result += "; init from " + r["stage"].get<std::string>() + " trial " + std::to_string(r["trial_number"].get<int>()) +
+                  " epoch " + r["epoch"].dump() + " (" + Short(r["checkpoint"].get<std::string>()) + ")";
+      }
+    }
+    if (!s.error.empty()) result += (result.empty() ? "" : "; ") + s.error;
+    std::printf("%-12s %-8s %-10s %-8s %s\n", s.name.c_str(), s.type.c_str(), s.status.c_str(),
+                Seconds(s.started_at, s.finished_at).c_str(), result.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace baton::api

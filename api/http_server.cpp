@@ -1,0 +1,199 @@
+#include "api/http_server.h"
+
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include <httplib.h>
+
+#include "common/digest.h"
+#include "common/error.h"
+#include "common/json_util.h"
+
+namespace baton::api {
+namespace {
+
+int HttpStatus(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument: return 400;
+    case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kConflict: return 409;
+    case ErrorCode::kUnavailable: return 503;
+    case ErrorCode::kCorrupt: return 500;
+    case ErrorCode::kInternal: return 500;
+    case ErrorCode::kUnauthenticated: return 401;
+  }
+  return 500;
+}
+
+// MLflow-style error codes for the envelope.
+const char* EnvelopeCode(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument: return "INVALID_PARAMETER_VALUE";
+    case ErrorCode::kNotFound: return "RESOURCE_DOES_NOT_EXIST";
+    case ErrorCode::kConflict: return "RESOURCE_CONFLICT";
+    case ErrorCode::kUnavailable: return "TEMPORARILY_UNAVAILABLE";
+    case ErrorCode::kCorrupt: return "DATA_CORRUPTED";
+    case ErrorCode::kInternal: return "INTERNAL_ERROR";
+    case ErrorCode::kUnauthenticated: return "UNAUTHENTICATED";
+  }
+  return "INTERNAL_ERROR";
+}
+
+void SendError(httplib::Response& res, ErrorCode code, const std::string& message,
+               const std::vector<ErrorDetail>& details = {}) {
+  Json body = {{"error_code", EnvelopeCode(code)}, {"message", message}, {"details", Json::array()}};
+  for (const auto& d : details) body["details"].push_back({{"pointer", d.pointer}, {"message", d.message}});
+  res.status = HttpStatus(code);
+  res.set_content(body.dump(), "application/json");
+}
+
+void SendJson(httplib::Response& res, const Json& body) {
+  res.status = 200;
+  res.set_content(body.dump(), "application/json");
+}
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+}  // namespace
+
+std::string NewToken() {
+  std::random_device rd;
+  std::string raw;
+  for (int i = 0; i < 8; ++i) {
+    uint32_t v = rd();
+    raw.append(reinterpret_cast<const char*>(&v), sizeof(v));
+  }
+  return Sha256Hex(raw);
+}
+
+struct HttpServer::Impl {
+  HttpServerOptions options;
+  httplib::Server server;
+  std::thread thread;
+  int port = 0;
+};
+
+HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = options;
+  auto& s = impl_->server;
+  s.set_tcp_nodelay(true);  // without it every response stalls ~40 ms
+  const int threads = options.threads;
+  s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  s.set_payload_max_length(options.max_body_bytes);
+  s.set_keep_alive_max_count(100000);
+  s.set_read_timeout(60, 0);
+  s.set_write_timeout(60, 0);
+  // Every error becomes one JSON envelope, from this one place.
+  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const Error& e) {
+      SendError(res, e.code(), e.what(), e.details());
+    } catch (const Json::exception& e) {
+      SendError(res, ErrorCode::kInvalidArgument, std::string("malformed request body: ") + e.what());
+    } catch (const std::exception& e) {
+      SendError(res, ErrorCode::kInternal, e.what());
+    } catch (...) {
+      SendError(res, ErrorCode::kInternal, "unknown error");
+    }
+  });
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+void HttpServer::MountInternal(orchestrator::Coordinator* coordinator, store::BlobStore* blobs,
+                               const std::string& token) {
+  auto& s = impl_->server;
+  const std::string expected = "Bearer " + token;
+  auto authorized = [expected](const httplib::Request& req, httplib::Response& res) {
+    if (ConstantTimeEquals(req.get_header_value("Authorization"), expected)) return true;
+    SendError(res, ErrorCode::kUnauthenticated, "missing or wrong worker token");
+    return false;
+  };
+  auto body_json = [](const httplib::Request& req) { return ParseJson(req.body, "request body"); };
+  auto task_id = [](const httplib::Request& req) { return std::stoll(req.matches[1]); };
+
+  s.Post("/internal/v1/tasks:next", [=](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    Json body = body_json(req);
+    Json task;
+    switch (coordinator->NextTask(body.value("worker_id", -1), std::chrono::milliseconds(1000), &task)) {
+      case orchestrator::Coordinator::Next::kTask: SendJson(res, {{"task", task}}); return;
+      case orchestrator::Coordinator::Next::kWait: res.status = 204; return;
+      case orchestrator::Coordinator::Next::kDone: res.status = 410; return;
+    }
+  });
+  s.Post(R"(/internal/v1/tasks/(\d+)/initial)", [=](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    coordinator->ReportInitial(task_id(req), body_json(req));
+    SendJson(res, Json::object());
+  });
+  s.Post(R"(/internal/v1/tasks/(\d+)/epochs)", [=](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    SendJson(res, {{"action", coordinator->ReportEpoch(task_id(req), body_json(req))}});
+  });
+  s.Post(R"(/internal/v1/tasks/(\d+):complete)", [=](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    coordinator->Complete(task_id(req), body_json(req));
+    SendJson(res, Json::object());
+  });
+  s.Post(R"(/internal/v1/tasks/(\d+):fail)", [=](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    coordinator->Fail(task_id(req), body_json(req));
+    SendJson(res, Json::object());
+  });
+  s.Post("/internal/v1/blobs:missing", [=](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    Json body = body_json(req);
+    std::vector<std::string> digests;
+    for (const auto& d : body.at("digests")) {
+      std::string digest = d.get<std::string>();
+      if (!IsDigest(digest)) throw Error(ErrorCode::kInvalidArgument, "not a digest: " + digest);
+      digests.push_back(digest);
+    }
+    SendJson(res, {{"missing", blobs->Missing(digests)}});
+  });
+  s.Put(R"(/internal/v1/blobs/([0-9a-f]{64}))", [=](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    blobs->PutExpected(req.matches[1].str(), req.body);
+    res.status = 204;
+  });
+  s.Get(R"(/internal/v1/blobs/([0-9a-f]{64}))", [=](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    res.set_content(blobs->Get(req.matches[1].str()), "application/octet-stream");
+  });
+}
+
+int HttpServer::Start() {
+  auto& impl = *impl_;
+  if (impl.options.port == 0) {
+    impl.port = impl.server.bind_to_any_port(impl.options.host);
+  } else {
+    impl.port = impl.server.bind_to_port(impl.options.host, impl.options.port) ? impl.options.port : -1;
+  }
+  if (impl.port <= 0) {
+    throw Error(ErrorCode::kUnavailable, "cannot listen on " + impl.options.host + ":" +
+                                             std::to_string(impl.options.port));
+  }
+  impl.thread = std::thread([&impl] { impl.server.listen_after_bind(); });
+  return impl.port;
+}
+
+void HttpServer::Stop() {
+  if (impl_->thread.joinable()) {
+    impl_->server.stop();
+    impl_->thread.join();
+  }
+}
+
+std::string HttpServer::url() const {
+  return "http://" + impl_->options.host + ":" + std::to_string(impl_->port);
+}
+
+}  // namespace baton::api

@@ -1,0 +1,182 @@
+#include "api/progress.h"
+
+#include <chrono>
+#include <cmath>
+
+namespace baton::api {
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string Duration(double seconds) {
+  if (seconds < 0 || !std::isfinite(seconds)) return "?";
+  long s = std::lround(seconds);
+  char buf[32];
+  if (s >= 3600) {
+    std::snprintf(buf, sizeof(buf), "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  } else if (s >= 60) {
+    std::snprintf(buf, sizeof(buf), "%ldm%02lds", s / 60, s % 60);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%lds", s);
+  }
+  return buf;
+}
+
+std::string Metrics(const Json& m) {
+  std::string out;
+  for (const char* k : {"train_loss", "val_loss", "val_accuracy", "test_accuracy"}) {
+    if (!m.contains(k)) continue;
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%s%s=%.4f", out.empty() ? "" : " ", k, m[k].get<double>());
+    out += buf;
+  }
+  return out;
+}
+
+}  // namespace
+
+ProgressPrinter::ProgressPrinter(std::FILE* out, bool live,
+                                 std::map<std::string, std::pair<std::string, std::string>> objectives,
+                                 std::vector<std::string> stage_order)
+    : out_(out), live_(live), objectives_(std::move(objectives)), order_(std::move(stage_order)) {
+  for (const auto& name : order_) stages_[name];
+  run_started_ = Now();
+}
+
+void ProgressPrinter::OnEvent(const orchestrator::Event& e) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!e.stage.empty()) {
+    StageLine& s = stages_[e.stage];
+    if (e.type == "stage_started") {
+      s.status = "running";
+      s.type = e.data.value("type", "");
+      s.tasks = e.data.value("tasks", 0);
+      s.started = e.time;
+    } else if (e.type == "stage_cached") {
+      s.status = "cached";
+      s.started = s.finished = e.time;
+    } else if (e.type == "stage_finished") {
+      s.status = e.data.value("status", "");
+      s.finished = e.time;
+    } else if (e.type == "trial_started") {
+      s.running += 1;
+    } else if (e.type == "trial_retry") {
+      s.running -= 1;
+    } else if (e.type == "trial_finished") {
+      s.running -= 1;
+      s.done += 1;
+      if (e.data.value("status", "") != "succeeded") s.failed += 1;
+    } else if (e.type == "epoch") {
+      int total = e.data.value("epochs", 0);
+      if (s.epochs_total < static_cast<long>(s.tasks) * total) s.epochs_total = static_cast<long>(s.tasks) * total;
+      s.epochs_done += 1;
+      auto it = objectives_.find(e.stage);
+      const Json& m = e.data["metrics"];
+      std::string metric = it != objectives_.end() ? it->second.first : "val_accuracy";
+      bool max = it == objectives_.end() || it->second.second == "max";
+      if (m.contains(metric)) {
+        double v = m[metric].get<double>();
+        if (!s.has_best || (max ? v > s.best : v < s.best)) s.best = v;
+        s.has_best = true;
+      }
+    }
+  }
+  if (live_ && !finished_) {
+    Redraw();
+  } else if (!live_) {
+    Log(e);
+  }
+}
+
+void ProgressPrinter::Log(const orchestrator::Event& e) {
+  double t = e.time - run_started_;
+  std::string what;
+  if (e.type == "run_started") {
+    what = "run " + e.run_id + " started";
+  } else if (e.type == "run_finished") {
+    what = "run " + e.run_id + " " + e.data.value("status", "");
+    if (!e.data.value("error", "").empty()) what += ": " + e.data.value("error", "");
+  } else if (e.type == "stage_started") {
+    what = e.stage + ": started, " + std::to_string(e.data.value("tasks", 0)) + " task(s)";
+  } else if (e.type == "stage_cached") {
+    what = e.stage + ": cache hit (reusing run " + e.data.value("cached_from_run", "") + ")";
+  } else if (e.type == "stage_finished") {
+    what = e.stage + ": " + e.data.value("status", "");
+    if (e.data.contains("error")) what += ": " + e.data["error"].get<std::string>();
+  } else if (e.type == "trial_started") {
+    what = e.stage + ": trial " + std::to_string(e.trial_number) + " started on worker " +
+           std::to_string(e.data.value("worker", -1)) + " (attempt " + std::to_string(e.data.value("attempt", 1)) + ")";
+  } else if (e.type == "epoch") {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), " (%.1fs)", e.data.value("seconds", 0.0));
+    what = e.stage + ": trial " + std::to_string(e.trial_number) + " epoch " +
+           std::to_string(e.data.value("epoch", 0) + 1) + "/" + std::to_string(e.data.value("epochs", 0)) + " " +
+           Metrics(e.data["metrics"]) + buf;
+  } else if (e.type == "trial_finished" || e.type == "trial_retry") {
+    what = e.stage + ": trial " + std::to_string(e.trial_number) + " " +
+           (e.type == "trial_retry" ? "will be retried" : e.data.value("status", ""));
+    if (e.data.contains("reason")) what += ": " + e.data["reason"].get<std::string>();
+  } else {
+    return;
+  }
+  std::fprintf(out_, "[%7.1fs] %s\n", t, what.c_str());
+  std::fflush(out_);
+}
+
+std::string ProgressPrinter::Line(const std::string& name, const StageLine& s, double now) {
+  char buf[256];
+  std::string detail;
+  if (s.status == "cached") {
+    detail = "cache hit";
+  } else if (s.tasks > 0) {
+    std::snprintf(buf, sizeof(buf), "%s %d/%d", s.type == "tune" ? "trials" : "tasks", s.done, s.tasks);
+    detail = buf;
+    if (s.running > 0) detail += " (" + std::to_string(s.running) + " running)";
+    if (s.failed > 0) detail += " " + std::to_string(s.failed) + " failed";
+    if (s.epochs_total > 0) {
+      std::snprintf(buf, sizeof(buf), "  epochs %ld/%ld", s.epochs_done, s.epochs_total);
+      detail += buf;
+    }
+    if (s.has_best) {
+      auto it = objectives_.find(name);
+      std::snprintf(buf, sizeof(buf), "  best %s %.4f", it != objectives_.end() ? it->second.first.c_str() : "val_accuracy",
+                    s.best);
+      detail += buf;
+    }
+  }
+  if (s.started > 0) {
+    double end = s.finished > 0 ? s.finished : now;
+    detail += "  elapsed " + Duration(end - s.started);
+    if (s.finished == 0 && s.epochs_done > 0 && s.epochs_total > s.epochs_done) {
+      double per_epoch = (now - s.started) / static_cast<double>(s.epochs_done);
+      detail += "  ETA " + Duration(per_epoch * static_cast<double>(s.epochs_total - s.epochs_done));
+    }
+  }
+  std::snprintf(buf, sizeof(buf), "%-12s %-9s ", name.c_str(), s.status.c_str());
+  return buf + detail;
+}
+
+void ProgressPrinter::Redraw() {
+  double now = Now();
+  if (drawn_ > 0) std::fprintf(out_, "\033[%dA", drawn_);
+  for (const auto& name : order_) {
+    std::fprintf(out_, "\033[2K%s\n", Line(name, stages_[name], now).c_str());
+  }
+  drawn_ = static_cast<int>(order_.size());
+  std::fflush(out_);
+}
+
+void ProgressPrinter::Tick() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (live_ && !finished_) Redraw();
+}
+
+void ProgressPrinter::Finish() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (live_ && !finished_) Redraw();
+  finished_ = true;
+}
+
+}  // namespace baton::api

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "orchestrator/events.h"
+
+namespace baton::api {
+
+// Shows a run's progress: on a terminal one live line per stage (tasks done,
+// best metric, elapsed, ETA), redrawn in place; otherwise one log line per
+// event. Thread-safe: OnEvent comes from request threads, Tick from the main
+// thread.
+class ProgressPrinter : public orchestrator::Observer {
+ public:
+  // `objectives` maps a stage name to {metric, mode} where it has one.
+  ProgressPrinter(std::FILE* out, bool live, std::map<std::string, std::pair<std::string, std::string>> objectives,
+                  std::vector<std::string> stage_order);
+  void OnEvent(const orchestrator::Event& event) override;
+  // Redraws the live lines (elapsed and ETA move even without events).
+  void Tick();
+  // Leaves the live block in place and stops redrawing.
+  void Finish();
+
+ private:
+  struct StageLine {
+    std::string type;
+    std::string status = "pending";
+    int tasks = 0;
+    int done = 0;
+    int running = 0;
+    int failed = 0;
+    long epochs_total = 0;
+    long epochs_done = 0;
+    bool has_best = false;
+    double best = 0;
+    double started = 0;
+    double finished = 0;
+    std::map<int64_t, int> epochs_of_task;
+  };
+  void Redraw();
+  std::string Line(const std::string& name, const StageLine& s, double now);
+  void Log(const orchestrator::Event& e);
+
+  std::mutex mu_;
+  std::FILE* out_;
+  bool live_;
+  bool finished_ = false;
+  int drawn_ = 0;
+  double run_started_ = 0;
+  std::map<std::string, std::pair<std::string, std::string>> objectives_;
+  std::vector<std::string> order_;
+  std::map<std::string, StageLine> stages_;
+};
+
+}  // namespace baton::api

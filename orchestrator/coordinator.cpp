@@ -1,0 +1,721 @@
+#include "orchestrator/coordinator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <random>
+
+#include "common/digest.h"
+#include "common/error.h"
+#include "orchestrator/search.h"
+#include "store/checkpoint.h"
+
+namespace baton::orchestrator {
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string NewRunId() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", std::gmtime(&t));
+  std::random_device rd;
+  char suffix[8];
+  std::snprintf(suffix, sizeof(suffix), "%04x", static_cast<unsigned>(rd() & 0xffff));
+  return std::string(buf) + "-" + suffix;
+}
+
+bool Terminal(const std::string& status) {
+  return status == "succeeded" || status == "failed" || status == "diverged" ||
+         status == "pruned" || status == "cached" || status == "skipped";
+}
+
+std::string Node(const char* kind, const std::string& id) { return std::string(kind) + ":" + id; }
+std::string Node(const char* kind, int64_t id) { return Node(kind, std::to_string(id)); }
+
+// Better-than for an objective in `mode` ("max" or "min").
+bool Better(double a, double b, const std::string& mode) { return mode == "min" ? a < b : a > b; }
+
+}  // namespace
+
+struct Coordinator::Task {
+  store::TrialRecord rec;
+  Stage* stage = nullptr;
+  int worker = -1;
+  int last_epoch = -1;
+  std::string last_checkpoint;
+  double not_before = 0;  // retry backoff
+};
+
+struct Coordinator::Stage {
+  store::StageRecord rec;
+  const Json* spec = nullptr;
+  std::vector<Task*> tasks;
+  int running = 0;
+  int max_parallel = 1;
+  int max_attempts = 1;
+  double backoff = 1.0;
+};
+
+std::string CreateRun(store::LineageDb& db, const Pipeline& pipeline) {
+  store::RunRecord run;
+  run.id = NewRunId();
+  run.pipeline_id = pipeline.id;
+  run.name = pipeline.name;
+  run.status = "pending";
+  run.created_at = Now();
+  db.InTransaction([&] {
+    db.PutPipeline(pipeline.id, pipeline.name, pipeline.doc);
+    db.CreateRun(run);
+    for (const auto& name : pipeline.order) {
+      store::StageRecord stage;
+      stage.run_id = run.id;
+      stage.name = name;
+      stage.type = pipeline.stage(name).at("type").get<std::string>();
+      stage.status = "pending";
+      stage.spec = pipeline.stage(name);
+      int64_t id = db.AddStage(stage);
+      db.AddEdge({Node("stage", id), Node("run", run.id), "part_of", Json::object()});
+    }
+  });
+  return run.id;
+}
+
+Coordinator::Coordinator(store::BlobStore& blobs, store::LineageDb& db, Pipeline pipeline,
+                         std::string run_id, CoordinatorOptions options)
+    : blobs_(blobs), db_(db), pipeline_(std::move(pipeline)), run_id_(std::move(run_id)),
+      options_(options) {
+  auto records = db_.GetStages(run_id_);
+  for (const auto& name : pipeline_.order) {
+    auto it = std::find_if(records.begin(), records.end(),
+                           [&](const store::StageRecord& r) { return r.name == name; });
+    if (it == records.end()) {
+      throw Error(ErrorCode::kCorrupt, "run " + run_id_ + " has no stage " + name + " in the lineage DB");
+    }
+    auto stage = std::make_unique<Stage>();
+    stage->rec = *it;
+    stage->spec = &pipeline_.stage(name);
+    const Json& spec = *stage->spec;
+    if (spec.contains("budget")) {
+      stage->max_parallel = spec["budget"].value("max_parallel", options_.default_parallel);
+    }
+    if (spec.contains("retry")) {
+      stage->max_attempts = spec["retry"].value("max_attempts", 1);
+      stage->backoff = spec["retry"].value("backoff_seconds", 1.0);
+    }
+    stages_.push_back(std::move(stage));
+  }
+}
+
+Coordinator::~Coordinator() = default;
+
+void Coordinator::AddObserver(Observer* observer) { observers_.push_back(observer); }
+
+void Coordinator::Emit(const std::string& type, const std::string& stage, int64_t trial_id, int trial_number,
+                       Json data) {
+  Event event;
+  event.type = type;
+  event.run_id = run_id_;
+  event.stage = stage;
+  event.trial_id = trial_id;
+  event.trial_number = trial_number;
+  event.data = std::move(data);
+  event.time = Now();
+  for (Observer* o : observers_) o->OnEvent(event);
+}
+
+int Coordinator::MaxParallel() const {
+  int n = 1;
+  for (const auto& s : stages_) n = std::max(n, s->max_parallel);
+  return n;
+}
+
+void Coordinator::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto run = db_.GetRun(run_id_);
+  if (!run) throw Error(ErrorCode::kNotFound, "no run " + run_id_);
+  run->status = "running";
+  db_.UpdateRun(*run);
+  status_ = "running";
+  Emit("run_started", "", 0, -1, {{"pipeline", pipeline_.name}, {"stages", pipeline_.order}});
+  MaybeStartStages();
+  FinishRunIfDone();
+}
+
+void Coordinator::MaybeStartStages() {
+  for (auto& stage : stages_) {
+    if (stage->rec.status != "pending") continue;
+    bool ready = true, blocked = false;
+    for (const auto& dep : pipeline_.depends_on.at(stage->rec.name)) {
+      for (auto& other : stages_) {
+        if (other->rec.name != dep) continue;
+        const std::string& s = other->rec.status;
+        if (s == "failed" || s == "skipped") blocked = true;
+        if (s != "succeeded" && s != "cached") ready = false;
+      }
+    }
+    if (blocked) {
+      stage->rec.status = "skipped";
+      stage->rec.error = "an upstream stage failed";
+      stage->rec.finished_at = Now();
+      db_.UpdateStage(stage->rec);
+      Emit("stage_finished", stage->rec.name, 0, -1, {{"status", "skipped"}, {"error", stage->rec.error}});
+      continue;
+    }
+    if (ready) StartStage(*stage);
+  }
+}
+
+std::string Coordinator::StageCacheKey(const Stage& stage) {
+  Json key;
+  key["format"] = 1;
+  key["type"] = stage.rec.type;
+  key["spec"] = *stage.spec;
+  key["spec"].erase("depends_on");
+  key["seed"] = pipeline_.seed;
+  key["stage"] = stage.rec.name;  // trial seeds derive from the stage name
+  Json inputs = Json::object();
+  for (const auto& dep : pipeline_.depends_on.at(stage.rec.name)) {
+    for (auto& other : stages_) {
+      if (other->rec.name == dep) inputs[dep] = other->rec.output;
+    }
+  }
+  key["inputs"] = inputs;
+  if (stage.rec.type == "prepare") {
+    // The dataset's bytes, not just its path: a changed file invalidates.
+    const std::string dir = stage.spec->at("dataset").at("path").get<std::string>();
+    Json files = Json::object();
+    for (const char* f : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}) {
+      std::FILE* fp = std::fopen((dir + "/" + f).c_str(), "rb");
+      if (fp == nullptr) continue;  // the worker reports the missing file
+      Sha256 h;
+      std::string buf(1 << 20, '\0');
+      size_t n;
+      while ((n = std::fread(buf.data(), 1, buf.size(), fp)) > 0) h.Update(std::string_view(buf.data(), n));
+      std::fclose(fp);
+      files[f] = h.FinishHex();
+    }
+    key["dataset_files"] = files;
+  }
+  return JsonDigest(key);
+}
+
+int64_t Coordinator::EffectiveStageId(const std::string& stage_name) {
+  for (auto& s : stages_) {
+    if (s->rec.name == stage_name) return s->rec.cached_from != 0 ? s->rec.cached_from : s->rec.id;
+  }
+  throw Error(ErrorCode::kInternal, "no stage " + stage_name);
+}
+
+void Coordinator::StartStage(Stage& stage) {
+  stage.rec.cache_key = StageCacheKey(stage);
+  stage.rec.started_at = Now();
+  auto cached = db_.FindCachedStage(stage.rec.cache_key);
+  if (cached && cached->id != stage.rec.id) {
+    stage.rec.status = "cached";
+    stage.rec.cached_from = cached->id;
+    stage.rec.output = cached->output;
+    stage.rec.resolved = cached->resolved;
+    stage.rec.finished_at = Now();
+    db_.UpdateStage(stage.rec);
+    db_.AddEdge({Node("stage", stage.rec.id), Node("stage", cached->id), "derived_from",
+                 {{"cache_hit", true}}});
+    Emit("stage_cached", stage.rec.name, 0, -1,
+          {{"status", "cached"}, {"cached_from_run", cached->run_id}, {"output", cached->output}});
+    MaybeStartStages();
+    return;
+  }
+  try {
+    db_.InTransaction([&] {
+      stage.rec.status = "running";
+      ExpandStage(stage);
+      db_.UpdateStage(stage.rec);
+    });
+  } catch (const Error& e) {
+    // Nothing of the expansion was committed; the stage fails with the reason.
+    for (Task* t : stage.tasks) tasks_.erase(t->rec.id);
+    stage.tasks.clear();
+    stage.rec.status = "failed";
+    stage.rec.error = e.what();
+    stage.rec.finished_at = Now();
+    db_.UpdateStage(stage.rec);
+    Emit("stage_finished", stage.rec.name, 0, -1, {{"status", "failed"}, {"error", stage.rec.error}});
+    MaybeStartStages();
+    return;
+  }
+  Emit("stage_started", stage.rec.name, 0, -1,
+        {{"type", stage.rec.type}, {"tasks", stage.tasks.size()}, {"max_parallel", stage.max_parallel},
+         {"resolved", stage.rec.resolved}});
+  cv_.notify_all();
+}
+
+void Coordinator::ExpandStage(Stage& stage) {
+  const Json& spec = *stage.spec;
+  const std::string& name = stage.rec.name;
+  std::string dataset;
+  if (stage.rec.type != "prepare") {
+    const std::string& data_stage = pipeline_.data_stage.at(name);
+    for (auto& s : stages_) {
+      if (s->rec.name == data_stage) dataset = s->rec.output;
+    }
+    db_.AddEdge({Node("stage", stage.rec.id), Node("artifact", dataset), "trained_on", Json::object()});
+  }
+  auto add_task = [&](int number, Json hp, Json task, uint64_t seed) {
+    store::TrialRecord t;
+    t.stage_id = stage.rec.id;
+    t.number = number;
+    t.kind = task.at("kind").get<std::string>();
+    t.hyperparameters = std::move(hp);
+    t.seed = static_cast<int64_t>(seed);
+    t.status = "pending";
+    task["seed"] = seed;
+    task["stage"] = name;
+    t.task = task;
+    t.id = db_.AddTrial(t);
+    db_.AddEdge({Node("trial", t.id), Node("stage", stage.rec.id), "part_of", Json::object()});
+    if (!dataset.empty()) {
+      db_.AddEdge({Node("trial", t.id), Node("artifact", dataset), "trained_on", Json::object()});
+    }
+    auto task_state = std::make_unique<Task>();
+    task_state->rec = t;
+    task_state->stage = &stage;
+    stage.tasks.push_back(task_state.get());
+    tasks_[t.id] = std::move(task_state);
+    return t.id;
+  };
+
+  if (stage.rec.type == "prepare") {
+    Json task = {{"kind", "prepare"}, {"prepare", spec}};
+    task["prepare"].erase("depends_on");
+    task["prepare"].erase("cache");
+    add_task(0, Json::object(), task, DeriveSeed(pipeline_.seed, name));
+    return;
+  }
+  if (stage.rec.type == "tune") {
+    auto trials = SampleTrials(spec, DeriveSeed(pipeline_.seed, name));
+    for (size_t i = 0; i < trials.size(); ++i) {
+      Json task = {{"kind", "train"},
+                   {"dataset", dataset},
+                   {"model", SubstituteModel(spec.at("model"), trials[i])},
+                   {"hyperparameters", trials[i]},
+                   {"epochs", spec.at("budget").at("max_epochs")},
+                   {"start_epoch", 0},
+                   {"resume_checkpoint", nullptr},
+                   {"init_checkpoint", nullptr},
+                   {"evaluate_test", false}};
+      add_task(static_cast<int>(i), trials[i], task,
+               DeriveSeed(pipeline_.seed, name + "/trial/" + std::to_string(i)));
+    }
+    return;
+  }
+  // train
+  Json resolved = Json::object();
+  Json hp;
+  Json model;
+  const Json& hp_spec = spec.at("hyperparameters");
+  int64_t hp_trial = 0;
+  if (hp_spec.contains("from")) {
+    Json from = ResolveTrial(hp_spec["from"].get<std::string>(), hp_spec["trial"]);
+    hp = from["hyperparameters"];
+    hp_trial = from["trial_id"].get<int64_t>();
+    resolved["hyperparameters_from"] = from;
+    const Json& tune_spec = pipeline_.stage(hp_spec["from"].get<std::string>());
+    model = spec.contains("model") ? spec["model"] : tune_spec.at("model");
+  } else {
+    hp = hp_spec;
+    model = spec.at("model");
+  }
+  Json init = nullptr;
+  if (spec.contains("init_from")) {
+    const Json& sel = spec["init_from"];
+    Json from = ResolveTrial(sel["stage"].get<std::string>(), sel["trial"]);
+    auto trial = db_.GetTrial(from["trial_id"].get<int64_t>());
+    auto epochs = db_.GetEpochs(trial->id);
+    const Json& ep = sel["epoch"];
+    std::string checkpoint;
+    Json epoch_value;
+    if (ep == "initial") {
+      checkpoint = trial->initial_checkpoint;
+      epoch_value = "initial";
+    } else if (ep == "last") {
+      if (epochs.empty()) throw Error(ErrorCode::kNotFound, "trial " + std::to_string(trial->number) + " has no epochs");
+      checkpoint = epochs.back().checkpoint;
+      epoch_value = epochs.back().epoch;
+    } else if (ep == "best") {
+      const Json& objective = pipeline_.stage(sel["stage"].get<std::string>()).at("objective");
+      const std::string metric = objective.at("metric").get<std::string>();
+      const std::string mode = objective.at("mode").get<std::string>();
+      const store::EpochRecord* best = nullptr;
+      for (const auto& e : epochs) {
+        if (!e.metrics.contains(metric)) continue;
+        if (best == nullptr || Better(e.metrics[metric].get<double>(), best->metrics[metric].get<double>(), mode)) best = &e;
+      }
+      if (best == nullptr) throw Error(ErrorCode::kNotFound, "trial " + std::to_string(trial->number) + " has no epoch with " + metric);
+      checkpoint = best->checkpoint;
+      epoch_value = best->epoch;
+    } else {
+      int64_t k = ep.get<int64_t>();
+      auto it = std::find_if(epochs.begin(), epochs.end(), [&](const store::EpochRecord& e) { return e.epoch == k; });
+      if (it == epochs.end()) {
+        throw Error(ErrorCode::kNotFound, "init_from: trial " + std::to_string(trial->number) + " has no epoch " +
+                                              std::to_string(k) + " (it ran " + std::to_string(epochs.size()) + " epochs, 0-based)");
+      }
+      checkpoint = it->checkpoint;
+      epoch_value = k;
+    }
+    if (checkpoint.empty() || !blobs_.Has(checkpoint)) {
+      throw Error(ErrorCode::kNotFound, "init_from: checkpoint of trial " + std::to_string(trial->number) +
+                                            " epoch " + epoch_value.dump() + " is not in the blob store");
+    }
+    from["epoch"] = epoch_value;
+    from["checkpoint"] = checkpoint;
+    resolved["init_from"] = from;
+    init = checkpoint;
+  }
+  stage.rec.resolved = resolved;
+  Json concrete_model = SubstituteModel(model, hp);
+  Json task = {{"kind", "train"},
+               {"dataset", dataset},
+               {"model", concrete_model},
+               {"hyperparameters", hp},
+               {"epochs", spec.at("epochs")},
+               {"start_epoch", 0},
+               {"resume_checkpoint", nullptr},
+               {"init_checkpoint", init},
+               {"evaluate_test", true}};
+  uint64_t seed = spec.contains("seed") ? spec["seed"].get<uint64_t>() : DeriveSeed(pipeline_.seed, name);
+  int64_t id = add_task(0, hp, task, seed);
+  if (hp_trial != 0) {
+    db_.AddEdge({Node("trial", id), Node("trial", hp_trial), "hyperparameters_from", Json::object()});
+  }
+}
+
+Json Coordinator::ResolveTrial(const std::string& stage_name, const Json& selector) {
+  const int64_t stage_id = EffectiveStageId(stage_name);
+  const Json& objective = pipeline_.stage(stage_name).at("objective");
+  const std::string metric = objective.at("metric").get<std::string>();
+  const std::string mode = objective.at("mode").get<std::string>();
+  struct Ranked {
+    store::TrialRecord trial;
+    double value;
+  };
+  std::vector<Ranked> ranked;
+  std::vector<store::TrialRecord> all = db_.GetTrials(stage_id);
+  for (const auto& t : all) {
+    if (t.status != "succeeded") continue;
+    auto epochs = db_.GetEpochs(t.id);
+    if (epochs.empty() || !epochs.back().metrics.contains(metric)) continue;
+    ranked.push_back({t, epochs.back().metrics[metric].get<double>()});
+  }
+  // The paper ranks trials by the objective at their final epoch.
+  std::stable_sort(ranked.begin(), ranked.end(), [&](const Ranked& a, const Ranked& b) {
+    return Better(a.value, b.value, mode);
+  });
+  const Ranked* pick = nullptr;
+  int rank = 0;
+  if (selector.is_string() || selector.is_number_integer()) {
+    rank = selector.is_string() ? 1 : selector.get<int>();
+    if (rank > static_cast<int>(ranked.size())) {
+      throw Error(ErrorCode::kNotFound, "stage " + stage_name + " has " + std::to_string(ranked.size()) +
+                                            " succeeded trials; cannot select rank " + std::to_string(rank));
+    }
+    pick = &ranked[rank - 1];
+  } else {
+    int number = selector.at("id").get<int>();
+    for (size_t i = 0; i < ranked.size(); ++i) {
+      if (ranked[i].trial.number == number) {
+        pick = &ranked[i];
+        rank = static_cast<int>(i) + 1;
+      }
+    }
+    if (pick == nullptr) {
+      throw Error(ErrorCode::kNotFound, "stage " + stage_name + " has no succeeded trial number " + std::to_string(number));
+    }
+  }
+  return {{"stage", stage_name}, {"stage_id", stage_id}, {"trial_id", pick->trial.id},
+          {"trial_number", pick->trial.number}, {"rank", rank},
+          {"objective", {{"metric", metric}, {"mode", mode}, {"value", pick->value}}},
+          {"hyperparameters", pick->trial.hyperparameters}};
+}
+
+Coordinator::Next Coordinator::NextTask(int worker_id, std::chrono::milliseconds wait, Json* task) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (true) {
+    if (finished_) return Next::kDone;
+    double now = Now();
+    double earliest_retry = 0;
+    for (auto& stage : stages_) {
+      if (stage->rec.status != "running" || stage->running >= stage->max_parallel) continue;
+      for (Task* t : stage->tasks) {
+        if (t->rec.status != "pending") continue;
+        if (t->not_before > now) {
+          if (earliest_retry == 0 || t->not_before < earliest_retry) earliest_retry = t->not_before;
+          continue;
+        }
+        t->rec.status = "running";
+        t->rec.attempts += 1;
+        t->rec.started_at = now;
+        t->worker = worker_id;
+        db_.UpdateTrial(t->rec);
+        stage->running += 1;
+        *task = t->rec.task;
+        (*task)["id"] = t->rec.id;
+        (*task)["attempt"] = t->rec.attempts;
+        if (t->last_epoch >= 0) {
+          (*task)["start_epoch"] = t->last_epoch + 1;
+          (*task)["resume_checkpoint"] = t->last_checkpoint;
+        }
+        Emit("trial_started", stage->rec.name, t->rec.id, t->rec.number,
+              {{"attempt", t->rec.attempts}, {"worker", worker_id}, {"hyperparameters", t->rec.hyperparameters}});
+        return Next::kTask;
+      }
+    }
+    auto until = deadline;
+    if (earliest_retry > 0) {
+      auto retry_at = std::chrono::steady_clock::now() +
+                      std::chrono::milliseconds(static_cast<int64_t>((earliest_retry - now) * 1000) + 1);
+      until = std::min(until, retry_at);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return Next::kWait;
+    cv_.wait_until(lock, until);
+  }
+}
+
+Coordinator::Task& Coordinator::FindTask(int64_t task_id) {
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end()) throw Error(ErrorCode::kNotFound, "no task " + std::to_string(task_id) + " in run " + run_id_);
+  if (it->second->rec.status != "running") {
+    throw Error(ErrorCode::kConflict, "task " + std::to_string(task_id) + " is " + it->second->rec.status + ", not running");
+  }
+  return *it->second;
+}
+
+std::vector<std::pair<std::string, uint64_t>> Coordinator::CheckpointBlobs(const std::string& digest) {
+  if (!IsDigest(digest)) throw Error(ErrorCode::kInvalidArgument, "not a digest: " + digest);
+  std::string bytes;
+  try {
+    bytes = blobs_.Get(digest);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kNotFound) {
+      throw Error(ErrorCode::kInvalidArgument, "checkpoint " + digest + " was not uploaded");
+    }
+    throw;
+  }
+  store::Manifest m = store::ParseManifest(bytes);
+  std::vector<std::pair<std::string, uint64_t>> out;
+  out.push_back({digest, bytes.size()});
+  for (const auto& t : m.tensors) {
+    if (!blobs_.Has(t.blob)) {
+      throw Error(ErrorCode::kInvalidArgument, "checkpoint " + digest + " names tensor blob " + t.blob +
+                                                   " (" + t.name + ") that was not uploaded");
+    }
+    out.push_back({t.blob, t.bytes});
+  }
+  return out;
+}
+
+void Coordinator::ReportInitial(int64_t task_id, const Json& body) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Task& t = FindTask(task_id);
+  const std::string digest = body.at("checkpoint").get<std::string>();
+  auto blob_list = CheckpointBlobs(digest);
+  const Json init = body.value("init", Json::object());
+  db_.InTransaction([&] {
+    db_.RecordCheckpoint(digest, t.rec.id, -1, blob_list);
+    t.rec.initial_checkpoint = digest;
+    db_.UpdateTrial(t.rec);
+    if (init.contains("source") && init["source"].is_string()) {
+      Json attrs = init;
+      const Json& resolved = t.stage->rec.resolved;
+      if (resolved.contains("init_from")) {
+        attrs["trial_id"] = resolved["init_from"]["trial_id"];
+        attrs["trial_number"] = resolved["init_from"]["trial_number"];
+        attrs["epoch"] = resolved["init_from"]["epoch"];
+        attrs["stage"] = resolved["init_from"]["stage"];
+      }
+      db_.AddEdge({Node("trial", t.rec.id), Node("checkpoint", init["source"].get<std::string>()),
+                   "initialized_from", attrs});
+    }
+  });
+}
+
+std::string Coordinator::ReportEpoch(int64_t task_id, const Json& body) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Task& t = FindTask(task_id);
+  store::EpochRecord e;
+  e.trial_id = t.rec.id;
+  e.epoch = body.at("epoch").get<int>();
+  e.metrics = body.at("metrics");
+  e.checkpoint = body.at("checkpoint").get<std::string>();
+  e.seconds = body.value("seconds", 0.0);
+  e.created_at = Now();
+  if (e.epoch <= t.last_epoch) return "continue";  // a retried report
+  if (e.epoch != t.last_epoch + 1) {
+    throw Error(ErrorCode::kInvalidArgument, "epoch " + std::to_string(e.epoch) + " reported after epoch " +
+                                                 std::to_string(t.last_epoch));
+  }
+  auto blob_list = CheckpointBlobs(e.checkpoint);
+  db_.RecordEpoch(e, blob_list);
+  t.last_epoch = e.epoch;
+  t.last_checkpoint = e.checkpoint;
+  Emit("epoch", t.stage->rec.name, t.rec.id, t.rec.number,
+        {{"epoch", e.epoch}, {"metrics", e.metrics}, {"checkpoint", e.checkpoint}, {"seconds", e.seconds},
+         {"epochs", t.rec.task.value("epochs", 0)}});
+  return "continue";
+}
+
+void Coordinator::Complete(int64_t task_id, const Json& body) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Task& t = FindTask(task_id);
+  const std::string output = body.at("output").get<std::string>();
+  if (t.rec.kind == "prepare") {
+    auto blob_list = CheckpointBlobs(output);
+    store::Manifest m = store::ParseManifest(blobs_.Get(output));
+    if (m.kind != "dataset") throw Error(ErrorCode::kInvalidArgument, "prepare output " + output + " is not a dataset manifest");
+    db_.InTransaction([&] {
+      db_.PutArtifact(output, "dataset", t.stage->rec.id, m.meta, blob_list);
+      db_.AddEdge({Node("artifact", output), Node("stage", t.stage->rec.id), "derived_from", Json::object()});
+    });
+  } else if (output != t.last_checkpoint) {
+    throw Error(ErrorCode::kInvalidArgument, "output " + output + " is not the last reported checkpoint");
+  }
+  t.rec.output = output;
+  FinishTask(t, "succeeded", "");
+}
+
+void Coordinator::Fail(int64_t task_id, const Json& body) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Task& t = FindTask(task_id);
+  std::string status = body.value("status", "failed");
+  if (status != "failed" && status != "diverged") status = "failed";
+  FinishTask(t, status, body.value("reason", "no reason given"));
+}
+
+void Coordinator::WorkerLost(int worker_id, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, t] : tasks_) {
+    if (t->rec.status == "running" && t->worker == worker_id) FinishTask(*t, "failed", reason);
+  }
+}
+
+void Coordinator::FinishTask(Task& t, const std::string& status, const std::string& reason) {
+  Stage& stage = *t.stage;
+  stage.running -= 1;
+  t.worker = -1;
+  // A failure (not a divergence: that repeats) is retried while attempts remain,
+  // resuming from the last stored epoch.
+  if (status == "failed" && t.rec.attempts < stage.max_attempts) {
+    t.rec.status = "pending";
+    t.rec.reason = "attempt " + std::to_string(t.rec.attempts) + " failed: " + reason;
+    t.not_before = Now() + stage.backoff * std::pow(2.0, t.rec.attempts - 1);
+    db_.UpdateTrial(t.rec);
+    Emit("trial_retry", stage.rec.name, t.rec.id, t.rec.number, {{"reason", reason}, {"attempt", t.rec.attempts}});
+    cv_.notify_all();
+    return;
+  }
+  t.rec.status = status;
+  t.rec.reason = reason;
+  t.rec.finished_at = Now();
+  db_.UpdateTrial(t.rec);
+  Json data = {{"status", status}, {"epochs", t.last_epoch + 1}};
+  if (!reason.empty()) data["reason"] = reason;
+  Emit("trial_finished", stage.rec.name, t.rec.id, t.rec.number, data);
+  MaybeFinishStage(stage);
+  cv_.notify_all();
+}
+
+std::string Coordinator::StudyOutput(Stage& stage) {
+  Json study = {{"stage", stage.rec.name}, {"objective", stage.spec->at("objective")}, {"trials", Json::array()}};
+  for (Task* t : stage.tasks) {
+    Json trial = {{"number", t->rec.number}, {"hyperparameters", t->rec.hyperparameters},
+                  {"status", t->rec.status}, {"initial_checkpoint", t->rec.initial_checkpoint},
+                  {"epochs", Json::array()}};
+    for (const auto& e : db_.GetEpochs(t->rec.id)) {
+      trial["epochs"].push_back({{"epoch", e.epoch}, {"checkpoint", e.checkpoint}, {"metrics", e.metrics}});
+    }
+    study["trials"].push_back(trial);
+  }
+  return blobs_.Put(CanonicalJson(study));
+}
+
+void Coordinator::MaybeFinishStage(Stage& stage) {
+  int succeeded = 0;
+  for (Task* t : stage.tasks) {
+    if (!Terminal(t->rec.status)) return;
+    if (t->rec.status == "succeeded") ++succeeded;
+  }
+  // A tuning study survives failed trials; it fails only if every trial did.
+  if (succeeded == 0) {
+    stage.rec.status = "failed";
+    std::string reasons;
+    for (Task* t : stage.tasks) {
+      if (reasons.size() < 400) reasons += "; trial " + std::to_string(t->rec.number) + ": " + t->rec.reason;
+    }
+    stage.rec.error = "every task failed" + reasons;
+  } else {
+    stage.rec.status = "succeeded";
+    if (stage.rec.type == "tune") {
+      stage.rec.output = StudyOutput(stage);
+    } else {
+      stage.rec.output = stage.tasks.front()->rec.output;
+    }
+  }
+  stage.rec.finished_at = Now();
+  db_.UpdateStage(stage.rec);
+  Json data = {{"status", stage.rec.status}, {"output", stage.rec.output}, {"succeeded", succeeded},
+               {"tasks", stage.tasks.size()}};
+  if (!stage.rec.error.empty()) data["error"] = stage.rec.error;
+  Emit("stage_finished", stage.rec.name, 0, -1, data);
+  MaybeStartStages();
+  FinishRunIfDone();
+}
+
+void Coordinator::FinishRunIfDone() {
+  bool all_ok = true;
+  for (auto& s : stages_) {
+    if (!Terminal(s->rec.status)) return;
+    if (s->rec.status != "succeeded" && s->rec.status != "cached") all_ok = false;
+  }
+  auto run = db_.GetRun(run_id_);
+  run->status = all_ok ? "succeeded" : "failed";
+  run->finished_at = Now();
+  if (!all_ok) {
+    for (auto& s : stages_) {
+      if (s->rec.status == "failed") {
+        run->error = "stage " + s->rec.name + " failed: " + s->rec.error;
+        break;
+      }
+    }
+  }
+  db_.UpdateRun(*run);
+  status_ = run->status;
+  finished_ = true;
+  Emit("run_finished", "", 0, -1, {{"status", run->status}, {"error", run->error}});
+  cv_.notify_all();
+}
+
+bool Coordinator::HasWork() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (finished_) return false;
+  for (auto& [id, t] : tasks_) {
+    if (t->rec.status == "pending" || t->rec.status == "running") return true;
+  }
+  return false;
+}
+
+bool Coordinator::WaitFinished(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return finished_; });
+}
+
+std::string Coordinator::Status() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return status_;
+}
+
+}  // namespace baton::orchestrator

@@ -1,0 +1,106 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/json_util.h"
+#include "orchestrator/events.h"
+#include "orchestrator/pipeline_spec.h"
+#include "store/blob_store.h"
+#include "store/lineage_db.h"
+
+namespace baton::orchestrator {
+
+struct CoordinatorOptions {
+  // Slots when a tune stage gives no budget.max_parallel. Default: 1.
+  int default_parallel = 1;
+};
+
+// Creates the run: stores the pipeline, writes the run and every stage
+// (status pending) with their part_of edges in one transaction, before
+// anything executes. Returns the run id.
+std::string CreateRun(store::LineageDb& db, const Pipeline& pipeline);
+
+// Runs one run's stages: decides what is cached, expands stages into tasks,
+// hands tasks to workers and records what they report. Transport-free: the
+// HTTP face (api/) and the executors call these methods. All methods are
+// thread-safe.
+class Coordinator {
+ public:
+  Coordinator(store::BlobStore& blobs, store::LineageDb& db, Pipeline pipeline,
+              std::string run_id, CoordinatorOptions options = {});
+  ~Coordinator();
+
+  void AddObserver(Observer* observer);  // before Start
+  // Marks the run running and starts every stage whose inputs are ready.
+  void Start();
+
+  enum class Next { kTask, kWait, kDone };
+  // Gives `worker_id` the next runnable task (kTask, *task filled), or waits
+  // up to `wait` for one (kWait), or says the run is over (kDone).
+  Next NextTask(int worker_id, std::chrono::milliseconds wait, Json* task);
+
+  // Worker reports (see docs/worker-protocol.md). Throw Error(kNotFound) for
+  // an unknown task, Error(kConflict) for a task that is not running, and
+  // Error(kInvalidArgument) for a malformed body or a checkpoint the store
+  // does not have.
+  void ReportInitial(int64_t task_id, const Json& body);
+  // Returns "continue" or "stop". A repeated report of a recorded epoch is
+  // answered again without recording twice.
+  std::string ReportEpoch(int64_t task_id, const Json& body);
+  void Complete(int64_t task_id, const Json& body);
+  void Fail(int64_t task_id, const Json& body);
+  // A worker process ended; its running task (if any) fails with `reason`.
+  void WorkerLost(int worker_id, const std::string& reason);
+
+  // True while some task is pending or running.
+  bool HasWork();
+  // Blocks until the run has finished or `timeout` passed; true if finished.
+  bool WaitFinished(std::chrono::milliseconds timeout);
+  std::string run_id() const { return run_id_; }
+  // The run's final status (pending/running while not finished).
+  std::string Status();
+  // Largest max_parallel of any stage: how many workers can be busy at once.
+  int MaxParallel() const;
+
+ private:
+  struct Task;
+  struct Stage;
+
+  // All private methods expect mu_ held.
+  void MaybeStartStages();
+  void StartStage(Stage& stage);
+  void ExpandStage(Stage& stage);
+  void FinishTask(Task& task, const std::string& status, const std::string& reason);
+  void MaybeFinishStage(Stage& stage);
+  void FinishRunIfDone();
+  std::string StageCacheKey(const Stage& stage);
+  int64_t EffectiveStageId(const std::string& stage_name);
+  Json ResolveTrial(const std::string& stage_name, const Json& selector);
+  std::string StudyOutput(Stage& stage);
+  Task& FindTask(int64_t task_id);
+  std::vector<std::pair<std::string, uint64_t>> CheckpointBlobs(const std::string& digest);
+  void Emit(const std::string& type, const std::string& stage, int64_t trial_id, int trial_number, Json data);
+
+  store::BlobStore& blobs_;
+  store::LineageDb& db_;
+  const Pipeline pipeline_;
+  const std::string run_id_;
+  const CoordinatorOptions options_;
+  std::vector<Observer*> observers_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Stage>> stages_;  // pipeline order
+  std::map<int64_t, std::unique_ptr<Task>> tasks_;
+  bool finished_ = false;
+  std::string status_ = "pending";
+};
+
+}  // namespace baton::orchestrator

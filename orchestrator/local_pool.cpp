@@ -1,0 +1,140 @@
+#include "orchestrator/local_pool.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include <boost/process.hpp>
+
+#include "common/error.h"
+
+namespace baton::orchestrator {
+
+namespace bp = boost::process;
+
+struct LocalPool::Worker {
+  int id = 0;
+  bp::child child;
+  bool reported = false;
+};
+
+std::string FindWorkerBinary() {
+  if (const char* env = std::getenv("BATON_WORKER"); env != nullptr && *env) return env;
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (auto candidate : {self.parent_path() / "baton-worker", self.parent_path() / "stages" / "baton-worker",
+                           self.parent_path().parent_path() / "stages" / "baton-worker"}) {
+      if (std::filesystem::exists(candidate, ec)) return candidate.string();
+    }
+  }
+  throw Error(ErrorCode::kNotFound,
+              "cannot find the baton-worker binary beside " + self.string() + "; set BATON_WORKER to its path");
+}
+
+LocalPool::LocalPool(LocalPoolOptions options, std::function<void(int, const std::string&)> on_exit,
+                     std::function<bool()> has_work)
+    : options_(std::move(options)), on_exit_(std::move(on_exit)), has_work_(std::move(has_work)) {}
+
+LocalPool::~LocalPool() { Stop(2000); }
+
+void LocalPool::Spawn(int id) {
+  auto env = boost::this_process::environment();
+  bp::environment child_env = env;
+  child_env["BATON_WORKER_TOKEN"] = options_.token;
+  child_env["OMP_NUM_THREADS"] = std::to_string(options_.threads_per_worker);
+  // glibc's malloc returns freed training buffers to the OS and faults them
+  // back in every batch (~15% of an epoch here); keep them mapped instead.
+  child_env["GLIBC_TUNABLES"] =
+      "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=536870912";
+  std::vector<std::string> args = {"--coordinator", options_.coordinator_url, "--worker-id",
+                                   std::to_string(id), "--threads", std::to_string(options_.threads_per_worker)};
+  auto w = std::make_unique<Worker>();
+  w->id = id;
+  try {
+    if (options_.log_dir.empty()) {
+      w->child = bp::child(options_.worker_binary, bp::args(args), child_env, bp::std_out > bp::null,
+                           bp::std_err > bp::null, bp::std_in < bp::null);
+    } else {
+      std::filesystem::create_directories(options_.log_dir);
+      std::string log = options_.log_dir + "/worker-" + std::to_string(id) + ".log";
+      w->child = bp::child(options_.worker_binary, bp::args(args), child_env, (bp::std_out & bp::std_err) > log,
+                           bp::std_in < bp::null);
+    }
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::kUnavailable, "cannot start worker " + options_.worker_binary + ": " + e.what());
+  }
+  workers_.push_back(std::move(w));
+}
+
+void LocalPool::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int i = 0; i < options_.workers; ++i) Spawn(next_id_++);
+  monitor_ = std::thread([this] { Monitor(); });
+}
+
+void LocalPool::Monitor() {
+  while (!stopping_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::vector<std::pair<int, std::string>> exited;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& w : workers_) {
+        if (w->reported) continue;
+        std::error_code ec;
+        if (w->child.running(ec)) continue;
+        w->reported = true;
+        int code = w->child.exit_code();
+        int native = w->child.native_exit_code();
+        std::string reason = WIFSIGNALED(native) ? "worker " + std::to_string(w->id) + " was killed by signal " +
+                                                       std::to_string(WTERMSIG(native))
+                                                 : "worker " + std::to_string(w->id) + " exited with status " +
+                                                       std::to_string(code);
+        exited.push_back({w->id, reason});
+      }
+    }
+    for (auto& [id, reason] : exited) {
+      on_exit_(id, reason);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!stopping_ && has_work_() && respawns_ < options_.max_respawns) {
+        ++respawns_;
+        try {
+          Spawn(next_id_++);
+        } catch (const Error&) {
+          // The coordinator keeps the task pending; other workers take it.
+        }
+      }
+    }
+  }
+}
+
+void LocalPool::Stop(int grace_ms) {
+  if (stopping_.exchange(true)) {
+    if (monitor_.joinable()) monitor_.join();
+    return;
+  }
+  if (monitor_.joinable()) monitor_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
+  for (auto& w : workers_) {
+    std::error_code ec;
+    while (w->child.running(ec) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (w->child.running(ec)) w->child.terminate(ec);
+    w->child.wait(ec);
+  }
+}
+
+int LocalPool::Alive() {
+  std::lock_guard<std::mutex> lock(mu_);
+  int n = 0;
+  for (auto& w : workers_) {
+    std::error_code ec;
+    if (w->child.running(ec)) ++n;
+  }
+  return n;
+}
+
+}  // namespace baton::orchestrator

@@ -1,0 +1,365 @@
+#include "orchestrator/pipeline_spec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validation_results.hpp>
+#include <valijson/validator.hpp>
+
+namespace baton::orchestrator {
+
+const char* PipelineSchemaRaw();  // generated from schema/pipeline.schema.json
+
+namespace {
+
+using Issues = std::vector<ErrorDetail>;
+
+// The schema file is one document for editors and other tools. Validation
+// here uses it in two steps, because valijson loses the inner messages of a
+// failed if/then: the top level with each stage checked only for a known
+// "type", then each stage against its type's definition.
+struct CompiledSchemas {
+  valijson::Schema top;
+  std::map<std::string, valijson::Schema> by_type;
+};
+
+void Compile(const Json& doc, valijson::Schema* schema) {
+  valijson::SchemaParser parser;
+  valijson::adapters::NlohmannJsonAdapter adapter(doc);
+  parser.populateSchema(adapter, *schema);
+}
+
+const CompiledSchemas& Schemas() {
+  static const CompiledSchemas* schemas = [] {
+    auto* s = new CompiledSchemas();
+    const Json full = Json::parse(PipelineSchemaText());
+    Json top = full;
+    top["definitions"]["stage"] = {{"type", "object"},
+                                   {"required", {"type"}},
+                                   {"properties", {{"type", full["definitions"]["stage"]["properties"]["type"]}}}};
+    Compile(top, &s->top);
+    for (const auto& type : full["definitions"]["stage"]["properties"]["type"]["enum"]) {
+      const std::string t = type.get<std::string>();
+      Json one = {{"$ref", "#/definitions/" + t + "_stage"}, {"definitions", full["definitions"]}};
+      Compile(one, &s->by_type[t]);
+    }
+    return s;
+  }();
+  return *schemas;
+}
+
+std::string StagePtr(const std::string& stage) { return PointerAppend("/stages", stage); }
+
+// valijson names a location as {"<root>", "[stages]", "[tune]", "[0]"}.
+std::string ContextToPointer(const std::vector<std::string>& context) {
+  std::string pointer;
+  for (const auto& part : context) {
+    if (part == "<root>") continue;
+    std::string token = part;
+    if (token.size() >= 2 && token.front() == '[' && token.back() == ']') {
+      token = token.substr(1, token.size() - 2);
+    }
+    pointer = PointerAppend(pointer, token);
+  }
+  return pointer;
+}
+
+void Validate(const valijson::Schema& schema, const Json& doc, const std::string& prefix, Issues& issues) {
+  valijson::Validator validator;
+  valijson::ValidationResults results;
+  valijson::adapters::NlohmannJsonAdapter adapter(doc);
+  if (validator.validate(schema, adapter, &results)) return;
+  // valijson reports one error per schema along the failing path; keep the
+  // specific ones and drop the summaries of composite schemas.
+  valijson::ValidationResults::Error error;
+  std::vector<ErrorDetail> raw;
+  while (results.popError(error)) {
+    raw.push_back({prefix + ContextToPointer(error.context), error.description});
+  }
+  std::set<std::pair<std::string, std::string>> seen;
+  size_t before = issues.size();
+  for (const auto& d : raw) {
+    const std::string& m = d.message;
+    if (m.rfind("Failed to validate", 0) == 0 || m.rfind("Failed to match", 0) == 0) continue;
+    if (seen.insert({d.pointer, m}).second) issues.push_back(d);
+  }
+  if (issues.size() == before && !raw.empty()) issues.push_back(raw.front());
+}
+
+void SchemaIssues(const Json& doc, Issues& issues) {
+  const CompiledSchemas& schemas = Schemas();
+  Validate(schemas.top, doc, "", issues);
+  if (!doc.is_object() || !doc.contains("stages") || !doc["stages"].is_object()) return;
+  for (const auto& [name, stage] : doc["stages"].items()) {
+    if (!stage.is_object() || !stage.contains("type") || !stage["type"].is_string()) continue;
+    auto it = schemas.by_type.find(stage["type"].get<std::string>());
+    if (it != schemas.by_type.end()) Validate(it->second, stage, StagePtr(name), issues);
+  }
+}
+
+std::string Quote(const std::string& s) { return "\"" + s + "\""; }
+
+// The tune stage a selector names, if valid; records an issue otherwise.
+bool CheckTuneRef(const Json& stages, const std::string& stage,
+                  const std::string& ref, const std::set<std::string>& upstream,
+                  const std::string& pointer, Issues& issues) {
+  if (!stages.contains(ref)) {
+    issues.push_back({pointer, "unknown stage " + Quote(ref)});
+    return false;
+  }
+  if (stages.at(ref).value("type", "") != "tune") {
+    issues.push_back({pointer, "stage " + Quote(ref) + " is a " +
+                                   stages.at(ref).value("type", "") +
+                                   " stage; only tune stages have trials to select"});
+    return false;
+  }
+  if (!upstream.count(ref)) {
+    issues.push_back({pointer, "stage " + Quote(ref) + " is not upstream of " +
+                                   Quote(stage) + "; add it to depends_on"});
+    return false;
+  }
+  return true;
+}
+
+void CheckSearchSpace(const std::string& sp, const Json& space,
+                      const std::string& sampler, Issues& issues) {
+  for (const auto& [name, param] : space.items()) {
+    std::string p = PointerAppend(sp, name);
+    std::string type = param.value("type", "");
+    if (type == "categorical") continue;  // values are checked by the schema
+    if (!param.contains("low") || !param.contains("high")) continue;  // schema said
+    double low = param["low"].get<double>();
+    double high = param["high"].get<double>();
+    bool log = param.value("log", false);
+    if (!(low < high)) {
+      issues.push_back({p + "/high", "must be > low (" + param["low"].dump() + ")"});
+    }
+    if (log && !(low > 0)) {
+      issues.push_back({p + "/low", "must be > 0 when log is true"});
+    }
+    if (log && param.contains("step")) {
+      issues.push_back({p + "/step", "cannot be combined with log"});
+    }
+    if (type == "int") {
+      if (!param["low"].is_number_integer()) issues.push_back({p + "/low", "must be an integer for an int parameter"});
+      if (!param["high"].is_number_integer()) issues.push_back({p + "/high", "must be an integer for an int parameter"});
+    }
+    if (sampler == "grid" && type == "float" && !param.contains("step")) {
+      issues.push_back({p, "a float parameter needs \"step\" for the grid sampler"});
+    }
+  }
+}
+
+// Every "$name" in the model's layers must be a known hyperparameter.
+void CheckModelRefs(const std::string& mp, const Json& model,
+                    const std::set<std::string>& known, Issues& issues) {
+  if (!model.is_object() || !model.contains("layers") || !model["layers"].is_array()) return;
+  const Json& layers = model["layers"];
+  std::set<std::string> names;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    std::string lp = PointerAppend(mp + "/layers", std::to_string(i));
+    if (!layers[i].is_object()) continue;
+    if (layers[i].contains("name") && layers[i]["name"].is_string() &&
+        !names.insert(layers[i]["name"].get<std::string>()).second) {
+      issues.push_back({lp + "/name", "duplicate layer name " + layers[i]["name"].dump()});
+    }
+    for (const auto& [key, value] : layers[i].items()) {
+      if (key == "name" || key == "type" || !value.is_string()) continue;
+      std::string ref = value.get<std::string>();
+      if (ref.size() > 1 && ref[0] == '$' && !known.count(ref.substr(1))) {
+        issues.push_back({PointerAppend(lp, key),
+                          Quote(ref) + " names no search-space parameter or hyperparameter of this stage"});
+      }
+    }
+  }
+}
+
+std::set<std::string> TuneHyperparameterNames(const Json& tune) {
+  std::set<std::string> known;
+  for (const char* field : {"search_space", "hyperparameters"}) {
+    if (!tune.contains(field)) continue;
+    for (const auto& [k, v] : tune[field].items()) known.insert(k);
+  }
+  return known;
+}
+
+void SemanticIssues(const Json& doc, Pipeline* plan, Issues& issues) {
+  const Json& stages = doc.at("stages");
+  std::map<std::string, std::vector<std::string>> deps;
+  for (const auto& [name, stage] : stages.items()) {
+    auto& d = deps[name];
+    const Json list = stage.value("depends_on", Json::array());
+    for (size_t i = 0; i < list.size(); ++i) {
+      std::string dep = list[i].get<std::string>();
+      std::string p = PointerAppend(StagePtr(name) + "/depends_on", std::to_string(i));
+      if (dep == name) {
+        issues.push_back({p, "a stage cannot depend on itself"});
+      } else if (!stages.contains(dep)) {
+        issues.push_back({p, "unknown stage " + Quote(dep)});
+      } else {
+        d.push_back(dep);
+      }
+    }
+  }
+  // Kahn's algorithm; stable by name so the plan is deterministic.
+  std::map<std::string, int> indegree;
+  for (const auto& [name, d] : deps) indegree[name] = static_cast<int>(d.size());
+  std::vector<std::string> order;
+  std::set<std::string> ready;
+  for (const auto& [name, n] : indegree) if (n == 0) ready.insert(name);
+  while (!ready.empty()) {
+    std::string next = *ready.begin();
+    ready.erase(ready.begin());
+    order.push_back(next);
+    for (const auto& [name, d] : deps) {
+      if (std::find(d.begin(), d.end(), next) != d.end() && --indegree[name] == 0) {
+        ready.insert(name);
+      }
+    }
+  }
+  if (order.size() != deps.size()) {
+    std::string members;
+    for (const auto& [name, n] : indegree) {
+      if (n > 0) members += (members.empty() ? "" : ", ") + Quote(name);
+    }
+    for (const auto& [name, n] : indegree) {
+      if (n > 0) {
+        issues.push_back({StagePtr(name) + "/depends_on",
+                          "dependency cycle among stages " + members});
+        break;
+      }
+    }
+    return;
+  }
+  std::map<std::string, std::set<std::string>> upstream;
+  for (const auto& name : order) {
+    auto& up = upstream[name];
+    for (const auto& d : deps[name]) {
+      up.insert(d);
+      up.insert(upstream[d].begin(), upstream[d].end());
+    }
+  }
+  std::map<std::string, std::string> data_stage;
+  for (const auto& name : order) {
+    const Json& stage = stages.at(name);
+    std::string type = stage.value("type", "");
+    std::string sp = StagePtr(name);
+    if (type == "prepare") {
+      std::string path = stage["dataset"].value("path", "");
+      std::error_code ec;
+      if (!std::filesystem::is_directory(path, ec)) {
+        issues.push_back({sp + "/dataset/path", "no such directory: " + path});
+      }
+      continue;
+    }
+    std::vector<std::string> preps;
+    for (const auto& u : upstream[name]) {
+      if (stages.at(u).value("type", "") == "prepare") preps.push_back(u);
+    }
+    if (preps.size() != 1) {
+      issues.push_back({sp + "/depends_on",
+                        preps.empty() ? "needs a prepare stage upstream for its data"
+                                      : "has " + std::to_string(preps.size()) +
+                                            " prepare stages upstream; exactly one must feed it data"});
+    } else {
+      data_stage[name] = preps.front();
+    }
+    if (type == "tune") {
+      std::string sampler = stage.contains("sampler") ? stage["sampler"].value("type", "random") : "random";
+      CheckSearchSpace(sp + "/search_space", stage["search_space"], sampler, issues);
+      const Json fixed = stage.value("hyperparameters", Json::object());
+      for (const auto& [k, v] : fixed.items()) {
+        if (stage["search_space"].contains(k)) {
+          issues.push_back({PointerAppend(sp + "/hyperparameters", k),
+                            Quote(k) + " is also in search_space; give it one place"});
+        }
+      }
+      CheckModelRefs(sp + "/model", stage["model"], TuneHyperparameterNames(stage), issues);
+    } else if (type == "train") {
+      const Json& hp = stage["hyperparameters"];
+      std::set<std::string> known;
+      const Json* tune = nullptr;
+      if (hp.contains("from")) {
+        std::string from = hp["from"].get<std::string>();
+        if (CheckTuneRef(stages, name, from, upstream[name], sp + "/hyperparameters/from", issues)) {
+          tune = &stages.at(from);
+          known = TuneHyperparameterNames(*tune);
+        }
+      } else {
+        for (const auto& [k, v] : hp.items()) known.insert(k);
+      }
+      if (stage.contains("model")) {
+        CheckModelRefs(sp + "/model", stage["model"], known, issues);
+      } else if (!hp.contains("from")) {
+        issues.push_back({sp + "/model", "required when hyperparameters are not taken from a tune stage"});
+      }
+      if (stage.contains("init_from")) {
+        const Json& init = stage["init_from"];
+        std::string from = init["stage"].get<std::string>();
+        if (CheckTuneRef(stages, name, from, upstream[name], sp + "/init_from/stage", issues) &&
+            init["epoch"].is_number_integer()) {
+          int64_t max_epochs = stages.at(from)["budget"]["max_epochs"].get<int64_t>();
+          if (init["epoch"].get<int64_t>() >= max_epochs) {
+            issues.push_back({sp + "/init_from/epoch",
+                              "epoch " + init["epoch"].dump() + " does not exist: stage " + Quote(from) +
+                                  " trains epochs 0.." + std::to_string(max_epochs - 1) + " (0-based)"});
+          }
+        }
+      }
+    }
+  }
+  if (plan != nullptr) {
+    plan->order = order;
+    plan->depends_on = deps;
+    plan->data_stage = data_stage;
+  }
+}
+
+}  // namespace
+
+const std::string& PipelineSchemaText() {
+  static const std::string text = PipelineSchemaRaw();
+  return text;
+}
+
+std::vector<ErrorDetail> ValidatePipeline(const Json& doc) {
+  Issues issues;
+  SchemaIssues(doc, issues);
+  if (issues.empty()) SemanticIssues(doc, nullptr, issues);
+  return issues;
+}
+
+Pipeline LoadPipeline(const Json& doc) {
+  Issues issues;
+  SchemaIssues(doc, issues);
+  Pipeline plan;
+  if (issues.empty()) SemanticIssues(doc, &plan, issues);
+  if (!issues.empty()) {
+    std::ostringstream msg;
+    msg << "invalid pipeline: " << issues.size() << " problem" << (issues.size() == 1 ? "" : "s");
+    for (const auto& i : issues) msg << "\n  " << (i.pointer.empty() ? "/" : i.pointer) << ": " << i.message;
+    throw Error(ErrorCode::kInvalidArgument, msg.str(), issues);
+  }
+  plan.doc = doc;
+  plan.id = JsonDigest(doc);
+  plan.name = doc.at("name").get<std::string>();
+  plan.seed = doc.value("seed", static_cast<uint64_t>(0));
+  return plan;
+}
+
+Pipeline LoadPipelineFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorCode::kNotFound, "cannot read pipeline file " + path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return LoadPipeline(ParseJson(buf.str(), path));
+}
+
+}  // namespace baton::orchestrator

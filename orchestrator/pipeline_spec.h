@@ -1,0 +1,44 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/json_util.h"
+
+namespace baton::orchestrator {
+
+// A validated pipeline: the document as written plus what planning derived
+// from it. Immutable once built; safe to share between threads.
+struct Pipeline {
+  Json doc;                         // the pipeline as written (validated)
+  std::string id;                   // SHA-256 of the canonical JSON of `doc`
+  std::string name;
+  uint64_t seed = 0;                // "seed", default 0
+  std::vector<std::string> order;   // stage names, dependencies first
+  // For each stage, the names of its direct dependencies and of the nearest
+  // upstream prepare stage that feeds it data ("" for prepare stages).
+  std::map<std::string, std::vector<std::string>> depends_on;
+  std::map<std::string, std::string> data_stage;
+
+  const Json& stage(const std::string& name) const { return doc.at("stages").at(name); }
+};
+
+// The pipeline JSON Schema (schema/pipeline.schema.json, compiled in).
+const std::string& PipelineSchemaText();
+
+// Every problem in `doc`, each with a JSON pointer: schema violations first,
+// then semantic ones (dangling or cyclic depends_on, selectors that name a
+// stage that is not upstream, search-space bounds, "$name" references that no
+// hyperparameter defines, ...). Empty when the pipeline is valid.
+std::vector<ErrorDetail> ValidatePipeline(const Json& doc);
+
+// Validates and plans. Throws Error(kInvalidArgument) listing every problem
+// in details() when the pipeline is invalid.
+Pipeline LoadPipeline(const Json& doc);
+// Reads a file (a clear error if it is missing or not JSON), then LoadPipeline.
+Pipeline LoadPipelineFile(const std::string& path);
+
+}  // namespace baton::orchestrator
