@@ -62,6 +62,8 @@ int RunCli(int argc, char** argv) {
 
   auto* runs = app.add_subcommand("runs", "list runs, newest first");
   runs->add_flag("--json", json, "machine-readable output");
+  bool quiet = false;
+  runs->add_flag("-q,--quiet", quiet, "only run ids");
 
   auto* show = app.add_subcommand("show", "show a run, or one of its stages");
   std::string run_id, stage;
@@ -97,7 +99,7 @@ int RunCli(int argc, char** argv) {
       return CmdRun(store_dir, run_options);
     }
     StoreHandle store = OpenStore(store_dir);
-    if (*runs) return CmdRuns(store, json);
+    if (*runs) return CmdRuns(store, json, quiet);
     if (*show) return CmdShow(store, run_id, stage, json);
     if (*lineage) return CmdLineage(store, node, downstream, depth, json);
     if (*du) return CmdStoreDu(store, json);

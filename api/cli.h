@@ -40,7 +40,7 @@ struct RunOptions {
 };
 int CmdValidate(const std::string& file, bool json);
 int CmdRun(const std::string& store_dir, const RunOptions& options);
-int CmdRuns(StoreHandle& store, bool json);
+int CmdRuns(StoreHandle& store, bool json, bool quiet);
 int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& stage, bool json);
 int CmdLineage(StoreHandle& store, const std::string& id, bool downstream, int depth, bool json);
 int CmdStoreDu(StoreHandle& store, bool json);

@@ -137,8 +137,12 @@ Json StageJson(StoreHandle& store, const store::StageRecord& s) {
 
 }  // namespace
 
-int CmdRuns(StoreHandle& store, bool json) {
+int CmdRuns(StoreHandle& store, bool json, bool quiet) {
   auto runs = store.db->ListRuns(100);
+  if (quiet) {
+    for (const auto& r : runs) std::printf("%s\n", r.id.c_str());
+    return kExitOk;
+  }
   if (json) {
     Json out = Json::array();
     for (const auto& r : runs) {

@@ -1,0 +1,302 @@
+#include "orchestrator/coordinator.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
+#include "common/digest.h"
+#include "common/error.h"
+#include "store/checkpoint.h"
+#include "tests/orchestrator/test_util.h"
+
+namespace baton::orchestrator {
+namespace {
+
+using testing::SmallPipeline;
+using testing::TempDir;
+using namespace std::chrono_literals;
+
+// An in-process stand-in for baton-worker that speaks the coordinator's
+// transport-free API with fake tensors. The real worker is covered by the
+// end-to-end tests; this one lets us script failures precisely.
+class FakeWorker {
+ public:
+  FakeWorker(Coordinator& c, store::BlobStore& blobs, int id) : c_(c), blobs_(blobs), id_(id) {}
+
+  // Trials whose first attempt fails, and trials that diverge.
+  std::set<int> fail_first, diverge, always_fail;
+
+  void Loop() {
+    Json task;
+    while (true) {
+      auto next = c_.NextTask(id_, 50ms, &task);
+      if (next == Coordinator::Next::kDone) return;
+      if (next == Coordinator::Next::kWait) continue;
+      Handle(task);
+    }
+  }
+
+  std::string PutCheckpoint(const std::string& seed, const std::string& kind = "model") {
+    std::string bytes(16, '\0');
+    std::string h = Sha256Hex(seed);
+    std::copy(h.begin(), h.begin() + 16, bytes.begin());
+    store::Manifest m;
+    m.kind = kind;
+    m.tensors.push_back({"fc.weight", "float32", {4}, blobs_.Put(bytes), 16});
+    return blobs_.Put(store::ManifestBytes(m));
+  }
+
+  // val_accuracy peaks for lr = 0.01 and grows with epochs.
+  static double Accuracy(const Json& hp, int epoch) {
+    return 0.6 + 0.05 * epoch - 0.1 * std::fabs(std::log10(hp["lr"].get<double>()) + 2.0);
+  }
+
+ private:
+  void Handle(const Json& task) {
+    const int64_t id = task["id"].get<int64_t>();
+    if (task["kind"] == "prepare") {
+      c_.Complete(id, {{"output", PutCheckpoint("dataset", "dataset")}});
+      return;
+    }
+    const std::string key = task["stage"].get<std::string>() + "/" + std::to_string(task["seed"].get<uint64_t>());
+    if (task["init_checkpoint"].is_string()) {
+      std::string init = task["init_checkpoint"].get<std::string>();
+      c_.ReportInitial(id, {{"checkpoint", init},
+                            {"init", {{"source", init}, {"transferred", {"fc.weight"}}, {"reinitialized", Json::array()}}}});
+    } else {
+      c_.ReportInitial(id, {{"checkpoint", PutCheckpoint(key + "/init")}, {"init", {{"source", nullptr}}}});
+    }
+    const int trial = Trial(task);
+    if (always_fail.count(trial) || (fail_first.count(trial) && task["attempt"] == 1)) {
+      c_.Fail(id, {{"status", "failed"}, {"reason", "scripted failure"}});
+      return;
+    }
+    if (diverge.count(trial)) {
+      c_.Fail(id, {{"status", "diverged"}, {"reason", "loss is nan at epoch 0"}});
+      return;
+    }
+    std::string last;
+    for (int e = task["start_epoch"].get<int>(); e < task["epochs"].get<int>(); ++e) {
+      last = PutCheckpoint(key + "/" + std::to_string(e));
+      Json metrics = {{"val_accuracy", Accuracy(task["hyperparameters"], e)}, {"train_loss", 1.0 / (e + 1)}};
+      EXPECT_EQ(c_.ReportEpoch(id, {{"epoch", e}, {"checkpoint", last}, {"metrics", metrics}, {"seconds", 0.01}}),
+                "continue");
+    }
+    c_.Complete(id, {{"output", last}});
+  }
+
+  // Scripts name tasks by id: in a fresh store 1 is prep, 2.. the trials.
+  static int Trial(const Json& task) { return static_cast<int>(task["id"].get<int64_t>()); }
+
+  Coordinator& c_;
+  store::BlobStore& blobs_;
+  int id_;
+};
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = dir_.path() / "data";
+    std::filesystem::create_directories(data_);
+    std::ofstream(data_ / "train-images-idx3-ubyte.gz") << "fake images";
+    blobs_ = store::BlobStore::Open(dir_.path() / "blobs");
+    db_ = store::LineageDb::Open(dir_.path() / "lineage.db");
+  }
+
+  // Runs `doc` to the end with `workers` fake workers; returns the run id.
+  std::string Run(const Json& doc, int workers = 2, const std::function<void(FakeWorker&)>& script = {}) {
+    Pipeline p = LoadPipeline(doc);
+    std::string run_id = CreateRun(*db_, p);
+    Coordinator c(*blobs_, *db_, p, run_id);
+    c.Start();
+    std::vector<std::thread> threads;
+    std::vector<std::unique_ptr<FakeWorker>> fakes;
+    for (int i = 0; i < workers; ++i) {
+      fakes.push_back(std::make_unique<FakeWorker>(c, *blobs_, i));
+      if (script) script(*fakes.back());
+    }
+    for (auto& f : fakes) threads.emplace_back([&f] { f->Loop(); });
+    EXPECT_TRUE(c.WaitFinished(30s));
+    for (auto& t : threads) t.join();
+    return run_id;
+  }
+
+  store::StageRecord Stage(const std::string& run_id, const std::string& name) {
+    for (auto& s : db_->GetStages(run_id)) {
+      if (s.name == name) return s;
+    }
+    ADD_FAILURE() << "no stage " << name;
+    return {};
+  }
+
+  TempDir dir_;
+  std::filesystem::path data_;
+  std::unique_ptr<store::BlobStore> blobs_;
+  std::unique_ptr<store::LineageDb> db_;
+};
+
+TEST_F(CoordinatorTest, TrainStartsFromTheBestTrialsLastCheckpoint) {
+  std::string run_id = Run(SmallPipeline(data_.string()));
+  ASSERT_EQ(db_->GetRun(run_id)->status, "succeeded") << db_->GetRun(run_id)->error;
+
+  // Find the best trial independently: highest val_accuracy at the final epoch.
+  auto tune = Stage(run_id, "tune");
+  auto trials = db_->GetTrials(tune.id);
+  ASSERT_EQ(trials.size(), 4u);
+  const store::TrialRecord* best = nullptr;
+  double best_value = -1;
+  for (const auto& t : trials) {
+    EXPECT_EQ(t.status, "succeeded");
+    auto epochs = db_->GetEpochs(t.id);
+    ASSERT_EQ(epochs.size(), 3u);
+    double v = epochs.back().metrics["val_accuracy"].get<double>();
+    if (v > best_value) {
+      best_value = v;
+      best = &t;
+    }
+  }
+  const std::string best_last = db_->GetEpochs(best->id).back().checkpoint;
+
+  auto train = Stage(run_id, "train");
+  EXPECT_EQ(train.status, "succeeded");
+  EXPECT_EQ(train.resolved["init_from"]["trial_id"], best->id);
+  EXPECT_EQ(train.resolved["init_from"]["epoch"], 2);
+  EXPECT_EQ(train.resolved["init_from"]["checkpoint"], best_last);
+  auto train_trials = db_->GetTrials(train.id);
+  ASSERT_EQ(train_trials.size(), 1u);
+  EXPECT_EQ(train_trials[0].task["init_checkpoint"], best_last);
+  EXPECT_EQ(train_trials[0].initial_checkpoint, best_last);
+  EXPECT_EQ(train_trials[0].hyperparameters, best->hyperparameters);
+  EXPECT_EQ(train_trials[0].task["evaluate_test"], true);
+
+  // Lineage: final model -> train trial -> best trial's checkpoint -> best
+  // trial -> tune stage; tune trial -> dataset artifact -> prepare stage.
+  const std::string model = "checkpoint:" + train.output;
+  auto edges = db_->Upstream(model);
+  auto has = [&](const std::string& src, const std::string& dst, const std::string& kind) {
+    return std::any_of(edges.begin(), edges.end(), [&](const store::Edge& e) {
+      return e.src == src && e.dst == dst && e.kind == kind;
+    });
+  };
+  const std::string train_trial = "trial:" + std::to_string(train_trials[0].id);
+  const std::string best_trial = "trial:" + std::to_string(best->id);
+  const std::string dataset = "artifact:" + Stage(run_id, "prep").output;
+  EXPECT_TRUE(has(model, train_trial, "derived_from"));
+  EXPECT_TRUE(has(train_trial, "checkpoint:" + best_last, "initialized_from"));
+  EXPECT_TRUE(has("checkpoint:" + best_last, best_trial, "derived_from"));
+  EXPECT_TRUE(has(best_trial, "stage:" + std::to_string(tune.id), "part_of"));
+  EXPECT_TRUE(has(best_trial, dataset, "trained_on"));
+  EXPECT_TRUE(has(dataset, "stage:" + std::to_string(Stage(run_id, "prep").id), "derived_from"));
+  EXPECT_TRUE(has(train_trial, best_trial, "hyperparameters_from"));
+}
+
+TEST_F(CoordinatorTest, UnchangedPipelineIsAllCacheHits) {
+  Json doc = SmallPipeline(data_.string());
+  std::string first = Run(doc);
+  ASSERT_EQ(db_->GetRun(first)->status, "succeeded");
+
+  Pipeline p = LoadPipeline(doc);
+  std::string second = CreateRun(*db_, p);
+  Coordinator c(*blobs_, *db_, p, second);
+  c.Start();
+  EXPECT_FALSE(c.HasWork());
+  ASSERT_TRUE(c.WaitFinished(1s));
+  EXPECT_EQ(c.Status(), "succeeded");
+  for (const auto& s : db_->GetStages(second)) {
+    EXPECT_EQ(s.status, "cached") << s.name;
+    EXPECT_EQ(s.output, Stage(first, s.name).output) << s.name;
+  }
+
+  // A changed train stage reruns; its inputs are still cache hits.
+  doc["stages"]["train"]["epochs"] = 3;
+  std::string third = Run(doc);
+  EXPECT_EQ(Stage(third, "prep").status, "cached");
+  EXPECT_EQ(Stage(third, "tune").status, "cached");
+  EXPECT_EQ(Stage(third, "train").status, "succeeded");
+  // init_from resolves against the cached tune stage's trials.
+  EXPECT_EQ(Stage(third, "train").resolved["init_from"]["checkpoint"],
+            Stage(first, "train").resolved["init_from"]["checkpoint"]);
+}
+
+TEST_F(CoordinatorTest, FailedTrialsRetryAndTheStudyGoesOn) {
+  Json doc = SmallPipeline(data_.string());
+  doc["stages"]["tune"]["retry"] = {{"max_attempts", 2}, {"backoff_seconds", 0}};
+  std::string run_id = Run(doc, 2, [](FakeWorker& w) {
+    w.fail_first = {2};  // task ids: 1 = prep, 2..5 = tune trials
+    w.diverge = {3};
+  });
+  ASSERT_EQ(db_->GetRun(run_id)->status, "succeeded");
+  auto trials = db_->GetTrials(Stage(run_id, "tune").id);
+  std::map<int64_t, store::TrialRecord> by_id;
+  for (auto& t : trials) by_id[t.id] = t;
+  EXPECT_EQ(by_id[2].status, "succeeded");
+  EXPECT_EQ(by_id[2].attempts, 2);
+  EXPECT_EQ(by_id[3].status, "diverged");
+  EXPECT_EQ(by_id[3].attempts, 1);  // a divergence repeats; it is not retried
+  EXPECT_NE(by_id[3].reason.find("nan"), std::string::npos);
+}
+
+TEST_F(CoordinatorTest, EveryTrialFailingFailsTheRunAndSkipsDownstream) {
+  std::string run_id = Run(SmallPipeline(data_.string()), 2, [](FakeWorker& w) { w.always_fail = {2, 3, 4, 5}; });
+  auto run = db_->GetRun(run_id);
+  EXPECT_EQ(run->status, "failed");
+  EXPECT_NE(run->error.find("tune"), std::string::npos) << run->error;
+  EXPECT_EQ(Stage(run_id, "tune").status, "failed");
+  EXPECT_EQ(Stage(run_id, "train").status, "skipped");
+}
+
+TEST_F(CoordinatorTest, MaxParallelBoundsRunningTrials) {
+  Pipeline p = LoadPipeline(SmallPipeline(data_.string()));
+  std::string run_id = CreateRun(*db_, p);
+  Coordinator c(*blobs_, *db_, p, run_id);
+  FakeWorker helper(c, *blobs_, 9);
+  c.Start();
+  Json task;
+  ASSERT_EQ(c.NextTask(0, 10ms, &task), Coordinator::Next::kTask);
+  EXPECT_EQ(task["kind"], "prepare");
+  EXPECT_EQ(c.NextTask(1, 10ms, &task), Coordinator::Next::kWait);  // tune waits for prep
+  c.Complete(task["id"].get<int64_t>(), {{"output", helper.PutCheckpoint("d", "dataset")}});
+  ASSERT_EQ(c.NextTask(0, 10ms, &task), Coordinator::Next::kTask);
+  ASSERT_EQ(c.NextTask(1, 10ms, &task), Coordinator::Next::kTask);
+  EXPECT_EQ(c.NextTask(2, 10ms, &task), Coordinator::Next::kWait);  // max_parallel = 2
+  // A lost worker frees its slot; its trial is failed (no retry configured).
+  c.WorkerLost(1, "worker 1 was killed by signal 9");
+  ASSERT_EQ(c.NextTask(2, 10ms, &task), Coordinator::Next::kTask);
+  auto trials = db_->GetTrials(Stage(run_id, "tune").id);
+  int failed = 0;
+  for (auto& t : trials) {
+    if (t.status == "failed") {
+      ++failed;
+      EXPECT_NE(t.reason.find("signal 9"), std::string::npos);
+    }
+  }
+  EXPECT_EQ(failed, 1);
+}
+
+TEST_F(CoordinatorTest, BadReportsAreRejectedWithoutChangingState) {
+  Pipeline p = LoadPipeline(SmallPipeline(data_.string()));
+  std::string run_id = CreateRun(*db_, p);
+  Coordinator c(*blobs_, *db_, p, run_id);
+  c.Start();
+  Json task;
+  ASSERT_EQ(c.NextTask(0, 10ms, &task), Coordinator::Next::kTask);
+  const int64_t id = task["id"].get<int64_t>();
+  try {
+    c.ReportEpoch(999, {{"epoch", 0}, {"checkpoint", std::string(64, 'a')}, {"metrics", Json::object()}});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+  }
+  try {
+    c.Complete(id, {{"output", std::string(64, 'b')}});  // never uploaded
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+  }
+  EXPECT_EQ(db_->GetTrial(id)->status, "running");
+}
+
+}  // namespace
+}  // namespace baton::orchestrator

@@ -1,0 +1,145 @@
+#include "orchestrator/pipeline_spec.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "tests/orchestrator/test_util.h"
+
+namespace baton::orchestrator {
+namespace {
+
+using testing::SmallPipeline;
+using testing::TempDir;
+
+bool HasIssue(const std::vector<ErrorDetail>& issues, const std::string& pointer, const std::string& fragment) {
+  return std::any_of(issues.begin(), issues.end(), [&](const ErrorDetail& d) {
+    return d.pointer == pointer && d.message.find(fragment) != std::string::npos;
+  });
+}
+
+std::string Dump(const std::vector<ErrorDetail>& issues) {
+  std::string s;
+  for (const auto& d : issues) s += d.pointer + ": " + d.message + "\n";
+  return s;
+}
+
+TEST(PipelineSpecTest, ExampleFromTheRepoIsValidAndPlanned) {
+  Pipeline p = LoadPipelineFile(std::string(BATON_EXAMPLES_DIR) + "/fashion-mnist.json");
+  EXPECT_EQ(p.order, (std::vector<std::string>{"prep", "tune", "train"}));
+  EXPECT_EQ(p.data_stage.at("tune"), "prep");
+  EXPECT_EQ(p.data_stage.at("train"), "prep");
+  EXPECT_EQ(p.id.size(), 64u);
+}
+
+TEST(PipelineSpecTest, IdIgnoresKeyOrderAndWhitespace) {
+  TempDir dir;
+  Json a = SmallPipeline(dir.path().string());
+  Json b = Json::parse(a.dump(4));
+  EXPECT_EQ(LoadPipeline(a).id, LoadPipeline(b).id);
+  b["stages"]["train"]["epochs"] = 3;
+  EXPECT_NE(LoadPipeline(a).id, LoadPipeline(b).id);
+}
+
+TEST(PipelineSpecTest, UnknownKeysAreRejectedWithTheirPointer) {
+  TempDir dir;
+  Json doc = SmallPipeline(dir.path().string());
+  doc["stages"]["tune"]["budget"]["max_trails"] = 3;
+  doc["colour"] = "blue";
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/budget", "max_trails")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "", "colour")) << Dump(issues);
+}
+
+TEST(PipelineSpecTest, SchemaErrorsNameTheDeepestPointer) {
+  TempDir dir;
+  Json doc = SmallPipeline(dir.path().string());
+  doc["stages"]["tune"]["budget"]["max_trials"] = 0;
+  doc["stages"]["tune"]["model"]["layers"][2].erase("out_features");
+  doc["stages"]["train"]["init_from"]["epoch"] = "first";
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/budget/max_trials", "")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/model/layers/2", "out_features")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/train/init_from/epoch", "")) << Dump(issues);
+}
+
+TEST(PipelineSpecTest, SearchSpaceBoundsAreChecked) {
+  TempDir dir;
+  Json doc = SmallPipeline(dir.path().string());
+  doc["stages"]["tune"]["search_space"]["lr"]["low"] = 0;
+  doc["stages"]["tune"]["search_space"]["dropout"]["high"] = -1;
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/search_space/lr/low", "must be > 0 when log is true")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/search_space/dropout/high", "must be > low")) << Dump(issues);
+}
+
+TEST(PipelineSpecTest, DependencyProblemsAreRejected) {
+  TempDir dir;
+  Json doc = SmallPipeline(dir.path().string());
+  doc["stages"]["prep"]["depends_on"] = {"prep"};
+  doc["stages"]["tune"]["depends_on"] = {"prep", "nowhere"};
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/prep/depends_on/0", "itself")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/depends_on/1", "unknown stage \"nowhere\"")) << Dump(issues);
+
+  Json cyc = SmallPipeline(dir.path().string());
+  cyc["stages"]["tune"]["depends_on"] = {"prep", "train"};
+  issues = ValidatePipeline(cyc);
+  ASSERT_FALSE(issues.empty());
+  EXPECT_NE(issues.front().message.find("cycle"), std::string::npos) << Dump(issues);
+}
+
+TEST(PipelineSpecTest, SelectorsMustNameAnUpstreamTuneStage) {
+  TempDir dir;
+  Json doc = SmallPipeline(dir.path().string());
+  doc["stages"]["train"]["init_from"]["stage"] = "prep";
+  doc["stages"]["train"]["hyperparameters"]["from"] = "ghost";
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/train/init_from/stage", "only tune stages")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/train/hyperparameters/from", "unknown stage")) << Dump(issues);
+
+  Json down = SmallPipeline(dir.path().string());
+  down["stages"]["train"]["depends_on"] = {"prep"};
+  issues = ValidatePipeline(down);
+  EXPECT_TRUE(HasIssue(issues, "/stages/train/init_from/stage", "not upstream")) << Dump(issues);
+}
+
+TEST(PipelineSpecTest, InitEpochMustExistAndRefsMustResolve) {
+  TempDir dir;
+  Json doc = SmallPipeline(dir.path().string());
+  doc["stages"]["train"]["init_from"]["epoch"] = 3;  // tune runs epochs 0..2
+  doc["stages"]["tune"]["model"]["layers"][2]["out_features"] = "$width";
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/train/init_from/epoch", "0-based")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/model/layers/2/out_features", "$width")) << Dump(issues);
+}
+
+TEST(PipelineSpecTest, LoadThrowsWithEveryProblemListed) {
+  TempDir dir;
+  Json doc = SmallPipeline(dir.path().string());
+  doc["stages"]["prep"]["dataset"]["path"] = "/no/such/folder";
+  doc["stages"]["tune"]["search_space"]["lr"]["low"] = -1;
+  try {
+    LoadPipeline(doc);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_EQ(e.details().size(), 2u) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/stages/prep/dataset/path"), std::string::npos);
+  }
+}
+
+TEST(PipelineSpecTest, NotJsonNamesTheFile) {
+  TempDir dir;
+  std::string path = (dir.path() / "p.json").string();
+  std::ofstream(path) << "{\"schema_version\": ";
+  try {
+    LoadPipelineFile(path);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace baton::orchestrator

@@ -1,0 +1,54 @@
+#pragma once
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+#include "common/json_util.h"
+
+namespace baton::orchestrator::testing {
+
+// A fresh folder, removed with its contents at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "baton-orch-test-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// A small valid pipeline: prepare -> tune -> train with init_from, reading
+// "idx" files from `data_dir`.
+inline Json SmallPipeline(const std::string& data_dir) {
+  return Json::parse(R"({
+    "schema_version": "1", "name": "small", "seed": 3,
+    "stages": {
+      "prep": {"type": "prepare", "dataset": {"format": "idx", "path": "DATA"}, "train_subset": 100},
+      "tune": {"type": "tune", "depends_on": ["prep"],
+               "model": {"layers": [{"name": "flat", "type": "flatten"},
+                                    {"name": "drop", "type": "dropout", "p": "$dropout"},
+                                    {"name": "fc", "type": "linear", "out_features": 10}]},
+               "search_space": {"lr": {"type": "float", "low": 0.001, "high": 0.1, "log": true},
+                                "dropout": {"type": "float", "low": 0.0, "high": 0.5}},
+               "objective": {"metric": "val_accuracy", "mode": "max"},
+               "budget": {"max_trials": 4, "max_parallel": 2, "max_epochs": 3}},
+      "train": {"type": "train", "depends_on": ["tune"],
+                "hyperparameters": {"from": "tune", "trial": "best"},
+                "init_from": {"stage": "tune", "trial": "best", "epoch": "last"},
+                "epochs": 2}
+    }})"_json.dump().replace("DATA", data_dir));
+}
+
+}  // namespace baton::orchestrator::testing
