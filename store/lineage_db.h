@@ -140,7 +140,9 @@ class LineageDb {
   virtual std::vector<EpochRecord> GetEpochs(int64_t trial_id) = 0;  // by epoch
 
   // Records a checkpoint outside an epoch (a trial's initial weights) with the
-  // same accounting as RecordEpoch. Idempotent.
+  // same accounting as RecordEpoch. Idempotent. The derived_from edge is added
+  // only on the checkpoint's first recording (weights copied from another
+  // trial stay derived from that trial; link them with initialized_from).
   virtual void RecordCheckpoint(const std::string& digest, int64_t trial_id,
                                 int epoch,  // -1 for initial weights
                                 const std::vector<std::pair<std::string, uint64_t>>& blobs) = 0;
@@ -151,6 +153,7 @@ class LineageDb {
   virtual void PutArtifact(const std::string& digest, const std::string& kind,
                            int64_t stage_id, const Json& meta,
                            const std::vector<std::pair<std::string, uint64_t>>& blobs) = 0;
+  // {"digest", "kind", "stage_id" (0 if none), "meta", "created_at"}.
   virtual std::optional<Json> GetArtifact(const std::string& digest) = 0;
 
   // Edges; AddEdge is idempotent on (src, dst, kind).
