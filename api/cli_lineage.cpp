@@ -156,8 +156,23 @@ int CmdLineage(StoreHandle& store, const std::string& id, bool downstream, int d
 int CmdStoreDu(StoreHandle& store, bool json) {
   auto usage = store.db->Usage();
   auto stats = store.blobs->Stats();
+  // What each init_from start cost: usually nothing, since its tensors are
+  // the selected trial epoch's blobs.
+  Json initial = Json::array();
+  for (const auto& u : usage) {
+    auto stage = store.db->GetStage(u.stage_id);
+    if (!stage || !stage->resolved.contains("init_from")) continue;
+    for (const auto& t : store.db->GetTrials(u.stage_id)) {
+      if (t.initial_checkpoint.empty()) continue;
+      auto [bytes, fresh] = store.db->CheckpointBytes(t.initial_checkpoint, u.stage_id);
+      initial.push_back({{"run_id", u.run_id}, {"stage", u.stage_name}, {"trial_id", t.id},
+                         {"checkpoint", t.initial_checkpoint}, {"bytes", bytes}, {"new_bytes", fresh},
+                         {"source", stage->resolved["init_from"]["checkpoint"]}});
+    }
+  }
   if (json) {
-    Json out = {{"store", store.dir}, {"blobs", stats.blobs}, {"bytes", stats.bytes}, {"stages", Json::array()}};
+    Json out = {{"store", store.dir}, {"blobs", stats.blobs}, {"bytes", stats.bytes}, {"stages", Json::array()},
+                {"initial_checkpoints", initial}};
     for (const auto& u : usage) {
       out["stages"].push_back({{"run_id", u.run_id}, {"stage", u.stage_name}, {"stage_id", u.stage_id},
                                {"checkpoints", u.checkpoints}, {"referenced_bytes", u.referenced_bytes},
@@ -173,6 +188,12 @@ int CmdStoreDu(StoreHandle& store, bool json) {
     std::printf("%-22s %-12s %-12llu %-16llu %llu\n", u.run_id.c_str(), u.stage_name.c_str(),
                 static_cast<unsigned long long>(u.checkpoints), static_cast<unsigned long long>(u.referenced_bytes),
                 static_cast<unsigned long long>(u.new_bytes));
+  }
+  for (const auto& c : initial) {
+    std::printf("%s/%s started from %s: %llu bytes, %llu of them new\n", c["run_id"].get<std::string>().c_str(),
+                c["stage"].get<std::string>().c_str(), Short(c["checkpoint"].get<std::string>()).c_str(),
+                static_cast<unsigned long long>(c["bytes"].get<uint64_t>()),
+                static_cast<unsigned long long>(c["new_bytes"].get<uint64_t>()));
   }
   return kExitOk;
 }

@@ -464,6 +464,20 @@ class SqliteLineageDb : public LineageDb {
     return Traverse(node, depth, /*upstream=*/false);
   }
 
+  std::pair<uint64_t, uint64_t> CheckpointBytes(const std::string& digest, int64_t stage_id) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    Statement s = Prepare(R"sql(
+SELECT COALESCE(SUM(b.size), 0),
+       COALESCE(SUM(CASE WHEN b.first_stage_id = ?2 THEN b.size ELSE 0 END), 0)
+  FROM checkpoint_blobs cb JOIN blobs b ON b.digest = cb.blob
+ WHERE cb.checkpoint = ?1)sql",
+                          "computing a checkpoint's bytes");
+    s.Text(1, digest);
+    s.Int(2, stage_id);
+    if (!s.Step()) return {0, 0};
+    return {static_cast<uint64_t>(s.ColInt(0)), static_cast<uint64_t>(s.ColInt(1))};
+  }
+
   std::vector<StageUsage> Usage(const std::string& run_id) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
     Statement s = Prepare(R"sql(

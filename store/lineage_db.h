@@ -163,6 +163,11 @@ class LineageDb {
   virtual std::vector<Edge> Upstream(const std::string& node, int depth = 64) = 0;
   virtual std::vector<Edge> Downstream(const std::string& node, int depth = 64) = 0;
 
+  // Bytes of a recorded checkpoint (its tensor blobs and manifest) and how
+  // many of them were first recorded by stage `stage_id`, i.e. what storing it
+  // there cost. {0, 0} for an unknown checkpoint.
+  virtual std::pair<uint64_t, uint64_t> CheckpointBytes(const std::string& digest, int64_t stage_id) = 0;
+
   // Disk use per stage, oldest first; all runs if `run_id` is empty.
   virtual std::vector<StageUsage> Usage(const std::string& run_id = "") = 0;
 };

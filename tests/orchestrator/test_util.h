@@ -32,7 +32,7 @@ class TempDir {
 // A small valid pipeline: prepare -> tune -> train with init_from, reading
 // "idx" files from `data_dir`.
 inline Json SmallPipeline(const std::string& data_dir) {
-  return Json::parse(R"({
+  Json doc = Json::parse(R"({
     "schema_version": "1", "name": "small", "seed": 3,
     "stages": {
       "prep": {"type": "prepare", "dataset": {"format": "idx", "path": "DATA"}, "train_subset": 100},
@@ -48,7 +48,9 @@ inline Json SmallPipeline(const std::string& data_dir) {
                 "hyperparameters": {"from": "tune", "trial": "best"},
                 "init_from": {"stage": "tune", "trial": "best", "epoch": "last"},
                 "epochs": 2}
-    }})"_json.dump().replace("DATA", data_dir));
+    }})");
+  doc["stages"]["prep"]["dataset"]["path"] = data_dir;
+  return doc;
 }
 
 }  // namespace baton::orchestrator::testing
