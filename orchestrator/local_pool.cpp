@@ -43,7 +43,10 @@ void LocalPool::Spawn(int id) {
   auto env = boost::this_process::environment();
   bp::environment child_env = env;
   child_env["BATON_WORKER_TOKEN"] = options_.token;
+  // One BLAS/OpenMP thread per torch thread: N workers on N cores must not
+  // each spawn N BLAS threads.
   child_env["OMP_NUM_THREADS"] = std::to_string(options_.threads_per_worker);
+  child_env["OPENBLAS_NUM_THREADS"] = std::to_string(options_.threads_per_worker);
   // glibc's malloc returns freed training buffers to the OS and faults them
   // back in every batch (~15% of an epoch here); keep them mapped instead.
   child_env["GLIBC_TUNABLES"] =
