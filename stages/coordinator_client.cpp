@@ -1,0 +1,229 @@
+// The only file of stages/ that sees cpp-httplib.
+#include "stages/coordinator_client.h"
+
+#include <httplib.h>
+
+#include <functional>
+#include <thread>
+
+namespace baton::stages {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool Retryable(int status) {
+  return status == 502 || status == 503 || status == 504;
+}
+
+// The coordinator's message for a failed call: the error envelope's
+// "message" when the body is one, else the body itself (shortened).
+std::string ErrorMessage(const std::string& body) {
+  try {
+    Json json = Json::parse(body);
+    if (json.is_object() && json.contains("message") &&
+        json["message"].is_string()) {
+      return json["message"].get<std::string>();
+    }
+  } catch (const Json::exception&) {
+  }
+  return body.size() > 500 ? body.substr(0, 500) + "..." : body;
+}
+
+ErrorCode CodeForStatus(int status) {
+  switch (status) {
+    case 400:
+      return ErrorCode::kInvalidArgument;
+    case 404:
+      return ErrorCode::kNotFound;
+    case 409:
+      return ErrorCode::kConflict;
+    default:
+      return ErrorCode::kInternal;
+  }
+}
+
+class HttpCoordinatorClient : public CoordinatorClient {
+ public:
+  HttpCoordinatorClient(const std::string& origin, std::string prefix,
+                        const std::string& token,
+                        const HttpClientOptions& options)
+      : client_(origin), prefix_(std::move(prefix)), options_(options) {
+    client_.set_tcp_nodelay(true);
+    client_.set_keep_alive(true);
+    client_.set_bearer_token_auth(token);
+    client_.set_connection_timeout(2);
+    client_.set_read_timeout(options.io_timeout.count());
+    client_.set_write_timeout(options.io_timeout.count());
+  }
+
+  std::optional<Json> NextTask(int64_t worker_id) override {
+    httplib::Response response =
+        PostJson("/tasks:next", {{"worker_id", worker_id}}, {200, 204});
+    if (response.status == 204) return std::nullopt;
+    Json body = ParseBody(response, "tasks:next");
+    if (!body.is_object() || !body.contains("task") ||
+        !body["task"].is_object()) {
+      throw Error(ErrorCode::kInternal,
+                  "coordinator: tasks:next answered without a task object");
+    }
+    return body["task"];
+  }
+
+  std::string GetBlob(const std::string& digest) override {
+    const std::string path = prefix_ + "/blobs/" + digest;
+    httplib::Response response =
+        Send("GET blobs/" + digest, [&] { return client_.Get(path); }, {200});
+    return std::move(response.body);
+  }
+
+  std::vector<std::string> MissingBlobs(
+      const std::vector<std::string>& digests) override {
+    Json body =
+        ParseBody(PostJson("/blobs:missing", {{"digests", digests}}, {200}),
+                  "blobs:missing");
+    try {
+      return body.at("missing").get<std::vector<std::string>>();
+    } catch (const Json::exception& e) {
+      throw Error(ErrorCode::kInternal,
+                  std::string("coordinator: malformed blobs:missing answer: ") +
+                      e.what());
+    }
+  }
+
+  void PutBlob(const std::string& digest, const std::string& bytes) override {
+    const std::string path = prefix_ + "/blobs/" + digest;
+    Send("PUT blobs/" + digest,
+         [&] {
+           return client_.Put(path, bytes.data(), bytes.size(),
+                              "application/octet-stream");
+         },
+         {200, 201, 204});
+  }
+
+  void ReportInitial(int64_t task_id, const Json& body) override {
+    PostJson(TaskPath(task_id, "/initial"), body, {200, 201, 204});
+  }
+
+  bool ReportEpoch(int64_t task_id, const Json& body) override {
+    Json answer = ParseBody(PostJson(TaskPath(task_id, "/epochs"), body, {200}),
+                            "epochs");
+    if (!answer.is_object() || !answer.contains("action") ||
+        !answer["action"].is_string()) {
+      throw Error(ErrorCode::kInternal,
+                  "coordinator: epoch report answered without an action");
+    }
+    const std::string action = answer["action"].get<std::string>();
+    if (action != "continue" && action != "stop") {
+      throw Error(ErrorCode::kInternal,
+                  "coordinator: unknown epoch action \"" + action + "\"");
+    }
+    return action == "continue";
+  }
+
+  void Complete(int64_t task_id, const std::string& output) override {
+    PostJson(TaskPath(task_id, ":complete"), {{"output", output}},
+             {200, 201, 204});
+  }
+
+  void Fail(int64_t task_id, const std::string& status,
+            const std::string& reason) override {
+    PostJson(TaskPath(task_id, ":fail"),
+             {{"status", status}, {"reason", reason}}, {200, 201, 204});
+  }
+
+ private:
+  std::string TaskPath(int64_t task_id, const std::string& suffix) const {
+    return "/tasks/" + std::to_string(task_id) + suffix;
+  }
+
+  httplib::Response PostJson(const std::string& endpoint, const Json& body,
+                             std::initializer_list<int> accepted) {
+    const std::string path = prefix_ + endpoint;
+    const std::string text = body.dump();
+    return Send(
+        "POST " + endpoint.substr(1),
+        [&] { return client_.Post(path, text, "application/json"); }, accepted);
+  }
+
+  static Json ParseBody(const httplib::Response& response,
+                        const std::string& what) {
+    try {
+      return Json::parse(response.body);
+    } catch (const Json::exception& e) {
+      throw Error(
+          ErrorCode::kInternal,
+          "coordinator: " + what + " answered invalid JSON: " + e.what());
+    }
+  }
+
+  // Sends a request, repeating it while the coordinator is unreachable or
+  // answers 502/503/504, for up to options_.patience. Returns the response
+  // when its status is one of `accepted`; otherwise throws.
+  httplib::Response Send(const std::string& what,
+                         const std::function<httplib::Result()>& request,
+                         std::initializer_list<int> accepted) {
+    const Clock::time_point start = Clock::now();
+    while (true) {
+      httplib::Result result = request();
+      std::string problem;
+      if (!result) {
+        problem = "no answer (" + httplib::to_string(result.error()) + ")";
+      } else if (Retryable(result->status)) {
+        problem = "HTTP " + std::to_string(result->status);
+      } else {
+        const int status = result->status;
+        for (int ok : accepted) {
+          if (status == ok) return std::move(result.value());
+        }
+        if (status == 410) throw RunOver();
+        if (status == 401) {
+          throw Error(ErrorCode::kInvalidArgument,
+                      "coordinator rejected the worker token (401) on " + what +
+                          "; check BATON_WORKER_TOKEN");
+        }
+        throw Error(CodeForStatus(status),
+                    "coordinator answered " + std::to_string(status) + " to " +
+                        what + ": " + ErrorMessage(result->body));
+      }
+      if (Clock::now() - start >= options_.patience) {
+        throw CoordinatorUnreachable(
+            "coordinator unreachable for " +
+            std::to_string(options_.patience.count() / 1000) + " s (" + what +
+            ": " + problem + ")");
+      }
+      std::this_thread::sleep_for(options_.retry_pause);
+    }
+  }
+
+  httplib::Client client_;
+  std::string prefix_;  // URL path prefix + "/internal/v1"
+  HttpClientOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<CoordinatorClient> MakeHttpCoordinatorClient(
+    const std::string& base_url, const std::string& token,
+    const HttpClientOptions& options) {
+  const size_t scheme_end = base_url.find("://");
+  const std::string scheme =
+      scheme_end == std::string::npos ? "" : base_url.substr(0, scheme_end);
+  if (scheme != "http" && scheme != "https") {
+    throw Error(ErrorCode::kInvalidArgument,
+                "coordinator URL must start with http:// or https://, got \"" +
+                    base_url + "\"");
+  }
+  const size_t path_start = base_url.find('/', scheme_end + 3);
+  const std::string origin = base_url.substr(0, path_start);
+  std::string prefix =
+      path_start == std::string::npos ? "" : base_url.substr(path_start);
+  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+  if (origin.size() <= scheme_end + 3) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "coordinator URL has no host: \"" + base_url + "\"");
+  }
+  return std::make_unique<HttpCoordinatorClient>(
+      origin, prefix + "/internal/v1", token, options);
+}
+
+}  // namespace baton::stages

@@ -1,0 +1,79 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/json_util.h"
+
+namespace baton::stages {
+
+// The coordinator could not be reached (or kept answering 5xx) for longer
+// than the client's patience; the worker must exit.
+class CoordinatorUnreachable : public Error {
+ public:
+  explicit CoordinatorUnreachable(const std::string& message)
+      : Error(ErrorCode::kUnavailable, message) {}
+};
+
+// The coordinator answered 410 Gone: the run is over; the worker exits 0.
+class RunOver : public Error {
+ public:
+  RunOver() : Error(ErrorCode::kConflict, "the run is over (410 Gone)") {}
+};
+
+// The calls a worker makes to the coordinator (docs/worker-protocol.md),
+// free of any transport. The HTTP implementation talks to `/internal/v1`;
+// tests substitute an in-memory one. Every call may throw
+// CoordinatorUnreachable or RunOver; other failures (4xx, 5xx, malformed
+// answers) throw baton::Error. Not thread-safe: one worker loop owns it.
+class CoordinatorClient {
+ public:
+  virtual ~CoordinatorClient() = default;
+
+  // POST tasks:next. The task object when there is one; nullopt when there
+  // is nothing to do now (204).
+  virtual std::optional<Json> NextTask(int64_t worker_id) = 0;
+
+  // GET blobs/{digest}: the blob's raw bytes (not yet verified).
+  virtual std::string GetBlob(const std::string& digest) = 0;
+  // POST blobs:missing: which of `digests` the store lacks.
+  virtual std::vector<std::string> MissingBlobs(
+      const std::vector<std::string>& digests) = 0;
+  // PUT blobs/{digest}.
+  virtual void PutBlob(const std::string& digest, const std::string& bytes) = 0;
+
+  // POST tasks/{id}/initial with `body`.
+  virtual void ReportInitial(int64_t task_id, const Json& body) = 0;
+  // POST tasks/{id}/epochs with `body`; true for "continue", false for "stop".
+  virtual bool ReportEpoch(int64_t task_id, const Json& body) = 0;
+  // POST tasks/{id}:complete {"output": output}.
+  virtual void Complete(int64_t task_id, const std::string& output) = 0;
+  // POST tasks/{id}:fail {"status": status, "reason": reason}.
+  virtual void Fail(int64_t task_id, const std::string& status,
+                    const std::string& reason) = 0;
+};
+
+struct HttpClientOptions {
+  // How long the coordinator may stay unreachable (connection errors, 502,
+  // 503, 504) before a call throws CoordinatorUnreachable. Default: 10 s.
+  std::chrono::milliseconds patience{10000};
+  // Pause between retries. Default: 200 ms.
+  std::chrono::milliseconds retry_pause{200};
+  // How long one read or write on the socket may wait for progress; a
+  // coordinator silent for longer counts as unreachable. Default: 30 s.
+  std::chrono::seconds io_timeout{30};
+};
+
+// A client for `base_url` ("http://127.0.0.1:8080", optionally with a path
+// prefix) that sends `Authorization: Bearer <token>` and sets TCP_NODELAY and
+// keep-alive. Throws Error(kInvalidArgument) for a malformed URL.
+std::unique_ptr<CoordinatorClient> MakeHttpCoordinatorClient(
+    const std::string& base_url, const std::string& token,
+    const HttpClientOptions& options = {});
+
+}  // namespace baton::stages

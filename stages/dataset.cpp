@@ -1,0 +1,386 @@
+#include "stages/dataset.h"
+
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include <array>
+#include <cmath>
+#include <fstream>
+#include <memory>
+
+#include "common/digest.h"
+#include "common/error.h"
+
+namespace baton::stages {
+namespace {
+
+constexpr int64_t kMaxIdxBytes = int64_t{1} << 34;  // 16 GiB: surely corrupt
+
+bool FileExists(const std::string& path) {
+  struct stat info;
+  return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
+}
+
+struct GzCloser {
+  void operator()(gzFile_s* file) const { gzclose(file); }
+};
+
+std::string GzErrorText(gzFile file) {
+  int code = 0;
+  const char* text = gzerror(file, &code);
+  return code == Z_OK || text == nullptr ? "unexpected end of file" : text;
+}
+
+// Reads exactly `size` bytes or throws Error(kCorrupt).
+void ReadExactly(gzFile file, const std::string& path, uint8_t* out,
+                 int64_t size, const char* what) {
+  while (size > 0) {
+    unsigned chunk = static_cast<unsigned>(std::min<int64_t>(size, 1 << 30));
+    int got = gzread(file, out, chunk);
+    if (got <= 0) {
+      throw Error(ErrorCode::kCorrupt, "idx file " + path + ": cannot read " +
+                                           what + ": " + GzErrorText(file));
+    }
+    out += got;
+    size -= got;
+  }
+}
+
+// The path of `name` in `folder`, gzipped or not.
+std::string FindIdxFile(const std::string& folder, const std::string& name) {
+  std::string base = folder + "/" + name;
+  if (FileExists(base + ".gz")) return base + ".gz";
+  if (FileExists(base)) return base;
+  throw Error(ErrorCode::kNotFound,
+              "dataset file " + base + ".gz not found (nor " + base + ")");
+}
+
+std::string FileDigest(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  Sha256 hash;
+  std::array<char, 1 << 16> buffer;
+  while (in) {
+    in.read(buffer.data(), buffer.size());
+    hash.Update(std::string_view(buffer.data(), in.gcount()));
+  }
+  if (in.bad()) {
+    throw Error(ErrorCode::kUnavailable, "cannot read dataset file " + path);
+  }
+  return hash.FinishHex();
+}
+
+// Pixel bytes -> float32 [n, ...shape], each value table[byte].
+torch::Tensor ImagesToTensor(const uint8_t* bytes, int64_t n,
+                             const std::vector<int64_t>& shape,
+                             const std::array<float, 256>& table) {
+  std::vector<int64_t> sizes = {n};
+  sizes.insert(sizes.end(), shape.begin(), shape.end());
+  torch::Tensor tensor = torch::empty(sizes, torch::kFloat32);
+  float* out = tensor.data_ptr<float>();
+  const int64_t count = tensor.numel();
+  for (int64_t i = 0; i < count; ++i) out[i] = table[bytes[i]];
+  return tensor;
+}
+
+torch::Tensor LabelsToTensor(const uint8_t* bytes, int64_t n) {
+  torch::Tensor tensor = torch::empty({n}, torch::kInt64);
+  int64_t* out = tensor.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i) out[i] = bytes[i];
+  return tensor;
+}
+
+std::optional<int64_t> OptionalCount(const Json& spec, const char* key) {
+  auto it = spec.find(key);
+  if (it == spec.end()) return std::nullopt;
+  if (!it->is_number_integer() || it->get<int64_t>() < 1) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string("prepare: \"") + key +
+                    "\" must be a positive integer, got " + it->dump(),
+                std::string("/") + key);
+  }
+  return it->get<int64_t>();
+}
+
+// Reads one images/labels pair, at most `limit` examples, checking that both
+// files describe the same number of examples.
+std::pair<IdxArray, IdxArray> ReadSplit(const std::string& folder,
+                                        const std::string& prefix,
+                                        std::optional<int64_t> limit,
+                                        const char* limit_name, Json& files) {
+  std::string images_path = FindIdxFile(folder, prefix + "-images-idx3-ubyte");
+  std::string labels_path = FindIdxFile(folder, prefix + "-labels-idx1-ubyte");
+  IdxArray images = ReadIdx(images_path, limit.value_or(-1));
+  IdxArray labels = ReadIdx(labels_path, limit.value_or(-1));
+  if (images.dims.size() != 3 || labels.dims.size() != 1) {
+    throw Error(ErrorCode::kCorrupt,
+                "dataset " + folder + ": " + prefix +
+                    " images must be 3-D and labels 1-D idx files");
+  }
+  if (limit && images.dims[0] < *limit) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string("prepare: \"") + limit_name + "\" is " +
+                    std::to_string(*limit) + " but " + images_path + " has " +
+                    std::to_string(images.dims[0]) + " examples",
+                std::string("/") + limit_name);
+  }
+  if (images.dims[0] != labels.dims[0]) {
+    throw Error(ErrorCode::kCorrupt,
+                "dataset " + folder + ": " + images_path + " has " +
+                    std::to_string(images.dims[0]) + " examples but " +
+                    labels_path + " has " + std::to_string(labels.dims[0]));
+  }
+  for (const std::string& path : {images_path, labels_path}) {
+    files[path.substr(path.rfind('/') + 1)] = FileDigest(path);
+  }
+  return {std::move(images), std::move(labels)};
+}
+
+}  // namespace
+
+IdxArray ReadIdx(const std::string& path, int64_t max_items) {
+  if (!FileExists(path)) {
+    throw Error(ErrorCode::kNotFound, "idx file " + path + " not found");
+  }
+  std::unique_ptr<gzFile_s, GzCloser> file(gzopen(path.c_str(), "rb"));
+  if (!file) {
+    throw Error(ErrorCode::kUnavailable, "cannot open idx file " + path);
+  }
+  gzbuffer(file.get(), 1 << 17);
+  std::array<uint8_t, 4> magic;
+  ReadExactly(file.get(), path, magic.data(), 4, "the header");
+  if (magic[0] != 0 || magic[1] != 0 || magic[2] != 0x08 || magic[3] == 0 ||
+      magic[3] > 4) {
+    throw Error(ErrorCode::kCorrupt,
+                "idx file " + path +
+                    ": not an idx file of unsigned bytes (bad magic number)");
+  }
+  IdxArray array;
+  int64_t item_bytes = 1;
+  for (int i = 0; i < magic[3]; ++i) {
+    std::array<uint8_t, 4> be;
+    ReadExactly(file.get(), path, be.data(), 4, "the header");
+    int64_t d = (int64_t{be[0]} << 24) | (be[1] << 16) | (be[2] << 8) | be[3];
+    array.dims.push_back(d);
+    if (i > 0) {
+      if (d == 0 || item_bytes > kMaxIdxBytes / d) {
+        throw Error(ErrorCode::kCorrupt,
+                    "idx file " + path + ": implausible dimensions");
+      }
+      item_bytes *= d;
+    }
+  }
+  if (array.dims[0] > kMaxIdxBytes / item_bytes) {
+    throw Error(ErrorCode::kCorrupt,
+                "idx file " + path + ": implausible dimensions");
+  }
+  const int64_t in_file = array.dims[0];
+  const bool read_all = max_items < 0 || max_items >= in_file;
+  array.dims[0] = read_all ? in_file : max_items;
+  array.data.resize(static_cast<size_t>(array.dims[0] * item_bytes));
+  ReadExactly(file.get(), path, array.data.data(),
+              static_cast<int64_t>(array.data.size()), "the data");
+  if (read_all) {
+    // Reading past the end makes zlib check the gzip trailer (CRC, length).
+    uint8_t extra;
+    int got = gzread(file.get(), &extra, 1);
+    if (got != 0) {
+      throw Error(ErrorCode::kCorrupt,
+                  "idx file " + path + ": " +
+                      (got > 0 ? std::string("has bytes after its data")
+                               : GzErrorText(file.get())));
+    }
+  }
+  return array;
+}
+
+PrepareSpec ParsePrepareSpec(const Json& spec) {
+  if (!spec.is_object()) {
+    throw Error(ErrorCode::kInvalidArgument, "prepare: spec must be an object");
+  }
+  PrepareSpec parsed;
+  auto dataset = spec.find("dataset");
+  if (dataset == spec.end() || !dataset->is_object() ||
+      !dataset->contains("path") || !(*dataset)["path"].is_string()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "prepare: needs \"dataset\": {\"format\": \"idx\", \"path\": "
+                "\"...\"}",
+                "/dataset");
+  }
+  parsed.path = (*dataset)["path"].get<std::string>();
+  if (dataset->contains("format")) {
+    const Json& format = (*dataset)["format"];
+    if (!format.is_string() || format.get<std::string>() != "idx") {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "prepare: unsupported dataset format " + format.dump() +
+                      " (only \"idx\")",
+                  "/dataset/format");
+    }
+  }
+  parsed.train_subset = OptionalCount(spec, "train_subset");
+  parsed.test_subset = OptionalCount(spec, "test_subset");
+  if (auto it = spec.find("validation_fraction"); it != spec.end()) {
+    if (!it->is_number() || it->get<double>() <= 0 || it->get<double>() >= 1) {
+      throw Error(
+          ErrorCode::kInvalidArgument,
+          "prepare: \"validation_fraction\" must be a number in (0, 1), "
+          "got " +
+              it->dump(),
+          "/validation_fraction");
+    }
+    parsed.validation_fraction = it->get<double>();
+  }
+  if (auto it = spec.find("normalize"); it != spec.end()) {
+    if (!it->is_boolean()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "prepare: \"normalize\" must be true or false", "/normalize");
+    }
+    parsed.normalize = it->get<bool>();
+  }
+  return parsed;
+}
+
+Dataset PrepareDataset(const PrepareSpec& spec) {
+  if (spec.format != "idx") {
+    throw Error(ErrorCode::kInvalidArgument,
+                "prepare: unsupported dataset format \"" + spec.format + "\"");
+  }
+  Json files = Json::object();
+  auto [train_images, train_labels] =
+      ReadSplit(spec.path, "train", spec.train_subset, "train_subset", files);
+  auto [test_images, test_labels] =
+      ReadSplit(spec.path, "t10k", spec.test_subset, "test_subset", files);
+  if (train_images.dims[1] != test_images.dims[1] ||
+      train_images.dims[2] != test_images.dims[2]) {
+    throw Error(
+        ErrorCode::kCorrupt,
+        "dataset " + spec.path + ": train and test images differ in size");
+  }
+  const int64_t total = train_images.dims[0];
+  if (total < 2) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "prepare: need at least 2 training examples to split off a "
+                "validation set",
+                "/train_subset");
+  }
+  const int64_t val_count = std::clamp<int64_t>(
+      std::llround(static_cast<double>(total) * spec.validation_fraction), 1,
+      total - 1);
+  const int64_t train_count = total - val_count;
+  const std::vector<int64_t> shape = {1, train_images.dims[1],
+                                      train_images.dims[2]};
+  const int64_t pixels = shape[1] * shape[2];
+
+  // Exact integer sums make the statistics independent of thread counts.
+  uint64_t sum = 0, sum_squares = 0;
+  for (int64_t i = 0; i < train_count * pixels; ++i) {
+    uint64_t v = train_images.data[i];
+    sum += v;
+    sum_squares += v * v;
+  }
+  const double n = static_cast<double>(train_count * pixels);
+  const double mean = static_cast<double>(sum) / n / 255.0;
+  const double variance =
+      static_cast<double>(sum_squares) / n / (255.0 * 255.0) - mean * mean;
+  const double stddev = std::sqrt(std::max(variance, 0.0));
+  if (spec.normalize && !(stddev > 0)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "prepare: cannot normalise: every training pixel is equal",
+                "/normalize");
+  }
+  std::array<float, 256> table;
+  for (int v = 0; v < 256; ++v) {
+    double x = v / 255.0;
+    table[v] = static_cast<float>(spec.normalize ? (x - mean) / stddev : x);
+  }
+
+  Dataset dataset;
+  dataset.input_shape = shape;
+  const uint8_t* images = train_images.data.data();
+  const uint8_t* labels = train_labels.data.data();
+  dataset.train_x = ImagesToTensor(images, train_count, shape, table);
+  dataset.train_y = LabelsToTensor(labels, train_count);
+  dataset.val_x =
+      ImagesToTensor(images + train_count * pixels, val_count, shape, table);
+  dataset.val_y = LabelsToTensor(labels + train_count, val_count);
+  dataset.test_x = ImagesToTensor(test_images.data.data(), test_images.dims[0],
+                                  shape, table);
+  dataset.test_y = LabelsToTensor(test_labels.data.data(), test_images.dims[0]);
+  uint8_t max_label = 0;
+  for (uint8_t v : train_labels.data) max_label = std::max(max_label, v);
+  for (uint8_t v : test_labels.data) max_label = std::max(max_label, v);
+  dataset.num_classes = int64_t{max_label} + 1;
+  dataset.meta = {
+      {"input_shape", shape},
+      {"num_classes", dataset.num_classes},
+      {"train", train_count},
+      {"validation", val_count},
+      {"test", test_images.dims[0]},
+      {"mean", mean},
+      {"std", stddev},
+      {"normalized", spec.normalize},
+      {"source", {{"format", "idx"}, {"path", spec.path}, {"files", files}}},
+  };
+  return dataset;
+}
+
+EncodedTensors EncodeDataset(const Dataset& dataset) {
+  return EncodeTensors({{"train_x", dataset.train_x},
+                        {"train_y", dataset.train_y},
+                        {"val_x", dataset.val_x},
+                        {"val_y", dataset.val_y},
+                        {"test_x", dataset.test_x},
+                        {"test_y", dataset.test_y}},
+                       "dataset", dataset.meta);
+}
+
+Dataset DecodeDataset(const store::Manifest& manifest,
+                      const BlobFetcher& fetch) {
+  if (manifest.kind != "dataset") {
+    throw Error(
+        ErrorCode::kInvalidArgument,
+        "expected a dataset manifest, got kind \"" + manifest.kind + "\"");
+  }
+  Dataset dataset;
+  dataset.meta = manifest.meta;
+  try {
+    dataset.input_shape =
+        manifest.meta.at("input_shape").get<std::vector<int64_t>>();
+    dataset.num_classes = manifest.meta.at("num_classes").get<int64_t>();
+  } catch (const Json::exception& e) {
+    throw Error(ErrorCode::kCorrupt,
+                std::string("dataset manifest meta: ") + e.what());
+  }
+  std::map<std::string, torch::Tensor> named;
+  for (const char* name :
+       {"train_x", "train_y", "val_x", "val_y", "test_x", "test_y"}) {
+    const store::TensorEntry* entry = store::FindTensor(manifest, name);
+    if (entry == nullptr) {
+      throw Error(ErrorCode::kCorrupt,
+                  std::string("dataset manifest has no tensor ") + name);
+    }
+    named[name] = TensorFromBytes(fetch(entry->blob), ParseDtype(entry->dtype),
+                                  entry->shape, name);
+  }
+  dataset.train_x = named.at("train_x");
+  dataset.train_y = named.at("train_y");
+  dataset.val_x = named.at("val_x");
+  dataset.val_y = named.at("val_y");
+  dataset.test_x = named.at("test_x");
+  dataset.test_y = named.at("test_y");
+  for (const auto& [x, y] : {std::pair{dataset.train_x, dataset.train_y},
+                             std::pair{dataset.val_x, dataset.val_y},
+                             std::pair{dataset.test_x, dataset.test_y}}) {
+    std::vector<int64_t> example(x.sizes().begin() + (x.dim() > 0 ? 1 : 0),
+                                 x.sizes().end());
+    if (x.scalar_type() != torch::kFloat32 ||
+        y.scalar_type() != torch::kInt64 || y.dim() != 1 || x.dim() < 1 ||
+        x.size(0) != y.size(0) || example != dataset.input_shape) {
+      throw Error(ErrorCode::kCorrupt,
+                  "dataset manifest: tensors do not match input_shape or "
+                  "each other");
+    }
+  }
+  return dataset;
+}
+
+}  // namespace baton::stages

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/json_util.h"
+
+namespace baton::stages {
+
+// A feed-forward network built from the pipeline's layer list
+// (`{"layers": [{"name": "conv1", "type": "conv2d", ...}, ...]}`).
+//
+// Layer types and fields (defaults in parentheses; sizes are integers and
+// apply to height and width alike):
+//   conv2d       out_channels, kernel_size, stride (1), padding (0), bias
+//   (true) linear       out_features, bias (true); needs a flat [N, features]
+//   input relu, flatten (from dim 1) max_pool2d, avg_pool2d   kernel_size,
+//   stride (= kernel_size), padding (0) batch_norm2d, batch_norm1d   (LibTorch
+//   defaults: eps 1e-5, momentum 0.1) dropout      p (0.5)
+// Each layer is registered under its "name", so tensors are named
+// "<layer>.<param>" ("conv1.weight", "bn2.running_mean"). Input sizes
+// (in_channels, in_features, num_features) are inferred by passing a dummy
+// batch of the dataset's input shape through the layers while building, so a
+// layer removed from the list (an ablation) just disappears. Parameters start
+// with LibTorch's default initialisation (Kaiming uniform), drawn from
+// torch's global generator: seed it first for reproducible weights.
+//
+// Not thread-safe; one model belongs to one training loop.
+class ModelImpl : public torch::nn::Module {
+ public:
+  // Builds the model. `input_shape` is one example's shape without the batch
+  // dimension (e.g. {1, 28, 28}); when `num_classes` > 0 the output must be
+  // [N, num_classes]. Throws Error(kInvalidArgument) naming the layer (and its
+  // JSON pointer, "/layers/<i>") for an unknown type, a missing, unknown or
+  // ill-typed field, a duplicate name, or a layer that cannot take the shape
+  // that reaches it.
+  ModelImpl(const Json& spec, const std::vector<int64_t>& input_shape,
+            int64_t num_classes = 0);
+
+  // Runs the layers in order; x is [N, input_shape...], the result
+  // [N, output_shape...]. Images and conv weights are kept channels-last in
+  // memory for speed; values, names and checkpoint bytes are unaffected.
+  torch::Tensor forward(torch::Tensor x);
+
+  // Layer names in order.
+  const std::vector<std::string>& layer_names() const { return names_; }
+  // Output shape of one example (without the batch dimension).
+  const std::vector<int64_t>& output_shape() const { return output_shape_; }
+
+ private:
+  std::vector<torch::nn::AnyModule> layers_;
+  std::vector<std::string> names_;
+  std::vector<int64_t> output_shape_;
+};
+TORCH_MODULE(Model);
+
+// Number of scalar parameters (not buffers) of `module`.
+int64_t CountParameters(const torch::nn::Module& module);
+
+}  // namespace baton::stages

@@ -1,0 +1,318 @@
+#include "stages/worker.h"
+
+#include <dlfcn.h>
+#include <malloc.h>
+
+#include <algorithm>
+#include <iostream>
+#include <sstream>
+
+#include "common/digest.h"
+#include "stages/dataset.h"
+#include "stages/model.h"
+#include "stages/tensor_codec.h"
+#include "stages/trainer.h"
+
+namespace baton::stages {
+namespace {
+
+Error TaskError(const std::string& key, const std::string& what) {
+  return Error(ErrorCode::kInvalidArgument,
+               "task field \"" + key + "\" " + what, "/" + key);
+}
+
+const Json& Field(const Json& task, const std::string& key) {
+  auto it = task.find(key);
+  if (it == task.end()) throw TaskError(key, "is missing");
+  return *it;
+}
+
+int64_t IntField(const Json& task, const std::string& key, int64_t minimum,
+                 std::optional<int64_t> fallback = std::nullopt) {
+  if (!task.contains(key) && fallback) return *fallback;
+  const Json& value = Field(task, key);
+  if (!value.is_number_integer() || value.get<int64_t>() < minimum) {
+    throw TaskError(key, "must be an integer >= " + std::to_string(minimum) +
+                             ", got " + value.dump());
+  }
+  return value.get<int64_t>();
+}
+
+// A digest field, or nullopt when absent or null.
+std::optional<std::string> DigestField(const Json& task,
+                                       const std::string& key) {
+  auto it = task.find(key);
+  if (it == task.end() || it->is_null()) return std::nullopt;
+  if (!it->is_string() || !IsDigest(it->get<std::string>())) {
+    throw TaskError(key, "must be a checkpoint digest, got " + it->dump());
+  }
+  return it->get<std::string>();
+}
+
+// "what (at /pointer)" for a failure reason.
+std::string Reason(const Error& e) {
+  return e.pointer().empty()
+             ? e.what()
+             : std::string(e.what()) + " (at " + e.pointer() + ")";
+}
+
+std::string FormatMetrics(const EpochMetrics& m) {
+  std::ostringstream text;
+  text.precision(4);
+  text << "train_loss=" << m.train_loss;
+  if (m.val_accuracy) text << " val_accuracy=" << *m.val_accuracy;
+  if (m.test_accuracy) text << " test_accuracy=" << *m.test_accuracy;
+  text << " lr=" << m.lr << " (" << m.seconds << " s, "
+       << static_cast<int64_t>(m.samples_per_second) << " samples/s)";
+  return text.str();
+}
+
+}  // namespace
+
+void ConfigureWorkerProcess(int threads) {
+  torch::set_num_threads(threads);
+  // LibTorch does not tell OpenBLAS its thread count; without this each
+  // worker's BLAS would spawn one thread per core.
+  using SetThreadsFn = void (*)(int);
+  if (auto set_blas_threads = reinterpret_cast<SetThreadsFn>(
+          dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set_blas_threads(threads);
+  }
+  // Keep freed buffers of up to 32 MiB in the heap and never trim it, so the
+  // same activations and gradients are not page-faulted in on every batch.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
+struct Worker::State {
+  CoordinatorClient& client;
+  WorkerOptions options;
+  // The last dataset used or prepared, by manifest digest.
+  std::string dataset_digest;
+  std::shared_ptr<const Dataset> dataset;
+
+  State(CoordinatorClient& c, WorkerOptions o)
+      : client(c), options(std::move(o)) {}
+
+  void Log(const std::string& line) const {
+    if (options.log) {
+      options.log(line);
+    } else {
+      std::cerr << "baton-worker[" << options.worker_id << "] " << line
+                << std::endl;
+    }
+  }
+
+  // The blob's bytes, checked against the digest that named them.
+  std::string Fetch(const std::string& digest) {
+    if (!IsDigest(digest)) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "\"" + digest + "\" is not a blob digest");
+    }
+    std::string bytes = client.GetBlob(digest);
+    if (Sha256Hex(bytes) != digest) {
+      throw Error(ErrorCode::kCorrupt,
+                  "blob " + digest + " arrived with different content");
+    }
+    return bytes;
+  }
+
+  store::Manifest FetchManifest(const std::string& digest) {
+    return store::ParseManifest(Fetch(digest));
+  }
+
+  BlobFetcher Fetcher() {
+    return [this](const std::string& digest) { return Fetch(digest); };
+  }
+
+  // Uploads the blobs the store lacks, then the manifest; returns its digest.
+  std::string Upload(const EncodedTensors& encoded) {
+    const std::string manifest_bytes = store::ManifestBytes(encoded.manifest);
+    const std::string manifest_digest = Sha256Hex(manifest_bytes);
+    std::vector<std::string> digests;
+    for (const auto& [digest, bytes] : encoded.blobs) digests.push_back(digest);
+    digests.push_back(manifest_digest);
+    bool manifest_missing = false;
+    for (const std::string& digest : client.MissingBlobs(digests)) {
+      auto it = encoded.blobs.find(digest);
+      if (it != encoded.blobs.end()) {
+        client.PutBlob(digest, it->second);
+      } else if (digest == manifest_digest) {
+        manifest_missing = true;
+      }
+    }
+    if (manifest_missing) client.PutBlob(manifest_digest, manifest_bytes);
+    return manifest_digest;
+  }
+
+  std::shared_ptr<const Dataset> LoadDataset(const std::string& digest) {
+    if (digest != dataset_digest || !dataset) {
+      dataset.reset();  // free the old one before fetching the new one
+      dataset = std::make_shared<const Dataset>(
+          DecodeDataset(FetchManifest(digest), Fetcher()));
+      dataset_digest = digest;
+    }
+    return dataset;
+  }
+
+  void RunPrepare(int64_t id, const Json& task) {
+    PrepareSpec spec = ParsePrepareSpec(Field(task, "prepare"));
+    auto prepared = std::make_shared<const Dataset>(PrepareDataset(spec));
+    const std::string digest = Upload(EncodeDataset(*prepared));
+    dataset = prepared;
+    dataset_digest = digest;
+    Log("task " + std::to_string(id) + ": dataset " + digest + " (" +
+        prepared->meta["train"].dump() + " train, " +
+        prepared->meta["validation"].dump() + " validation, " +
+        prepared->meta["test"].dump() + " test)");
+    client.Complete(id, digest);
+  }
+
+  void RunTrain(int64_t id, const Json& task) {
+    const Json& dataset_field = Field(task, "dataset");
+    if (!dataset_field.is_string())
+      throw TaskError("dataset", "must be a digest");
+    std::shared_ptr<const Dataset> data =
+        LoadDataset(dataset_field.get<std::string>());
+    const Json& seed_field = Field(task, "seed");
+    if (!seed_field.is_number_integer())
+      throw TaskError("seed", "must be an integer");
+    TrainOptions train_options;
+    train_options.seed = seed_field.get<uint64_t>();
+    train_options.epochs = IntField(task, "epochs", 1);
+    train_options.start_epoch = IntField(task, "start_epoch", 0, 0);
+    if (auto it = task.find("evaluate_test"); it != task.end()) {
+      if (!it->is_boolean())
+        throw TaskError("evaluate_test", "must be true or false");
+      train_options.evaluate_test = it->get<bool>();
+    }
+    Hyperparameters hp = ParseHyperparameters(Field(task, "hyperparameters"));
+
+    torch::manual_seed(train_options.seed);
+    Model model = nullptr;
+    try {
+      model = Model(Field(task, "model"), data->input_shape, data->num_classes);
+    } catch (const Error& e) {
+      throw Error(e.code(), e.what(), "/model" + e.pointer());
+    }
+
+    std::string last_checkpoint;
+    if (train_options.start_epoch > 0) {
+      std::optional<std::string> resume =
+          DigestField(task, "resume_checkpoint");
+      if (!resume) {
+        throw TaskError("resume_checkpoint", "is needed when start_epoch > 0");
+      }
+      LoadState(*model, FetchManifest(*resume), Fetcher());
+      last_checkpoint = *resume;
+    } else {
+      InitReport report;
+      Json source = nullptr;
+      if (std::optional<std::string> init =
+              DigestField(task, "init_checkpoint")) {
+        report = TransferInit(*model, FetchManifest(*init), Fetcher());
+        source = *init;
+      } else {
+        for (const auto& [name, tensor] : ModuleState(*model)) {
+          report.reinitialized.push_back(name);
+        }
+        std::sort(report.reinitialized.begin(), report.reinitialized.end());
+      }
+      last_checkpoint = Upload(EncodeModelState(*model));
+      client.ReportInitial(id, {{"checkpoint", last_checkpoint},
+                                {"init",
+                                 {{"source", source},
+                                  {"transferred", report.transferred},
+                                  {"reinitialized", report.reinitialized}}}});
+    }
+
+    TrainResult result = Train(
+        model, *data, hp, train_options, [&](const EpochMetrics& metrics) {
+          last_checkpoint = Upload(EncodeModelState(*model));
+          Log("task " + std::to_string(id) + " epoch " +
+              std::to_string(metrics.epoch + 1) + "/" +
+              std::to_string(train_options.epochs) + ": " +
+              FormatMetrics(metrics));
+          return client.ReportEpoch(id, {{"epoch", metrics.epoch},
+                                         {"checkpoint", last_checkpoint},
+                                         {"seconds", metrics.seconds},
+                                         {"metrics", MetricsJson(metrics)}});
+        });
+    if (result.outcome == TrialOutcome::kDiverged) {
+      Log("task " + std::to_string(id) + " diverged: " + result.reason);
+      client.Fail(id, "diverged", result.reason);
+      return;
+    }
+    if (result.outcome == TrialOutcome::kStopped) {
+      Log("task " + std::to_string(id) + " stopped by the coordinator");
+    }
+    client.Complete(id, last_checkpoint);
+  }
+};
+
+Worker::Worker(CoordinatorClient& client, WorkerOptions options)
+    : state_(std::make_unique<State>(client, std::move(options))) {}
+
+Worker::~Worker() = default;
+
+int Worker::Run() {
+  while (true) {
+    try {
+      std::optional<Json> task =
+          state_->client.NextTask(state_->options.worker_id);
+      if (task) RunTask(*task);
+    } catch (const RunOver&) {
+      state_->Log("the run is over; exiting");
+      return kExitRunOver;
+    } catch (const CoordinatorUnreachable& e) {
+      state_->Log(std::string("exiting: ") + e.what());
+      return kExitUnreachable;
+    } catch (const Error& e) {
+      state_->Log(std::string("exiting: ") + e.what());
+      return kExitFatal;
+    }
+  }
+}
+
+void Worker::RunTask(const Json& task) {
+  if (!task.is_object() || !task.contains("id") ||
+      !task["id"].is_number_integer()) {
+    // Without an id there is nobody to report to.
+    throw Error(ErrorCode::kInternal,
+                "coordinator sent a task without an integer id: " +
+                    task.dump().substr(0, 200));
+  }
+  const int64_t id = task["id"].get<int64_t>();
+  std::string reason;
+  try {
+    const Json& kind_field = Field(task, "kind");
+    const std::string kind =
+        kind_field.is_string() ? kind_field.get<std::string>() : "";
+    state_->Log("task " + std::to_string(id) + ": " + kind_field.dump() +
+                " (stage " + task.value("stage", Json("?")).dump() +
+                ", attempt " + task.value("attempt", Json(1)).dump() + ")");
+    if (kind == "prepare") {
+      state_->RunPrepare(id, task);
+    } else if (kind == "train") {
+      state_->RunTrain(id, task);
+    } else {
+      throw TaskError(
+          "kind", "must be \"prepare\" or \"train\", got " + kind_field.dump());
+    }
+    return;
+  } catch (const RunOver&) {
+    throw;
+  } catch (const CoordinatorUnreachable&) {
+    throw;
+  } catch (const Error& e) {
+    reason = Reason(e);
+  } catch (const c10::Error& e) {
+    reason = e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    reason = e.what();
+  }
+  state_->Log("task " + std::to_string(id) + " failed: " + reason);
+  state_->client.Fail(id, "failed", reason);
+}
+
+}  // namespace baton::stages

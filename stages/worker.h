@@ -1,0 +1,57 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/json_util.h"
+#include "stages/coordinator_client.h"
+
+namespace baton::stages {
+
+// Exit statuses of baton-worker (docs/worker-protocol.md).
+constexpr int kExitRunOver = 0;      // the coordinator answered 410
+constexpr int kExitUsage = 2;        // bad arguments or environment
+constexpr int kExitUnreachable = 3;  // coordinator unreachable for 10 s
+constexpr int kExitFatal = 4;        // the coordinator refused the worker
+
+// Process-wide settings for a worker: `threads` LibTorch intra-op threads and
+// as many OpenBLAS threads (when OpenBLAS is the BLAS loaded), and glibc
+// malloc thresholds that keep the training loop's large buffers mapped
+// instead of returning them to the kernel on every batch. Call once, early.
+void ConfigureWorkerProcess(int threads);
+
+struct WorkerOptions {
+  int64_t worker_id = 0;
+  // Receives one line per event (task start and end, epochs); default:
+  // stderr with a "baton-worker[N]" prefix.
+  std::function<void(const std::string&)> log;
+};
+
+// Takes task after task from the coordinator and runs it (see
+// docs/worker-protocol.md): prepare tasks read and upload a dataset, train
+// tasks build, initialise, train and report a model. Keeps the last dataset
+// in memory between tasks. Not thread-safe; one per process.
+class Worker {
+ public:
+  Worker(CoordinatorClient& client, WorkerOptions options);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Loops until the run is over; returns the process exit status (kExit*).
+  int Run();
+
+  // Runs one task and reports how it ended (:complete, or :fail with status
+  // "diverged" or "failed" and the reason). Errors of the task never escape;
+  // only CoordinatorUnreachable and RunOver do, and a baton::Error when the
+  // coordinator refuses the report itself.
+  void RunTask(const Json& task);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace baton::stages

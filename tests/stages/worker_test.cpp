@@ -1,0 +1,294 @@
+#include "stages/worker.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+
+#include "common/digest.h"
+#include "common/error.h"
+#include "store/checkpoint.h"
+#include "tests/stages/fixtures.h"
+
+namespace baton::stages {
+namespace {
+
+using testing::kFashionMnistDir;
+using testing::TinyCnn;
+
+// An in-memory coordinator: hands out queued tasks, then answers "run over";
+// stores blobs; records every report. Epoch answers follow `stop_after`.
+class FakeCoordinator : public CoordinatorClient {
+ public:
+  std::deque<Json> tasks;
+  std::map<std::string, std::string> blobs;
+  std::vector<std::string> puts;  // digests in upload order
+  std::vector<std::pair<int64_t, Json>> initial, epochs;
+  std::vector<std::pair<int64_t, std::string>> completed;
+  std::vector<std::pair<int64_t, Json>> failed;
+  int stop_after = 1 << 30;  // answer "stop" once this many epochs came in
+  bool unreachable = false;
+
+  std::optional<Json> NextTask(int64_t worker_id) override {
+    if (unreachable) throw CoordinatorUnreachable("fake: unreachable");
+    if (tasks.empty()) throw RunOver();
+    Json task = tasks.front();
+    tasks.pop_front();
+    return task;
+  }
+  std::string GetBlob(const std::string& digest) override {
+    auto it = blobs.find(digest);
+    if (it == blobs.end())
+      throw Error(ErrorCode::kNotFound, "no blob " + digest);
+    return it->second;
+  }
+  std::vector<std::string> MissingBlobs(
+      const std::vector<std::string>& digests) override {
+    std::vector<std::string> missing;
+    for (const auto& d : digests) {
+      if (!blobs.count(d)) missing.push_back(d);
+    }
+    return missing;
+  }
+  void PutBlob(const std::string& digest, const std::string& bytes) override {
+    EXPECT_EQ(Sha256Hex(bytes), digest);
+    blobs[digest] = bytes;
+    puts.push_back(digest);
+  }
+  void ReportInitial(int64_t task_id, const Json& body) override {
+    ExpectStored(body.at("checkpoint").get<std::string>());
+    initial.emplace_back(task_id, body);
+  }
+  bool ReportEpoch(int64_t task_id, const Json& body) override {
+    ExpectStored(body.at("checkpoint").get<std::string>());
+    epochs.emplace_back(task_id, body);
+    return static_cast<int>(epochs.size()) < stop_after;
+  }
+  void Complete(int64_t task_id, const std::string& output) override {
+    completed.emplace_back(task_id, output);
+  }
+  void Fail(int64_t task_id, const std::string& status,
+            const std::string& reason) override {
+    failed.emplace_back(task_id, Json{{"status", status}, {"reason", reason}});
+  }
+
+  // A stored manifest and every blob it names.
+  store::Manifest ExpectStored(const std::string& digest) {
+    EXPECT_TRUE(blobs.count(digest)) << digest;
+    if (!blobs.count(digest)) return {};
+    store::Manifest manifest = store::ParseManifest(blobs[digest]);
+    for (const auto& entry : manifest.tensors) {
+      EXPECT_TRUE(blobs.count(entry.blob)) << entry.name;
+    }
+    return manifest;
+  }
+};
+
+Json PrepareTask(int64_t id) {
+  return {{"id", id},
+          {"kind", "prepare"},
+          {"stage", "prep"},
+          {"attempt", 1},
+          {"seed", 7},
+          {"prepare",
+           {{"type", "prepare"},
+            {"dataset", {{"format", "idx"}, {"path", kFashionMnistDir}}},
+            {"train_subset", 600},
+            {"test_subset", 100},
+            {"validation_fraction", 0.2},
+            {"normalize", true}}}};
+}
+
+Json TrainTask(int64_t id, const std::string& dataset, Json model = TinyCnn()) {
+  return {{"id", id},
+          {"kind", "train"},
+          {"stage", "tune"},
+          {"attempt", 1},
+          {"seed", 123456789},
+          {"dataset", dataset},
+          {"model", std::move(model)},
+          {"hyperparameters",
+           {{"lr", 0.05},
+            {"momentum", 0.9},
+            {"batch_size", 32},
+            {"optimizer", "sgd"},
+            {"dropout", 0.1}}},
+          {"epochs", 2},
+          {"start_epoch", 0},
+          {"resume_checkpoint", nullptr},
+          {"init_checkpoint", nullptr},
+          {"evaluate_test", false}};
+}
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  WorkerTest() : worker_(fake_, {/*worker_id=*/1, [](const std::string&) {}}) {}
+
+  // Prepares the dataset once per test and returns its manifest digest.
+  std::string Prepare() {
+    worker_.RunTask(PrepareTask(1));
+    EXPECT_EQ(fake_.completed.size(), 1u);
+    return fake_.completed.back().second;
+  }
+
+  FakeCoordinator fake_;
+  Worker worker_;
+};
+
+TEST_F(WorkerTest, PrepareUploadsADatasetManifest) {
+  std::string digest = Prepare();
+  EXPECT_TRUE(fake_.failed.empty()) << fake_.failed[0].second.dump();
+  store::Manifest manifest = fake_.ExpectStored(digest);
+  EXPECT_EQ(manifest.kind, "dataset");
+  EXPECT_EQ(manifest.meta["train"], 480);
+  EXPECT_EQ(manifest.meta["validation"], 120);
+  EXPECT_EQ(manifest.meta["test"], 100);
+  EXPECT_EQ(manifest.meta["input_shape"], Json({1, 28, 28}));
+  EXPECT_EQ(manifest.tensors.size(), 6u);
+  EXPECT_EQ(fake_.puts.back(), digest);  // the manifest goes last
+
+  // Preparing again stores nothing new.
+  fake_.puts.clear();
+  worker_.RunTask(PrepareTask(2));
+  EXPECT_EQ(fake_.completed.back().second, digest);
+  EXPECT_TRUE(fake_.puts.empty());
+}
+
+TEST_F(WorkerTest, TrainReportsInitialEpochsAndCompletes) {
+  std::string dataset = Prepare();
+  worker_.RunTask(TrainTask(5, dataset));
+  ASSERT_TRUE(fake_.failed.empty()) << fake_.failed[0].second.dump();
+  ASSERT_EQ(fake_.initial.size(), 1u);
+  const Json& init = fake_.initial[0].second["init"];
+  EXPECT_TRUE(init["source"].is_null());
+  EXPECT_TRUE(init["transferred"].empty());
+  EXPECT_EQ(init["reinitialized"].size(), 11u);
+  ASSERT_EQ(fake_.epochs.size(), 2u);
+  for (int k = 0; k < 2; ++k) {
+    const Json& report = fake_.epochs[k].second;
+    EXPECT_EQ(fake_.epochs[k].first, 5);
+    EXPECT_EQ(report["epoch"], k);
+    EXPECT_GT(report["seconds"].get<double>(), 0);
+    for (const char* key : {"train_loss", "val_loss", "val_accuracy", "lr",
+                            "samples_per_second"}) {
+      EXPECT_TRUE(report["metrics"].contains(key)) << key;
+    }
+    EXPECT_FALSE(report["metrics"].contains("test_accuracy"));
+  }
+  EXPECT_GT(fake_.epochs[1].second["metrics"]["val_accuracy"].get<double>(),
+            0.3);
+  ASSERT_EQ(fake_.completed.size(), 2u);
+  EXPECT_EQ(fake_.completed[1].first, 5);
+  EXPECT_EQ(fake_.completed[1].second,
+            fake_.epochs[1].second["checkpoint"].get<std::string>());
+  EXPECT_EQ(fake_.ExpectStored(fake_.completed[1].second).kind, "model");
+}
+
+TEST_F(WorkerTest, InitCheckpointTransfersMatchingTensors) {
+  std::string dataset = Prepare();
+  worker_.RunTask(TrainTask(5, dataset));
+  const std::string trained = fake_.completed.back().second;
+
+  // Same architecture: every tensor transfers, and the initial checkpoint is
+  // the source itself, so nothing new is uploaded.
+  Json same = TrainTask(6, dataset);
+  same["init_checkpoint"] = trained;
+  same["epochs"] = 1;
+  fake_.puts.clear();
+  worker_.RunTask(same);
+  ASSERT_TRUE(fake_.failed.empty()) << fake_.failed[0].second.dump();
+  const Json& body = fake_.initial.back().second;
+  EXPECT_EQ(body["checkpoint"], trained);
+  EXPECT_EQ(body["init"]["source"], trained);
+  EXPECT_EQ(body["init"]["transferred"].size(), 11u);
+  EXPECT_TRUE(body["init"]["reinitialized"].empty());
+
+  // Resized fc1: fc1.* and fc2.weight are fresh.
+  Json resized = TrainTask(7, dataset, TinyCnn(/*hidden=*/16));
+  resized["init_checkpoint"] = trained;
+  resized["epochs"] = 1;
+  worker_.RunTask(resized);
+  ASSERT_TRUE(fake_.failed.empty()) << fake_.failed[0].second.dump();
+  EXPECT_EQ(fake_.initial.back().second["init"]["reinitialized"],
+            Json({"fc1.bias", "fc1.weight", "fc2.weight"}));
+}
+
+TEST_F(WorkerTest, ResumeContinuesFromTheGivenEpoch) {
+  std::string dataset = Prepare();
+  Json task = TrainTask(5, dataset);
+  worker_.RunTask(task);
+  const std::string after_epoch0 = fake_.epochs[0].second["checkpoint"];
+  const size_t initial_reports = fake_.initial.size();
+
+  task["start_epoch"] = 1;
+  task["resume_checkpoint"] = after_epoch0;
+  task["attempt"] = 2;
+  worker_.RunTask(task);
+  ASSERT_TRUE(fake_.failed.empty()) << fake_.failed[0].second.dump();
+  EXPECT_EQ(fake_.initial.size(), initial_reports);  // no second initial
+  ASSERT_EQ(fake_.epochs.size(), 3u);
+  EXPECT_EQ(fake_.epochs[2].second["epoch"], 1);
+
+  task["resume_checkpoint"] = nullptr;
+  worker_.RunTask(task);
+  ASSERT_EQ(fake_.failed.size(), 1u);
+  EXPECT_NE(fake_.failed[0].second["reason"].get<std::string>().find(
+                "resume_checkpoint"),
+            std::string::npos);
+}
+
+TEST_F(WorkerTest, StopEndsTheTrialEarly) {
+  std::string dataset = Prepare();
+  fake_.stop_after = 1;
+  Json task = TrainTask(5, dataset);
+  task["epochs"] = 4;
+  worker_.RunTask(task);
+  EXPECT_EQ(fake_.epochs.size(), 1u);
+  EXPECT_TRUE(fake_.failed.empty());
+  EXPECT_EQ(fake_.completed.back().second,
+            fake_.epochs[0].second["checkpoint"].get<std::string>());
+}
+
+TEST_F(WorkerTest, BadTasksFailWithAReasonAndTheWorkerGoesOn) {
+  std::string dataset = Prepare();
+  Json bad_model = TinyCnn();
+  bad_model["layers"][2]["type"] = "swish";
+  worker_.RunTask(TrainTask(5, dataset, bad_model));
+  Json missing_dataset = TrainTask(6, std::string(64, 'a'));
+  worker_.RunTask(missing_dataset);
+  Json bad_kind = TrainTask(7, dataset);
+  bad_kind["kind"] = "evaluate";
+  worker_.RunTask(bad_kind);
+
+  ASSERT_EQ(fake_.failed.size(), 3u);
+  const std::string reason = fake_.failed[0].second["reason"];
+  EXPECT_EQ(fake_.failed[0].second["status"], "failed");
+  EXPECT_NE(reason.find("'act1'"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("/model/layers/2/type"), std::string::npos) << reason;
+  EXPECT_EQ(fake_.failed[1].first, 6);
+  EXPECT_EQ(fake_.failed[2].first, 7);
+
+  worker_.RunTask(TrainTask(8, dataset));  // still works
+  EXPECT_EQ(fake_.completed.back().first, 8);
+}
+
+TEST_F(WorkerTest, DivergedTrialIsReportedAsDiverged) {
+  std::string dataset = Prepare();
+  Json task = TrainTask(5, dataset);
+  task["hyperparameters"]["lr"] = 1e6;
+  task["epochs"] = 3;
+  worker_.RunTask(task);
+  ASSERT_EQ(fake_.failed.size(), 1u);
+  EXPECT_EQ(fake_.failed[0].second["status"], "diverged");
+  EXPECT_EQ(fake_.completed.size(), 1u);  // only the prepare task
+}
+
+TEST_F(WorkerTest, RunLoopsUntilTheRunIsOver) {
+  fake_.tasks.push_back(PrepareTask(1));
+  EXPECT_EQ(worker_.Run(), kExitRunOver);
+  EXPECT_EQ(fake_.completed.size(), 1u);
+  fake_.unreachable = true;
+  EXPECT_EQ(worker_.Run(), kExitUnreachable);
+}
+
+}  // namespace
+}  // namespace baton::stages
