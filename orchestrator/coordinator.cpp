@@ -486,6 +486,18 @@ Coordinator::Next Coordinator::NextTask(int worker_id, std::chrono::milliseconds
   }
 }
 
+bool Coordinator::IsRepeatedReport(int64_t task_id, const std::string& status, const std::string& output) {
+  // Workers retry a report whose answer they did not see; the retry must be
+  // answered like the original, not refused.
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end() || it->second->rec.status == "running") return false;
+  const auto& rec = it->second->rec;
+  if (!status.empty()) return rec.status == status && rec.output == output;
+  // A failure report for a task no longer running: it was already recorded
+  // (failed, diverged, or pending again for a retry).
+  return rec.status != "succeeded";
+}
+
 Coordinator::Task& Coordinator::FindTask(int64_t task_id) {
   auto it = tasks_.find(task_id);
   if (it == tasks_.end()) throw Error(ErrorCode::kNotFound, "no task " + std::to_string(task_id) + " in run " + run_id_);
@@ -571,8 +583,9 @@ std::string Coordinator::ReportEpoch(int64_t task_id, const Json& body) {
 
 void Coordinator::Complete(int64_t task_id, const Json& body) {
   std::lock_guard<std::mutex> lock(mu_);
-  Task& t = FindTask(task_id);
   const std::string output = body.at("output").get<std::string>();
+  if (IsRepeatedReport(task_id, "succeeded", output)) return;
+  Task& t = FindTask(task_id);
   if (t.rec.kind == "prepare") {
     auto blob_list = CheckpointBlobs(output);
     store::Manifest m = store::ParseManifest(blobs_.Get(output));
@@ -590,6 +603,7 @@ void Coordinator::Complete(int64_t task_id, const Json& body) {
 
 void Coordinator::Fail(int64_t task_id, const Json& body) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (IsRepeatedReport(task_id, "", "")) return;
   Task& t = FindTask(task_id);
   std::string status = body.value("status", "failed");
   if (status != "failed" && status != "diverged") status = "failed";

@@ -85,6 +85,7 @@ class Coordinator {
   Json ResolveTrial(const std::string& stage_name, const Json& selector);
   std::string StudyOutput(Stage& stage);
   Task& FindTask(int64_t task_id);
+  bool IsRepeatedReport(int64_t task_id, const std::string& status, const std::string& output);
   std::vector<std::pair<std::string, uint64_t>> CheckpointBlobs(const std::string& digest);
   void Emit(const std::string& type, const std::string& stage, int64_t trial_id, int trial_number, Json data);
 

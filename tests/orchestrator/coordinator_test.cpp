@@ -275,6 +275,32 @@ TEST_F(CoordinatorTest, MaxParallelBoundsRunningTrials) {
   EXPECT_EQ(failed, 1);
 }
 
+TEST_F(CoordinatorTest, RepeatedReportsAreAnsweredLikeTheFirst) {
+  // A worker retries a report whose answer it did not see.
+  Pipeline p = LoadPipeline(SmallPipeline(data_.string()));
+  std::string run_id = CreateRun(*db_, p);
+  Coordinator c(*blobs_, *db_, p, run_id);
+  FakeWorker helper(c, *blobs_, 9);
+  c.Start();
+  Json task;
+  ASSERT_EQ(c.NextTask(0, 10ms, &task), Coordinator::Next::kTask);
+  const std::string dataset = helper.PutCheckpoint("d", "dataset");
+  c.Complete(task["id"].get<int64_t>(), {{"output", dataset}});
+  EXPECT_NO_THROW(c.Complete(task["id"].get<int64_t>(), {{"output", dataset}}));
+  EXPECT_THROW(c.Complete(task["id"].get<int64_t>(), {{"output", std::string(64, 'c')}}), Error);
+
+  ASSERT_EQ(c.NextTask(0, 10ms, &task), Coordinator::Next::kTask);
+  const int64_t id = task["id"].get<int64_t>();
+  Json report = {{"epoch", 0}, {"checkpoint", helper.PutCheckpoint("e0")}, {"metrics", {{"val_accuracy", 0.5}}}};
+  EXPECT_EQ(c.ReportEpoch(id, report), "continue");
+  EXPECT_EQ(c.ReportEpoch(id, report), "continue");
+  EXPECT_EQ(db_->GetEpochs(id).size(), 1u);
+  c.Fail(id, {{"status", "diverged"}, {"reason", "nan"}});
+  EXPECT_NO_THROW(c.Fail(id, {{"status", "diverged"}, {"reason", "nan"}}));
+  EXPECT_EQ(db_->GetTrial(id)->status, "diverged");
+  EXPECT_EQ(db_->GetTrial(id)->attempts, 1);
+}
+
 TEST_F(CoordinatorTest, BadReportsAreRejectedWithoutChangingState) {
   Pipeline p = LoadPipeline(SmallPipeline(data_.string()));
   std::string run_id = CreateRun(*db_, p);
