@@ -12,6 +12,20 @@ namespace {
 
 std::string Short(const std::string& digest) { return digest.size() > 12 ? digest.substr(0, 12) : digest; }
 
+std::string Bytes(uint64_t n) {
+  char buf[32];
+  if (n >= (1ull << 30)) {
+    std::snprintf(buf, sizeof(buf), "%.2f GiB", n / double(1ull << 30));
+  } else if (n >= (1ull << 20)) {
+    std::snprintf(buf, sizeof(buf), "%.2f MiB", n / double(1ull << 20));
+  } else if (n >= 1024) {
+    std::snprintf(buf, sizeof(buf), "%.1f KiB", n / 1024.0);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(n));
+  }
+  return buf;
+}
+
 // "kind:id" for what the user typed: a typed id, a run id, or a bare digest
 // of a checkpoint or dataset artifact.
 std::string ResolveNode(StoreHandle& store, const std::string& id) {
@@ -181,19 +195,18 @@ int CmdStoreDu(StoreHandle& store, bool json) {
     std::printf("%s\n", out.dump(2).c_str());
     return kExitOk;
   }
-  std::printf("store %s: %llu blobs, %llu bytes\n", store.dir.c_str(), static_cast<unsigned long long>(stats.blobs),
-              static_cast<unsigned long long>(stats.bytes));
-  std::printf("%-22s %-12s %-12s %-16s %s\n", "RUN", "STAGE", "CHECKPOINTS", "REFERENCED", "NEW BYTES");
+  std::printf("store %s: %llu blobs, %s\n", store.dir.c_str(), static_cast<unsigned long long>(stats.blobs),
+              Bytes(stats.bytes).c_str());
+  std::printf("%-22s %-12s %-12s %-14s %s\n", "RUN", "STAGE", "CHECKPOINTS", "REFERENCED", "NEW");
   for (const auto& u : usage) {
-    std::printf("%-22s %-12s %-12llu %-16llu %llu\n", u.run_id.c_str(), u.stage_name.c_str(),
-                static_cast<unsigned long long>(u.checkpoints), static_cast<unsigned long long>(u.referenced_bytes),
-                static_cast<unsigned long long>(u.new_bytes));
+    std::printf("%-22s %-12s %-12llu %-14s %s\n", u.run_id.c_str(), u.stage_name.c_str(),
+                static_cast<unsigned long long>(u.checkpoints), Bytes(u.referenced_bytes).c_str(),
+                Bytes(u.new_bytes).c_str());
   }
   for (const auto& c : initial) {
-    std::printf("%s/%s started from %s: %llu bytes, %llu of them new\n", c["run_id"].get<std::string>().c_str(),
+    std::printf("%s/%s started from checkpoint %s: %s, %s of them new\n", c["run_id"].get<std::string>().c_str(),
                 c["stage"].get<std::string>().c_str(), Short(c["checkpoint"].get<std::string>()).c_str(),
-                static_cast<unsigned long long>(c["bytes"].get<uint64_t>()),
-                static_cast<unsigned long long>(c["new_bytes"].get<uint64_t>()));
+                Bytes(c["bytes"].get<uint64_t>()).c_str(), Bytes(c["new_bytes"].get<uint64_t>()).c_str());
   }
   return kExitOk;
 }

@@ -31,20 +31,6 @@ std::string Seconds(double a, double b) {
   return buf;
 }
 
-std::string Bytes(uint64_t n) {
-  char buf[32];
-  if (n >= (1ull << 30)) {
-    std::snprintf(buf, sizeof(buf), "%.2f GiB", n / double(1ull << 30));
-  } else if (n >= (1ull << 20)) {
-    std::snprintf(buf, sizeof(buf), "%.2f MiB", n / double(1ull << 20));
-  } else if (n >= 1024) {
-    std::snprintf(buf, sizeof(buf), "%.1f KiB", n / 1024.0);
-  } else {
-    std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(n));
-  }
-  return buf;
-}
-
 std::string Num(const Json& v) {
   if (v.is_number_float()) {
     char buf[32];

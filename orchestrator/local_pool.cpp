@@ -44,13 +44,10 @@ void LocalPool::Spawn(int id) {
   bp::environment child_env = env;
   child_env["BATON_WORKER_TOKEN"] = options_.token;
   // One BLAS/OpenMP thread per torch thread: N workers on N cores must not
-  // each spawn N BLAS threads.
+  // each spawn N BLAS threads. (The worker also tells OpenBLAS and sets its
+  // malloc thresholds itself; see stages::ConfigureWorkerProcess.)
   child_env["OMP_NUM_THREADS"] = std::to_string(options_.threads_per_worker);
   child_env["OPENBLAS_NUM_THREADS"] = std::to_string(options_.threads_per_worker);
-  // glibc's malloc returns freed training buffers to the OS and faults them
-  // back in every batch (~15% of an epoch here); keep them mapped instead.
-  child_env["GLIBC_TUNABLES"] =
-      "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=536870912";
   std::vector<std::string> args = {"--coordinator", options_.coordinator_url, "--worker-id",
                                    std::to_string(id), "--threads", std::to_string(options_.threads_per_worker)};
   auto w = std::make_unique<Worker>();

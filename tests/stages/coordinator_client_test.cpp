@@ -31,15 +31,11 @@ class FakeServer {
             res.status = 401;
             return httplib::Server::HandlerResponse::Handled;
           }
-          if (unavailable_ > 0) {
-            --unavailable_;
-            res.status = 503;
-            return httplib::Server::HandlerResponse::Handled;
-          }
           return httplib::Server::HandlerResponse::Unhandled;
         });
     server_.Post(base + "/tasks:next",
                  [this](const httplib::Request& req, httplib::Response& res) {
+                   if (Unavailable(res)) return;
                    Json body = Json::parse(req.body);
                    EXPECT_EQ(body["worker_id"], 3);
                    int call = next_calls_++;
@@ -88,7 +84,8 @@ class FakeServer {
                   res.set_content(it->second, "application/octet-stream");
                 });
     server_.Post(base + R"(/tasks/(\d+)/epochs)",
-                 [](const httplib::Request& req, httplib::Response& res) {
+                 [this](const httplib::Request& req, httplib::Response& res) {
+                   if (Unavailable(res)) return;
                    int epoch = Json::parse(req.body)["epoch"];
                    res.set_content(
                        Json{{"action", epoch < 1 ? "continue" : "stop"}}.dump(),
@@ -115,7 +112,19 @@ class FakeServer {
   std::string url() const {
     return "http://127.0.0.1:" + std::to_string(port_);
   }
+  // The next `count` requests to tasks:next or epochs answer 503. The
+  // answer is given by the route, after cpp-httplib has read the body: a
+  // pre-routing answer would leave the body unread on a keep-alive
+  // connection and garble the next request.
   void FailNext(int count) { unavailable_ = count; }
+  bool Unavailable(httplib::Response& res) {
+    if (unavailable_.fetch_sub(1) > 0) {
+      res.status = 503;
+      return true;
+    }
+    unavailable_ = 0;
+    return false;
+  }
   std::vector<std::string> reports() {
     std::lock_guard<std::mutex> lock(mu_);
     return reports_;
@@ -193,7 +202,9 @@ TEST(HttpCoordinatorClient, RetriesUnavailableAndRefusesBadTokens) {
   }
 }
 
-// A loopback port that nothing listens on.
+// A loopback port that nothing listens on. The socket stays bound (never
+// listening) for the life of the test process, so no server of a test that
+// runs in parallel can take the port.
 int ClosedPort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
@@ -203,7 +214,6 @@ int ClosedPort() {
   EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), length), 0);
   EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length),
             0);
-  ::close(fd);
   return ntohs(address.sin_port);
 }
 
