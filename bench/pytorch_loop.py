@@ -70,7 +70,7 @@ def main():
     parser.add_argument("--dir", required=True)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--worker-malloc", action="store_true",
-                        help="also apply baton-worker's mallopt settings (run with its GLIBC_TUNABLES too)")
+                        help="also apply baton-worker's mallopt settings")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.worker_malloc:

@@ -59,8 +59,6 @@ constexpr double kWeightDecay = 1e-4;
 constexpr int64_t kBatch = 64;
 constexpr int64_t kEvalBatch = 256;  // the Baton trainer's evaluation batch
 constexpr int kThreads = 1;
-// What LocalPool puts in each worker's environment (orchestrator/local_pool.cpp).
-const char* kWorkerTunables = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=536870912";
 
 double Median(std::vector<double> v) {
   if (v.empty()) return 0;
@@ -319,6 +317,7 @@ struct WorkerView {
   std::set<std::string> blas;
   int max_os_threads = 0;
   long page_faults = 0;  // minor faults of the last worker seen, whole process (prep included)
+  std::string tunables;  // its GLIBC_TUNABLES, if set
 };
 
 // Looks for baton-worker children of `parent` and records their BLAS
@@ -339,6 +338,11 @@ void WatchWorkers(pid_t parent, WorkerView& view) {
     if (ppid != parent) continue;
     view.page_faults = minflt;
     for (const auto& lib : BlasLibraries(ReadFile(entry.path() / "maps"))) view.blas.insert(lib);
+    std::istringstream environ_text(ReadFile(entry.path() / "environ"));
+    std::string var;
+    while (std::getline(environ_text, var, '\0')) {
+      if (var.rfind("GLIBC_TUNABLES=", 0) == 0) view.tunables = var.substr(15);
+    }
     std::istringstream status(ReadFile(entry.path() / "status"));
     std::string line;
     while (std::getline(status, line)) {
@@ -523,7 +527,8 @@ int Run(int argc, char** argv) {
     }
   }
   // Same thread settings for every path: one torch thread, one BLAS thread
-  // (LocalPool gives the worker these variables).
+  // (LocalPool gives the worker these variables, and the worker calls
+  // openblas_set_num_threads).
   const std::vector<std::string> thread_env = {"OMP_NUM_THREADS=1", "OPENBLAS_NUM_THREADS=1"};
   std::vector<double> baton_epoch_seconds, baton_start, baton_gap, baton_end;
   WorkerView worker_view;
@@ -542,6 +547,7 @@ int Run(int argc, char** argv) {
         BatonTrial t = RunBaton(baton, dir, r, view);
         worker_view.blas.insert(view.blas.begin(), view.blas.end());
         worker_view.max_os_threads = std::max(worker_view.max_os_threads, view.max_os_threads);
+        if (!view.tunables.empty()) worker_view.tunables = view.tunables;
         row.page_faults.push_back(static_cast<double>(view.page_faults));
         row.seconds.push_back(t.trial_seconds);
         row.val_accuracy.push_back(t.val_accuracy);
@@ -555,10 +561,7 @@ int Run(int argc, char** argv) {
       } else if (row.key == "pytorch" || row.key == "pytorch-malloc") {
         std::vector<std::string> args = {python, script, "--dir", dir.string(), "--epochs", std::to_string(epochs)};
         std::vector<std::string> env = {"PATH=/usr/bin:/bin", thread_env[0], thread_env[1]};
-        if (row.key == "pytorch-malloc") {
-          args.push_back("--worker-malloc");
-          env.push_back(std::string("GLIBC_TUNABLES=") + kWorkerTunables);
-        }
+        if (row.key == "pytorch-malloc") args.push_back("--worker-malloc");
         ChildResult c = RunChild(args, env, log);
         Json res = ParseResult(c, "the PyTorch loop", log);
         row.seconds.push_back(res["seconds"]);
@@ -568,10 +571,7 @@ int Run(int argc, char** argv) {
       } else {
         ChildResult c = RunChild({self.string(), "--child", row.key, "--child-dir", dir.string(), "--epochs",
                                   std::to_string(epochs)},
-                                 Environment(row.key == "bare" ? thread_env
-                                                               : std::vector<std::string>{thread_env[0], thread_env[1],
-                                                                                          std::string("GLIBC_TUNABLES=") + kWorkerTunables}),
-                                 log);
+                                 Environment(thread_env), log);
         Json res = ParseResult(c, "the bare loop (" + row.key + ")", log);
         row.seconds.push_back(res["seconds"]);
         row.val_accuracy.push_back(res["val_accuracy"]);
@@ -658,12 +658,13 @@ int Run(int argc, char** argv) {
                 "data already in memory, in a fresh process; the worker's heap was already grown by the prepare task, "
                 "so it skips some first-epoch page faults that they pay (see the page-fault column).\n");
   }
-  std::printf("- Malloc: the worker runs with GLIBC_TUNABLES=%s (set by LocalPool) and mallopt(M_MMAP_THRESHOLD 32 MiB, "
-              "M_TRIM_THRESHOLD 1 GiB) (ConfigureWorkerProcess), and its model keeps images and conv weights "
-              "channels-last. The baseline (a) bare loop does neither (a plain loop as a user writes it, per-batch "
-              "index_select of a randperm order); the (a) + rows add them; (c) PyTorch runs plain, (c) + with the same "
-              "GLIBC_TUNABLES and mallopt calls.\n",
-              kWorkerTunables);
+  std::printf("- Malloc: the worker calls mallopt(M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 1 GiB) "
+              "(stages::ConfigureWorkerProcess; GLIBC_TUNABLES in its environment: %s), and its model keeps images "
+              "and conv weights channels-last. The baseline (a) bare loop does neither (a plain loop as a user writes "
+              "it, per-batch index_select of a randperm order); the (a) + rows add them (ConfigureWorkerProcess; "
+              "channels-last as stages' Model does it); (c) PyTorch runs plain, (c) + with the same mallopt calls "
+              "(ctypes).\n",
+              worker_view.tunables.empty() ? "unset" : worker_view.tunables.c_str());
 
   std::printf("\n| process | BLAS library loaded (/proc/PID/maps) | torch threads | BLAS threads |\n|---|---|---|---|\n");
   std::printf("| this bench | %s | %d | - |\n", Join(BlasLibraries(ReadFile("/proc/self/maps"))).c_str(),
