@@ -19,6 +19,8 @@
 namespace baton::store {
 namespace {
 
+using testing::CodeOf;
+
 std::string RandomBytes(size_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::string out(n, '\0');
@@ -28,17 +30,6 @@ std::string RandomBytes(size_t n, uint64_t seed) {
       out[i + j] = static_cast<char>(v >> (8 * j));
   }
   return out;
-}
-
-template <typename Fn>
-ErrorCode CodeOf(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "expected a baton::Error";
-  return ErrorCode::kInternal;
 }
 
 // Opens the store's RocksDB directly, bypassing BlobStore: the only way to

@@ -17,18 +17,9 @@
 namespace baton::store {
 namespace {
 
-using BlobList = std::vector<std::pair<std::string, uint64_t>>;
+using testing::CodeOf;
 
-template <typename Fn>
-ErrorCode CodeOf(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "expected a baton::Error";
-  return ErrorCode::kInternal;
-}
+using BlobList = std::vector<std::pair<std::string, uint64_t>>;
 
 class LineageDbTest : public ::testing::Test {
  protected:

@@ -7,6 +7,10 @@
 #include <string>
 #include <system_error>
 
+#include <gtest/gtest.h>
+
+#include "common/error.h"
+
 namespace baton::store::testing {
 
 // A fresh folder under the system temp dir, removed with everything in it
@@ -34,5 +38,18 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// The code of the baton::Error that `fn` throws; a test failure if it
+// throws none.
+template <typename Fn>
+ErrorCode CodeOf(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.code();
+  }
+  ADD_FAILURE() << "expected a baton::Error";
+  return ErrorCode::kInternal;
+}
 
 }  // namespace baton::store::testing
