@@ -8,7 +8,9 @@
 
 #include "common/digest.h"
 #include "common/error.h"
+#include "orchestrator/pruner.h"
 #include "orchestrator/search.h"
+#include "orchestrator/tpe.h"
 #include "store/checkpoint.h"
 
 namespace baton::orchestrator {
@@ -48,6 +50,13 @@ struct Coordinator::Task {
   int last_epoch = -1;
   std::string last_checkpoint;
   double not_before = 0;  // retry backoff
+  bool sampled = true;    // hyperparameters decided (TPE decides at the first start)
+  std::vector<double> values;  // the objective after each epoch (tune)
+  int promotions = 0;          // ASHA rungs passed
+  int promoted_at = 0;         // epochs done when last promoted (0: never)
+  std::string resume_from;     // the checkpoint the current attempt was given
+  bool stop_requested = false;  // answered "stop"; finishes as pruned
+  std::string stop_reason;
 };
 
 struct Coordinator::Stage {
@@ -58,6 +67,16 @@ struct Coordinator::Stage {
   int max_parallel = 1;
   int max_attempts = 1;
   double backoff = 1.0;
+  // tune stages
+  std::string metric, mode;
+  std::string sampler = "random";
+  TpeOptions tpe;
+  std::string pruner = "none";
+  MedianRule median;
+  AshaRule asha;
+  bool synchronous = false;
+  double timeout = 0;       // budget.timeout_seconds; 0: none
+  bool timed_out = false;
 };
 
 std::string CreateRun(store::LineageDb& db, const Pipeline& pipeline) {
@@ -105,6 +124,24 @@ Coordinator::Coordinator(store::BlobStore& blobs, store::LineageDb& db, Pipeline
     if (spec.contains("retry")) {
       stage->max_attempts = spec["retry"].value("max_attempts", 1);
       stage->backoff = spec["retry"].value("backoff_seconds", 1.0);
+    }
+    if (stage->rec.type == "tune") {
+      stage->metric = spec.at("objective").at("metric").get<std::string>();
+      stage->mode = spec.at("objective").at("mode").get<std::string>();
+      const Json sampler = spec.value("sampler", Json::object());
+      stage->sampler = sampler.value("type", "random");
+      stage->tpe.n_startup_trials = sampler.value("n_startup_trials", stage->tpe.n_startup_trials);
+      stage->tpe.n_ei_candidates = sampler.value("n_ei_candidates", stage->tpe.n_ei_candidates);
+      const Json pruner = spec.value("pruner", Json::object());
+      stage->pruner = pruner.value("type", "none");
+      stage->median.min_resource = pruner.value("min_resource", 1);
+      stage->median.n_startup_trials = pruner.value("n_startup_trials", stage->median.n_startup_trials);
+      const int max_epochs = spec.at("budget").at("max_epochs").get<int>();
+      stage->asha.min_resource = pruner.value("min_resource", 1);
+      stage->asha.max_resource = pruner.value("max_resource", max_epochs);
+      stage->asha.reduction_factor = pruner.value("reduction_factor", 3);
+      stage->synchronous = spec.value("scheduling", "asynchronous") == "synchronous";
+      stage->timeout = spec.at("budget").value("timeout_seconds", 0.0);
     }
     stages_.push_back(std::move(stage));
   }
@@ -296,19 +333,28 @@ void Coordinator::ExpandStage(Stage& stage) {
     return;
   }
   if (stage.rec.type == "tune") {
-    auto trials = SampleTrials(spec, DeriveSeed(pipeline_.seed, name));
+    // TPE decides a trial's hyperparameters when it starts, from the trials
+    // finished by then; its records exist from the start all the same.
+    const bool lazy = stage.sampler == "tpe";
+    std::vector<Json> trials;
+    if (lazy) {
+      trials.assign(spec.at("budget").at("max_trials").get<size_t>(), Json::object());
+    } else {
+      trials = SampleTrials(spec, DeriveSeed(pipeline_.seed, name));
+    }
     for (size_t i = 0; i < trials.size(); ++i) {
       Json task = {{"kind", "train"},
                    {"dataset", dataset},
-                   {"model", SubstituteModel(spec.at("model"), trials[i])},
+                   {"model", lazy ? Json() : SubstituteModel(spec.at("model"), trials[i])},
                    {"hyperparameters", trials[i]},
                    {"epochs", spec.at("budget").at("max_epochs")},
                    {"start_epoch", 0},
                    {"resume_checkpoint", nullptr},
                    {"init_checkpoint", nullptr},
                    {"evaluate_test", false}};
-      add_task(static_cast<int>(i), trials[i], task,
-               DeriveSeed(pipeline_.seed, name + "/trial/" + std::to_string(i)));
+      int64_t id = add_task(static_cast<int>(i), trials[i], task,
+                            DeriveSeed(pipeline_.seed, name + "/trial/" + std::to_string(i)));
+      if (lazy) tasks_.at(id)->sampled = false;
     }
     return;
   }
@@ -442,6 +488,122 @@ Json Coordinator::ResolveTrial(const std::string& stage_name, const Json& select
           {"hyperparameters", pick->trial.hyperparameters}};
 }
 
+std::vector<TrialCurve> Coordinator::Curves(const Stage& stage) {
+  std::vector<TrialCurve> curves;
+  for (const Task* t : stage.tasks) {
+    curves.push_back({t->rec.number, t->rec.status, t->values, t->promotions});
+  }
+  return curves;
+}
+
+void Coordinator::ApplyTimeout(Stage& stage, double now) {
+  if (stage.timeout <= 0 || stage.timed_out || stage.rec.status != "running") return;
+  if (now < stage.rec.started_at + stage.timeout) return;
+  // Optuna's semantics: no trial starts after the timeout; running ones finish.
+  stage.timed_out = true;
+  std::vector<Task*> skipped;
+  for (Task* t : stage.tasks) {
+    if (t->rec.status == "pending" && t->rec.attempts == 0) skipped.push_back(t);
+  }
+  Emit("stage_timeout", stage.rec.name, 0, -1, {{"timeout_seconds", stage.timeout}, {"skipped", skipped.size()}});
+  for (Task* t : skipped) {
+    t->rec.status = "skipped";
+    t->rec.reason = "budget.timeout_seconds (" + Json(stage.timeout).dump() + " s) ran out before it started";
+    t->rec.finished_at = now;
+    db_.UpdateTrial(t->rec);
+  }
+  MaybeFinishStage(stage);
+}
+
+std::optional<AshaPromotion> Coordinator::PendingPromotion(const Stage& stage) {
+  if (stage.pruner != "asha" || stage.timed_out) return std::nullopt;
+  auto curves = Curves(stage);
+  auto promo = AshaNextPromotion(stage.asha, stage.mode, curves);
+  if (!promo) {
+    // No more trials will come: if none reached the full budget, the best
+    // paused trial of the highest rung goes on, so the study has a winner.
+    bool draining = true, any_succeeded = false;
+    for (const Task* t : stage.tasks) {
+      if (t->rec.status == "pending" || t->rec.status == "running") draining = false;
+      if (t->rec.status == "succeeded") any_succeeded = true;
+    }
+    if (!draining || any_succeeded) return std::nullopt;
+    const std::vector<int> rungs = AshaRungs(stage.asha);
+    for (int rung = static_cast<int>(rungs.size()) - 1; rung >= 0 && !promo; --rung) {
+      const Task* best = nullptr;
+      for (const Task* t : stage.tasks) {
+        if (t->rec.status != "pruned" || t->promotions != rung ||
+            t->values.size() != static_cast<size_t>(rungs[rung])) {
+          continue;
+        }
+        if (best == nullptr || Better(t->values.back(), best->values.back(), stage.mode)) best = t;
+      }
+      if (best != nullptr) promo = AshaPromotion{best->rec.number, rung};
+    }
+  }
+  return promo;
+}
+
+Coordinator::Task* Coordinator::Promotion(Stage& stage) {
+  auto promo = PendingPromotion(stage);
+  if (!promo) return nullptr;
+  for (Task* t : stage.tasks) {
+    if (t->rec.number == promo->number) {
+      t->promotions = promo->rung + 1;
+      t->promoted_at = AshaRungs(stage.asha)[promo->rung];
+      t->rec.attempts = 0;  // max_attempts counts afresh for the new segment
+      t->rec.reason = "promoted from rung " + std::to_string(promo->rung) + " (" +
+                      std::to_string(t->promoted_at) + " epochs)";
+      Emit("trial_promoted", stage.rec.name, t->rec.id, t->rec.number,
+           {{"rung", promo->rung}, {"epochs", t->promoted_at}, {"checkpoint", t->last_checkpoint}});
+      return t;
+    }
+  }
+  return nullptr;
+}
+
+Coordinator::Task* Coordinator::Runnable(Stage& stage, double now, double* earliest_retry) {
+  if (Task* t = Promotion(stage)) return t;
+  // Synchronous rounds: the trials numbered [k*P, (k+1)*P) start only once
+  // every trial of the earlier rounds has finished.
+  int open_round = -1;
+  if (stage.synchronous) {
+    for (const Task* t : stage.tasks) {
+      if (Terminal(t->rec.status)) continue;
+      int round = t->rec.number / stage.max_parallel;
+      if (open_round < 0 || round < open_round) open_round = round;
+    }
+  }
+  for (Task* t : stage.tasks) {
+    if (t->rec.status != "pending") continue;
+    if (open_round >= 0 && t->rec.number / stage.max_parallel != open_round) continue;
+    if (t->not_before > now) {
+      if (*earliest_retry == 0 || t->not_before < *earliest_retry) *earliest_retry = t->not_before;
+      continue;
+    }
+    return t;
+  }
+  return nullptr;
+}
+
+void Coordinator::SampleLazily(Stage& stage, Task& t) {
+  std::vector<TpeObservation> observed;
+  for (const Task* o : stage.tasks) {
+    if (o->values.empty() || (o->rec.status != "succeeded" && o->rec.status != "pruned")) continue;
+    Json params = Json::object();
+    for (const auto& [k, v] : stage.spec->at("search_space").items()) params[k] = o->rec.hyperparameters.at(k);
+    observed.push_back({params, o->values.back()});
+  }
+  const uint64_t seed = DeriveSeed(pipeline_.seed, stage.rec.name + "/tpe/" + std::to_string(t.rec.number));
+  Json hp = stage.spec->value("hyperparameters", Json::object());
+  Json point = SampleTpe(stage.spec->at("search_space"), observed, stage.mode, seed, stage.tpe);
+  for (const auto& [k, v] : point.items()) hp[k] = v;
+  t.rec.hyperparameters = hp;
+  t.rec.task["hyperparameters"] = hp;
+  t.rec.task["model"] = SubstituteModel(stage.spec->at("model"), hp);
+  t.sampled = true;
+}
+
 Coordinator::Next Coordinator::NextTask(int worker_id, std::chrono::milliseconds wait, Json* task) {
   std::unique_lock<std::mutex> lock(mu_);
   const auto deadline = std::chrono::steady_clock::now() + wait;
@@ -449,37 +611,46 @@ Coordinator::Next Coordinator::NextTask(int worker_id, std::chrono::milliseconds
     if (finished_) return Next::kDone;
     double now = Now();
     double earliest_retry = 0;
+    for (size_t i = 0; i < stages_.size() && !finished_; ++i) ApplyTimeout(*stages_[i], now);
+    if (finished_) return Next::kDone;
     for (auto& stage : stages_) {
       if (stage->rec.status != "running" || stage->running >= stage->max_parallel) continue;
-      for (Task* t : stage->tasks) {
-        if (t->rec.status != "pending") continue;
-        if (t->not_before > now) {
-          if (earliest_retry == 0 || t->not_before < earliest_retry) earliest_retry = t->not_before;
-          continue;
-        }
-        t->rec.status = "running";
-        t->rec.attempts += 1;
-        t->rec.started_at = now;
-        t->worker = worker_id;
-        db_.UpdateTrial(t->rec);
-        stage->running += 1;
-        *task = t->rec.task;
-        (*task)["id"] = t->rec.id;
-        (*task)["attempt"] = t->rec.attempts;
-        if (t->last_epoch >= 0) {
-          (*task)["start_epoch"] = t->last_epoch + 1;
-          (*task)["resume_checkpoint"] = t->last_checkpoint;
-        }
-        Emit("trial_started", stage->rec.name, t->rec.id, t->rec.number,
-              {{"attempt", t->rec.attempts}, {"worker", worker_id}, {"hyperparameters", t->rec.hyperparameters}});
-        return Next::kTask;
+      Task* t = Runnable(*stage, now, &earliest_retry);
+      if (t == nullptr) continue;
+      if (!t->sampled) SampleLazily(*stage, *t);
+      t->rec.status = "running";
+      t->rec.attempts += 1;
+      t->rec.started_at = now;
+      t->worker = worker_id;
+      t->stop_requested = false;
+      t->stop_reason.clear();
+      db_.UpdateTrial(t->rec);
+      stage->running += 1;
+      *task = t->rec.task;
+      (*task)["id"] = t->rec.id;
+      (*task)["attempt"] = t->rec.attempts;
+      t->resume_from.clear();
+      if (t->last_epoch >= 0) {
+        (*task)["start_epoch"] = t->last_epoch + 1;
+        (*task)["resume_checkpoint"] = t->last_checkpoint;
+        t->resume_from = t->last_checkpoint;
       }
+      Emit("trial_started", stage->rec.name, t->rec.id, t->rec.number,
+           {{"attempt", t->rec.attempts}, {"worker", worker_id}, {"hyperparameters", t->rec.hyperparameters},
+            {"start_epoch", t->last_epoch + 1}});
+      return Next::kTask;
     }
     auto until = deadline;
-    if (earliest_retry > 0) {
-      auto retry_at = std::chrono::steady_clock::now() +
-                      std::chrono::milliseconds(static_cast<int64_t>((earliest_retry - now) * 1000) + 1);
-      until = std::min(until, retry_at);
+    auto wake_at = [&](double when) {
+      auto at = std::chrono::steady_clock::now() +
+                std::chrono::milliseconds(static_cast<int64_t>((when - now) * 1000) + 1);
+      until = std::min(until, at);
+    };
+    if (earliest_retry > 0) wake_at(earliest_retry);
+    for (auto& stage : stages_) {
+      if (stage->timeout > 0 && !stage->timed_out && stage->rec.status == "running") {
+        wake_at(stage->rec.started_at + stage->timeout);
+      }
     }
     if (std::chrono::steady_clock::now() >= deadline) return Next::kWait;
     cv_.wait_until(lock, until);
@@ -492,7 +663,11 @@ bool Coordinator::IsRepeatedReport(int64_t task_id, const std::string& status, c
   auto it = tasks_.find(task_id);
   if (it == tasks_.end() || it->second->rec.status == "running") return false;
   const auto& rec = it->second->rec;
-  if (!status.empty()) return rec.status == status && rec.output == output;
+  if (!status.empty()) {
+    // A stopped trial completes as pruned.
+    const bool same = rec.status == status || (status == "succeeded" && rec.status == "pruned");
+    return same && rec.output == output;
+  }
   // A failure report for a task no longer running: it was already recorded
   // (failed, diverged, or pending again for a retry).
   return rec.status != "succeeded";
@@ -535,6 +710,23 @@ void Coordinator::ReportInitial(int64_t task_id, const Json& body) {
   std::lock_guard<std::mutex> lock(mu_);
   Task& t = FindTask(task_id);
   const std::string digest = body.at("checkpoint").get<std::string>();
+  if (body.value("resumed", false)) {
+    // The state the worker loaded to resume, encoded again: it must be the
+    // checkpoint it was given, bit for bit.
+    if (t.resume_from.empty()) {
+      throw Error(ErrorCode::kInvalidArgument, "task " + std::to_string(task_id) + " was not given a checkpoint to resume from");
+    }
+    if (digest != t.resume_from) {
+      throw Error(ErrorCode::kInvalidArgument, "task " + std::to_string(task_id) + " resumed to state " + digest +
+                                                   ", not the checkpoint it was given (" + t.resume_from + ")");
+    }
+    // Idempotent on (trial, checkpoint): the first resumption from it is kept.
+    db_.AddEdge({Node("trial", t.rec.id), Node("checkpoint", digest), "resumed_from",
+                 {{"epoch", t.last_epoch}, {"start_epoch", t.last_epoch + 1},
+                  {"promoted", t.promoted_at > 0 && t.promoted_at == t.last_epoch + 1},
+                  {"attempt", t.rec.attempts}, {"loaded", digest}}});
+    return;
+  }
   auto blob_list = CheckpointBlobs(digest);
   const Json init = body.value("init", Json::object());
   db_.InTransaction([&] {
@@ -571,14 +763,76 @@ std::string Coordinator::ReportEpoch(int64_t task_id, const Json& body) {
     throw Error(ErrorCode::kInvalidArgument, "epoch " + std::to_string(e.epoch) + " reported after epoch " +
                                                  std::to_string(t.last_epoch));
   }
+  Stage& stage = *t.stage;
+  const bool tune = stage.rec.type == "tune";
+  if (tune && !(e.metrics.contains(stage.metric) && e.metrics[stage.metric].is_number())) {
+    throw Error(ErrorCode::kInvalidArgument, "epoch report lacks the objective metric " + stage.metric);
+  }
   auto blob_list = CheckpointBlobs(e.checkpoint);
   db_.RecordEpoch(e, blob_list);
   t.last_epoch = e.epoch;
   t.last_checkpoint = e.checkpoint;
-  Emit("epoch", t.stage->rec.name, t.rec.id, t.rec.number,
+  if (tune) {
+    t.values.resize(static_cast<size_t>(e.epoch));  // a retry may resume below what was kept
+    t.values.push_back(e.metrics[stage.metric].get<double>());
+  }
+  Emit("epoch", stage.rec.name, t.rec.id, t.rec.number,
         {{"epoch", e.epoch}, {"metrics", e.metrics}, {"checkpoint", e.checkpoint}, {"seconds", e.seconds},
          {"epochs", t.rec.task.value("epochs", 0)}});
-  return "continue";
+  const std::string reason = tune ? PruneReason(stage, t) : "";
+  if (reason.empty()) return "continue";
+  t.stop_requested = true;
+  t.stop_reason = reason;
+  Emit("trial_stopping", stage.rec.name, t.rec.id, t.rec.number, {{"epoch", e.epoch}, {"reason", reason}});
+  return "stop";
+}
+
+std::string Coordinator::PruneReason(Stage& stage, Task& t) {
+  const int done = static_cast<int>(t.values.size());
+  const int total = t.rec.task.value("epochs", 0);
+  if (done >= total) return "";  // it finishes anyway
+  auto fmt = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.4g", v);
+    return std::string(buf);
+  };
+  if (stage.pruner == "median") {
+    auto curves = Curves(stage);
+    if (!MedianStops(stage.median, stage.mode, t.rec.number, t.values, curves)) return "";
+    std::vector<double> at;
+    for (const auto& c : curves) {
+      if (c.number != t.rec.number && c.status == "succeeded" && c.values.size() >= t.values.size()) {
+        at.push_back(c.values[t.values.size() - 1]);
+      }
+    }
+    std::sort(at.begin(), at.end());
+    const double median = at.size() % 2 ? at[at.size() / 2] : (at[at.size() / 2 - 1] + at[at.size() / 2]) / 2;
+    const double best = stage.mode == "min" ? *std::min_element(t.values.begin(), t.values.end())
+                                            : *std::max_element(t.values.begin(), t.values.end());
+    return "median rule: best " + stage.metric + " " + fmt(best) + " after " + std::to_string(done) +
+           " epochs is worse than the median " + fmt(median) + " of " + std::to_string(at.size()) +
+           " finished trials at that epoch";
+  }
+  if (stage.pruner == "asha") {
+    const std::vector<int> rungs = AshaRungs(stage.asha);
+    for (int k = 0; k < static_cast<int>(rungs.size()); ++k) {
+      if (rungs[k] != done || t.promotions != k) continue;
+      auto curves = Curves(stage);
+      if (AshaInTop(stage.asha, stage.mode, t.rec.number, k, curves)) {
+        t.promotions = k + 1;
+        Emit("trial_promoted", stage.rec.name, t.rec.id, t.rec.number,
+             {{"rung", k}, {"epochs", done}, {"checkpoint", t.last_checkpoint}, {"continued", true}});
+        return "";
+      }
+      int reached = 0;
+      for (const auto& c : curves) reached += c.values.size() >= static_cast<size_t>(done) ? 1 : 0;
+      return "ASHA: paused at rung " + std::to_string(k) + " (" + std::to_string(done) + " epochs, " +
+             stage.metric + " " + fmt(t.values.back()) + "): not in the top 1/" +
+             std::to_string(stage.asha.reduction_factor) + " of the " + std::to_string(reached) +
+             " trials there so far";
+    }
+  }
+  return "";
 }
 
 void Coordinator::Complete(int64_t task_id, const Json& body) {
@@ -586,6 +840,19 @@ void Coordinator::Complete(int64_t task_id, const Json& body) {
   const std::string output = body.at("output").get<std::string>();
   if (IsRepeatedReport(task_id, "succeeded", output)) return;
   Task& t = FindTask(task_id);
+  if (t.promoted_at > 0 && t.last_epoch + 1 <= t.promoted_at && output == t.last_checkpoint) {
+    // A late repeat of the :complete that paused it, arriving after its
+    // promotion: the promoted segment has not reported an epoch yet.
+    return;
+  }
+  if (t.stop_requested) {
+    if (output != t.last_checkpoint) {
+      throw Error(ErrorCode::kInvalidArgument, "output " + output + " is not the last reported checkpoint");
+    }
+    t.rec.output = output;
+    FinishTask(t, "pruned", t.stop_reason);
+    return;
+  }
   if (t.rec.kind == "prepare") {
     auto blob_list = CheckpointBlobs(output);
     store::Manifest m = store::ParseManifest(blobs_.Get(output));
@@ -617,10 +884,18 @@ void Coordinator::WorkerLost(int worker_id, const std::string& reason) {
   }
 }
 
-void Coordinator::FinishTask(Task& t, const std::string& status, const std::string& reason) {
+void Coordinator::FinishTask(Task& t, const std::string& status_in, const std::string& reason_in) {
   Stage& stage = *t.stage;
   stage.running -= 1;
   t.worker = -1;
+  std::string status = status_in, reason = reason_in;
+  if (t.stop_requested && status == "failed") {
+    // It was told to stop; its epochs up to then are stored.
+    status = "pruned";
+    reason = t.stop_reason + " (its worker then failed: " + reason_in + ")";
+    t.rec.output = t.last_checkpoint;
+  }
+  t.stop_requested = false;
   // A failure (not a divergence: that repeats) is retried while attempts remain,
   // resuming from the last stored epoch.
   if (status == "failed" && t.rec.attempts < stage.max_attempts) {
@@ -658,11 +933,13 @@ std::string Coordinator::StudyOutput(Stage& stage) {
 }
 
 void Coordinator::MaybeFinishStage(Stage& stage) {
+  if (stage.rec.status != "running") return;
   int succeeded = 0;
   for (Task* t : stage.tasks) {
     if (!Terminal(t->rec.status)) return;
     if (t->rec.status == "succeeded") ++succeeded;
   }
+  if (PendingPromotion(stage)) return;  // a paused trial goes on (NextTask)
   // A tuning study survives failed trials; it fails only if every trial did.
   if (succeeded == 0) {
     stage.rec.status = "failed";

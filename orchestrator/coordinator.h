@@ -6,12 +6,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/json_util.h"
 #include "orchestrator/events.h"
 #include "orchestrator/pipeline_spec.h"
+#include "orchestrator/pruner.h"
 #include "store/blob_store.h"
 #include "store/lineage_db.h"
 
@@ -87,6 +89,15 @@ class Coordinator {
   Task& FindTask(int64_t task_id);
   bool IsRepeatedReport(int64_t task_id, const std::string& status, const std::string& output);
   std::vector<std::pair<std::string, uint64_t>> CheckpointBlobs(const std::string& digest);
+  // Tuning: curves for the pruners, timeouts, ASHA promotions, synchronous
+  // rounds, TPE's late sampling, and why a trial should stop ("" = go on).
+  std::vector<TrialCurve> Curves(const Stage& stage);
+  void ApplyTimeout(Stage& stage, double now);
+  std::optional<AshaPromotion> PendingPromotion(const Stage& stage);
+  Task* Promotion(Stage& stage);
+  Task* Runnable(Stage& stage, double now, double* earliest_retry);
+  void SampleLazily(Stage& stage, Task& task);
+  std::string PruneReason(Stage& stage, Task& task);
   void Emit(const std::string& type, const std::string& stage, int64_t trial_id, int trial_number, Json data);
 
   store::BlobStore& blobs_;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -157,6 +158,54 @@ void CheckSearchSpace(const std::string& sp, const Json& space,
   }
 }
 
+// Pruner fields must belong to the pruner type and fit the epoch budget.
+void CheckPruner(const std::string& sp, const Json& stage, Issues& issues) {
+  if (!stage.contains("pruner") || !stage.contains("budget")) return;
+  const Json& pruner = stage["pruner"];
+  const std::string pp = sp + "/pruner";
+  const std::string type = pruner.value("type", "none");
+  const int64_t max_epochs = stage["budget"].value("max_epochs", int64_t{1});
+  const std::map<std::string, std::set<std::string>> allowed = {
+      {"none", {"type"}},
+      {"median", {"type", "min_resource", "n_startup_trials"}},
+      {"asha", {"type", "min_resource", "max_resource", "reduction_factor"}}};
+  auto it = allowed.find(type);
+  if (it == allowed.end()) return;  // the schema names the valid types
+  for (const auto& [key, value] : pruner.items()) {
+    if (!it->second.count(key)) {
+      issues.push_back({PointerAppend(pp, key), "is not a setting of the " + Quote(type) + " pruner"});
+    }
+  }
+  const int64_t min_resource = pruner.value("min_resource", int64_t{1});
+  if (type != "none" && min_resource > max_epochs) {
+    issues.push_back({pp + "/min_resource", "must be <= budget.max_epochs (" + std::to_string(max_epochs) + ")"});
+  }
+  if (type == "asha") {
+    const int64_t max_resource = pruner.value("max_resource", max_epochs);
+    if (max_resource != max_epochs) {
+      issues.push_back({pp + "/max_resource",
+                        "must equal budget.max_epochs (" + std::to_string(max_epochs) +
+                            "): the last rung is the full budget"});
+    }
+    if (min_resource >= max_resource) {
+      issues.push_back({pp + "/min_resource", "must be < max_resource (" + std::to_string(max_resource) + ")"});
+    }
+    if (stage.value("scheduling", "asynchronous") == "synchronous") {
+      issues.push_back({sp + "/scheduling", "ASHA is asynchronous; use \"asynchronous\" or another pruner"});
+    }
+  }
+  if (stage.contains("sampler")) {
+    const Json& sampler = stage["sampler"];
+    if (sampler.value("type", "random") != "tpe") {
+      for (const char* key : {"n_startup_trials", "n_ei_candidates"}) {
+        if (sampler.contains(key)) {
+          issues.push_back({PointerAppend(sp + "/sampler", key), "is a setting of the \"tpe\" sampler only"});
+        }
+      }
+    }
+  }
+}
+
 // Every "$name" in the model's layers must be a known hyperparameter.
 void CheckModelRefs(const std::string& mp, const Json& model,
                     const std::set<std::string>& known, Issues& issues) {
@@ -282,6 +331,7 @@ void SemanticIssues(const Json& doc, Pipeline* plan, Issues& issues) {
         }
       }
       CheckModelRefs(sp + "/model", stage["model"], TuneHyperparameterNames(stage), issues);
+      CheckPruner(sp, stage, issues);
     } else if (type == "train") {
       const Json& hp = stage["hyperparameters"];
       std::set<std::string> known;
