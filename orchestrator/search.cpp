@@ -66,6 +66,12 @@ std::vector<Json> GridValues(const Json& p) {
 
 }  // namespace
 
+Json SampleRandomPoint(const Json& search_space, std::mt19937_64& rng) {
+  Json point = Json::object();
+  for (const auto& [name, p] : search_space.items()) point[name] = SampleParam(p, rng);
+  return point;
+}
+
 uint64_t DeriveSeed(uint64_t base, const std::string& label) {
   const std::string digest = Sha256Hex(std::to_string(base) + "/" + label);
   // 15 hex digits: fits in int64 and in SQLite's INTEGER.
@@ -105,7 +111,7 @@ std::vector<Json> SampleTrials(const Json& stage, uint64_t seed) {
   std::mt19937_64 rng(seed);
   for (int64_t t = 0; t < max_trials; ++t) {
     Json hp = fixed;
-    for (const auto& [name, p] : space.items()) hp[name] = SampleParam(p, rng);
+    hp.update(SampleRandomPoint(space, rng));
     trials.push_back(hp);
   }
   return trials;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,13 @@ namespace baton::orchestrator {
 // A seed derived from `base` and a label (stage name, trial number, ...):
 // stable across platforms and runs, different for different labels.
 uint64_t DeriveSeed(uint64_t base, const std::string& label);
+
+// One point of `search_space` as the random sampler draws it: one value per
+// parameter, parameters in name order, all from `rng` (Optuna's semantics:
+// float/int with log and step, categorical uniform). The random sampler of
+// SampleTrials is this once per trial from one std::mt19937_64(seed), so a
+// fresh std::mt19937_64(seed) gives the point of trial 0.
+Json SampleRandomPoint(const Json& search_space, std::mt19937_64& rng);
 
 // The hyperparameters of every trial of a tune stage, in trial order, each
 // the stage's fixed "hyperparameters" merged with one point of its
