@@ -77,11 +77,16 @@ std::vector<TrialView> RankedTrials(StoreHandle& store, const store::StageRecord
     }
     out.push_back(v);
   }
+  // Succeeded trials by their final value (init_from's ranking), then the
+  // rest (pruned, failed, ...) by their best value so far, then those with
+  // no epochs.
+  auto group = [](const TrialView& v) { return !v.has_final ? 2 : v.trial.status == "succeeded" ? 0 : 1; };
   std::stable_sort(out.begin(), out.end(), [&](const TrialView& a, const TrialView& b) {
-    bool ak = a.has_final && a.trial.status == "succeeded", bk = b.has_final && b.trial.status == "succeeded";
-    if (ak != bk) return ak;
-    if (!ak) return false;
-    return max ? a.final_value > b.final_value : a.final_value < b.final_value;
+    const int ga = group(a), gb = group(b);
+    if (ga != gb) return ga < gb;
+    if (ga == 2) return false;
+    const double va = ga == 0 ? a.final_value : a.best_value, vb = gb == 0 ? b.final_value : b.best_value;
+    return max ? va > vb : va < vb;
   });
   return out;
 }
@@ -181,6 +186,15 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
     }
     if (s.type == "tune") {
       const std::string metric = s.spec["objective"]["metric"].get<std::string>();
+      std::map<std::string, int> by_status;
+      for (const auto& v : trials) by_status[v.trial.status] += 1;
+      std::string counts;
+      for (const auto& [st, n] : by_status) counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " " + st;
+      std::printf("%zu trials (%s); sampler %s, pruner %s, %s; objective %s %s\n", trials.size(), counts.c_str(),
+                  s.spec.value("sampler", Json{{"type", "random"}}).value("type", "random").c_str(),
+                  s.spec.value("pruner", Json{{"type", "none"}}).value("type", "none").c_str(),
+                  s.spec.value("scheduling", "asynchronous").c_str(), metric.c_str(),
+                  s.spec["objective"]["mode"].get<std::string>().c_str());
       std::printf("%-5s %-10s %-6s %-10s %-10s %s\n", "TRIAL", "STATUS", "EPOCHS", ("last " + metric.substr(0, 5)).c_str(),
                   "best", "HYPERPARAMETERS");
       for (const auto& v : trials) {

@@ -67,7 +67,18 @@ void ProgressPrinter::OnEvent(const orchestrator::Event& e) {
     } else if (e.type == "trial_finished") {
       s.running -= 1;
       s.done += 1;
-      if (e.data.value("status", "") != "succeeded") s.failed += 1;
+      const std::string status = e.data.value("status", "");
+      if (status == "pruned") {
+        s.pruned += 1;
+      } else if (status == "skipped") {
+        s.skipped += 1;
+      } else if (status != "succeeded") {
+        s.failed += 1;
+      }
+    } else if (e.type == "trial_promoted" && !e.data.value("continued", false)) {
+      // A paused (pruned) trial goes on: it is not done after all.
+      s.done -= 1;
+      s.pruned -= 1;
     } else if (e.type == "epoch") {
       int total = e.data.value("epochs", 0);
       if (s.epochs_total < static_cast<long>(s.tasks) * total) s.epochs_total = static_cast<long>(s.tasks) * total;
@@ -114,6 +125,16 @@ void ProgressPrinter::Log(const orchestrator::Event& e) {
     what = e.stage + ": trial " + std::to_string(e.trial_number) + " epoch " +
            std::to_string(e.data.value("epoch", 0) + 1) + "/" + std::to_string(e.data.value("epochs", 0)) + " " +
            Metrics(e.data["metrics"]) + buf;
+  } else if (e.type == "trial_stopping") {
+    what = e.stage + ": trial " + std::to_string(e.trial_number) + " told to stop after epoch " +
+           std::to_string(e.data.value("epoch", 0) + 1) + ": " + e.data.value("reason", "");
+  } else if (e.type == "trial_promoted") {
+    what = e.stage + ": trial " + std::to_string(e.trial_number) + " promoted at rung " +
+           std::to_string(e.data.value("rung", 0)) + " (" + std::to_string(e.data.value("epochs", 0)) + " epochs)" +
+           (e.data.value("continued", false) ? ", goes straight on" : ", resumes from its rung checkpoint");
+  } else if (e.type == "stage_timeout") {
+    what = e.stage + ": budget.timeout_seconds reached; " + std::to_string(e.data.value("skipped", 0)) +
+           " trial(s) will not start";
   } else if (e.type == "trial_finished" || e.type == "trial_retry") {
     what = e.stage + ": trial " + std::to_string(e.trial_number) + " " +
            (e.type == "trial_retry" ? "will be retried" : e.data.value("status", ""));
@@ -135,6 +156,8 @@ std::string ProgressPrinter::Line(const std::string& name, const StageLine& s, d
     detail = buf;
     if (s.running > 0) detail += " (" + std::to_string(s.running) + " running)";
     if (s.failed > 0) detail += " " + std::to_string(s.failed) + " failed";
+    if (s.pruned > 0) detail += " " + std::to_string(s.pruned) + " pruned";
+    if (s.skipped > 0) detail += " " + std::to_string(s.skipped) + " skipped";
     if (s.epochs_total > 0) {
       std::snprintf(buf, sizeof(buf), "  epochs %ld/%ld", s.epochs_done, s.epochs_total);
       detail += buf;

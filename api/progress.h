@@ -33,6 +33,8 @@ class ProgressPrinter : public orchestrator::Observer {
     int done = 0;
     int running = 0;
     int failed = 0;
+    int pruned = 0;
+    int skipped = 0;
     long epochs_total = 0;
     long epochs_done = 0;
     bool has_best = false;
