@@ -126,6 +126,66 @@ Json StageJson(StoreHandle& store, const store::StageRecord& s) {
   return j;
 }
 
+// An ablation stage's results (its output blob, written when it finished)
+// with, per variant, which tensors its first repeat took from init_from.
+Json AblationJson(StoreHandle& store, const store::StageRecord& s) {
+  Json out = Json::object();
+  if (s.output.empty() || !store.blobs->Has(s.output)) return out;
+  out = ParseJson(store.blobs->Get(s.output), "ablation results " + s.output);
+  std::map<std::string, Json> init;
+  for (const auto& t : store.db->GetTrials(Effective(s))) {
+    const std::string variant = t.task.value("variant", "");
+    if (init.count(variant)) continue;
+    for (const auto& e : store.db->Upstream("trial:" + std::to_string(t.id), 1)) {
+      if (e.kind != "initialized_from") continue;
+      init[variant] = {{"checkpoint", e.dst.substr(e.dst.find(':') + 1)},
+                       {"transferred", e.attrs.value("transferred", Json::array())},
+                       {"reinitialized", e.attrs.value("reinitialized", Json::array())}};
+    }
+  }
+  auto attach = [&](Json& row) {
+    auto it = init.find(row.value("variant", ""));
+    if (it != init.end()) row["init"] = it->second;
+  };
+  attach(out["base"]);
+  for (auto& row : out["variants"]) attach(row);
+  return out;
+}
+
+void PrintAblation(const Json& a) {
+  const std::string metric = a["objective"]["metric"].get<std::string>();
+  std::printf("objective %s (%s); impact = how much worse than the base (mean over repeats, paired by seed)\n",
+              metric.c_str(), a["objective"]["mode"].get<std::string>().c_str());
+  std::printf("%-18s %-24s %-8s %-8s %-9s %-8s %-8s %-6s %-8s %-13s %s\n", "VARIANT", "REMOVED", "MEAN", "SD",
+              "DELTA", "SD", "IMPACT", "EPOCHS", "SECONDS", "INIT (xfer/re)", "RUNS");
+  auto row = [&](const Json& r) {
+    std::string removed;
+    for (const auto& l : r["removed_layers"]) removed += (removed.empty() ? "" : ",") + l.get<std::string>();
+    for (const auto& f : r["dropped_features"]) removed += (removed.empty() ? "" : ",") + ("feature " + f.get<std::string>());
+    if (removed.empty()) removed = "-";
+    if (removed.size() > 24) removed = removed.substr(0, 21) + "...";
+    auto num = [&](const char* k, const char* fmt) {
+      if (!r.contains(k)) return std::string("-");
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), fmt, r[k].get<double>());
+      return std::string(buf);
+    };
+    std::string init = "-";
+    if (r.contains("init")) {
+      init = std::to_string(r["init"]["transferred"].size()) + "/" + std::to_string(r["init"]["reinitialized"].size());
+    }
+    std::string runs;
+    for (const auto& [st, n] : r["runs"].items()) runs += (runs.empty() ? "" : ", ") + std::to_string(n.get<int>()) + " " + st;
+    std::printf("%-18s %-24s %-8s %-8s %-9s %-8s %-8s %-6s %-8s %-13s %s\n", r["variant"].get<std::string>().c_str(),
+                removed.c_str(), num("objective_mean", "%.4f").c_str(), num("objective_sd", "%.4f").c_str(),
+                num("delta_mean", "%+.4f").c_str(), num("delta_sd", "%.4f").c_str(), num("impact", "%+.4f").c_str(),
+                num("epochs_mean", "%.0f").c_str(), num("seconds_mean", "%.1f").c_str(), init.c_str(), runs.c_str());
+    for (const auto& reason : r["reasons"]) std::printf("%-18s reason: %s\n", "", reason.get<std::string>().c_str());
+  };
+  row(a["base"]);
+  for (const auto& r : a["variants"]) row(r);
+}
+
 }  // namespace
 
 int CmdRuns(StoreHandle& store, bool json, bool quiet) {
@@ -165,6 +225,7 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
     auto trials = RankedTrials(store, s);
     if (json) {
       Json out = StageJson(store, s);
+      if (s.type == "ablate") out["ablation"] = AblationJson(store, s);
       out["trials"] = Json::array();
       for (const auto& v : trials) out["trials"].push_back(TrialJson(v));
       std::printf("%s\n", out.dump(2).c_str());
@@ -184,7 +245,24 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
       std::printf("hyperparameters from trial %d of %s: %s\n", r["trial_number"].get<int>(),
                   r["stage"].get<std::string>().c_str(), r["hyperparameters"].dump().c_str());
     }
-    if (s.type == "tune") {
+    if (s.type == "ablate") {
+      if (s.resolved.contains("base")) {
+        const Json& b = s.resolved["base"];
+        std::printf("base: trial %d of %s (%s %s), hyperparameters %s\n", b["trial_number"].get<int>(),
+                    b["stage"].get<std::string>().c_str(), b["objective"]["metric"].get<std::string>().c_str(),
+                    Num(b["objective"]["value"]).c_str(), b["hyperparameters"].dump().c_str());
+      }
+      Json a = AblationJson(store, s);
+      if (a.contains("base")) {
+        PrintAblation(a);
+      } else {
+        std::printf("no results yet (the stage is %s); tasks:\n", s.status.c_str());
+        for (const auto& v : trials) {
+          std::printf("  %s repeat %d: %s %s\n", v.trial.task.value("variant", "").c_str(),
+                      v.trial.task.value("repeat", 0), v.trial.status.c_str(), v.trial.reason.c_str());
+        }
+      }
+    } else if (s.type == "tune") {
       const std::string metric = s.spec["objective"]["metric"].get<std::string>();
       std::map<std::string, int> by_status;
       for (const auto& v : trials) by_status[v.trial.status] += 1;
@@ -251,6 +329,15 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
       if (!trials.empty() && trials.front().has_final) {
         result += "; best " + s.spec["objective"]["metric"].get<std::string>() + " " +
                   Num(trials.front().final_value) + " (trial " + std::to_string(trials.front().trial.number) + ")";
+      }
+    } else if (s.type == "ablate") {
+      Json a = AblationJson(store, s);
+      if (a.contains("variants") && !a["variants"].empty() && a["variants"][0].contains("impact")) {
+        char buf[64];
+        std::snprintf(buf, sizeof(buf), "%+.4f", a["variants"][0]["impact"].get<double>());
+        result += std::to_string(a["variants"].size()) + " variants; largest impact " +
+                  a["variants"][0]["variant"].get<std::string>() + " (" + buf + " " +
+                  a["objective"]["metric"].get<std::string>() + ")";
       }
     } else if (s.type == "train") {
       Json j = StageJson(store, s);

@@ -4,10 +4,14 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <filesystem>
+#include <functional>
 #include <random>
+#include <thread>
 
 #include "common/digest.h"
 #include "common/error.h"
+#include "orchestrator/ablation.h"
 #include "orchestrator/pruner.h"
 #include "orchestrator/search.h"
 #include "orchestrator/tpe.h"
@@ -125,6 +129,21 @@ Coordinator::Coordinator(store::BlobStore& blobs, store::LineageDb& db, Pipeline
       stage->max_attempts = spec["retry"].value("max_attempts", 1);
       stage->backoff = spec["retry"].value("backoff_seconds", 1.0);
     }
+    if (stage->rec.type == "ablate") {
+      // Objective: the stage's own, else its base tune stage's, else val_accuracy.
+      Json objective = {{"metric", "val_accuracy"}, {"mode", "max"}};
+      const Json& base = spec.at("base");
+      if (spec.contains("objective")) {
+        objective = spec["objective"];
+      } else if (base.contains("from")) {
+        objective = pipeline_.stage(base["from"].get<std::string>()).at("objective");
+      }
+      stage->metric = objective.at("metric").get<std::string>();
+      stage->mode = objective.at("mode").get<std::string>();
+      stage->max_parallel = spec.contains("budget") && spec["budget"].contains("max_parallel")
+                                ? spec["budget"]["max_parallel"].get<int>()
+                                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    }
     if (stage->rec.type == "tune") {
       stage->metric = spec.at("objective").at("metric").get<std::string>();
       stage->mode = spec.at("objective").at("mode").get<std::string>();
@@ -223,18 +242,27 @@ std::string Coordinator::StageCacheKey(const Stage& stage) {
   key["inputs"] = inputs;
   if (stage.rec.type == "prepare") {
     // The dataset's bytes, not just its path: a changed file invalidates.
-    const std::string dir = stage.spec->at("dataset").at("path").get<std::string>();
+    const Json& dataset = stage.spec->at("dataset");
+    const std::string dir = dataset.at("path").get<std::string>();
     Json files = Json::object();
-    for (const char* f : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}) {
-      std::FILE* fp = std::fopen((dir + "/" + f).c_str(), "rb");
+    std::vector<std::string> paths;
+    if (dataset.value("format", "idx") == "csv") {
+      paths.push_back(dir);
+    } else {
+      for (const char* f : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                            "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}) {
+        paths.push_back(dir + "/" + f);
+      }
+    }
+    for (const std::string& f : paths) {
+      std::FILE* fp = std::fopen(f.c_str(), "rb");
       if (fp == nullptr) continue;  // the worker reports the missing file
       Sha256 h;
       std::string buf(1 << 20, '\0');
       size_t n;
       while ((n = std::fread(buf.data(), 1, buf.size(), fp)) > 0) h.Update(std::string_view(buf.data(), n));
       std::fclose(fp);
-      files[f] = h.FinishHex();
+      files[std::filesystem::path(f).filename().string()] = h.FinishHex();
     }
     key["dataset_files"] = files;
   }
@@ -301,7 +329,7 @@ void Coordinator::ExpandStage(Stage& stage) {
     }
     db_.AddEdge({Node("stage", stage.rec.id), Node("artifact", dataset), "trained_on", Json::object()});
   }
-  auto add_task = [&](int number, Json hp, Json task, uint64_t seed) {
+  std::function<int64_t(int, Json, Json, uint64_t)> add_task = [&](int number, Json hp, Json task, uint64_t seed) {
     store::TrialRecord t;
     t.stage_id = stage.rec.id;
     t.number = number;
@@ -358,6 +386,10 @@ void Coordinator::ExpandStage(Stage& stage) {
     }
     return;
   }
+  if (stage.rec.type == "ablate") {
+    ExpandAblation(stage, dataset, add_task);
+    return;
+  }
   // train
   Json resolved = Json::object();
   Json hp;
@@ -377,50 +409,9 @@ void Coordinator::ExpandStage(Stage& stage) {
   }
   Json init = nullptr;
   if (spec.contains("init_from")) {
-    const Json& sel = spec["init_from"];
-    Json from = ResolveTrial(sel["stage"].get<std::string>(), sel["trial"]);
-    auto trial = db_.GetTrial(from["trial_id"].get<int64_t>());
-    auto epochs = db_.GetEpochs(trial->id);
-    const Json& ep = sel["epoch"];
-    std::string checkpoint;
-    Json epoch_value;
-    if (ep == "initial") {
-      checkpoint = trial->initial_checkpoint;
-      epoch_value = "initial";
-    } else if (ep == "last") {
-      if (epochs.empty()) throw Error(ErrorCode::kNotFound, "trial " + std::to_string(trial->number) + " has no epochs");
-      checkpoint = epochs.back().checkpoint;
-      epoch_value = epochs.back().epoch;
-    } else if (ep == "best") {
-      const Json& objective = pipeline_.stage(sel["stage"].get<std::string>()).at("objective");
-      const std::string metric = objective.at("metric").get<std::string>();
-      const std::string mode = objective.at("mode").get<std::string>();
-      const store::EpochRecord* best = nullptr;
-      for (const auto& e : epochs) {
-        if (!e.metrics.contains(metric)) continue;
-        if (best == nullptr || Better(e.metrics[metric].get<double>(), best->metrics[metric].get<double>(), mode)) best = &e;
-      }
-      if (best == nullptr) throw Error(ErrorCode::kNotFound, "trial " + std::to_string(trial->number) + " has no epoch with " + metric);
-      checkpoint = best->checkpoint;
-      epoch_value = best->epoch;
-    } else {
-      int64_t k = ep.get<int64_t>();
-      auto it = std::find_if(epochs.begin(), epochs.end(), [&](const store::EpochRecord& e) { return e.epoch == k; });
-      if (it == epochs.end()) {
-        throw Error(ErrorCode::kNotFound, "init_from: trial " + std::to_string(trial->number) + " has no epoch " +
-                                              std::to_string(k) + " (it ran " + std::to_string(epochs.size()) + " epochs, 0-based)");
-      }
-      checkpoint = it->checkpoint;
-      epoch_value = k;
-    }
-    if (checkpoint.empty() || !blobs_.Has(checkpoint)) {
-      throw Error(ErrorCode::kNotFound, "init_from: checkpoint of trial " + std::to_string(trial->number) +
-                                            " epoch " + epoch_value.dump() + " is not in the blob store");
-    }
-    from["epoch"] = epoch_value;
-    from["checkpoint"] = checkpoint;
+    Json from = ResolveInit(spec["init_from"]);
     resolved["init_from"] = from;
-    init = checkpoint;
+    init = from["checkpoint"];
   }
   stage.rec.resolved = resolved;
   Json concrete_model = SubstituteModel(model, hp);
@@ -438,6 +429,138 @@ void Coordinator::ExpandStage(Stage& stage) {
   if (hp_trial != 0) {
     db_.AddEdge({Node("trial", id), Node("trial", hp_trial), "hyperparameters_from", Json::object()});
   }
+}
+
+void Coordinator::ExpandAblation(Stage& stage, const std::string& dataset,
+                                 const std::function<int64_t(int, Json, Json, uint64_t)>& add_task) {
+  const Json& spec = *stage.spec;
+  const std::string& name = stage.rec.name;
+  Json resolved = Json::object();
+  const Json& base = spec.at("base");
+  Json model, hp;
+  int64_t base_trial = 0;
+  if (base.contains("from")) {
+    Json from = ResolveTrial(base["from"].get<std::string>(), base["trial"]);
+    hp = from["hyperparameters"];
+    base_trial = from["trial_id"].get<int64_t>();
+    resolved["base"] = from;
+    model = pipeline_.stage(base["from"].get<std::string>()).at("model");
+  } else {
+    hp = base.value("hyperparameters", Json::object());
+    model = base.at("model");
+  }
+  Json init = nullptr;
+  if (spec.contains("init_from")) {
+    Json from = ResolveInit(spec["init_from"]);
+    resolved["init_from"] = from;
+    init = from["checkpoint"];
+  }
+  const auto variants = AblationVariants(spec, model);
+  Json listed = Json::array();
+  for (const auto& v : variants) {
+    listed.push_back({{"variant", v.name}, {"kind", v.kind}, {"removed_layers", v.layers}, {"dropped_features", v.features}});
+  }
+  resolved["variants"] = listed;
+  resolved["objective"] = {{"metric", stage.metric}, {"mode", stage.mode}};
+  stage.rec.resolved = resolved;
+  const int repeats = spec.value("repeats", 1);
+  const uint64_t seed = spec.contains("seed") ? spec["seed"].get<uint64_t>() : DeriveSeed(pipeline_.seed, name);
+  int number = 0;
+  for (const auto& v : variants) {
+    for (int r = 0; r < repeats; ++r) {
+      // Repeat r of every variant shares its seed: the comparison with the
+      // base is paired (same initialisation of common tensors, same data order).
+      Json task = {{"kind", "train"},
+                   {"dataset", dataset},
+                   {"model", SubstituteModel(RemoveLayers(model, v.layers), hp)},
+                   {"hyperparameters", hp},
+                   {"epochs", spec.at("epochs")},
+                   {"start_epoch", 0},
+                   {"resume_checkpoint", nullptr},
+                   {"init_checkpoint", init},
+                   {"evaluate_test", false},
+                   {"variant", v.name},
+                   {"repeat", r},
+                   {"drop_features", v.features}};
+      int64_t id = add_task(number++, hp, task, DeriveSeed(seed, "repeat/" + std::to_string(r)));
+      if (base_trial != 0) {
+        db_.AddEdge({Node("trial", id), Node("trial", base_trial), "hyperparameters_from", Json::object()});
+      }
+    }
+  }
+}
+
+Json Coordinator::AblationOutput(Stage& stage) {
+  std::vector<AblationRun> runs;
+  for (Task* t : stage.tasks) {
+    AblationRun r;
+    r.variant = t->rec.task.value("variant", "");
+    r.repeat = t->rec.task.value("repeat", 0);
+    r.status = t->rec.status;
+    r.reason = t->rec.reason;
+    for (const auto& e : db_.GetEpochs(t->rec.id)) {
+      r.epochs += 1;
+      r.seconds += e.seconds;
+      if (t->rec.status == "succeeded" && e.metrics.contains(stage.metric)) {
+        r.has_value = true;
+        r.value = e.metrics[stage.metric].get<double>();
+      }
+    }
+    runs.push_back(r);
+  }
+  std::vector<AblationVariant> variants;
+  for (const auto& v : stage.rec.resolved.at("variants")) {
+    variants.push_back({v["variant"].get<std::string>(), v["kind"].get<std::string>(),
+                        v["removed_layers"].get<std::vector<std::string>>(),
+                        v["dropped_features"].get<std::vector<std::string>>()});
+  }
+  return AblationResults(runs, variants, stage.metric, stage.mode);
+}
+
+// init_from's selector resolved to a trial epoch and its checkpoint.
+Json Coordinator::ResolveInit(const Json& sel) {
+  Json from = ResolveTrial(sel["stage"].get<std::string>(), sel["trial"]);
+  auto trial = db_.GetTrial(from["trial_id"].get<int64_t>());
+  auto epochs = db_.GetEpochs(trial->id);
+  const Json& ep = sel["epoch"];
+  std::string checkpoint;
+  Json epoch_value;
+  if (ep == "initial") {
+    checkpoint = trial->initial_checkpoint;
+    epoch_value = "initial";
+  } else if (ep == "last") {
+    if (epochs.empty()) throw Error(ErrorCode::kNotFound, "trial " + std::to_string(trial->number) + " has no epochs");
+    checkpoint = epochs.back().checkpoint;
+    epoch_value = epochs.back().epoch;
+  } else if (ep == "best") {
+    const Json& objective = pipeline_.stage(sel["stage"].get<std::string>()).at("objective");
+    const std::string metric = objective.at("metric").get<std::string>();
+    const std::string mode = objective.at("mode").get<std::string>();
+    const store::EpochRecord* best = nullptr;
+    for (const auto& e : epochs) {
+      if (!e.metrics.contains(metric)) continue;
+      if (best == nullptr || Better(e.metrics[metric].get<double>(), best->metrics[metric].get<double>(), mode)) best = &e;
+    }
+    if (best == nullptr) throw Error(ErrorCode::kNotFound, "trial " + std::to_string(trial->number) + " has no epoch with " + metric);
+    checkpoint = best->checkpoint;
+    epoch_value = best->epoch;
+  } else {
+    int64_t k = ep.get<int64_t>();
+    auto it = std::find_if(epochs.begin(), epochs.end(), [&](const store::EpochRecord& e) { return e.epoch == k; });
+    if (it == epochs.end()) {
+      throw Error(ErrorCode::kNotFound, "init_from: trial " + std::to_string(trial->number) + " has no epoch " +
+                                            std::to_string(k) + " (it ran " + std::to_string(epochs.size()) + " epochs, 0-based)");
+    }
+    checkpoint = it->checkpoint;
+    epoch_value = k;
+  }
+  if (checkpoint.empty() || !blobs_.Has(checkpoint)) {
+    throw Error(ErrorCode::kNotFound, "init_from: checkpoint of trial " + std::to_string(trial->number) +
+                                          " epoch " + epoch_value.dump() + " is not in the blob store");
+  }
+  from["epoch"] = epoch_value;
+  from["checkpoint"] = checkpoint;
+  return from;
 }
 
 Json Coordinator::ResolveTrial(const std::string& stage_name, const Json& selector) {
@@ -941,7 +1064,19 @@ void Coordinator::MaybeFinishStage(Stage& stage) {
   }
   if (PendingPromotion(stage)) return;  // a paused trial goes on (NextTask)
   // A tuning study survives failed trials; it fails only if every trial did.
-  if (succeeded == 0) {
+  // An ablation study needs its base; a variant that fails (e.g. cannot be
+  // built) is a result, not a failure of the stage.
+  int base_ok = 0;
+  for (Task* t : stage.tasks) {
+    if (t->rec.task.value("variant", "") == "base" && t->rec.status == "succeeded") ++base_ok;
+  }
+  if (stage.rec.type == "ablate" && base_ok == 0 && succeeded > 0) {
+    stage.rec.status = "failed";
+    stage.rec.error = "the base variant failed";
+    for (Task* t : stage.tasks) {
+      if (t->rec.task.value("variant", "") == "base") stage.rec.error += "; " + t->rec.reason;
+    }
+  } else if (succeeded == 0) {
     stage.rec.status = "failed";
     std::string reasons;
     for (Task* t : stage.tasks) {
@@ -952,6 +1087,8 @@ void Coordinator::MaybeFinishStage(Stage& stage) {
     stage.rec.status = "succeeded";
     if (stage.rec.type == "tune") {
       stage.rec.output = StudyOutput(stage);
+    } else if (stage.rec.type == "ablate") {
+      stage.rec.output = blobs_.Put(CanonicalJson(AblationOutput(stage)));
     } else {
       stage.rec.output = stage.tasks.front()->rec.output;
     }

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -85,6 +86,10 @@ class Coordinator {
   std::string StageCacheKey(const Stage& stage);
   int64_t EffectiveStageId(const std::string& stage_name);
   Json ResolveTrial(const std::string& stage_name, const Json& selector);
+  Json ResolveInit(const Json& selector);
+  void ExpandAblation(Stage& stage, const std::string& dataset,
+                      const std::function<int64_t(int, Json, Json, uint64_t)>& add_task);
+  Json AblationOutput(Stage& stage);
   std::string StudyOutput(Stage& stage);
   Task& FindTask(int64_t task_id);
   bool IsRepeatedReport(int64_t task_id, const std::string& status, const std::string& output);

@@ -239,6 +239,126 @@ std::set<std::string> TuneHyperparameterNames(const Json& tune) {
   return known;
 }
 
+void CheckInitFrom(const Json& stages, const std::string& name, const Json& stage,
+                   const std::set<std::string>& upstream, Issues& issues);
+
+std::vector<std::string> LayerNames(const Json& model) {
+  std::vector<std::string> names;
+  if (!model.is_object() || !model.contains("layers") || !model["layers"].is_array()) return names;
+  for (const auto& layer : model["layers"]) {
+    if (layer.is_object() && layer.contains("name") && layer["name"].is_string()) {
+      names.push_back(layer["name"].get<std::string>());
+    }
+  }
+  return names;
+}
+
+// The header of a CSV file, split at commas and trimmed; empty if unreadable.
+std::vector<std::string> CsvHeader(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::vector<std::string> out;
+  if (!std::getline(in, line)) return out;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  std::stringstream ss(line);
+  std::string cell;
+  while (std::getline(ss, cell, ',')) {
+    const auto b = cell.find_first_not_of(" \t\"");
+    const auto e = cell.find_last_not_of(" \t\"");
+    out.push_back(b == std::string::npos ? "" : cell.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+void CheckAblate(const Json& stages, const std::string& name, const Json& stage,
+                 const std::set<std::string>& upstream, const std::string& data_stage, Issues& issues) {
+  const std::string sp = StagePtr(name);
+  const Json& base = stage["base"];
+  Json model;
+  if (base.contains("from")) {
+    if (!base.contains("trial")) issues.push_back({sp + "/base/trial", "required with \"from\""});
+    for (const char* k : {"model", "hyperparameters"}) {
+      if (base.contains(k)) {
+        issues.push_back({PointerAppend(sp + "/base", k),
+                          "give either \"from\" and \"trial\" or \"model\" and \"hyperparameters\", not both"});
+      }
+    }
+    const std::string from = base["from"].get<std::string>();
+    if (CheckTuneRef(stages, name, from, upstream, sp + "/base/from", issues)) model = stages.at(from)["model"];
+  } else if (base.contains("model")) {
+    if (base.contains("trial")) issues.push_back({sp + "/base/trial", "needs \"from\""});
+    std::set<std::string> known;
+    const Json fixed = base.value("hyperparameters", Json::object());
+    for (const auto& [k, v] : fixed.items()) known.insert(k);
+    CheckModelRefs(sp + "/base/model", base["model"], known, issues);
+    model = base["model"];
+  } else {
+    issues.push_back({sp + "/base", "needs {\"from\": STAGE, \"trial\": SEL} or a \"model\" (with \"hyperparameters\")"});
+  }
+  const Json components = stage.value("components", Json::array());
+  const Json features = stage.value("features", Json::array());
+  if (components.empty() && features.empty()) {
+    issues.push_back({sp + "/components", "nothing to ablate: list components (layers) or features"});
+  }
+  const std::vector<std::string> layers = LayerNames(model);
+  std::set<std::string> labels;
+  for (size_t i = 0; i < components.size() && !layers.empty(); ++i) {
+    const std::string cp = PointerAppend(sp + "/components", std::to_string(i));
+    const Json& c = components[i];
+    std::vector<std::string> removed;
+    std::string label;
+    if (c.is_string()) {
+      label = c.get<std::string>();
+      if (std::find(layers.begin(), layers.end(), label) == layers.end()) {
+        issues.push_back({cp, "the model has no layer " + Quote(label)});
+        continue;
+      }
+      removed.push_back(label);
+    } else if (c.contains("prefix")) {
+      const std::string prefix = c["prefix"].get<std::string>();
+      label = prefix + "*";
+      for (const auto& l : layers) {
+        if (l.rfind(prefix, 0) == 0) removed.push_back(l);
+      }
+      if (removed.empty()) {
+        issues.push_back({cp + "/prefix", "no layer name starts with " + Quote(prefix)});
+        continue;
+      }
+    } else {
+      label = c["name"].get<std::string>();
+      const Json& group = c["layers"];
+      for (size_t j = 0; j < group.size(); ++j) {
+        const std::string l = group[j].get<std::string>();
+        if (std::find(layers.begin(), layers.end(), l) == layers.end()) {
+          issues.push_back({PointerAppend(cp + "/layers", std::to_string(j)), "the model has no layer " + Quote(l)});
+        }
+        removed.push_back(l);
+      }
+    }
+    if (!labels.insert(label).second) issues.push_back({cp, "another component is also called " + Quote(label)});
+    if (removed.size() >= layers.size()) issues.push_back({cp, "removes every layer of the model"});
+  }
+  if (!features.empty() && !data_stage.empty()) {
+    const Json& dataset = stages.at(data_stage)["dataset"];
+    if (dataset.value("format", "idx") != "csv") {
+      issues.push_back({sp + "/features", "stage " + Quote(data_stage) +
+                                              " prepares an image dataset (idx); features need a csv dataset"});
+    } else {
+      const std::vector<std::string> header = CsvHeader(dataset.value("path", ""));
+      const std::string label_column = dataset.value("label_column", "label");
+      for (size_t i = 0; i < features.size(); ++i) {
+        const std::string f = features[i].get<std::string>();
+        const std::string fp = PointerAppend(sp + "/features", std::to_string(i));
+        if (f == label_column) {
+          issues.push_back({fp, Quote(f) + " is the label column"});
+        } else if (!header.empty() && std::find(header.begin(), header.end(), f) == header.end()) {
+          issues.push_back({fp, "no column " + Quote(f) + " in " + dataset.value("path", "")});
+        }
+      }
+    }
+  }
+}
+
 void SemanticIssues(const Json& doc, Pipeline* plan, Issues& issues) {
   const Json& stages = doc.at("stages");
   std::map<std::string, std::vector<std::string>> deps;
@@ -301,10 +421,20 @@ void SemanticIssues(const Json& doc, Pipeline* plan, Issues& issues) {
     std::string type = stage.value("type", "");
     std::string sp = StagePtr(name);
     if (type == "prepare") {
-      std::string path = stage["dataset"].value("path", "");
+      const Json& dataset = stage["dataset"];
+      const std::string path = dataset.value("path", "");
+      const bool csv = dataset.value("format", "idx") == "csv";
       std::error_code ec;
-      if (!std::filesystem::is_directory(path, ec)) {
+      if (csv && !std::filesystem::is_regular_file(path, ec)) {
+        issues.push_back({sp + "/dataset/path", "no such file: " + path});
+      } else if (!csv && !std::filesystem::is_directory(path, ec)) {
         issues.push_back({sp + "/dataset/path", "no such directory: " + path});
+      }
+      if (!csv && dataset.contains("label_column")) {
+        issues.push_back({sp + "/dataset/label_column", "is a setting of the \"csv\" format only"});
+      }
+      if (!csv && stage.contains("test_fraction")) {
+        issues.push_back({sp + "/test_fraction", "is a setting of the \"csv\" format only (idx files have a test split)"});
       }
       continue;
     }
@@ -350,25 +480,35 @@ void SemanticIssues(const Json& doc, Pipeline* plan, Issues& issues) {
       } else if (!hp.contains("from")) {
         issues.push_back({sp + "/model", "required when hyperparameters are not taken from a tune stage"});
       }
-      if (stage.contains("init_from")) {
-        const Json& init = stage["init_from"];
-        std::string from = init["stage"].get<std::string>();
-        if (CheckTuneRef(stages, name, from, upstream[name], sp + "/init_from/stage", issues) &&
-            init["epoch"].is_number_integer()) {
-          int64_t max_epochs = stages.at(from)["budget"]["max_epochs"].get<int64_t>();
-          if (init["epoch"].get<int64_t>() >= max_epochs) {
-            issues.push_back({sp + "/init_from/epoch",
-                              "epoch " + init["epoch"].dump() + " does not exist: stage " + Quote(from) +
-                                  " trains epochs 0.." + std::to_string(max_epochs - 1) + " (0-based)"});
-          }
-        }
-      }
+      CheckInitFrom(stages, name, stage, upstream[name], issues);
+    } else if (type == "ablate") {
+      CheckAblate(stages, name, stage, upstream[name], data_stage.count(name) ? data_stage[name] : "", issues);
+      CheckInitFrom(stages, name, stage, upstream[name], issues);
     }
   }
   if (plan != nullptr) {
     plan->order = order;
     plan->depends_on = deps;
     plan->data_stage = data_stage;
+  }
+}
+
+void CheckInitFrom(const Json& stages, const std::string& name, const Json& stage,
+                   const std::set<std::string>& upstream, Issues& issues) {
+  // Where init_from names a tune stage, the epoch must exist there.
+  const std::string sp = StagePtr(name);
+  if (stage.contains("init_from")) {
+    const Json& init = stage["init_from"];
+    std::string from = init["stage"].get<std::string>();
+    if (CheckTuneRef(stages, name, from, upstream, sp + "/init_from/stage", issues) &&
+        init["epoch"].is_number_integer()) {
+      int64_t max_epochs = stages.at(from)["budget"]["max_epochs"].get<int64_t>();
+      if (init["epoch"].get<int64_t>() >= max_epochs) {
+        issues.push_back({sp + "/init_from/epoch",
+                          "epoch " + init["epoch"].dump() + " does not exist: stage " + Quote(from) +
+                              " trains epochs 0.." + std::to_string(max_epochs - 1) + " (0-based)"});
+      }
+    }
   }
 }
 

@@ -35,6 +35,10 @@ class FakeWorker {
   std::function<double(const Json&, int64_t, int)> accuracy = [](const Json& hp, int64_t, int epoch) {
     return Accuracy(hp, epoch);
   };
+  // If set, the objective from the whole task (e.g. an ablation variant's).
+  std::function<double(const Json& task, int epoch)> task_accuracy;
+  // Ablation variants whose tasks fail, as a model that cannot be built does.
+  std::set<std::string> fail_variants;
   // Task ids that were told to stop, with the epoch of that answer.
   std::map<int64_t, int> stopped_at;
 
@@ -82,6 +86,10 @@ class FakeWorker {
     } else {
       c_.ReportInitial(id, {{"checkpoint", PutCheckpoint(key + "/init")}, {"init", {{"source", nullptr}}}});
     }
+    if (fail_variants.count(task.value("variant", ""))) {
+      c_.Fail(id, {{"status", "failed"}, {"reason", "model: scripted build failure"}});
+      return;
+    }
     const int trial = Trial(task);
     if (always_fail.count(trial) || (fail_first.count(trial) && task["attempt"] == 1)) {
       c_.Fail(id, {{"status", "failed"}, {"reason", "scripted failure"}});
@@ -94,7 +102,8 @@ class FakeWorker {
     std::string last = task["resume_checkpoint"].is_string() ? task["resume_checkpoint"].get<std::string>() : "";
     for (int e = task["start_epoch"].get<int>(); e < task["epochs"].get<int>(); ++e) {
       last = PutCheckpoint(key + "/" + std::to_string(e));
-      Json metrics = {{"val_accuracy", accuracy(task["hyperparameters"], id, e)}, {"train_loss", 1.0 / (e + 1)}};
+      const double acc = task_accuracy ? task_accuracy(task, e) : accuracy(task["hyperparameters"], id, e);
+      Json metrics = {{"val_accuracy", acc}, {"train_loss", 1.0 / (e + 1)}};
       std::string action = c_.ReportEpoch(id, {{"epoch", e}, {"checkpoint", last}, {"metrics", metrics}, {"seconds", 0.01}});
       if (action == "stop") {
         std::lock_guard<std::mutex> lock(mu_);
