@@ -16,6 +16,7 @@
 #include <optional>
 #include <random>
 #include <system_error>
+#include <unordered_set>
 
 #include "common/digest.h"
 #include "common/error.h"
@@ -30,6 +31,9 @@ using layout::Record;
 
 // Stripes of the per-digest commit lock.
 constexpr size_t kStripes = 64;
+// Most bytes of chunks that one publishing write carries along with the
+// records; the chunks of larger blobs are written ahead of it.
+constexpr uint64_t kPublishBatchMax = 64ull << 20;
 
 ErrorCode CodeFor(const rocksdb::Status& s) {
   if (s.IsIOError() && s.ToString().find("/LOCK") != std::string::npos) {
@@ -62,6 +66,7 @@ class ChunkWriter : public BlobStore::Writer {
   uint64_t size_ = 0;
   uint32_t chunks_ = 0;
   std::string set_;
+  bool unlogged_ = false;   // some chunk bypassed the write-ahead log
   bool finished_ = false;   // Commit was called (the hash is final)
   bool published_ = false;  // the chunks now belong to a record or are gone
 };
@@ -72,6 +77,12 @@ class RocksBlobStore : public BlobStore {
                  rocksdb::DB* db)
       : dir_(std::move(dir)), options_(options), db_(db) {
     write_.sync = options_.sync;
+    // Chunks written ahead of their record need no sync of their own: the
+    // record's synced write syncs the log up to it, and unlogged chunks are
+    // flushed first (MakeDurable).
+    ahead_.sync = false;
+    unlogged_.sync = false;
+    unlogged_.disableWAL = true;
     // Records (small, in SST blocks) are always read with RocksDB's
     // checksums. Chunks are read without them when verify_on_read is on:
     // the SHA-256 is checked instead, and Debian's software CRC32C caps
@@ -82,8 +93,9 @@ class RocksBlobStore : public BlobStore {
   }
 
   ~RocksBlobStore() override {
-    // Close flushes nothing we need (the WAL is durable); its status has no
-    // caller left to report to.
+    // Every published blob is already durable; Close flushes at most the
+    // chunks of unfinished writers, which the next Open sweeps anyway. Its
+    // status has no caller left to report to.
     db_->Close().PermitUncheckedError();
   }
 
@@ -113,7 +125,7 @@ class RocksBlobStore : public BlobStore {
 
   std::string Put(std::string_view bytes) override {
     std::string digest = Sha256Hex(bytes);
-    PutKnown(digest, bytes);
+    Store({ExpectedBlob{digest, bytes}});
     return digest;
   }
 
@@ -125,7 +137,25 @@ class RocksBlobStore : public BlobStore {
                                                    ", not the expected " +
                                                    std::string(digest));
     }
-    return PutKnown(actual, bytes);
+    return Store({ExpectedBlob{digest, bytes}}) > 0;
+  }
+
+  size_t PutExpectedAll(const std::vector<ExpectedBlob>& blobs) override {
+    for (const ExpectedBlob& blob : blobs) RequireDigest(blob.digest);
+    for (size_t i = 0; i < blobs.size(); ++i) {
+      const std::string actual = Sha256Hex(blobs[i].bytes);
+      if (actual != blobs[i].digest) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "blob " + std::to_string(i + 1) + " of " +
+                        std::to_string(blobs.size()) + " (" +
+                        std::string(blobs[i].digest) + ", " +
+                        std::to_string(blobs[i].bytes.size()) +
+                        " bytes): its bytes hash to " + actual +
+                        "; none of the " + std::to_string(blobs.size()) +
+                        " blobs was stored");
+      }
+    }
+    return Store(blobs);
   }
 
   bool Has(std::string_view digest) override {
@@ -239,6 +269,10 @@ class RocksBlobStore : public BlobStore {
   uint64_t inline_max() const {
     return std::min(layout::kInlineMax, options_.chunk_bytes);
   }
+  // Whether a blob of (at least) `size` bytes is written unlogged.
+  bool Unlogged(uint64_t size) const {
+    return options_.sync && size >= options_.unlogged_min_bytes;
+  }
 
   std::string NewChunkSet() {
     std::lock_guard<std::mutex> lock(rng_mu_);
@@ -249,9 +283,13 @@ class RocksBlobStore : public BlobStore {
     return buf;
   }
 
-  // Writes chunk `index` of `set`; the first one also marks the set pending.
+  // Writes chunk `index` of `set` ahead of its record, unsynced, and
+  // `unlogged` also without the write-ahead log; the first chunk also marks
+  // the set pending (in the same write, so the marker is as durable as any
+  // chunk of the set: a crash leaves either nothing or a set that Open
+  // sweeps).
   void WriteChunk(const std::string& set, uint32_t index,
-                  std::string_view bytes) {
+                  std::string_view bytes, bool unlogged) {
     rocksdb::WriteBatch batch;
     if (index == 0) {
       Check(batch.Put(layout::PendingKey(set), ""), "writing a blob chunk");
@@ -259,21 +297,40 @@ class RocksBlobStore : public BlobStore {
     Check(batch.Put(layout::ChunkKey(set, index),
                     rocksdb::Slice(bytes.data(), bytes.size())),
           "writing a blob chunk");
-    Check(db_->Write(write_, &batch), "writing a blob chunk");
+    Check(db_->Write(unlogged ? unlogged_ : ahead_, &batch),
+          "writing a blob chunk");
   }
 
-  // Drops a chunk set that will never be committed.
+  // Starts flushing the memtable in the background, so that the next chunk
+  // is copied in while this one is written out (the last call before
+  // MakeDurable is then cheaper to wait for).
+  void StartFlush() {
+    rocksdb::FlushOptions flush;
+    flush.wait = false;
+    flush.allow_write_stall = true;
+    Check(db_->Flush(flush), "flushing blob chunks to disk");
+  }
+
+  // Makes every unlogged write so far durable: flushes the memtable into
+  // synced SST and blob files, and waits for earlier flushes too.
+  void MakeDurable() {
+    rocksdb::FlushOptions flush;
+    flush.wait = true;
+    flush.allow_write_stall = true;
+    Check(db_->Flush(flush), "flushing blob chunks to disk");
+  }
+
+  // Drops a chunk set that will never be committed. Unsynced: if the drop
+  // is lost in a crash, the set's pending marker comes back with it.
   void DiscardChunks(const std::string& set, uint32_t chunks) {
     rocksdb::WriteBatch batch;
-    for (uint32_t i = 0; i < chunks; ++i) {
-      Check(batch.Delete(layout::ChunkKey(set, i)), "discarding blob chunks");
-    }
-    Check(batch.Delete(layout::PendingKey(set)), "discarding blob chunks");
-    Check(db_->Write(write_, &batch), "discarding blob chunks");
+    AddDiscard(&batch, set, chunks);
+    Check(db_->Write(ahead_, &batch), "discarding blob chunks");
   }
 
-  // Publishes a record. Returns false (and writes nothing) if the blob
-  // already exists. `set` is non-empty for chunked records.
+  // Publishes a record with a durable write. Returns false (and writes
+  // nothing) if the blob already exists. `set` is non-empty for chunked
+  // records, whose chunks must already be durable or in the log.
   bool CommitRecord(const std::string& digest, const std::string& record,
                     uint64_t size, const std::string& set) {
     std::lock_guard<std::mutex> lock(StripeFor(digest));
@@ -290,31 +347,142 @@ class RocksBlobStore : public BlobStore {
   }
 
  private:
-  bool PutKnown(const std::string& digest, std::string_view bytes) {
-    if (ReadRecord(digest)) return false;
-    if (bytes.size() <= inline_max()) {
-      return CommitRecord(digest, layout::EncodeInline(bytes), bytes.size(),
-                          "");
+  // A blob of a Store call that the store lacked when the call began.
+  struct Planned {
+    std::string_view digest;
+    std::string_view bytes;
+    uint32_t chunks = 0;  // 0: inline
+    std::string set;      // its chunk set, when chunked
+    bool ahead = false;   // chunks written ahead of the record (set pending)
+  };
+
+  // Stores blobs whose digests are already checked; returns how many were
+  // new. Small chunked blobs travel in the one publishing write with the
+  // records; larger ones are written ahead (unlogged when Unlogged), then
+  // made durable, then published.
+  size_t Store(const std::vector<ExpectedBlob>& blobs) {
+    std::vector<Planned> plan;
+    std::unordered_set<std::string_view> seen;
+    for (const ExpectedBlob& blob : blobs) {
+      if (!seen.insert(blob.digest).second) continue;
+      if (ReadRecord(blob.digest)) continue;
+      Planned p;
+      p.digest = blob.digest;
+      p.bytes = blob.bytes;
+      if (blob.bytes.size() > inline_max()) {
+        const uint64_t count =
+            layout::ChunkCount(blob.bytes.size(), options_.chunk_bytes);
+        if (count > UINT32_MAX) {
+          throw Error(ErrorCode::kInvalidArgument,
+                      "blob of " + std::to_string(blob.bytes.size()) +
+                          " bytes needs too many chunks");
+        }
+        p.chunks = static_cast<uint32_t>(count);
+        p.set = NewChunkSet();
+      }
+      plan.push_back(std::move(p));
     }
-    const uint64_t count =
-        layout::ChunkCount(bytes.size(), options_.chunk_bytes);
-    if (count > UINT32_MAX) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "blob of " + std::to_string(bytes.size()) +
-                      " bytes needs too many chunks");
+    if (plan.empty()) return 0;
+
+    // On a failure, drop the chunks written ahead so far (or leave them to
+    // the next Open's sweep if that fails too).
+    struct AheadGuard {
+      RocksBlobStore* store;
+      std::vector<Planned>* plan;
+      bool armed = true;
+      ~AheadGuard() {
+        if (!armed) return;
+        for (const Planned& p : *plan) {
+          if (!p.ahead) continue;
+          try {
+            store->DiscardChunks(p.set, p.chunks);
+          } catch (const Error&) {
+          }
+        }
+      }
+    } guard{this, &plan};
+
+    uint64_t carried = 0;  // chunk bytes in the publishing write
+    bool flush = false;    // unlogged chunks not yet being flushed
+    bool unlogged_any = false;
+    for (Planned& p : plan) {
+      if (p.chunks == 0) continue;
+      const bool unlogged = Unlogged(p.bytes.size());
+      if (!unlogged && p.chunks == 1 &&
+          carried + p.bytes.size() <= kPublishBatchMax) {
+        carried += p.bytes.size();
+        continue;
+      }
+      p.ahead = true;
+      for (uint32_t i = 0; i < p.chunks; ++i) {
+        if (unlogged && flush) StartFlush();  // overlaps the next copy
+        WriteChunk(p.set, i,
+                   p.bytes.substr(i * options_.chunk_bytes, options_.chunk_bytes),
+                   unlogged);
+        flush = flush || unlogged;
+      }
+      unlogged_any = unlogged_any || unlogged;
     }
-    const std::string set = NewChunkSet();
-    for (uint32_t i = 0; i < count; ++i) {
-      WriteChunk(set, i,
-                 bytes.substr(i * options_.chunk_bytes, options_.chunk_bytes));
+    if (unlogged_any) MakeDurable();
+
+    std::vector<std::unique_lock<std::mutex>> locks = LockStripes(plan);
+    rocksdb::WriteBatch batch;
+    size_t added = 0;
+    uint64_t added_bytes = 0;
+    for (const Planned& p : plan) {
+      if (ReadRecord(p.digest)) {  // stored meanwhile by another caller
+        if (p.ahead) AddDiscard(&batch, p.set, p.chunks);
+        continue;
+      }
+      const std::string digest(p.digest);
+      if (p.chunks == 0) {
+        Check(batch.Put(digest, layout::EncodeInline(p.bytes)),
+              "committing a blob");
+      } else {
+        if (p.ahead) {
+          Check(batch.Delete(layout::PendingKey(p.set)), "committing a blob");
+        } else {
+          Check(batch.Put(layout::ChunkKey(p.set, 0),
+                          rocksdb::Slice(p.bytes.data(), p.bytes.size())),
+                "committing a blob");
+        }
+        Check(batch.Put(digest, layout::EncodeChunked(p.bytes.size(),
+                                                      options_.chunk_bytes,
+                                                      p.chunks, p.set)),
+              "committing a blob");
+      }
+      ++added;
+      added_bytes += p.bytes.size();
     }
-    const bool added =
-        CommitRecord(digest,
-                     layout::EncodeChunked(bytes.size(), options_.chunk_bytes,
-                                           static_cast<uint32_t>(count), set),
-                     bytes.size(), set);
-    if (!added) DiscardChunks(set, static_cast<uint32_t>(count));
+    if (batch.Count() > 0) {
+      Check(db_->Write(write_, &batch),
+            "committing " + std::to_string(added) + " blob(s)");
+    }
+    guard.armed = false;
+    blobs_ += added;
+    bytes_ += added_bytes;
     return added;
+  }
+
+  void AddDiscard(rocksdb::WriteBatch* batch, const std::string& set,
+                  uint32_t chunks) {
+    for (uint32_t i = 0; i < chunks; ++i) {
+      Check(batch->Delete(layout::ChunkKey(set, i)), "discarding blob chunks");
+    }
+    Check(batch->Delete(layout::PendingKey(set)), "discarding blob chunks");
+  }
+
+  // Locks the stripes of every planned digest, in index order (no deadlock
+  // between two calls that share stripes).
+  std::vector<std::unique_lock<std::mutex>> LockStripes(
+      const std::vector<Planned>& plan) {
+    std::vector<size_t> indexes;
+    for (const Planned& p : plan) indexes.push_back(StripeIndex(p.digest));
+    std::sort(indexes.begin(), indexes.end());
+    indexes.erase(std::unique(indexes.begin(), indexes.end()), indexes.end());
+    std::vector<std::unique_lock<std::mutex>> locks;
+    for (size_t i : indexes) locks.emplace_back(stripes_[i]);
+    return locks;
   }
 
   void RequireDigest(std::string_view digest) const {
@@ -326,8 +494,11 @@ class RocksBlobStore : public BlobStore {
     }
   }
 
+  static size_t StripeIndex(std::string_view digest) {
+    return std::hash<std::string_view>{}(digest) % kStripes;
+  }
   std::mutex& StripeFor(std::string_view digest) {
-    return stripes_[std::hash<std::string_view>{}(digest) % kStripes];
+    return stripes_[StripeIndex(digest)];
   }
 
   void Check(const rocksdb::Status& s, const std::string& action) const {
@@ -414,7 +585,9 @@ class RocksBlobStore : public BlobStore {
   const std::filesystem::path dir_;
   const BlobStoreOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
-  rocksdb::WriteOptions write_;
+  rocksdb::WriteOptions write_;     // publishing: synced with options_.sync
+  rocksdb::WriteOptions ahead_;     // chunks ahead of their record
+  rocksdb::WriteOptions unlogged_;  // large chunks: no write-ahead log
   rocksdb::ReadOptions read_;
   // Serialise check-then-write per digest, so a blob is committed (and
   // counted) once however many threads put it.
@@ -462,7 +635,10 @@ void ChunkWriter::Flush() {
     throw Error(ErrorCode::kInvalidArgument, "blob needs too many chunks");
   }
   if (set_.empty()) set_ = store_->NewChunkSet();
-  store_->WriteChunk(set_, chunks_, buffer_);
+  const bool unlogged = store_->Unlogged(size_);
+  if (unlogged && unlogged_) store_->StartFlush();  // the previous chunk
+  store_->WriteChunk(set_, chunks_, buffer_, unlogged);
+  unlogged_ = unlogged_ || unlogged;
   ++chunks_;
   buffer_.clear();
 }
@@ -478,13 +654,17 @@ std::string ChunkWriter::Commit() {
     return digest;
   }
   // On a failure below, the destructor discards the chunks written so far.
-  if (!buffer_.empty()) Flush();
-  const std::string record =
-      layout::EncodeChunked(size_, store_->chunk_bytes(), chunks_, set_);
-  if (store_->CommitRecord(digest, record, size_, set_)) {
+  if (store_->Has(digest)) {
+    if (chunks_ > 0) store_->DiscardChunks(set_, chunks_);
     published_ = true;
   } else {
-    store_->DiscardChunks(set_, chunks_);
+    if (!buffer_.empty()) Flush();
+    if (unlogged_) store_->MakeDurable();
+    const std::string record =
+        layout::EncodeChunked(size_, store_->chunk_bytes(), chunks_, set_);
+    if (!store_->CommitRecord(digest, record, size_, set_)) {
+      store_->DiscardChunks(set_, chunks_);
+    }
     published_ = true;
   }
   buffer_.clear();
@@ -515,7 +695,15 @@ std::unique_ptr<BlobStore> BlobStore::Open(const std::filesystem::path& dir,
   db_options.min_blob_size = layout::kMinBlobSize;
   db_options.blob_compression_type =
       rocksdb::kNoCompression;  // tensors barely compress
-  db_options.enable_blob_garbage_collection = true;
+  // No blob garbage collection during compactions: it relocates the live
+  // blobs of the oldest blob files whenever their keys are compacted, which
+  // with a flush per large blob (see unlogged_min_bytes) re-reads and
+  // re-writes most chunks once more. Blobs here are immutable and deleted
+  // only by gc, which must then compact with it on to free their space.
+  db_options.enable_blob_garbage_collection = false;
+  // Room for memtables being flushed in the background (StartFlush) while
+  // the next chunk is written. Default: 2.
+  db_options.max_write_buffer_number = 4;
 
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir.string(), &raw);

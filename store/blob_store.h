@@ -11,7 +11,7 @@
 namespace baton::store {
 
 struct BlobStoreOptions {
-  // fsync the write-ahead log on every put. Default: true (an acknowledged
+  // Make every put durable before it returns. Default: true (an acknowledged
   // blob survives power loss).
   bool sync = true;
   // Verify the SHA-256 on every Get. RocksDB's own block checksums are turned
@@ -22,6 +22,19 @@ struct BlobStoreOptions {
   // tensor of hundreds of MB never has to sit in one RocksDB value.
   // Default: 16 MiB.
   uint64_t chunk_bytes = 16ull << 20;
+  // With sync, blobs of at least this many bytes bypass RocksDB's write-ahead
+  // log: their chunks are written unlogged, made durable by a flush of the
+  // memtable into a synced blob file, and only then is the blob's record
+  // published (with a synced log write). This writes a large blob's bytes to
+  // disk once instead of twice (log, then blob file). A crash before the
+  // record is published leaves no visible blob. Default: 4 MiB.
+  uint64_t unlogged_min_bytes = 4ull << 20;
+};
+
+// A blob to store under the digest its bytes must hash to.
+struct ExpectedBlob {
+  std::string_view digest;  // 64 lower-case hex characters
+  std::string_view bytes;
 };
 
 struct BlobStoreStats {
@@ -45,6 +58,12 @@ class BlobStore {
   // Stores `bytes` under `digest` after checking that they hash to it; throws
   // Error(kInvalidArgument) if they do not. Returns true if the blob was new.
   virtual bool PutExpected(std::string_view digest, std::string_view bytes) = 0;
+  // Stores every blob of `blobs`, all or nothing: first checks that each
+  // one's bytes hash to its digest and throws Error(kInvalidArgument) naming
+  // the first that does not, having stored none; then publishes the new ones
+  // together, with one durable write. A blob the store already has, or that
+  // appears twice, is stored once. Returns how many blobs were new.
+  virtual size_t PutExpectedAll(const std::vector<ExpectedBlob>& blobs) = 0;
 
   virtual bool Has(std::string_view digest) = 0;
   // Size in bytes; throws Error(kNotFound).
@@ -62,7 +81,8 @@ class BlobStore {
   virtual void Read(std::string_view digest,
                     const std::function<void(std::string_view)>& sink) = 0;
 
-  // Writes a large blob piece by piece; the digest is known at Commit.
+  // Writes a large blob piece by piece; the digest is known at Commit. The
+  // blob is durable (with sync) and visible only once Commit returns.
   class Writer {
    public:
     virtual ~Writer() = default;

@@ -4,6 +4,12 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <random>
@@ -319,6 +325,174 @@ TEST_F(BlobStoreTest, ConcurrentPutsOfOneBlobCountItOnce) {
   EXPECT_EQ(store->Stats().blobs, 1u);
   EXPECT_EQ(store->Stats().bytes, bytes.size());
   EXPECT_TRUE(store->Get(Sha256Hex(bytes)) == bytes);
+}
+
+TEST_F(BlobStoreTest, PutExpectedAllStoresABatchAndDeduplicates) {
+  BlobStoreOptions options;
+  options.chunk_bytes = 64 << 10;
+  auto store = Open(options);
+  const std::string small = "small", medium = RandomBytes(50000, 21),
+                    large = RandomBytes(300000, 22);  // several chunks
+  const std::string ds = Sha256Hex(small), dm = Sha256Hex(medium),
+                    dl = Sha256Hex(large);
+  EXPECT_EQ(store->PutExpectedAll({{ds, small}, {dm, medium}, {dl, large},
+                                   {dm, medium}}),
+            3u);
+  EXPECT_EQ(store->Get(ds), small);
+  EXPECT_TRUE(store->Get(dm) == medium);
+  EXPECT_TRUE(store->Get(dl) == large);
+  EXPECT_EQ(store->Stats().blobs, 3u);
+  EXPECT_EQ(store->Stats().bytes, small.size() + medium.size() + large.size());
+
+  // Only the new one counts; the known ones are not written again.
+  const std::string other = RandomBytes(7000, 23);
+  EXPECT_EQ(store->PutExpectedAll(
+                {{ds, small}, {dl, large}, {Sha256Hex(other), other}}),
+            1u);
+  EXPECT_EQ(store->PutExpectedAll({}), 0u);
+  EXPECT_EQ(store->Stats().blobs, 4u);
+  store.reset();
+  auto reopened = Open(options);
+  EXPECT_TRUE(reopened->Get(dl) == large);
+  EXPECT_EQ(reopened->Stats().blobs, 4u);
+  reopened.reset();
+  auto raw = OpenRaw(Dir());
+  EXPECT_TRUE(KeysWithPrefix(raw.get(), "p/").empty());
+  EXPECT_EQ(KeysWithPrefix(raw.get(), "z/").size(), 1u + 5u + 1u);
+}
+
+TEST_F(BlobStoreTest, PutExpectedAllWithOneBadBlobStoresNothing) {
+  BlobStoreOptions options;
+  options.chunk_bytes = 64 << 10;
+  options.unlogged_min_bytes = 100 << 10;
+  auto store = Open(options);
+  const std::string good = RandomBytes(200000, 31), also = "also good";
+  const std::string wrong = Sha256Hex("something else");
+  try {
+    store->PutExpectedAll({{Sha256Hex(good), good},
+                           {Sha256Hex(also), also},
+                           {wrong, "tampered"}});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    const std::string message = e.what();
+    EXPECT_NE(message.find("blob 3 of 3"), std::string::npos) << message;
+    EXPECT_NE(message.find(wrong), std::string::npos) << message;
+    EXPECT_NE(message.find("none of the 3 blobs was stored"), std::string::npos)
+        << message;
+  }
+  EXPECT_FALSE(store->Has(Sha256Hex(good)));
+  EXPECT_FALSE(store->Has(Sha256Hex(also)));
+  EXPECT_EQ(store->Stats().blobs, 0u);
+  EXPECT_EQ(CodeOf([&] { store->PutExpectedAll({{"not-a-digest", "x"}}); }),
+            ErrorCode::kInvalidArgument);
+  store.reset();
+  auto raw = OpenRaw(Dir());
+  EXPECT_TRUE(KeysWithPrefix(raw.get(), "z/").empty());
+  EXPECT_TRUE(KeysWithPrefix(raw.get(), "p/").empty());
+}
+
+// Blobs at or above unlogged_min_bytes skip RocksDB's write-ahead log; once
+// Put, PutExpectedAll or Commit returns they must still be there after a
+// reopen, whole and verified.
+TEST_F(BlobStoreTest, UnloggedLargeBlobsSurviveReopen) {
+  BlobStoreOptions options;
+  options.chunk_bytes = 1 << 20;
+  options.unlogged_min_bytes = 1 << 20;
+  const std::string put = RandomBytes(3 << 20, 41);
+  const std::string batched = RandomBytes((2 << 20) + 5, 42);
+  const std::string streamed = RandomBytes((5 << 20) + 3, 43);
+  std::string streamed_digest;
+  {
+    auto store = Open(options);
+    EXPECT_EQ(store->Put(put), Sha256Hex(put));
+    EXPECT_EQ(store->PutExpectedAll({{Sha256Hex(batched), batched},
+                                     {Sha256Hex("tiny"), "tiny"}}),
+              2u);
+    auto writer = store->NewWriter();
+    for (size_t offset = 0; offset < streamed.size(); offset += 300000) {
+      writer->Append(std::string_view(streamed).substr(offset, 300000));
+    }
+    streamed_digest = writer->Commit();
+    EXPECT_EQ(streamed_digest, Sha256Hex(streamed));
+  }
+  auto store = Open(options);
+  EXPECT_EQ(store->Stats().blobs, 4u);
+  EXPECT_TRUE(store->Get(Sha256Hex(put)) == put);
+  EXPECT_TRUE(store->Get(Sha256Hex(batched)) == batched);
+  EXPECT_EQ(store->Get(Sha256Hex("tiny")), "tiny");
+  std::string read;
+  store->Read(streamed_digest, [&](std::string_view piece) { read.append(piece); });
+  EXPECT_TRUE(read == streamed);
+  store.reset();
+  auto raw = OpenRaw(Dir());
+  EXPECT_TRUE(KeysWithPrefix(raw.get(), "p/").empty());
+  EXPECT_EQ(KeysWithPrefix(raw.get(), "z/").size(), 3u + 3u + 6u);
+}
+
+TEST_F(BlobStoreTest, AbandonedUnloggedWriterLeavesNothingAfterReopen) {
+  BlobStoreOptions options;
+  options.chunk_bytes = 1 << 20;
+  options.unlogged_min_bytes = 1 << 20;
+  {
+    auto store = Open(options);
+    auto writer = store->NewWriter();
+    writer->Append(RandomBytes(4 << 20, 51));
+    writer.reset();
+  }
+  auto store = Open(options);
+  EXPECT_EQ(store->Stats().blobs, 0u);
+  store.reset();
+  auto raw = OpenRaw(Dir());
+  EXPECT_TRUE(KeysWithPrefix(raw.get(), "z/").empty());
+  EXPECT_TRUE(KeysWithPrefix(raw.get(), "p/").empty());
+}
+
+// The child half of CrashBeforeCommitLeavesNoBlob: runs only when that test
+// starts this binary with BATON_TEST_CRASH_DIR set. Writer A streams 40 MiB
+// (two unlogged chunks) and is never committed; writer B commits a 20 MiB
+// blob, which flushes A's chunks to disk too; then the process dies without
+// closing the store.
+TEST(BlobStoreCrashChild, WritesUnloggedChunksAndDies) {
+  const char* dir = std::getenv("BATON_TEST_CRASH_DIR");
+  if (dir == nullptr) GTEST_SKIP() << "only run by CrashBeforeCommitLeavesNoBlob";
+  auto store = BlobStore::Open(dir);  // default options: 16 MiB chunks
+  auto a = store->NewWriter();
+  a->Append(RandomBytes(40 << 20, 61));
+  auto b = store->NewWriter();
+  b->Append(RandomBytes(20 << 20, 62));
+  b->Commit();
+  std::_Exit(0);
+}
+
+TEST_F(BlobStoreTest, CrashBeforeCommitLeavesNoBlob) {
+  Open().reset();
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::setenv("BATON_TEST_CRASH_DIR", Dir().c_str(), 1);
+    ::execl("/proc/self/exe", "blob_store_crash_child",
+            "--gtest_filter=BlobStoreCrashChild.*", static_cast<char*>(nullptr));
+    std::_Exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  {
+    // A's chunks reached disk under their pending marker, B is published.
+    auto raw = OpenRaw(Dir());
+    EXPECT_EQ(KeysWithPrefix(raw.get(), "p/").size(), 1u);
+    EXPECT_EQ(KeysWithPrefix(raw.get(), "z/").size(), 2u + 2u);
+  }
+  const std::string b = RandomBytes(20 << 20, 62);
+  auto store = Open();
+  EXPECT_EQ(store->Stats().blobs, 1u);
+  EXPECT_TRUE(store->Get(Sha256Hex(b)) == b);
+  store.reset();
+  auto raw = OpenRaw(Dir());
+  EXPECT_TRUE(KeysWithPrefix(raw.get(), "p/").empty());
+  EXPECT_EQ(KeysWithPrefix(raw.get(), "z/").size(), 2u);  // B's only
 }
 
 }  // namespace
