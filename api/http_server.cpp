@@ -53,6 +53,43 @@ void SendJson(httplib::Response& res, const Json& body) {
   res.set_content(body.dump(), "application/json");
 }
 
+// Splits a blobs:batch body into its blobs, which point into `body`: for
+// each blob its digest (64 lower-case hex characters), its length (u64,
+// little-endian) and its bytes (docs/worker-protocol.md). Throws
+// Error(kInvalidArgument) for a malformed or truncated body.
+std::vector<store::ExpectedBlob> ParseBlobBatch(std::string_view body) {
+  constexpr size_t kHeader = 64 + 8;
+  std::vector<store::ExpectedBlob> blobs;
+  size_t offset = 0;
+  while (offset < body.size()) {
+    const std::string where = "blobs:batch body: blob " + std::to_string(blobs.size() + 1) +
+                              " at byte " + std::to_string(offset);
+    if (body.size() - offset < kHeader) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  where + ": needs a 72-byte header (digest + length), only " +
+                      std::to_string(body.size() - offset) + " bytes left (truncated body?)");
+    }
+    const std::string_view digest = body.substr(offset, 64);
+    if (!IsDigest(digest)) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  where + ": does not start with a SHA-256 digest (64 lower-case hex characters)");
+    }
+    uint64_t length = 0;
+    for (int i = 0; i < 8; ++i) {
+      length |= static_cast<uint64_t>(static_cast<unsigned char>(body[offset + 64 + i])) << (8 * i);
+    }
+    offset += kHeader;
+    if (length > body.size() - offset) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  where + " (" + std::string(digest) + "): declares " + std::to_string(length) +
+                      " bytes, only " + std::to_string(body.size() - offset) + " left (truncated body?)");
+    }
+    blobs.push_back(store::ExpectedBlob{digest, body.substr(offset, length)});
+    offset += length;
+  }
+  return blobs;
+}
+
 bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;
   unsigned char diff = 0;
@@ -159,6 +196,29 @@ void HttpServer::MountInternal(orchestrator::Coordinator* coordinator, store::Bl
     }
     SendJson(res, {{"missing", blobs->Missing(digests)}});
   });
+  // The body is read into one buffer sized from Content-Length (not grown
+  // piece by piece), and the blobs are stored from it without copies.
+  const uint64_t max_body = impl_->options.max_body_bytes;
+  s.Post("/internal/v1/blobs:batch",
+         [=](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
+           if (!authorized(req, res)) {
+             // Drain the body so that the keep-alive connection stays usable.
+             read([](const char*, size_t) { return true; });
+             return;
+           }
+           std::string body;
+           const std::string length = req.get_header_value("Content-Length");
+           if (!length.empty() && length.size() < 20) {
+             body.reserve(std::min<uint64_t>(std::stoull(length), max_body));
+           }
+           read([&body](const char* data, size_t size) {
+             body.append(data, size);
+             return true;
+           });
+           const std::vector<store::ExpectedBlob> batch = ParseBlobBatch(body);
+           const size_t added = blobs->PutExpectedAll(batch);
+           SendJson(res, {{"stored", batch.size()}, {"new", added}});
+         });
   s.Put(R"(/internal/v1/blobs/([0-9a-f]{64}))", [=](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
     blobs->PutExpected(req.matches[1].str(), req.body);

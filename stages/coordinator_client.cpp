@@ -7,6 +7,13 @@
 #include <thread>
 
 namespace baton::stages {
+
+void CoordinatorClient::PutBlobs(const std::vector<BlobUpload>& blobs) {
+  for (const BlobUpload& blob : blobs) {
+    PutBlob(blob.digest, std::string(blob.bytes));
+  }
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -28,6 +35,60 @@ std::string ErrorMessage(const std::string& body) {
   }
   return body.size() > 500 ? body.substr(0, 500) + "..." : body;
 }
+
+// A blobs:batch body: for each blob its digest (64 hex characters), its
+// length (u64, little-endian) and its bytes (docs/worker-protocol.md). Held
+// as pieces that are sent in order without joining them: framing and small
+// blobs are copied into owned pieces, large blobs are sent from the caller's
+// memory.
+class BatchBody {
+ public:
+  void Add(const BlobUpload& blob) {
+    std::string& own = Owned();
+    own.append(blob.digest);
+    for (int i = 0; i < 8; ++i) {
+      own.push_back(static_cast<char>((blob.bytes.size() >> (8 * i)) & 0xff));
+    }
+    if (blob.bytes.size() < kCopyMax) {
+      own.append(blob.bytes.data(), blob.bytes.size());
+    } else {
+      pieces_.push_back(Piece{blob.bytes, {}});
+    }
+    size_ += 72 + blob.bytes.size();
+  }
+  uint64_t size() const { return size_; }
+
+  // Writes the body from `offset` on (cpp-httplib's ContentProvider).
+  bool Provide(size_t offset, httplib::DataSink& sink) const {
+    size_t start = 0;
+    for (const Piece& piece : pieces_) {
+      const std::string_view bytes =
+          piece.view.data() != nullptr ? piece.view : piece.owned;
+      if (offset < start + bytes.size()) {
+        const std::string_view rest = bytes.substr(offset - start);
+        return sink.write(rest.data(), rest.size());
+      }
+      start += bytes.size();
+    }
+    return false;
+  }
+
+ private:
+  static constexpr size_t kCopyMax = 64 << 10;
+  struct Piece {
+    std::string_view view;  // the caller's bytes, or
+    std::string owned;      // bytes held here
+  };
+  std::string& Owned() {
+    if (pieces_.empty() || pieces_.back().view.data() != nullptr) {
+      pieces_.push_back(Piece{});
+    }
+    return pieces_.back().owned;
+  }
+
+  std::vector<Piece> pieces_;
+  uint64_t size_ = 0;
+};
 
 ErrorCode CodeForStatus(int status) {
   switch (status) {
@@ -98,6 +159,32 @@ class HttpCoordinatorClient : public CoordinatorClient {
                               "application/octet-stream");
          },
          {200, 201, 204});
+  }
+
+  void PutBlobs(const std::vector<BlobUpload>& blobs) override {
+    size_t begin = 0;
+    while (begin < blobs.size()) {
+      BatchBody body;
+      size_t end = begin;
+      while (end < blobs.size() &&
+             (end == begin || body.size() + 72 + blobs[end].bytes.size() <=
+                                  options_.max_batch_bytes)) {
+        body.Add(blobs[end++]);
+      }
+      const std::string path = prefix_ + "/blobs:batch";
+      Send(
+          "POST blobs:batch (" + std::to_string(end - begin) + " blobs)",
+          [&] {
+            return client_.Post(
+                path, body.size(),
+                [&body](size_t offset, size_t, httplib::DataSink& sink) {
+                  return body.Provide(offset, sink);
+                },
+                "application/octet-stream");
+          },
+          {200, 201, 204});
+      begin = end;
+    }
   }
 
   void ReportInitial(int64_t task_id, const Json& body) override {

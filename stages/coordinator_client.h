@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/error.h"
@@ -24,6 +25,13 @@ class CoordinatorUnreachable : public Error {
 class RunOver : public Error {
  public:
   RunOver() : Error(ErrorCode::kConflict, "the run is over (410 Gone)") {}
+};
+
+// One blob to upload: its digest and its bytes, which must outlive the call
+// that uploads them.
+struct BlobUpload {
+  std::string digest;
+  std::string_view bytes;
 };
 
 // The calls a worker makes to the coordinator (docs/worker-protocol.md),
@@ -46,6 +54,12 @@ class CoordinatorClient {
       const std::vector<std::string>& digests) = 0;
   // PUT blobs/{digest}.
   virtual void PutBlob(const std::string& digest, const std::string& bytes) = 0;
+  // POST blobs:batch: uploads `blobs` in order, as few requests as the
+  // client's max_batch_bytes allows (one for a model checkpoint). Each
+  // request is stored all or nothing and is durable once answered, so a blob
+  // sent last (a manifest) is stored only after every blob before it. The
+  // default sends one PutBlob per blob, for in-memory clients.
+  virtual void PutBlobs(const std::vector<BlobUpload>& blobs);
 
   // POST tasks/{id}/initial with `body`.
   virtual void ReportInitial(int64_t task_id, const Json& body) = 0;
@@ -67,6 +81,9 @@ struct HttpClientOptions {
   // How long one read or write on the socket may wait for progress; a
   // coordinator silent for longer counts as unreachable. Default: 30 s.
   std::chrono::seconds io_timeout{30};
+  // Most bytes of blobs that PutBlobs sends in one request; a larger blob
+  // goes alone. Default: 64 MiB.
+  uint64_t max_batch_bytes = 64ull << 20;
 };
 
 // A client for `base_url` ("http://127.0.0.1:8080", optionally with a path

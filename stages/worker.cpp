@@ -125,23 +125,28 @@ struct Worker::State {
     return [this](const std::string& digest) { return Fetch(digest); };
   }
 
-  // Uploads the blobs the store lacks, then the manifest; returns its digest.
+  // Uploads the blobs the store lacks, the manifest last, in one batch (a
+  // few for a dataset); returns the manifest's digest.
   std::string Upload(const EncodedTensors& encoded) {
     const std::string manifest_bytes = store::ManifestBytes(encoded.manifest);
     const std::string manifest_digest = Sha256Hex(manifest_bytes);
     std::vector<std::string> digests;
     for (const auto& [digest, bytes] : encoded.blobs) digests.push_back(digest);
     digests.push_back(manifest_digest);
+    std::vector<BlobUpload> uploads;
     bool manifest_missing = false;
     for (const std::string& digest : client.MissingBlobs(digests)) {
       auto it = encoded.blobs.find(digest);
       if (it != encoded.blobs.end()) {
-        client.PutBlob(digest, it->second);
+        uploads.push_back(BlobUpload{digest, it->second});
       } else if (digest == manifest_digest) {
         manifest_missing = true;
       }
     }
-    if (manifest_missing) client.PutBlob(manifest_digest, manifest_bytes);
+    if (manifest_missing) {
+      uploads.push_back(BlobUpload{manifest_digest, manifest_bytes});
+    }
+    if (!uploads.empty()) client.PutBlobs(uploads);
     return manifest_digest;
   }
 
