@@ -29,6 +29,8 @@ struct StoreHandle {
   std::unique_ptr<store::LineageDb> db;
 };
 StoreHandle OpenStore(const std::string& dir);
+// 1.69 MiB, 12.0 KiB, 512 B.
+std::string HumanBytes(uint64_t n);
 
 // Commands (cli_run.cpp, cli_show.cpp). Each returns an exit code and throws
 // baton::Error for failures the caller turns into messages and exit codes.

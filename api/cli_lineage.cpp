@@ -12,20 +12,6 @@ namespace {
 
 std::string Short(const std::string& digest) { return digest.size() > 12 ? digest.substr(0, 12) : digest; }
 
-std::string Bytes(uint64_t n) {
-  char buf[32];
-  if (n >= (1ull << 30)) {
-    std::snprintf(buf, sizeof(buf), "%.2f GiB", n / double(1ull << 30));
-  } else if (n >= (1ull << 20)) {
-    std::snprintf(buf, sizeof(buf), "%.2f MiB", n / double(1ull << 20));
-  } else if (n >= 1024) {
-    std::snprintf(buf, sizeof(buf), "%.1f KiB", n / 1024.0);
-  } else {
-    std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(n));
-  }
-  return buf;
-}
-
 // "kind:id" for what the user typed: a typed id, a run id, or a bare digest
 // of a checkpoint or dataset artifact.
 std::string ResolveNode(StoreHandle& store, const std::string& id) {
@@ -117,6 +103,20 @@ std::string Label(const Json& d) {
 
 }  // namespace
 
+std::string HumanBytes(uint64_t n) {
+  char buf[32];
+  if (n >= (1ull << 30)) {
+    std::snprintf(buf, sizeof(buf), "%.2f GiB", n / double(1ull << 30));
+  } else if (n >= (1ull << 20)) {
+    std::snprintf(buf, sizeof(buf), "%.2f MiB", n / double(1ull << 20));
+  } else if (n >= 1024) {
+    std::snprintf(buf, sizeof(buf), "%.1f KiB", n / 1024.0);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(n));
+  }
+  return buf;
+}
+
 int CmdLineage(StoreHandle& store, const std::string& id, bool downstream, int depth, bool json) {
   const std::string root = ResolveNode(store, id);
   auto edges = downstream ? store.db->Downstream(root, depth) : store.db->Upstream(root, depth);
@@ -196,17 +196,17 @@ int CmdStoreDu(StoreHandle& store, bool json) {
     return kExitOk;
   }
   std::printf("store %s: %llu blobs, %s\n", store.dir.c_str(), static_cast<unsigned long long>(stats.blobs),
-              Bytes(stats.bytes).c_str());
+              HumanBytes(stats.bytes).c_str());
   std::printf("%-22s %-12s %-12s %-14s %s\n", "RUN", "STAGE", "CHECKPOINTS", "REFERENCED", "NEW");
   for (const auto& u : usage) {
     std::printf("%-22s %-12s %-12llu %-14s %s\n", u.run_id.c_str(), u.stage_name.c_str(),
-                static_cast<unsigned long long>(u.checkpoints), Bytes(u.referenced_bytes).c_str(),
-                Bytes(u.new_bytes).c_str());
+                static_cast<unsigned long long>(u.checkpoints), HumanBytes(u.referenced_bytes).c_str(),
+                HumanBytes(u.new_bytes).c_str());
   }
   for (const auto& c : initial) {
     std::printf("%s/%s started from checkpoint %s: %s, %s of them new\n", c["run_id"].get<std::string>().c_str(),
                 c["stage"].get<std::string>().c_str(), Short(c["checkpoint"].get<std::string>()).c_str(),
-                Bytes(c["bytes"].get<uint64_t>()).c_str(), Bytes(c["new_bytes"].get<uint64_t>()).c_str());
+                HumanBytes(c["bytes"].get<uint64_t>()).c_str(), HumanBytes(c["new_bytes"].get<uint64_t>()).c_str());
   }
   return kExitOk;
 }

@@ -49,6 +49,9 @@ store::RunRecord MustRun(StoreHandle& store, const std::string& id) {
 
 int64_t Effective(const store::StageRecord& s) { return s.cached_from != 0 ? s.cached_from : s.id; }
 
+Json ComparisonJson(StoreHandle& store, const store::StageRecord& s);
+std::string SpeedupLine(const Json& comparison);
+
 // Trials of a tune stage with their epochs, ranked by the objective at the
 // final epoch (the order init_from's "best" and ranks use).
 struct TrialView {
@@ -115,8 +118,13 @@ Json StageJson(StoreHandle& store, const store::StageRecord& s) {
     if (auto src = store.db->GetStage(s.cached_from)) j["cached_from_run"] = src->run_id;
   }
   if (s.type == "train") {
+    Json comparison = ComparisonJson(store, s);
+    if (!comparison.is_null()) {
+      j["comparison"] = comparison;
+      j["speedup_line"] = SpeedupLine(comparison);
+    }
     for (const auto& v : RankedTrials(store, s)) {
-      if (v.epochs.empty()) continue;
+      if (v.epochs.empty() || v.trial.task.contains("variant")) continue;  // compare runs are not the model
       const auto& last = v.epochs.back();
       j["model"] = {{"checkpoint", v.trial.output.empty() ? last.checkpoint : v.trial.output},
                     {"initial_checkpoint", v.trial.initial_checkpoint},
@@ -150,6 +158,95 @@ Json AblationJson(StoreHandle& store, const store::StageRecord& s) {
   attach(out["base"]);
   for (auto& row : out["variants"]) attach(row);
   return out;
+}
+
+// A train stage's comparison of initialisations (its resolved "comparison"
+// blob, written when it finished), or null.
+Json ComparisonJson(StoreHandle& store, const store::StageRecord& s) {
+  if (!s.resolved.contains("comparison")) return nullptr;
+  const std::string digest = s.resolved["comparison"].get<std::string>();
+  return ParseJson(store.blobs->Get(digest), "comparison " + digest);
+}
+
+std::string MeanSd(const Json& summary, const char* fmt = "%.4f") {
+  if (!summary.contains("mean")) return "-";
+  char a[32], b[32];
+  std::snprintf(a, sizeof(a), fmt, summary["mean"].get<double>());
+  std::snprintf(b, sizeof(b), fmt, summary["sd"].get<double>());
+  return std::string(a) + "±" + b;
+}
+
+std::string PValue(const Json& test) {
+  if (!test.contains("p_value")) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3g", test["p_value"].get<double>());
+  return buf;
+}
+
+// The one line the demo prints: the first start from a trial's weights.
+std::string SpeedupLine(const Json& c) {
+  for (const auto& v : c["variants"]) {
+    if (v["variant"] == "kaiming_uniform") continue;
+    const Json& tta = v["tta"];
+    char buf[512];
+    if (tta.contains("speedup_epochs")) {
+      std::snprintf(buf, sizeof(buf),
+                    "speed-up: starting from the tuning trial's %s reached %.4f val_accuracy in %.1f epochs vs %.1f "
+                    "for Kaiming uniform: %.2fx (%.2fx counting its %d tuning epochs; %.2fx in seconds), %d seeds",
+                    v["variant"].get<std::string>().c_str(), c["target"]["value"].get<double>(),
+                    tta["epochs"]["mean"].get<double>(),
+                    tta["epochs"]["mean"].get<double>() * tta["speedup_epochs"].get<double>(),
+                    tta["speedup_epochs"].get<double>(), tta["speedup_epochs_with_tuning"].get<double>(),
+                    v["tuning_epochs"].get<int>(), tta["speedup_seconds"].get<double>(), tta["seeds"].get<int>());
+    } else {
+      std::snprintf(buf, sizeof(buf), "speed-up: none measured for %s: the target %.4f val_accuracy was reached by %d of %d seeds",
+                    v["variant"].get<std::string>().c_str(), c["target"]["value"].get<double>(),
+                    tta["reached"].get<int>(), tta["seeds"].get<int>());
+    }
+    return buf;
+  }
+  return "";
+}
+
+void PrintComparison(const Json& c) {
+  const Json& target = c["target"];
+  std::printf("comparison over %d seeds; target val_accuracy %.4f", c["seeds"].get<int>(), target["value"].get<double>());
+  if (target.contains("fraction_of_baseline_best")) {
+    std::printf(" (%.3g x the baseline's mean best %.4f)", target["fraction_of_baseline_best"].get<double>(),
+                target["baseline_best_mean"].get<double>());
+  }
+  std::printf("\nTTA = epochs trained until val_accuracy first reaches the target (mean±sd over the seeds that did)\n");
+  std::printf("%-16s %-6s %-16s %-16s %-7s %-13s %-9s %-8s %-9s %-9s %-9s %-13s %s\n", "START", "TUNED", "BEST VAL",
+              "BEST TEST", "REACHED", "TTA EPOCHS", "TTA s", "SPEEDUP", "+TUNING", "p(t) acc", "p(U) acc", "TTA@100%",
+              "CKPT BYTES");
+  for (const auto& v : c["variants"]) {
+    const Json& tta = v["tta"];
+    auto fmt = [](const Json& j, const char* k, const char* f) {
+      if (!j.contains(k)) return std::string("-");
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), f, j[k].get<double>());
+      return std::string(buf);
+    };
+    std::string reached = std::to_string(tta["reached"].get<int>()) + "/" + std::to_string(tta["seeds"].get<int>());
+    std::string full = MeanSd(v["tta_100"]["epochs"], "%.1f") + " (" + std::to_string(v["tta_100"]["reached"].get<int>()) + "/" +
+                       std::to_string(v["tta_100"]["seeds"].get<int>()) + ")";
+    std::printf("%-16s %-6d %-16s %-16s %-7s %-13s %-9s %-8s %-9s %-9s %-9s %-13s %s\n",
+                v["variant"].get<std::string>().c_str(), v["tuning_epochs"].get<int>(),
+                MeanSd(v["best_val_accuracy"]).c_str(), MeanSd(v["best_test_accuracy"]).c_str(), reached.c_str(),
+                MeanSd(tta["epochs"], "%.1f").c_str(), MeanSd(tta["seconds"], "%.0f").c_str(),
+                fmt(tta, "speedup_epochs", "%.2fx").c_str(), fmt(tta, "speedup_epochs_with_tuning", "%.2fx").c_str(),
+                v.contains("best_val_welch_t") ? PValue(v["best_val_welch_t"]).c_str() : "-",
+                v.contains("best_val_mann_whitney_u") ? PValue(v["best_val_mann_whitney_u"]).c_str() : "-",
+                full.c_str(), HumanBytes(v["checkpoint_bytes"].get<uint64_t>()).c_str());
+    if (tta.contains("welch_t") && tta["welch_t"].contains("p_value")) {
+      std::printf("%-16s TTA p-values vs baseline: Welch t %s, Mann-Whitney U %s\n", "",
+                  PValue(tta["welch_t"]).c_str(), PValue(tta["mann_whitney_u"]).c_str());
+    }
+    if (v.contains("failures")) {
+      for (const auto& f : v["failures"]) std::printf("%-16s %s\n", "", f.get<std::string>().c_str());
+    }
+  }
+  std::printf("%s\n", SpeedupLine(c).c_str());
 }
 
 void PrintAblation(const Json& a) {
@@ -284,7 +381,9 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
         if (!v.trial.reason.empty()) std::printf("      reason: %s\n", v.trial.reason.c_str());
       }
     } else {
+      Json comparison = s.type == "train" ? ComparisonJson(store, s) : Json();
       for (const auto& v : trials) {
+        if (!comparison.is_null() && v.trial.task.contains("variant")) continue;  // in the table below
         std::printf("task %d %s%s\n", v.trial.number, v.trial.status.c_str(),
                     v.trial.reason.empty() ? "" : (": " + v.trial.reason).c_str());
         if (!v.trial.initial_checkpoint.empty()) std::printf("initial checkpoint %s\n", v.trial.initial_checkpoint.c_str());
@@ -297,6 +396,10 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
           std::printf("%-6d %-10s %-10s %-10s %-10s %-10.1f %s\n", e.epoch, m("train_loss").c_str(), m("val_loss").c_str(),
                       m("val_accuracy").c_str(), m("test_accuracy").c_str(), e.seconds, Short(e.checkpoint).c_str());
         }
+      }
+      if (!comparison.is_null()) {
+        std::printf("\n");
+        PrintComparison(comparison);
       }
     }
     return kExitOk;

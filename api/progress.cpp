@@ -104,6 +104,12 @@ void ProgressPrinter::OnEvent(const orchestrator::Event& e) {
 void ProgressPrinter::Log(const orchestrator::Event& e) {
   double t = e.time - run_started_;
   std::string what;
+  // "trial N", or an ablation task's "variant V (repeat R)".
+  std::string trial = "trial " + std::to_string(e.trial_number);
+  if (e.data.contains("variant")) {
+    trial = "variant " + e.data["variant"].get<std::string>() + " (repeat " +
+            std::to_string(e.data.value("repeat", 0)) + ")";
+  }
   if (e.type == "run_started") {
     what = "run " + e.run_id + " started";
   } else if (e.type == "run_finished") {
@@ -117,26 +123,26 @@ void ProgressPrinter::Log(const orchestrator::Event& e) {
     what = e.stage + ": " + e.data.value("status", "");
     if (e.data.contains("error")) what += ": " + e.data["error"].get<std::string>();
   } else if (e.type == "trial_started") {
-    what = e.stage + ": trial " + std::to_string(e.trial_number) + " started on worker " +
+    what = e.stage + ": " + trial + " started on worker " +
            std::to_string(e.data.value("worker", -1)) + " (attempt " + std::to_string(e.data.value("attempt", 1)) + ")";
   } else if (e.type == "epoch") {
     char buf[64];
     std::snprintf(buf, sizeof(buf), " (%.1fs)", e.data.value("seconds", 0.0));
-    what = e.stage + ": trial " + std::to_string(e.trial_number) + " epoch " +
+    what = e.stage + ": " + trial + " epoch " +
            std::to_string(e.data.value("epoch", 0) + 1) + "/" + std::to_string(e.data.value("epochs", 0)) + " " +
            Metrics(e.data["metrics"]) + buf;
   } else if (e.type == "trial_stopping") {
-    what = e.stage + ": trial " + std::to_string(e.trial_number) + " told to stop after epoch " +
+    what = e.stage + ": " + trial + " told to stop after epoch " +
            std::to_string(e.data.value("epoch", 0) + 1) + ": " + e.data.value("reason", "");
   } else if (e.type == "trial_promoted") {
-    what = e.stage + ": trial " + std::to_string(e.trial_number) + " promoted at rung " +
+    what = e.stage + ": " + trial + " promoted at rung " +
            std::to_string(e.data.value("rung", 0)) + " (" + std::to_string(e.data.value("epochs", 0)) + " epochs)" +
            (e.data.value("continued", false) ? ", goes straight on" : ", resumes from its rung checkpoint");
   } else if (e.type == "stage_timeout") {
     what = e.stage + ": budget.timeout_seconds reached; " + std::to_string(e.data.value("skipped", 0)) +
            " trial(s) will not start";
   } else if (e.type == "trial_finished" || e.type == "trial_retry") {
-    what = e.stage + ": trial " + std::to_string(e.trial_number) + " " +
+    what = e.stage + ": " + trial + " " +
            (e.type == "trial_retry" ? "will be retried" : e.data.value("status", ""));
     if (e.data.contains("reason")) what += ": " + e.data["reason"].get<std::string>();
   } else {

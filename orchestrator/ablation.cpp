@@ -101,13 +101,13 @@ Json AblationResults(const std::vector<AblationRun>& runs, const std::vector<Abl
                 {"repeats_with_value", value.n}};
     if (value.n > 0) {
       row["objective_mean"] = value.mean;
-      row["objective_sd"] = value.sd;
+      if (value.n > 1) row["objective_sd"] = value.sd;  // one repeat has no spread
       row["epochs_mean"] = Describe(epochs).mean;
       row["seconds_mean"] = Describe(seconds).mean;
     }
     if (v.kind != "base" && delta.n > 0) {
       row["delta_mean"] = delta.mean;  // variant - base, paired by repeat
-      row["delta_sd"] = delta.sd;
+      if (delta.n > 1) row["delta_sd"] = delta.sd;
       row["impact"] = mode == "min" ? delta.mean : -delta.mean;
     }
     if (v.kind == "base") {

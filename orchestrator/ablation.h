@@ -42,7 +42,8 @@ struct AblationRun {
 // base - variant for "max", variant - base for "min"), epochs and seconds
 // (means), statuses and reasons. {"objective": {...}, "base": {...},
 // "variants": [...]} with variants sorted by impact, largest first; those
-// without a value last.
+// without a value last. Standard deviations appear only with 2 or more
+// repeats.
 Json AblationResults(const std::vector<AblationRun>& runs, const std::vector<AblationVariant>& variants,
                      const std::string& metric, const std::string& mode);
 

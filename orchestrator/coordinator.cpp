@@ -12,6 +12,7 @@
 #include "common/digest.h"
 #include "common/error.h"
 #include "orchestrator/ablation.h"
+#include "orchestrator/compare.h"
 #include "orchestrator/pruner.h"
 #include "orchestrator/search.h"
 #include "orchestrator/tpe.h"
@@ -144,6 +145,10 @@ Coordinator::Coordinator(store::BlobStore& blobs, store::LineageDb& db, Pipeline
                                 ? spec["budget"]["max_parallel"].get<int>()
                                 : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     }
+    if (stage->rec.type == "train" && spec.contains("compare")) {
+      stage->max_parallel = spec["compare"].value(
+          "max_parallel", std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+    }
     if (stage->rec.type == "tune") {
       stage->metric = spec.at("objective").at("metric").get<std::string>();
       stage->mode = spec.at("objective").at("mode").get<std::string>();
@@ -180,6 +185,14 @@ void Coordinator::Emit(const std::string& type, const std::string& stage, int64_
   event.trial_number = trial_number;
   event.data = std::move(data);
   event.time = Now();
+  if (trial_id > 0) {
+    // Ablation tasks are known by their variant, not their number.
+    auto it = tasks_.find(trial_id);
+    if (it != tasks_.end() && it->second->rec.task.contains("variant")) {
+      event.data["variant"] = it->second->rec.task["variant"];
+      event.data["repeat"] = it->second->rec.task.value("repeat", 0);
+    }
+  }
   for (Observer* o : observers_) o->OnEvent(event);
 }
 
@@ -429,6 +442,69 @@ void Coordinator::ExpandStage(Stage& stage) {
   if (hp_trial != 0) {
     db_.AddEdge({Node("trial", id), Node("trial", hp_trial), "hyperparameters_from", Json::object()});
   }
+  if (!spec.contains("compare")) return;
+  // The paper's protocol: per seed, the baseline and a start from each
+  // requested epoch of the same trial, with the same hyperparameters, data
+  // order and epoch count.
+  const Json& compare = spec["compare"];
+  Json epochs_from = compare.value("epochs_from", Json::array({spec.at("init_from").at("epoch")}));
+  Json variants = Json::array();
+  variants.push_back({{"variant", "kaiming_uniform"}, {"tuning_epochs", 0}, {"checkpoint", ""}, {"checkpoint_bytes", 0}});
+  std::vector<std::string> inits = {""};
+  for (const auto& e : epochs_from) {
+    Json sel = spec["init_from"];
+    sel["epoch"] = e;
+    Json from = ResolveInit(sel);
+    const std::string checkpoint = from["checkpoint"].get<std::string>();
+    const int tuning_epochs = from["epoch"].is_number_integer() ? from["epoch"].get<int>() + 1 : 0;
+    const uint64_t bytes = db_.CheckpointBytes(checkpoint, from["stage_id"].get<int64_t>()).first;
+    variants.push_back({{"variant", "epoch:" + (e.is_string() ? e.get<std::string>() : e.dump())},
+                        {"epoch", from["epoch"]}, {"tuning_epochs", tuning_epochs},
+                        {"checkpoint", checkpoint}, {"checkpoint_bytes", bytes}});
+    inits.push_back(checkpoint);
+  }
+  stage.rec.resolved["compare"] = {{"variants", variants}, {"seeds", compare.at("seeds")},
+                                   {"target", compare.value("target", Json{{"fraction_of_baseline_best", 0.99}})}};
+  int number = 1;
+  for (int s = 0; s < compare.at("seeds").get<int>(); ++s) {
+    const uint64_t seed_s = DeriveSeed(seed, "compare/seed/" + std::to_string(s));
+    for (size_t v = 0; v < inits.size(); ++v) {
+      Json t = task;
+      t["init_checkpoint"] = inits[v].empty() ? Json() : Json(inits[v]);
+      t["variant"] = variants[v]["variant"];
+      t["repeat"] = s;
+      int64_t cid = add_task(number++, hp, t, seed_s);
+      if (hp_trial != 0) {
+        db_.AddEdge({Node("trial", cid), Node("trial", hp_trial), "hyperparameters_from", Json::object()});
+      }
+    }
+  }
+}
+
+Json Coordinator::CompareOutput(Stage& stage) {
+  std::vector<CompareRun> runs;
+  for (Task* t : stage.tasks) {
+    if (!t->rec.task.contains("variant")) continue;  // the stage's own model
+    CompareRun r;
+    r.variant = t->rec.task["variant"].get<std::string>();
+    r.seed_index = t->rec.task.value("repeat", 0);
+    r.status = t->rec.status;
+    r.reason = t->rec.reason;
+    for (const auto& e : db_.GetEpochs(t->rec.id)) {
+      r.val.push_back(e.metrics.value("val_accuracy", NAN));
+      r.test.push_back(e.metrics.value("test_accuracy", NAN));
+      r.seconds.push_back(e.seconds);
+    }
+    runs.push_back(std::move(r));
+  }
+  std::vector<CompareVariant> variants;
+  for (const auto& v : stage.rec.resolved["compare"]["variants"]) {
+    variants.push_back({v["variant"].get<std::string>(), v["tuning_epochs"].get<int>(),
+                        v["checkpoint"].get<std::string>(), v["checkpoint_bytes"].get<uint64_t>()});
+  }
+  Json out = CompareResults(runs, variants, stage.rec.resolved["compare"]["target"]);
+  out["seeds"] = stage.rec.resolved["compare"]["seeds"];
+  return out;
 }
 
 void Coordinator::ExpandAblation(Stage& stage, const std::string& dataset,
@@ -865,6 +941,12 @@ void Coordinator::ReportInitial(int64_t task_id, const Json& body) {
         attrs["epoch"] = resolved["init_from"]["epoch"];
         attrs["stage"] = resolved["init_from"]["stage"];
       }
+      if (resolved.contains("compare") && t.rec.task.contains("variant")) {
+        // A compare run starts from its own epoch of the same trial.
+        for (const auto& v : resolved["compare"]["variants"]) {
+          if (v["variant"] == t.rec.task["variant"] && v.contains("epoch")) attrs["epoch"] = v["epoch"];
+        }
+      }
       db_.AddEdge({Node("trial", t.rec.id), Node("checkpoint", init["source"].get<std::string>()),
                    "initialized_from", attrs});
     }
@@ -1076,6 +1158,9 @@ void Coordinator::MaybeFinishStage(Stage& stage) {
     for (Task* t : stage.tasks) {
       if (t->rec.task.value("variant", "") == "base") stage.rec.error += "; " + t->rec.reason;
     }
+  } else if (stage.rec.type == "train" && stage.tasks.front()->rec.status != "succeeded") {
+    stage.rec.status = "failed";
+    stage.rec.error = "the model's training failed: " + stage.tasks.front()->rec.reason;
   } else if (succeeded == 0) {
     stage.rec.status = "failed";
     std::string reasons;
@@ -1089,6 +1174,9 @@ void Coordinator::MaybeFinishStage(Stage& stage) {
       stage.rec.output = StudyOutput(stage);
     } else if (stage.rec.type == "ablate") {
       stage.rec.output = blobs_.Put(CanonicalJson(AblationOutput(stage)));
+    } else if (stage.rec.resolved.contains("compare")) {
+      stage.rec.output = stage.tasks.front()->rec.output;
+      stage.rec.resolved["comparison"] = blobs_.Put(CanonicalJson(CompareOutput(stage)));
     } else {
       stage.rec.output = stage.tasks.front()->rec.output;
     }

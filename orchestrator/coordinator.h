@@ -90,6 +90,7 @@ class Coordinator {
   void ExpandAblation(Stage& stage, const std::string& dataset,
                       const std::function<int64_t(int, Json, Json, uint64_t)>& add_task);
   Json AblationOutput(Stage& stage);
+  Json CompareOutput(Stage& stage);
   std::string StudyOutput(Stage& stage);
   Task& FindTask(int64_t task_id);
   bool IsRepeatedReport(int64_t task_id, const std::string& status, const std::string& output);

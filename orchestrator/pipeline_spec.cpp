@@ -481,6 +481,23 @@ void SemanticIssues(const Json& doc, Pipeline* plan, Issues& issues) {
         issues.push_back({sp + "/model", "required when hyperparameters are not taken from a tune stage"});
       }
       CheckInitFrom(stages, name, stage, upstream[name], issues);
+      if (stage.contains("compare")) {
+        const Json& compare = stage["compare"];
+        if (!stage.contains("init_from")) {
+          issues.push_back({sp + "/compare", "needs init_from: it compares starts from that trial's epochs with the baseline"});
+        } else if (compare.contains("epochs_from")) {
+          const std::string from = stage["init_from"].value("stage", "");
+          const Json& eps = compare["epochs_from"];
+          for (size_t i = 0; i < eps.size() && stages.contains(from) && stages.at(from).contains("budget"); ++i) {
+            const int64_t max_epochs = stages.at(from)["budget"].value("max_epochs", int64_t{0});
+            if (eps[i].is_number_integer() && eps[i].get<int64_t>() >= max_epochs) {
+              issues.push_back({PointerAppend(sp + "/compare/epochs_from", std::to_string(i)),
+                                "epoch " + eps[i].dump() + " does not exist: stage " + Quote(from) +
+                                    " trains epochs 0.." + std::to_string(max_epochs - 1) + " (0-based)"});
+            }
+          }
+        }
+      }
     } else if (type == "ablate") {
       CheckAblate(stages, name, stage, upstream[name], data_stage.count(name) ? data_stage[name] : "", issues);
       CheckInitFrom(stages, name, stage, upstream[name], issues);
