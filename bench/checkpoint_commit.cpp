@@ -1,14 +1,16 @@
 // Checkpoint commit: the time a worker spends committing one epoch's
 // checkpoint of the example CNN through the real path, as baton-worker does
 // it after every epoch: encode the model state (copy + SHA-256 of every
-// tensor), manifest, POST blobs:missing, PUT the missing blobs (manifest
-// last), POST the epoch report. A real store (BlobStore + LineageDb in a temp
+// tensor), manifest, POST blobs:missing, POST blobs:batch with the missing
+// blobs (manifest last), POST the epoch report. A real store (BlobStore + LineageDb in a temp
 // dir, default options as `baton run` opens them), a Coordinator for a
 // generated one-trial pipeline, the real api::HttpServer on loopback and
 // stages' HTTP CoordinatorClient. The prepare task runs for real on a small
 // Fashion-MNIST subset; the weights change between commits by one SGD step.
-// Also a commit of unchanged weights (every blob already stored), and as the
-// baseline a plain durable checkpoint: torch::save + write + fsync of a file.
+// Also a commit of unchanged weights (every blob already stored), a commit
+// that uploads with one PUT per blob (the worker's path before blobs:batch),
+// and as the baseline a plain durable checkpoint: torch::save + write + fsync
+// of a file.
 //
 //   build-main/bench/bench_checkpoint_commit [--epochs 50] [--dir /tmp]
 //
@@ -33,6 +35,7 @@
 #include "common/digest.h"
 #include "common/error.h"
 #include "common/json_util.h"
+#include "common/malloc_settings.h"
 #include "orchestrator/coordinator.h"
 #include "orchestrator/pipeline_spec.h"
 #include "stages/coordinator_client.h"
@@ -70,18 +73,21 @@ struct Commit {
   double encode = 0;    // EncodeModelState: copy + SHA-256 of every tensor
   double manifest = 0;  // canonical manifest bytes + their SHA-256
   double missing = 0;   // POST blobs:missing
-  double upload = 0;    // PUT of every missing blob, manifest last
+  double upload = 0;    // upload of every missing blob, manifest last
   double report = 0;    // POST tasks/{id}/epochs
   double total = 0;
-  size_t puts = 0;
+  size_t blobs = 0;  // blobs uploaded
+  size_t requests = 0;  // upload requests
   uint64_t put_bytes = 0;
   std::string checkpoint;
   std::map<std::string, std::pair<uint64_t, double>> put_ms;  // tensor name -> (bytes, ms of its PUT)
 };
 
 // What baton-worker does after an epoch (stages/worker.cpp: the epoch
-// callback and State::Upload), with each phase timed.
-Commit CommitEpoch(baton::stages::CoordinatorClient& client, baton::stages::Model& model, int64_t task_id, int epoch) {
+// callback and State::Upload), with each phase timed. With `per_blob_puts`,
+// one PUT per missing blob instead of one POST blobs:batch (the old path).
+Commit CommitEpoch(baton::stages::CoordinatorClient& client, baton::stages::Model& model, int64_t task_id, int epoch,
+                   bool per_blob_puts) {
   Commit c;
   const auto t0 = Clock::now();
   baton::stages::EncodedTensors encoded = baton::stages::EncodeModelState(*model);
@@ -95,27 +101,33 @@ Commit CommitEpoch(baton::stages::CoordinatorClient& client, baton::stages::Mode
   const std::vector<std::string> missing = client.MissingBlobs(digests);
   const auto t3 = Clock::now();
   bool manifest_missing = false;
+  std::vector<baton::stages::BlobUpload> uploads;
   for (const std::string& digest : missing) {
     auto it = encoded.blobs.find(digest);
     if (it != encoded.blobs.end()) {
-      const auto put_start = Clock::now();
-      client.PutBlob(digest, it->second);
-      const double ms = Ms(put_start, Clock::now());
-      for (const auto& entry : encoded.manifest.tensors) {
-        if (entry.blob == digest) c.put_ms[entry.name] = {it->second.size(), ms};
-      }
-      ++c.puts;
-      c.put_bytes += it->second.size();
+      uploads.push_back({digest, it->second});
     } else if (digest == manifest_digest) {
       manifest_missing = true;
     }
   }
-  if (manifest_missing) {
-    const auto put_start = Clock::now();
-    client.PutBlob(manifest_digest, manifest_bytes);
-    c.put_ms["(manifest)"] = {manifest_bytes.size(), Ms(put_start, Clock::now())};
-    ++c.puts;
-    c.put_bytes += manifest_bytes.size();
+  if (manifest_missing) uploads.push_back({manifest_digest, manifest_bytes});
+  for (const auto& u : uploads) c.put_bytes += u.bytes.size();
+  c.blobs = uploads.size();
+  if (per_blob_puts) {
+    for (const auto& u : uploads) {
+      const auto put_start = Clock::now();
+      client.PutBlob(u.digest, std::string(u.bytes));
+      const double ms = Ms(put_start, Clock::now());
+      std::string name = "(manifest)";
+      for (const auto& entry : encoded.manifest.tensors) {
+        if (entry.blob == u.digest) name = entry.name;
+      }
+      c.put_ms[name] = {u.bytes.size(), ms};
+      ++c.requests;
+    }
+  } else if (!uploads.empty()) {
+    client.PutBlobs(uploads);  // one request for this model
+    ++c.requests;
   }
   const auto t4 = Clock::now();
   baton::stages::EpochMetrics metrics;
@@ -148,11 +160,13 @@ std::string Upload(baton::stages::CoordinatorClient& client, const baton::stages
   std::vector<std::string> digests;
   for (const auto& [digest, bytes] : encoded.blobs) digests.push_back(digest);
   digests.push_back(manifest_digest);
+  std::vector<baton::stages::BlobUpload> uploads;
   for (const std::string& digest : client.MissingBlobs(digests)) {
     auto it = encoded.blobs.find(digest);
-    if (it != encoded.blobs.end()) client.PutBlob(digest, it->second);
+    if (it != encoded.blobs.end()) uploads.push_back({digest, it->second});
   }
-  client.PutBlob(manifest_digest, manifest_bytes);
+  uploads.push_back({manifest_digest, manifest_bytes});
+  client.PutBlobs(uploads);
   return manifest_digest;
 }
 
@@ -232,7 +246,7 @@ Json PipelineJson(int epochs, int64_t train_subset, int64_t test_subset) {
 
 struct Summary {
   std::vector<double> total, encode, manifest, missing, upload, report;
-  size_t puts = 0;
+  size_t blobs = 0, requests = 0;
   uint64_t put_bytes = 0;
   std::map<std::string, std::pair<uint64_t, std::vector<double>>> put_ms;
   void Add(const Commit& c) {
@@ -246,7 +260,8 @@ struct Summary {
     missing.push_back(c.missing);
     upload.push_back(c.upload);
     report.push_back(c.report);
-    puts = c.puts;
+    blobs = c.blobs;
+    requests = c.requests;
     put_bytes = c.put_bytes;
   }
 };
@@ -269,8 +284,9 @@ int Run(int argc, char** argv) {
   const fs::path dir = fs::path(base) / ("baton-bench-commit-" + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
-  // The worker's thread settings (not its malloc settings: the server shares
-  // this process, and `baton` runs with glibc's defaults).
+  // The worker's thread settings, and the malloc settings that both the
+  // worker (stages::ConfigureWorkerProcess) and `baton` (main) apply.
+  baton::KeepFreedMemoryInHeap();
   torch::set_num_threads(1);
   using SetThreadsFn = void (*)(int);
   if (auto set_blas_threads = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
@@ -279,8 +295,9 @@ int Run(int argc, char** argv) {
 
   auto blobs = baton::store::BlobStore::Open(dir / "store" / "blobs");
   auto db = baton::store::LineageDb::Open(dir / "store" / "lineage.db");
-  // Changed and unchanged commits alternate: epochs 2i and 2i + 1.
-  baton::orchestrator::Pipeline pipeline = baton::orchestrator::LoadPipeline(PipelineJson(2 * epochs, train_subset, test_subset));
+  // Changed (batch), unchanged and changed (per-blob PUTs) commits take
+  // turns: epochs 3i, 3i + 1, 3i + 2.
+  baton::orchestrator::Pipeline pipeline = baton::orchestrator::LoadPipeline(PipelineJson(3 * epochs, train_subset, test_subset));
   const std::string run_id = baton::orchestrator::CreateRun(*db, pipeline);
   baton::orchestrator::Coordinator coordinator(*blobs, *db, pipeline, run_id);
   baton::api::HttpServerOptions server_options;
@@ -318,28 +335,36 @@ int Run(int argc, char** argv) {
     ++tensors;
   }
 
-  Summary changed, unchanged;
+  Summary changed, unchanged, changed_puts;
   std::vector<double> save_fsync, save_memory, sync_latency;
   size_t save_bytes = 0;
   const int64_t n = data.train_x.size(0);
   model->train();
-  for (int i = 0; i < epochs; ++i) {
-    // New weights: one SGD step on a batch (changes every parameter and the
-    // batch-norm buffers). Not timed.
-    const int64_t begin = (i * hp.batch_size) % (n - hp.batch_size);
+  int64_t step = 0;
+  // New weights: one SGD step on a batch (changes every parameter and the
+  // batch-norm buffers). Not timed.
+  auto sgd_step = [&] {
+    const int64_t begin = (step++ * hp.batch_size) % (n - hp.batch_size);
     optimizer.zero_grad();
     torch::Tensor loss = torch::nn::functional::cross_entropy(
         model->forward(data.train_x.narrow(0, begin, hp.batch_size)), data.train_y.narrow(0, begin, hp.batch_size));
     loss.backward();
     optimizer.step();
-
-    Commit c = CommitEpoch(*client, model, task_id, 2 * i);
+  };
+  for (int i = 0; i < epochs; ++i) {
+    sgd_step();
+    Commit c = CommitEpoch(*client, model, task_id, 3 * i, /*per_blob_puts=*/false);
     if (c.checkpoint == checkpoint) throw std::runtime_error("the SGD step did not change the weights");
     changed.Add(c);
     checkpoint = c.checkpoint;
-    Commit same = CommitEpoch(*client, model, task_id, 2 * i + 1);
-    if (same.checkpoint != checkpoint || same.puts != 0) throw std::runtime_error("unchanged weights uploaded blobs");
+    Commit same = CommitEpoch(*client, model, task_id, 3 * i + 1, /*per_blob_puts=*/false);
+    if (same.checkpoint != checkpoint || same.blobs != 0) throw std::runtime_error("unchanged weights uploaded blobs");
     unchanged.Add(same);
+    sgd_step();
+    Commit old = CommitEpoch(*client, model, task_id, 3 * i + 2, /*per_blob_puts=*/true);
+    if (old.checkpoint == checkpoint) throw std::runtime_error("the SGD step did not change the weights");
+    changed_puts.Add(old);
+    checkpoint = old.checkpoint;
 
     save_fsync.push_back(SaveFsync(model, dir / "model.pt", &save_bytes));
     sync_latency.push_back(SyncLatency(dir / "sync.probe"));
@@ -358,35 +383,40 @@ int Run(int argc, char** argv) {
               static_cast<long long>(baton::stages::CountParameters(*model)), tensors, state_bytes / 1e6, epochs,
               coordinator.Status().c_str(), finished ? "" : " (did not finish)", dir.c_str());
   std::printf("Target (from the issue; not asserted): a few ms per commit for the example CNN.\n\n");
-  std::printf("| commit | median ms | p90 ms | ratio to baseline (median) | PUTs | MB uploaded |\n|---|---|---|---|---|---|\n");
-  std::printf("| baseline: torch::save + write + fsync of one file (%.2f MB) | %.2f | %.2f | 1.00 | - | - |\n",
+  std::printf("| commit | median ms | p90 ms | ratio to baseline (median) | blobs uploaded | upload requests | MB "
+              "uploaded |\n|---|---|---|---|---|---|---|\n");
+  std::printf("| baseline: torch::save + write + fsync of one file (%.2f MB) | %.2f | %.2f | 1.00 | - | - | - |\n",
               save_bytes / 1e6, base_ms, Quantile(save_fsync, 0.9));
-  for (const auto* s : {&changed, &unchanged}) {
-    std::printf("| Baton, weights %s | %.2f | %.2f | %.2f | %zu | %.2f |\n", s == &changed ? "changed" : "unchanged",
-                Median(s->total), Quantile(s->total, 0.9), Median(s->total) / base_ms, s->puts, s->put_bytes / 1e6);
+  const std::vector<std::pair<const Summary*, const char*>> kinds = {
+      {&changed, "Baton, weights changed (POST blobs:batch)"},
+      {&unchanged, "Baton, weights unchanged"},
+      {&changed_puts, "Baton, weights changed, one PUT per blob (the worker's old path)"}};
+  for (const auto& [s, name] : kinds) {
+    std::printf("| %s | %.2f | %.2f | %.2f | %zu | %zu | %.2f |\n", name, Median(s->total), Quantile(s->total, 0.9),
+                Median(s->total) / base_ms, s->blobs, s->requests, s->put_bytes / 1e6);
   }
-  std::printf("| (torch::save to memory only, for scale) | %.2f | %.2f | %.2f | - | - |\n", Median(save_memory),
+  std::printf("| (torch::save to memory only, for scale) | %.2f | %.2f | %.2f | - | - | - |\n", Median(save_memory),
               Quantile(save_memory, 0.9), Median(save_memory) / base_ms);
-  std::printf("| (disk sync latency: 4 KiB write + fdatasync, for scale) | %.2f | %.2f | %.2f | - | - |\n",
+  std::printf("| (disk sync latency: 4 KiB write + fdatasync, for scale) | %.2f | %.2f | %.2f | - | - | - |\n",
               Median(sync_latency), Quantile(sync_latency, 0.9), Median(sync_latency) / base_ms);
 
   std::printf("\nWhere a Baton commit's time goes (median ms of each phase):\n\n");
-  std::printf("| commit | encode (copy + SHA-256 of each tensor) | manifest | POST blobs:missing | PUT blobs | POST epochs "
+  std::printf("| commit | encode (copy + SHA-256 of each tensor) | manifest | POST blobs:missing | upload | POST epochs "
               "report |\n|---|---|---|---|---|---|\n");
-  for (const auto* s : {&changed, &unchanged}) {
-    std::printf("| weights %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", s == &changed ? "changed" : "unchanged",
-                Median(s->encode), Median(s->manifest), Median(s->missing), Median(s->upload), Median(s->report));
+  for (const auto& [s, name] : kinds) {
+    std::printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", name, Median(s->encode), Median(s->manifest),
+                Median(s->missing), Median(s->upload), Median(s->report));
   }
-  std::printf("\nEach PUT of a changed commit (median ms; the server re-hashes the bytes and writes them; blobs over "
-              "4032 bytes are chunked: two RocksDB writes):\n\n| blob | bytes | median ms |\n|---|---|---|\n");
-  for (const auto& [name, sample] : changed.put_ms) {
+  std::printf("\nEach PUT of a changed commit on the old path (median ms; the server re-hashes the bytes and writes "
+              "them with one synced RocksDB write):\n\n| blob | bytes | median ms |\n|---|---|---|\n");
+  for (const auto& [name, sample] : changed_puts.put_ms) {
     std::printf("| %s | %llu | %.2f |\n", name.c_str(), static_cast<unsigned long long>(sample.first),
                 Median(sample.second));
   }
-  std::printf("\nOne process, as a worker's: 1 torch thread, 1 OpenBLAS thread, glibc malloc defaults (as the `baton` "
-              "process that hosts the server has). ");
-  std::printf("Store as `baton run` opens it: BlobStore sync=true (each PUT is a synced RocksDB write), LineageDb "
-              "WAL synchronous=FULL (each epoch report is one transaction). Server: api::HttpServer, %d threads, "
+  std::printf("\nOne process, as a worker's: 1 torch thread, 1 OpenBLAS thread, mallopt(M_MMAP_THRESHOLD 32 MiB, "
+              "M_TRIM_THRESHOLD 1 GiB) as both the worker and the `baton` process that hosts the server set it. ");
+  std::printf("Store as `baton run` opens it: BlobStore sync=true (each upload request is one synced RocksDB write), "
+              "LineageDb WAL synchronous=FULL (each epoch report is one transaction). Server: api::HttpServer, %d threads, "
               "loopback; client: stages' HTTP CoordinatorClient (keep-alive, TCP_NODELAY).\n",
               server_options.threads);
 
