@@ -183,10 +183,21 @@ std::string PValue(const Json& test) {
   return buf;
 }
 
-// The one line the demo prints: the first start from a trial's weights.
+// The one line the demo prints: the start from a trial's weights with the
+// largest speed-up, or, if none has one, the first start.
 std::string SpeedupLine(const Json& c) {
+  const Json* pick = nullptr;
   for (const auto& v : c["variants"]) {
     if (v["variant"] == "kaiming_uniform") continue;
+    const bool has = v["tta"].contains("speedup_epochs");
+    if (pick == nullptr || (has && (!(*pick)["tta"].contains("speedup_epochs") ||
+                                    v["tta"]["speedup_epochs"].get<double>() >
+                                        (*pick)["tta"]["speedup_epochs"].get<double>()))) {
+      pick = &v;
+    }
+  }
+  if (pick != nullptr) {
+    const Json& v = *pick;
     const Json& tta = v["tta"];
     char buf[512];
     if (tta.contains("speedup_epochs")) {
@@ -199,9 +210,12 @@ std::string SpeedupLine(const Json& c) {
                     tta["speedup_epochs"].get<double>(), tta["speedup_epochs_with_tuning"].get<double>(),
                     v["tuning_epochs"].get<int>(), tta["speedup_seconds"].get<double>(), tta["seeds"].get<int>());
     } else {
-      std::snprintf(buf, sizeof(buf), "speed-up: none measured for %s: the target %.4f val_accuracy was reached by %d of %d seeds",
-                    v["variant"].get<std::string>().c_str(), c["target"]["value"].get<double>(),
-                    tta["reached"].get<int>(), tta["seeds"].get<int>());
+      const Json& base = c["variants"][0]["tta"];
+      std::snprintf(buf, sizeof(buf),
+                    "speed-up: none measured: the target %.4f val_accuracy was reached by %d of %d seeds from "
+                    "Kaiming uniform and %d of %d from %s (a speed-up needs every seed of both)",
+                    c["target"]["value"].get<double>(), base["reached"].get<int>(), base["seeds"].get<int>(),
+                    tta["reached"].get<int>(), tta["seeds"].get<int>(), v["variant"].get<std::string>().c_str());
     }
     return buf;
   }

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <string>
 
 #include "common/json_util.h"
@@ -229,6 +230,70 @@ TEST_F(TuningRunTest, AshaPromotedTrialContinuesFromItsRungCheckpoint) {
       << output_;
   // Its first new epoch trained on from there: a different checkpoint.
   EXPECT_NE(t["epochs"][1]["checkpoint"], t["epochs"][0]["checkpoint"]);
+}
+
+TEST_F(TuningRunTest, CompareStartsEachVariantFromTheCheckpointItNames) {
+  Json doc = Pipeline(1000, Linear());
+  auto& tune = doc["stages"]["tune"];
+  tune["search_space"] = {{"lr", {{"type", "float"}, {"low", 0.01}, {"high", 0.1}, {"log", true}}}};
+  tune["budget"] = {{"max_trials", 2}, {"max_parallel", 2}, {"max_epochs", 2}};
+  doc["stages"]["train"] = {{"type", "train"}, {"depends_on", {"tune"}},
+                            {"hyperparameters", {{"from", "tune"}, {"trial", "best"}}},
+                            {"init_from", {{"stage", "tune"}, {"trial", "best"}, {"epoch", "last"}}},
+                            {"epochs", 3},
+                            {"compare", {{"baseline", "kaiming_uniform"}, {"seeds", 2},
+                                         {"epochs_from", {"initial", "last"}}}}};
+  ASSERT_EQ(Run(doc, "--workers 2 --no-progress"), 0) << output_;
+  FILE* p = popen(Command("show " + RunId() + " --stage train --json").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  pclose(p);
+  const Json train = Json::parse(out);
+  ASSERT_TRUE(train.contains("comparison")) << out.substr(0, 2000);
+  const Json& variants = train["resolved"]["compare"]["variants"];
+  std::map<std::string, std::string> named;  // variant -> the checkpoint it names
+  for (const auto& v : variants) named[v["variant"].get<std::string>()] = v["checkpoint"].get<std::string>();
+  ASSERT_EQ(named.size(), 3u);
+  const Json& trials = train["trials"];
+  ASSERT_EQ(trials.size(), 7u);  // the model + 2 seeds x 3 starts
+  Json model_hp;
+  std::map<int, Json> hp_by_seed;
+  std::map<std::string, std::set<std::string>> initial_by_variant;
+  auto db = store::LineageDb::Open(dir_ / "store" / "lineage.db");
+  for (const auto& t : trials) {
+    auto rec = db->GetTrial(t["trial_id"].get<int64_t>());
+    ASSERT_TRUE(rec.has_value());
+    EXPECT_EQ(t["status"], "succeeded");
+    if (!rec->task.contains("variant")) {
+      model_hp = rec->hyperparameters;
+      continue;
+    }
+    const std::string variant = rec->task["variant"].get<std::string>();
+    const int repeat = rec->task["repeat"].get<int>();
+    // Same hyperparameters everywhere; the same seed (data order) per repeat.
+    Json key = {{"hp", rec->hyperparameters}, {"seed", rec->seed}, {"epochs", rec->task["epochs"]}};
+    if (hp_by_seed.count(repeat)) EXPECT_EQ(hp_by_seed[repeat], key) << variant;
+    hp_by_seed[repeat] = key;
+    // Its initial weights are the named checkpoint, digest for digest (the
+    // linear model's tensors all transfer); the baseline's are its own.
+    if (variant == "kaiming_uniform") {
+      EXPECT_EQ(named[variant], "");
+      EXPECT_NE(rec->initial_checkpoint, named["epoch:last"]);
+      EXPECT_NE(rec->initial_checkpoint, named["epoch:initial"]);
+    } else {
+      EXPECT_EQ(rec->initial_checkpoint, named[variant]) << variant;
+    }
+    initial_by_variant[variant].insert(rec->initial_checkpoint);
+  }
+  EXPECT_EQ(hp_by_seed.size(), 2u);
+  EXPECT_NE(hp_by_seed[0]["seed"], hp_by_seed[1]["seed"]);
+  EXPECT_EQ(hp_by_seed[0]["hp"], model_hp);
+  EXPECT_EQ(hp_by_seed[1]["hp"], model_hp);
+  EXPECT_EQ(initial_by_variant["kaiming_uniform"].size(), 2u);  // a fresh start per seed
+  EXPECT_EQ(train["comparison"]["variants"].size(), 3u);
+  EXPECT_NE(train["speedup_line"].get<std::string>().find("speed-up"), std::string::npos);
 }
 
 }  // namespace
