@@ -28,13 +28,16 @@ IdxArray ReadIdx(const std::string& path, int64_t max_items = -1);
 // What a prepare task asks for (the stage spec as written in the pipeline;
 // keys other than these are ignored).
 struct PrepareSpec {
-  std::string format = "idx";  // only "idx"
-  std::string path;            // folder with the four idx files
-  std::optional<int64_t>
-      train_subset;  // first N training examples; all if unset
-  std::optional<int64_t> test_subset;  // first N test examples; all if unset
-  double validation_fraction = 0.1;    // in (0, 1); split off the end
-  bool normalize = false;              // standardise with train mean/std
+  std::string format = "idx";           // "idx" | "csv"
+  std::string path;                     // idx: folder with the four idx files;
+                                        // csv: the file
+  std::string label_column = "label";   // csv: the column holding the class
+  std::optional<int64_t> train_subset;  // first N train+validation examples;
+                                        // all if unset
+  std::optional<int64_t> test_subset;   // first N test examples; all if unset
+  double validation_fraction = 0.1;     // in (0, 1); split off the end
+  double test_fraction = 0.2;           // csv: in (0, 1); the file's last rows
+  bool normalize = false;               // standardise with train mean/std
 };
 
 // Parses a prepare spec; throws Error(kInvalidArgument) with the JSON pointer
@@ -42,31 +45,69 @@ struct PrepareSpec {
 PrepareSpec ParsePrepareSpec(const Json& spec);
 
 // A prepared classification dataset held in memory. Images are float32
-// [N, C, H, W], labels int64 [N] in [0, num_classes). Read-only once made;
+// [N, C, H, W], tabular data float32 [N, F], labels int64 [N] in
+// [0, num_classes). Read-only once made;
 // safe to share between threads that only read it.
 struct Dataset {
   torch::Tensor train_x, train_y;
   torch::Tensor val_x, val_y;
   torch::Tensor test_x, test_y;
-  std::vector<int64_t> input_shape;  // one example, e.g. {1, 28, 28}
+  std::vector<int64_t> input_shape;  // one example, e.g. {1, 28, 28} or {F}
   int64_t num_classes = 0;
   Json meta = Json::object();  // the manifest's meta (see EncodeDataset)
 };
+
+// Prepares `spec.format`'s dataset (PrepareIdx or PrepareCsv).
+Dataset PrepareDataset(const PrepareSpec& spec);
 
 // Reads the idx files of `spec.path` (train-images-idx3-ubyte[.gz] and its
 // three siblings), takes the first train_subset training examples, splits
 // off the last validation_fraction of them (rounded to the nearest count, at
 // least one) as validation, scales pixels to [0,1] and, with `normalize`,
 // standardises every split with the training split's mean and std.
-Dataset PrepareDataset(const PrepareSpec& spec);
+Dataset PrepareIdx(const PrepareSpec& spec);
+
+// Reads a tabular CSV file: a header row of column names, then one example
+// per row; comma-separated, RFC 4180 quotes allowed within a line, CR LF
+// accepted, blank lines skipped, spaces around unquoted cells trimmed.
+// `label_column` holds the class; every other column is a numeric feature
+// (float32 [N, F], input_shape {F}). Labels: when every label cell is a
+// non-negative integer it is the class id (num_classes = max + 1);
+// otherwise the distinct labels, sorted, become ids 0, 1, ... and their
+// names meta "classes". The split follows the file's row order, with no
+// shuffling: the last test_fraction of the rows (rounded, at least one) are
+// the test split, the first test_subset of them kept; of the rows before
+// them the first train_subset are kept and their last validation_fraction
+// is validation. With `normalize` every feature column is standardised with
+// the training split's mean and population std (a constant column's std
+// counts as 1). Throws Error(kNotFound) for a missing file, Error(kCorrupt)
+// naming file, line and column for an empty file, a ragged row, an
+// unterminated quote, a duplicate column name or a cell that is not a finite
+// number, and Error(kInvalidArgument) with the spec's pointer for a missing
+// label column, fewer than two classes, no feature column, or too few rows
+// for the split.
+Dataset PrepareCsv(const PrepareSpec& spec);
+
+// A tabular dataset without the feature columns `names` (meta "features"
+// order kept): x tensors, input_shape, meta "features", "mean" and "std"
+// shrink, meta "dropped_features" lists `names`. `data` is not changed.
+// Throws Error(kInvalidArgument) naming the feature for an unknown or
+// repeated name, when nothing would be left, or when `data` is not tabular
+// (input_shape of rank 1 and meta "features").
+Dataset DropFeatures(const Dataset& data,
+                     const std::vector<std::string>& names);
 
 // The dataset as a manifest of kind "dataset" with tensors train_x, train_y,
 // val_x, val_y, test_x, test_y and meta {"input_shape", "num_classes",
-// "train", "validation", "test", "mean", "std", "normalized", "source"}.
+// "train", "validation", "test", "mean", "std", "normalized", "source"};
+// a CSV dataset's meta also has "format": "csv", "label_column", "features"
+// (column names in order), "classes" (string labels only), and "mean" and
+// "std" are arrays with one number per feature.
 EncodedTensors EncodeDataset(const Dataset& dataset);
 
 // Rebuilds a dataset from its manifest, fetching the six tensors. Throws
-// Error(kCorrupt) when the manifest is not a consistent dataset.
+// Error(kCorrupt) when the manifest is not a consistent dataset (including
+// "features" that do not match input_shape).
 Dataset DecodeDataset(const store::Manifest& manifest,
                       const BlobFetcher& fetch);
 

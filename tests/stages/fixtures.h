@@ -1,6 +1,12 @@
 #pragma once
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <random>
 #include <string>
 
 #include "common/error.h"
@@ -74,6 +80,71 @@ inline Json WithoutLayer(Json model, const std::string& name) {
     }
   }
   return model;
+}
+
+// A fresh folder under the system temp dir, removed at the end.
+class TempDir {
+ public:
+  TempDir() {
+    path_ = std::filesystem::temp_directory_path() /
+            ("baton-stages-" + std::to_string(::getpid()) + "-" +
+             std::to_string(counter_++));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string File(const std::string& name) const { return path_ / name; }
+  std::string path() const { return path_; }
+
+ private:
+  static inline int counter_ = 0;
+  std::filesystem::path path_;
+};
+
+inline void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+// The columns of WriteSignalCsv's file, in order; "label" is the class.
+inline const std::vector<std::string> kSignalCsvFeatures = {
+    "noise_a", "signal", "noise_b", "noise_c", "noise_d"};
+
+// Writes a tabular CSV of `rows` independent examples (so the file's order is
+// random): header noise_a,signal,noise_b,label,noise_c,noise_d. The label
+// (0, 1 or 2, about a third each) is the tercile of s + 0.2 * e, s and e
+// standard normal, and the column "signal" holds 10 + 2 s; every noise_*
+// column is noise on its own scale, unrelated to the label. A model that
+// sees "signal" can reach about 90% accuracy, one without it about 33%.
+inline void WriteSignalCsv(const std::string& path, int64_t rows,
+                           uint64_t seed = 1) {
+  std::mt19937_64 random(seed);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::uniform_real_distribution<double> uniform(0.0, 100.0);
+  std::string text = "noise_a,signal,noise_b,label,noise_c,noise_d\n";
+  char line[256];
+  for (int64_t r = 0; r < rows; ++r) {
+    const double s = normal(random);
+    const double z = s + 0.2 * normal(random);
+    const int label = z < -0.4307 ? 0 : (z < 0.4307 ? 1 : 2);
+    const double noise_a = 5.0 + 3.0 * normal(random);
+    const double noise_b = uniform(random);
+    const double noise_c = normal(random);
+    const double noise_d = -2.0 + 0.5 * normal(random);
+    std::snprintf(line, sizeof(line), "%.6g,%.6g,%.6g,%d,%.6g,%.6g\n", noise_a,
+                  10.0 + 2.0 * s, noise_b, label, noise_c, noise_d);
+    text += line;
+  }
+  WriteFile(path, text);
+}
+
+// A small MLP for tabular data: in -> linear 16 -> relu -> linear classes.
+inline Json TabularMlp(int64_t num_classes, int64_t hidden = 16) {
+  return {
+      {"layers",
+       {{{"name", "fc1"}, {"type", "linear"}, {"out_features", hidden}},
+        {{"name", "act"}, {"type", "relu"}},
+        {{"name", "out"}, {"type", "linear"}, {"out_features", num_classes}}}}};
 }
 
 // An in-memory blob store for BlobFetcher.
