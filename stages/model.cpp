@@ -233,6 +233,7 @@ ModelImpl::ModelImpl(const Json& spec, const std::vector<int64_t>& input_shape,
   batch_shape.insert(batch_shape.end(), input_shape.begin(), input_shape.end());
   torch::Tensor probe = torch::zeros(batch_shape);
   std::set<std::string> seen;
+  std::string last_type;
   const Json& layers = spec["layers"];
   for (size_t i = 0; i < layers.size(); ++i) {
     LayerReader layer(layers[i], i);
@@ -243,8 +244,9 @@ ModelImpl::ModelImpl(const Json& spec, const std::vector<int64_t>& input_shape,
       throw layer.Fail("another layer has the same name", "name");
     }
     std::vector<int64_t> shape(probe.sizes().begin() + 1, probe.sizes().end());
-    torch::nn::AnyModule module = MakeLayer(layer, shape);
+    torch::nn::AnyModule module;
     try {
+      module = MakeLayer(layer, shape);
       register_module(layer.name(), module.ptr());
       module.ptr()->eval();
       probe = module.forward(probe);
@@ -260,16 +262,29 @@ ModelImpl::ModelImpl(const Json& spec, const std::vector<int64_t>& input_shape,
     }
     layers_.push_back(std::move(module));
     names_.push_back(layer.name());
+    last_type = layer.type();
   }
   output_shape_.assign(probe.sizes().begin() + 1, probe.sizes().end());
   if (num_classes > 0 &&
       (output_shape_.size() != 1 || output_shape_[0] != num_classes)) {
+    const std::string wanted = ShapeText({num_classes});
+    const std::string fix = "; end with a linear layer of out_features " +
+                            std::to_string(num_classes);
+    if (layers.empty()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "the model has no layers, so its output is its input " +
+                      ShapeText(output_shape_) + ", but the dataset has " +
+                      std::to_string(num_classes) + " classes and needs " +
+                      wanted + fix,
+                  "/layers");
+    }
     throw Error(ErrorCode::kInvalidArgument,
                 "the model's output is " + ShapeText(output_shape_) +
-                    " but the dataset has " + std::to_string(num_classes) +
-                    " classes; end with a linear layer of out_features " +
-                    std::to_string(num_classes),
-                "/layers");
+                    " (from its last layer '" + names_.back() + "' (" +
+                    last_type + ")), but the dataset has " +
+                    std::to_string(num_classes) + " classes and needs " +
+                    wanted + fix,
+                "/layers/" + std::to_string(layers.size() - 1));
   }
 }
 

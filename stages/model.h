@@ -15,11 +15,17 @@ namespace baton::stages {
 //
 // Layer types and fields (defaults in parentheses; sizes are integers and
 // apply to height and width alike):
-//   conv2d       out_channels, kernel_size, stride (1), padding (0), bias
-//   (true) linear       out_features, bias (true); needs a flat [N, features]
-//   input relu, flatten (from dim 1) max_pool2d, avg_pool2d   kernel_size,
-//   stride (= kernel_size), padding (0) batch_norm2d, batch_norm1d   (LibTorch
-//   defaults: eps 1e-5, momentum 0.1) dropout      p (0.5)
+//   conv2d                     out_channels, kernel_size, stride (1),
+//                              padding (0), bias (true)
+//   linear                     out_features, bias (true); needs a flat
+//                              [N, features] input (tabular data is flat)
+//   relu, flatten (from dim 1)
+//   max_pool2d, avg_pool2d     kernel_size, stride (= kernel_size),
+//                              padding (0)
+//   batch_norm2d, batch_norm1d (LibTorch defaults: eps 1e-5, momentum 0.1);
+//                              batch_norm1d takes [N, features] or
+//                              [N, channels, length]
+//   dropout                    p (0.5)
 // Each layer is registered under its "name", so tensors are named
 // "<layer>.<param>" ("conv1.weight", "bn2.running_mean"). Input sizes
 // (in_channels, in_features, num_features) are inferred by passing a dummy
@@ -35,8 +41,9 @@ class ModelImpl : public torch::nn::Module {
   // dimension (e.g. {1, 28, 28}); when `num_classes` > 0 the output must be
   // [N, num_classes]. Throws Error(kInvalidArgument) naming the layer (and its
   // JSON pointer, "/layers/<i>") for an unknown type, a missing, unknown or
-  // ill-typed field, a duplicate name, or a layer that cannot take the shape
-  // that reaches it.
+  // ill-typed field, a duplicate name, a layer that cannot take the shape
+  // that reaches it, or an output that is not [N, num_classes] (then naming
+  // the last layer and both shapes). Never leaves a c10::Error through.
   ModelImpl(const Json& spec, const std::vector<int64_t>& input_shape,
             int64_t num_classes = 0);
 

@@ -173,6 +173,48 @@ TEST(Model, OutputMustMatchTheNumberOfClasses) {
   EXPECT_EQ(unchecked->output_shape(), (std::vector<int64_t>{10}));
 }
 
+TEST(Model, TabularRowsNeedNoFlatten) {
+  Json spec = Json::parse(R"({"layers": [
+    {"name": "bn0", "type": "batch_norm1d"},
+    {"name": "fc1", "type": "linear", "out_features": 16},
+    {"name": "bn1", "type": "batch_norm1d"},
+    {"name": "act", "type": "relu"},
+    {"name": "drop", "type": "dropout", "p": 0.1},
+    {"name": "out", "type": "linear", "out_features": 3}]})");
+  Model model(spec, std::vector<int64_t>{5}, /*num_classes=*/3);
+  auto shapes = Shapes(*model);
+  EXPECT_EQ(shapes["bn0.running_mean"], (std::vector<int64_t>{5}));
+  EXPECT_EQ(shapes["fc1.weight"], (std::vector<int64_t>{16, 5}));
+  EXPECT_EQ(model->forward(torch::randn({4, 5})).sizes().vec(),
+            (std::vector<int64_t>{4, 3}));
+  Model without_fc1(WithoutLayer(spec, "fc1"), std::vector<int64_t>{5}, 3);
+  EXPECT_EQ(Shapes(*without_fc1)["bn1.weight"], (std::vector<int64_t>{5}));
+}
+
+TEST(Model, AblatedVariantThatCannotBuildSaysWhy) {
+  Error e = BuildError(WithoutLayer(ExampleCnn(), "fc2"));
+  EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(e.what(), "output is [N,128]")) << e.what();
+  EXPECT_TRUE(Contains(e.what(), "last layer 'act3' (relu)")) << e.what();
+  EXPECT_TRUE(Contains(e.what(), "needs [N,10]")) << e.what();
+  EXPECT_EQ(e.pointer(), "/layers/10");
+
+  e = BuildError(Json{{"layers", Json::array()}});
+  EXPECT_TRUE(Contains(e.what(), "no layers")) << e.what();
+  EXPECT_TRUE(Contains(e.what(), "[N,1,28,28]")) << e.what();
+
+  try {
+    Model conv_on_rows(ExampleCnn(), std::vector<int64_t>{5}, 10);
+    ADD_FAILURE() << "a conv2d built on rows";
+  } catch (const Error& error) {
+    EXPECT_TRUE(Contains(error.what(), "'conv1' (conv2d)")) << error.what();
+    EXPECT_TRUE(Contains(error.what(), "[N,channels,height,width]"))
+        << error.what();
+    EXPECT_TRUE(Contains(error.what(), "gets [N,5]")) << error.what();
+    EXPECT_EQ(error.pointer(), "/layers/0");
+  }
+}
+
 TEST(Model, SupportsEveryLayerType) {
   Json spec = Json::parse(R"({"layers": [
     {"name": "c", "type": "conv2d", "out_channels": 4, "kernel_size": 5, "stride": 2, "bias": false},
