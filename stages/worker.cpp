@@ -49,6 +49,24 @@ std::optional<std::string> DigestField(const Json& task,
   return it->get<std::string>();
 }
 
+// A list of strings; empty when absent or null.
+std::vector<std::string> StringListField(const Json& task,
+                                         const std::string& key) {
+  auto it = task.find(key);
+  if (it == task.end() || it->is_null()) return {};
+  if (!it->is_array()) {
+    throw TaskError(key, "must be a list of names, got " + it->dump());
+  }
+  std::vector<std::string> names;
+  for (const Json& item : *it) {
+    if (!item.is_string()) {
+      throw TaskError(key, "must be a list of names, got " + it->dump());
+    }
+    names.push_back(item.get<std::string>());
+  }
+  return names;
+}
+
 // "what (at /pointer)" for a failure reason.
 std::string Reason(const Error& e) {
   return e.pointer().empty()
@@ -179,6 +197,19 @@ struct Worker::State {
       throw TaskError("dataset", "must be a digest");
     std::shared_ptr<const Dataset> data =
         LoadDataset(dataset_field.get<std::string>());
+    // A feature ablation trains on a copy without those columns; the cached
+    // dataset stays whole for the next task.
+    if (std::vector<std::string> drop = StringListField(task, "drop_features");
+        !drop.empty()) {
+      try {
+        data = std::make_shared<const Dataset>(DropFeatures(*data, drop));
+      } catch (const Error& e) {
+        throw Error(e.code(), e.what(), "/drop_features");
+      }
+      Log("task " + std::to_string(id) + ": leaving out features " +
+          Json(drop).dump() + ", " + std::to_string(data->input_shape[0]) +
+          " remain");
+    }
     const Json& seed_field = Field(task, "seed");
     if (!seed_field.is_number_integer())
       throw TaskError("seed", "must be an integer");

@@ -13,6 +13,8 @@ namespace baton::stages {
 namespace {
 
 using testing::kFashionMnistDir;
+using testing::TabularMlp;
+using testing::TempDir;
 using testing::TinyCnn;
 
 // An in-memory coordinator: hands out queued tasks, then answers "run over";
@@ -269,6 +271,126 @@ TEST_F(WorkerTest, BadTasksFailWithAReasonAndTheWorkerGoesOn) {
 
   worker_.RunTask(TrainTask(8, dataset));  // still works
   EXPECT_EQ(fake_.completed.back().first, 8);
+}
+
+Json CsvPrepareTask(int64_t id, const std::string& path) {
+  return {{"id", id},
+          {"kind", "prepare"},
+          {"stage", "prep"},
+          {"attempt", 1},
+          {"seed", 7},
+          {"prepare",
+           {{"type", "prepare"},
+            {"dataset",
+             {{"format", "csv"}, {"path", path}, {"label_column", "label"}}},
+            {"test_fraction", 0.2},
+            {"normalize", true}}}};
+}
+
+// The shape of `tensor` in the checkpoint the task reported first.
+std::vector<int64_t> InitialShape(FakeCoordinator& fake, size_t report,
+                                  const std::string& tensor) {
+  store::Manifest manifest = fake.ExpectStored(
+      fake.initial.at(report).second.at("checkpoint").get<std::string>());
+  const store::TensorEntry* entry = store::FindTensor(manifest, tensor);
+  return entry == nullptr ? std::vector<int64_t>{} : entry->shape;
+}
+
+TEST_F(WorkerTest, CsvDatasetTrainsWithAndWithoutFeatures) {
+  TempDir dir;
+  testing::WriteSignalCsv(dir.File("signal.csv"), 200);
+  worker_.RunTask(CsvPrepareTask(1, dir.File("signal.csv")));
+  ASSERT_TRUE(fake_.failed.empty()) << fake_.failed[0].second.dump();
+  const std::string dataset = fake_.completed.back().second;
+  store::Manifest manifest = fake_.ExpectStored(dataset);
+  EXPECT_EQ(manifest.meta["format"], "csv");
+  EXPECT_EQ(manifest.meta["input_shape"], Json({5}));
+  EXPECT_EQ(manifest.meta["features"], Json(testing::kSignalCsvFeatures));
+  EXPECT_EQ(manifest.meta["test"], 40);
+
+  Json drop = TrainTask(5, dataset, TabularMlp(3));
+  drop["drop_features"] = {"signal", "noise_d"};
+  worker_.RunTask(drop);
+  ASSERT_TRUE(fake_.failed.empty()) << fake_.failed[0].second.dump();
+  EXPECT_EQ(InitialShape(fake_, 0, "fc1.weight"),
+            (std::vector<int64_t>{16, 3}));
+  EXPECT_EQ(fake_.completed.back().first, 5);
+
+  // The worker's cached dataset kept every column.
+  Json all = TrainTask(6, dataset, TabularMlp(3));
+  all["drop_features"] = Json::array();
+  worker_.RunTask(all);
+  ASSERT_TRUE(fake_.failed.empty()) << fake_.failed[0].second.dump();
+  EXPECT_EQ(InitialShape(fake_, 1, "fc1.weight"),
+            (std::vector<int64_t>{16, 5}));
+  EXPECT_GT(fake_.epochs.back().second["metrics"]["val_accuracy"].get<double>(),
+            0.5);
+}
+
+TEST_F(WorkerTest, UnknownOrImpossibleFeatureDropsFailTheTask) {
+  const std::string images = Prepare();
+  TempDir dir;
+  testing::WriteSignalCsv(dir.File("signal.csv"), 100);
+  worker_.RunTask(CsvPrepareTask(2, dir.File("signal.csv")));
+  const std::string csv = fake_.completed.back().second;
+
+  Json unknown = TrainTask(5, csv, TabularMlp(3));
+  unknown["drop_features"] = {"signal", "sugnal"};
+  worker_.RunTask(unknown);
+  Json not_tabular = TrainTask(6, images);
+  not_tabular["drop_features"] = {"pixel"};
+  worker_.RunTask(not_tabular);
+  Json not_a_list = TrainTask(7, csv, TabularMlp(3));
+  not_a_list["drop_features"] = "signal";
+  worker_.RunTask(not_a_list);
+
+  ASSERT_EQ(fake_.failed.size(), 3u);
+  for (const auto& [id, body] : fake_.failed) {
+    EXPECT_EQ(body["status"], "failed");
+    EXPECT_NE(body["reason"].get<std::string>().find("/drop_features"),
+              std::string::npos)
+        << body.dump();
+  }
+  const std::string reason = fake_.failed[0].second["reason"];
+  EXPECT_NE(reason.find("\"sugnal\""), std::string::npos) << reason;
+  EXPECT_NE(reason.find("no such feature"), std::string::npos) << reason;
+  EXPECT_NE(
+      fake_.failed[1].second["reason"].get<std::string>().find("not tabular"),
+      std::string::npos);
+  EXPECT_TRUE(fake_.initial.empty());  // none got as far as a model
+}
+
+TEST_F(WorkerTest, UnbuildableModelVariantFailsOnlyThatTask) {
+  TempDir dir;
+  testing::WriteSignalCsv(dir.File("signal.csv"), 100);
+  worker_.RunTask(CsvPrepareTask(1, dir.File("signal.csv")));
+  const std::string csv = fake_.completed.back().second;
+
+  // The ablation removed the only layer that maps to the class count.
+  worker_.RunTask(
+      TrainTask(5, csv, testing::WithoutLayer(TabularMlp(3), "out")));
+  // An image layer on tabular rows.
+  Json conv = TabularMlp(3);
+  conv["layers"].insert(conv["layers"].begin(), Json{{"name", "conv1"},
+                                                     {"type", "conv2d"},
+                                                     {"out_channels", 4},
+                                                     {"kernel_size", 3}});
+  worker_.RunTask(TrainTask(6, csv, conv));
+
+  ASSERT_EQ(fake_.failed.size(), 2u);
+  const std::string no_head = fake_.failed[0].second["reason"];
+  EXPECT_EQ(fake_.failed[0].second["status"], "failed");
+  EXPECT_NE(no_head.find("[N,16]"), std::string::npos) << no_head;
+  EXPECT_NE(no_head.find("'act' (relu)"), std::string::npos) << no_head;
+  EXPECT_NE(no_head.find("3 classes"), std::string::npos) << no_head;
+  EXPECT_NE(no_head.find("/model/layers/1"), std::string::npos) << no_head;
+  const std::string image_layer = fake_.failed[1].second["reason"];
+  EXPECT_NE(image_layer.find("'conv1' (conv2d)"), std::string::npos)
+      << image_layer;
+  EXPECT_NE(image_layer.find("[N,5]"), std::string::npos) << image_layer;
+
+  worker_.RunTask(TrainTask(7, csv, TabularMlp(3)));  // still works
+  EXPECT_EQ(fake_.completed.back().first, 7);
 }
 
 TEST_F(WorkerTest, DivergedTrialIsReportedAsDiverged) {
