@@ -1,13 +1,13 @@
 #include "stages/worker.h"
 
 #include <dlfcn.h>
-#include <malloc.h>
 
 #include <algorithm>
 #include <iostream>
 #include <sstream>
 
 #include "common/digest.h"
+#include "common/malloc_settings.h"
 #include "stages/dataset.h"
 #include "stages/model.h"
 #include "stages/tensor_codec.h"
@@ -96,10 +96,9 @@ void ConfigureWorkerProcess(int threads) {
           dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
     set_blas_threads(threads);
   }
-  // Keep freed buffers of up to 32 MiB in the heap and never trim it, so the
-  // same activations and gradients are not page-faulted in on every batch.
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  // The same activations and gradients, again and again: keep them in the
+  // heap instead of page-faulting them in on every batch.
+  KeepFreedMemoryInHeap();
 }
 
 struct Worker::State {
@@ -240,7 +239,12 @@ struct Worker::State {
         throw TaskError("resume_checkpoint", "is needed when start_epoch > 0");
       }
       LoadState(*model, FetchManifest(*resume), Fetcher());
-      last_checkpoint = *resume;
+      // Report the loaded state: the coordinator checks it is the checkpoint
+      // it gave, bit for bit, and records the resumption as lineage. Every
+      // blob is in the store already, so this uploads nothing.
+      last_checkpoint = Upload(EncodeModelState(*model));
+      client.ReportInitial(id, {{"checkpoint", last_checkpoint},
+                                {"resumed", true}});
     } else {
       InitReport report;
       Json source = nullptr;

@@ -226,7 +226,11 @@ TEST_F(WorkerTest, ResumeContinuesFromTheGivenEpoch) {
   task["attempt"] = 2;
   worker_.RunTask(task);
   ASSERT_TRUE(fake_.failed.empty()) << fake_.failed[0].second.dump();
-  EXPECT_EQ(fake_.initial.size(), initial_reports);  // no second initial
+  // Instead of an initial checkpoint it reports the state it loaded, encoded
+  // again: the checkpoint it was given, digest for digest.
+  ASSERT_EQ(fake_.initial.size(), initial_reports + 1);
+  EXPECT_EQ(fake_.initial.back().second["resumed"], true);
+  EXPECT_EQ(fake_.initial.back().second["checkpoint"], after_epoch0);
   ASSERT_EQ(fake_.epochs.size(), 3u);
   EXPECT_EQ(fake_.epochs[2].second["epoch"], 1);
 
