@@ -7,7 +7,8 @@
 namespace baton::store::blob_record {
 namespace {
 
-constexpr char kVersion = 1;
+constexpr char kVersion = 1;      // inline and chunked records
+constexpr char kFileVersion = 2;  // adds Kind::kFile
 constexpr uint64_t kChunkedHeaderBytes = 22;
 
 void PutLE(std::string* out, uint64_t v, int width) {
@@ -49,6 +50,14 @@ std::string EncodeChunked(uint64_t size, uint64_t chunk_size, uint32_t chunks,
   return out;
 }
 
+std::string EncodeFile(uint64_t size) {
+  std::string out;
+  out.push_back(kFileVersion);
+  out.push_back(static_cast<char>(Kind::kFile));
+  PutLE(&out, size, 8);
+  return out;
+}
+
 Record Decode(std::string_view digest, std::string value,
               const std::string& where) {
   auto corrupt = [&](const std::string& what) {
@@ -59,8 +68,16 @@ Record Decode(std::string_view digest, std::string value,
   Record r;
   r.value = std::move(value);
   const std::string_view v = r.value;
-  if (v.size() < kHeaderBytes || v[0] != kVersion) throw corrupt("bad header");
+  if (v.size() < kHeaderBytes || (v[0] != kVersion && v[0] != kFileVersion)) {
+    throw corrupt("bad header");
+  }
   r.size = GetLE(v, 2, 8);
+  if (v[1] == static_cast<char>(Kind::kFile)) {
+    if (v[0] != kFileVersion) throw corrupt("file kind in a version 1 record");
+    if (v.size() != kHeaderBytes) throw corrupt("file record has extra bytes");
+    r.kind = Kind::kFile;
+    return r;
+  }
   if (v[1] == static_cast<char>(Kind::kInline)) {
     r.kind = Kind::kInline;
     if (v.size() - kHeaderBytes != r.size)

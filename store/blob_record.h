@@ -19,12 +19,18 @@
 // A record is always small (under kMinBlobSize), so it stays in the SST files
 // and Has, Size, ForEach and Stats never read BlobDB's blob files:
 //
-//   [0]      record version (1)
-//   [1]      kind: 0 = inline, 1 = chunked
+//   [0]      record version (1 or 2)
+//   [1]      kind: 0 = inline, 1 = chunked, 2 = file (version 2 only)
 //   [2, 10)  size of the blob in bytes (u64, little-endian)
 //   inline:  [10, 10 + size) the bytes themselves
 //   chunked: [10, 18) chunk size (u64), [18, 22) chunk count (u32),
 //            [22, ...) the chunk set id
+//   file:    nothing more: the bytes are the file files/<first 2 hex>/<digest>
+//            under the store's folder
+//
+// Version 2 only adds the file kind. Inline and chunked records are still
+// written as version 1, so a store without file blobs stays readable by
+// binaries that know version 1 only; a version 1 store reads unchanged.
 //
 // Blobs of up to kInlineMax bytes are inline; larger ones are chunked (one or
 // more chunks of at most the store's chunk_bytes), and their chunks, being
@@ -40,7 +46,7 @@ constexpr uint64_t kMinBlobSize = 4096;
 constexpr uint64_t kInlineMax = kMinBlobSize - 64;
 constexpr uint64_t kHeaderBytes = 10;
 
-enum class Kind : char { kInline = 0, kChunked = 1 };
+enum class Kind : char { kInline = 0, kChunked = 1, kFile = 2 };
 
 struct Record {
   std::string value;  // the encoded record
@@ -63,6 +69,7 @@ struct Record {
 std::string EncodeInline(std::string_view bytes);
 std::string EncodeChunked(uint64_t size, uint64_t chunk_size, uint32_t chunks,
                           const std::string& chunk_set);
+std::string EncodeFile(uint64_t size);
 // Decodes and checks a record; throws Error(kCorrupt) naming `digest` and
 // `where` (the store) if it is malformed.
 Record Decode(std::string_view digest, std::string value,

@@ -8,13 +8,21 @@
 #include <rocksdb/status.h>
 #include <rocksdb/write_batch.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <system_error>
 #include <unordered_set>
 
@@ -46,7 +54,131 @@ ErrorCode CodeFor(const rocksdb::Status& s) {
   return ErrorCode::kInternal;
 }
 
+
+namespace fs = std::filesystem;
+
+// Bytes of a blob file written between two requests to start writing them
+// back (sync_file_range), so that the disk works while later bytes are copied
+// in and the final fdatasync has little left to wait for.
+constexpr uint64_t kWritebackBytes = 8ull << 20;
+// Most blob files of one put kept open, written but not yet fdatasync'd.
+constexpr size_t kMaxUnsyncedFiles = 16;
+// Name prefix of temporary blob files; Open removes every file that has it.
+constexpr char kTempPrefix[] = ".tmp-";
+
+[[noreturn]] void ThrowIo(const std::string& action, int err) {
+  const bool full = err == ENOSPC || err == EDQUOT || err == EMFILE ||
+                    err == ENFILE || err == ENOMEM;
+  throw Error(full ? ErrorCode::kUnavailable : ErrorCode::kInternal,
+              action + ": " + std::strerror(err));
+}
+
+// Makes the entries of folder `dir` (a new or renamed file) durable.
+void SyncDir(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) ThrowIo("blob store: opening folder " + dir.string(), errno);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) ThrowIo("blob store: syncing folder " + dir.string(), err);
+}
+
+// A temporary blob file being written. Removed when destroyed unless it was
+// renamed into place. Used by one thread at a time.
+class TempFile {
+ public:
+  // Creates `path`, which must not exist.
+  TempFile(fs::path path, bool sync) : path_(std::move(path)), sync_(sync) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd_ < 0) ThrowIo("blob store: creating " + path_.string(), errno);
+  }
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!renamed_) ::unlink(path_.c_str());  // best effort; Open sweeps it
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  // Appends `bytes` (no copy) and, with sync, starts writing them back every
+  // kWritebackBytes.
+  void Write(std::string_view bytes) {
+    while (!bytes.empty()) {
+      const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        ThrowIo("blob store: writing " + path_.string(), errno);
+      }
+      bytes.remove_prefix(static_cast<size_t>(n));
+      written_ += static_cast<uint64_t>(n);
+      if (written_ - started_ >= kWritebackBytes) StartWriteback();
+    }
+  }
+  // With sync, starts writing back what has not been yet (a hint: errors show
+  // up in Finish's fdatasync).
+  void StartWriteback() {
+    if (!sync_ || written_ == started_) return;
+    ::sync_file_range(fd_, static_cast<off_t>(started_),
+                      static_cast<off_t>(written_ - started_),
+                      SYNC_FILE_RANGE_WRITE);
+    started_ = written_;
+  }
+  // With sync, makes the bytes durable (fdatasync: a new file's size is
+  // part of its data); then closes the file.
+  void Finish() {
+    if (fd_ < 0) return;
+    if (sync_ && ::fdatasync(fd_) != 0) {
+      ThrowIo("blob store: syncing " + path_.string(), errno);
+    }
+    ::close(fd_);
+    fd_ = -1;
+  }
+  // Renames the finished file to `target` (replacing a leftover there, which
+  // holds the same bytes or none that any record names).
+  void RenameTo(const fs::path& target) {
+    if (::rename(path_.c_str(), target.c_str()) != 0) {
+      ThrowIo("blob store: renaming " + path_.string() + " to " +
+                  target.string(),
+              errno);
+    }
+    renamed_ = true;
+  }
+
+ private:
+  fs::path path_;
+  bool sync_;
+  int fd_ = -1;
+  uint64_t written_ = 0;  // bytes written
+  uint64_t started_ = 0;  // bytes whose writeback was started
+  bool renamed_ = false;
+};
+
+// Closes a file descriptor on scope exit.
+struct FdCloser {
+  int fd;
+  ~FdCloser() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
 class RocksBlobStore;
+
+// Streams a blob into a file once it reaches file_min_bytes (held in memory
+// until then, and stored like Put if it never does); Commit publishes it.
+// One Writer must be used by one thread at a time; the store must outlive it.
+class FileWriter : public BlobStore::Writer {
+ public:
+  explicit FileWriter(RocksBlobStore* store) : store_(store) {}
+  void Append(std::string_view bytes) override;
+  std::string Commit() override;
+
+ private:
+  RocksBlobStore* store_;
+  Sha256 hash_;
+  std::string buffer_;  // the bytes so far, until the file is opened
+  uint64_t size_ = 0;
+  std::unique_ptr<TempFile> file_;
+  bool finished_ = false;
+};
 
 // Streams a blob into chunks under a fresh chunk set; Commit publishes it.
 // One Writer must be used by one thread at a time; the store must outlive it.
@@ -75,7 +207,10 @@ class RocksBlobStore : public BlobStore {
  public:
   RocksBlobStore(std::filesystem::path dir, const BlobStoreOptions& options,
                  rocksdb::DB* db)
-      : dir_(std::move(dir)), options_(options), db_(db) {
+      : dir_(std::move(dir)),
+        files_(dir_ / "files"),
+        options_(options),
+        db_(db) {
     write_.sync = options_.sync;
     // Chunks written ahead of their record need no sync of their own: the
     // record's synced write syncs the log up to it, and unlogged chunks are
@@ -99,8 +234,10 @@ class RocksBlobStore : public BlobStore {
     db_->Close().PermitUncheckedError();
   }
 
-  // Removes chunk sets left behind by a crash and counts the blobs.
+  // Removes chunk sets and files left behind by a crash and counts the
+  // blobs.
   void Recover() {
+    SweepFiles();
     rocksdb::WriteBatch batch;
     std::string lower = "p/", upper = "p0";
     ScanRange(lower, upper, [&](std::string_view key, std::string_view) {
@@ -187,6 +324,17 @@ class RocksBlobStore : public BlobStore {
     std::string out;
     if (record.kind == Kind::kInline) {
       out.assign(record.Payload());
+    } else if (record.kind == Kind::kFile) {
+      FdCloser file{OpenFile(digest, record)};
+      out.resize(record.size);
+      for (uint64_t done = 0; done < record.size;) {
+        const ssize_t n = ::pread(file.fd, out.data() + done,
+                                  record.size - done, static_cast<off_t>(done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) ThrowIo("blob store: reading " + FilePath(digest).string(), errno);
+        if (n == 0) throw FileCorrupt(digest, "ends early");
+        done += static_cast<uint64_t>(n);
+      }
     } else {
       out.reserve(record.size);
       for (uint32_t i = 0; i < record.chunks; ++i) {
@@ -212,6 +360,26 @@ class RocksBlobStore : public BlobStore {
       return;
     }
     Sha256 hash;
+    if (record.kind == Kind::kFile) {
+      FdCloser file{OpenFile(digest, record)};
+      std::string buffer(std::max<uint64_t>(
+                             1, std::min(record.size, options_.chunk_bytes)),
+                         '\0');
+      for (uint64_t done = 0; done < record.size;) {
+        const ssize_t n =
+            ::read(file.fd, buffer.data(),
+                   std::min<uint64_t>(buffer.size(), record.size - done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) ThrowIo("blob store: reading " + FilePath(digest).string(), errno);
+        if (n == 0) throw FileCorrupt(digest, "ends early");
+        const std::string_view piece(buffer.data(), static_cast<size_t>(n));
+        hash.Update(piece);
+        sink(piece);
+        done += static_cast<uint64_t>(n);
+      }
+      VerifyBytes(digest, hash.FinishHex());
+      return;
+    }
     for (uint32_t i = 0; i < record.chunks; ++i) {
       rocksdb::PinnableSlice chunk;
       ReadChunk(options, digest, record, i, &chunk);
@@ -227,7 +395,10 @@ class RocksBlobStore : public BlobStore {
   }
 
   std::unique_ptr<Writer> NewWriter() override {
-    return std::make_unique<ChunkWriter>(this);
+    if (options_.file_min_bytes == UINT64_MAX) {
+      return std::make_unique<ChunkWriter>(this);
+    }
+    return std::make_unique<FileWriter>(this);
   }
 
   void ForEach(
@@ -257,10 +428,47 @@ class RocksBlobStore : public BlobStore {
     Check(db_->Write(write_, &batch), "deleting blob " + std::string(digest));
     blobs_ -= 1;
     bytes_ -= record->size;
+    // The record is gone; if the file stays (an unlink failing, a crash
+    // now), the next Open removes it.
+    if (record->kind == Kind::kFile) ::unlink(FilePath(digest).c_str());
   }
 
   BlobStoreStats Stats() override {
     return BlobStoreStats{blobs_.load(), bytes_.load()};
+  }
+
+  // --- used by FileWriter --------------------------------------------------
+
+  uint64_t file_min_bytes() const { return options_.file_min_bytes; }
+
+  // A temporary file for a blob whose digest is not known yet.
+  std::unique_ptr<TempFile> NewTempFile() {
+    return std::make_unique<TempFile>(files_ / (kTempPrefix + NewChunkSet()),
+                                      options_.sync);
+  }
+
+  // Stores bytes already hashed to `digest`, as Put does.
+  void StoreHashed(const std::string& digest, std::string_view bytes) {
+    Store({ExpectedBlob{digest, bytes}});
+  }
+
+  // Makes `file`, the whole blob `digest`, durable, renames it into place,
+  // syncs its folder and then writes its record (synced). Returns false, and
+  // leaves `file` to its owner to remove, if the store already has the blob.
+  bool PublishFile(const std::string& digest, TempFile* file, uint64_t size) {
+    if (ReadRecord(digest)) return false;
+    file->StartWriteback();
+    file->Finish();
+    std::lock_guard<std::mutex> lock(StripeFor(digest));
+    if (ReadRecord(digest)) return false;
+    const fs::path dir = FileDir(digest);
+    file->RenameTo(dir / digest);
+    if (options_.sync) SyncDir(dir);
+    Check(db_->Put(write_, digest, layout::EncodeFile(size)),
+          "committing blob " + digest);
+    blobs_ += 1;
+    bytes_ += size;
+    return true;
   }
 
   // --- used by ChunkWriter -------------------------------------------------
@@ -354,12 +562,17 @@ class RocksBlobStore : public BlobStore {
     uint32_t chunks = 0;  // 0: inline
     std::string set;      // its chunk set, when chunked
     bool ahead = false;   // chunks written ahead of the record (set pending)
+    bool file = false;    // stored as a file (then chunks is 0)
+    std::unique_ptr<TempFile> temp;  // the file, written ahead of the record
   };
 
   // Stores blobs whose digests are already checked; returns how many were
-  // new. Small chunked blobs travel in the one publishing write with the
-  // records; larger ones are written ahead (unlogged when Unlogged), then
-  // made durable, then published.
+  // new. Blobs of file_min_bytes and more are written to temporary files
+  // first, each fdatasync'd; under the digests' locks they are renamed into
+  // place, each folder touched is fsync'd once, and one synced write then
+  // publishes every record (and the small blobs). Small chunked blobs travel
+  // in that write; larger ones are written ahead (unlogged when Unlogged),
+  // then made durable, then published.
   size_t Store(const std::vector<ExpectedBlob>& blobs) {
     std::vector<Planned> plan;
     std::unordered_set<std::string_view> seen;
@@ -369,7 +582,9 @@ class RocksBlobStore : public BlobStore {
       Planned p;
       p.digest = blob.digest;
       p.bytes = blob.bytes;
-      if (blob.bytes.size() > inline_max()) {
+      if (blob.bytes.size() >= options_.file_min_bytes) {
+        p.file = true;
+      } else if (blob.bytes.size() > inline_max()) {
         const uint64_t count =
             layout::ChunkCount(blob.bytes.size(), options_.chunk_bytes);
         if (count > UINT32_MAX) {
@@ -402,11 +617,28 @@ class RocksBlobStore : public BlobStore {
       }
     } guard{this, &plan};
 
+    // The files first: their writeback overlaps the copies of later ones.
+    // Temporary files not renamed below are removed with `plan`.
+    std::deque<TempFile*> unsynced;
+    for (Planned& p : plan) {
+      if (!p.file) continue;
+      p.temp = std::make_unique<TempFile>(
+          FileDir(p.digest) / (kTempPrefix + NewChunkSet()), options_.sync);
+      p.temp->Write(p.bytes);
+      p.temp->StartWriteback();
+      unsynced.push_back(p.temp.get());
+      if (unsynced.size() > kMaxUnsyncedFiles) {
+        unsynced.front()->Finish();
+        unsynced.pop_front();
+      }
+    }
+    for (TempFile* file : unsynced) file->Finish();
+
     uint64_t carried = 0;  // chunk bytes in the publishing write
     bool flush = false;    // unlogged chunks not yet being flushed
     bool unlogged_any = false;
     for (Planned& p : plan) {
-      if (p.chunks == 0) continue;
+      if (p.chunks == 0 || p.file) continue;
       const bool unlogged = Unlogged(p.bytes.size());
       if (!unlogged && p.chunks == 1 &&
           carried + p.bytes.size() <= kPublishBatchMax) {
@@ -429,13 +661,22 @@ class RocksBlobStore : public BlobStore {
     rocksdb::WriteBatch batch;
     size_t added = 0;
     uint64_t added_bytes = 0;
+    std::set<fs::path> dirs;  // folders of files renamed into place
     for (const Planned& p : plan) {
       if (ReadRecord(p.digest)) {  // stored meanwhile by another caller
         if (p.ahead) AddDiscard(&batch, p.set, p.chunks);
         continue;
       }
       const std::string digest(p.digest);
-      if (p.chunks == 0) {
+      if (p.file) {
+        // A crash or failure from here on leaves files without records,
+        // which the next Open removes.
+        const fs::path dir = FileDir(digest);
+        p.temp->RenameTo(dir / digest);
+        dirs.insert(dir);
+        Check(batch.Put(digest, layout::EncodeFile(p.bytes.size())),
+              "committing a blob");
+      } else if (p.chunks == 0) {
         Check(batch.Put(digest, layout::EncodeInline(p.bytes)),
               "committing a blob");
       } else {
@@ -453,6 +694,9 @@ class RocksBlobStore : public BlobStore {
       }
       ++added;
       added_bytes += p.bytes.size();
+    }
+    if (options_.sync) {
+      for (const fs::path& dir : dirs) SyncDir(dir);
     }
     if (batch.Count() > 0) {
       Check(db_->Write(write_, &batch),
@@ -558,6 +802,97 @@ class RocksBlobStore : public BlobStore {
     }
   }
 
+  fs::path FileDir(std::string_view digest) const {
+    return files_ / std::string(digest.substr(0, 2));
+  }
+  fs::path FilePath(std::string_view digest) const {
+    return FileDir(digest) / std::string(digest);
+  }
+
+  Error FileCorrupt(std::string_view digest, const std::string& what) const {
+    return Error(ErrorCode::kCorrupt, "blob " + std::string(digest) +
+                                          " in store " + dir_.string() +
+                                          " is corrupt: its file " +
+                                          FilePath(digest).string() + " " + what);
+  }
+
+  // Opens the file of a file blob, checking its size against the record.
+  int OpenFile(std::string_view digest, const Record& record) {
+    const fs::path path = FilePath(digest);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      const int err = errno;
+      if (err != ENOENT) ThrowIo("blob store: opening " + path.string(), err);
+      if (!ReadRecord(digest)) {  // deleted meanwhile
+        throw Error(ErrorCode::kNotFound, "blob " + std::string(digest) +
+                                              " is not in the store " +
+                                              dir_.string());
+      }
+      throw FileCorrupt(digest, "is missing");
+    }
+    FdCloser closer{fd};
+    struct stat st;
+    if (::fstat(fd, &st) != 0) ThrowIo("blob store: reading " + path.string(), errno);
+    if (static_cast<uint64_t>(st.st_size) != record.size) {
+      throw FileCorrupt(digest, "has " + std::to_string(st.st_size) +
+                                    " bytes, expected " +
+                                    std::to_string(record.size));
+    }
+    closer.fd = -1;
+    return fd;
+  }
+
+  // Creates files/ and its 256 folders if missing; removes temporary files
+  // and files that no record names (a crash between renaming a file into
+  // place and writing its record, or after deleting a record).
+  void SweepFiles() {
+    bool created = false;
+    auto make_dir = [&](const fs::path& dir) {
+      std::error_code ec;
+      created = fs::create_directory(dir, ec) || created;
+      if (ec) {
+        throw Error(ErrorCode::kUnavailable, "blob store " + dir_.string() +
+                                                 ": cannot create " +
+                                                 dir.string() + ": " +
+                                                 ec.message());
+      }
+    };
+    make_dir(files_);
+    for (int i = 0; i < 256; ++i) {
+      char name[3];
+      std::snprintf(name, sizeof(name), "%02x", i);
+      make_dir(files_ / name);
+    }
+    if (created && options_.sync) {
+      SyncDir(files_);
+      SyncDir(dir_);
+    }
+    auto is_temp = [](const std::string& name) {
+      return name.rfind(kTempPrefix, 0) == 0;
+    };
+    std::error_code ec;
+    for (const fs::directory_entry& entry : fs::directory_iterator(files_)) {
+      const std::string name = entry.path().filename().string();
+      if (is_temp(name)) fs::remove(entry.path(), ec);
+    }
+    for (int i = 0; i < 256; ++i) {
+      char prefix[3];
+      std::snprintf(prefix, sizeof(prefix), "%02x", i);
+      for (const fs::directory_entry& entry :
+           fs::directory_iterator(files_ / prefix)) {
+        const std::string name = entry.path().filename().string();
+        if (is_temp(name)) {
+          fs::remove(entry.path(), ec);
+        } else if (IsDigest(name) && name.compare(0, 2, prefix) == 0) {
+          std::optional<Record> record = ReadRecord(name);
+          if (!record || record->kind != Kind::kFile) {
+            fs::remove(entry.path(), ec);
+          }
+        }
+      }
+    }
+  }
+
   void VerifyBytes(std::string_view digest, const std::string& actual) const {
     if (actual != digest) {
       throw Error(ErrorCode::kCorrupt,
@@ -582,7 +917,10 @@ class RocksBlobStore : public BlobStore {
     Check(it->status(), "listing blobs");
   }
 
+  friend class FileWriter;
+
   const std::filesystem::path dir_;
+  const std::filesystem::path files_;  // large blobs: files/<2 hex>/<digest>
   const BlobStoreOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::WriteOptions write_;     // publishing: synced with options_.sync
@@ -597,6 +935,40 @@ class RocksBlobStore : public BlobStore {
   std::mutex rng_mu_;
   std::mt19937_64 rng_;
 };
+
+void FileWriter::Append(std::string_view bytes) {
+  if (finished_) {
+    throw Error(ErrorCode::kInternal, "blob writer used after Commit");
+  }
+  hash_.Update(bytes);
+  size_ += bytes.size();
+  if (!file_) {
+    if (size_ < store_->file_min_bytes()) {
+      buffer_.append(bytes.data(), bytes.size());
+      return;
+    }
+    file_ = store_->NewTempFile();
+    file_->Write(buffer_);
+    std::string().swap(buffer_);
+  }
+  file_->Write(bytes);
+}
+
+std::string FileWriter::Commit() {
+  if (finished_) {
+    throw Error(ErrorCode::kInternal, "blob writer committed twice");
+  }
+  finished_ = true;
+  const std::string digest = hash_.FinishHex();
+  if (!file_) {
+    store_->StoreHashed(digest, buffer_);
+    std::string().swap(buffer_);
+    return digest;
+  }
+  store_->PublishFile(digest, file_.get(), size_);
+  file_.reset();  // removes the file unless it was renamed into place
+  return digest;
+}
 
 ChunkWriter::ChunkWriter(RocksBlobStore* store) : store_(store) {}
 
