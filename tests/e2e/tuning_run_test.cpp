@@ -274,7 +274,9 @@ TEST_F(TuningRunTest, CompareStartsEachVariantFromTheCheckpointItNames) {
     const int repeat = rec->task["repeat"].get<int>();
     // Same hyperparameters everywhere; the same seed (data order) per repeat.
     Json key = {{"hp", rec->hyperparameters}, {"seed", rec->seed}, {"epochs", rec->task["epochs"]}};
-    if (hp_by_seed.count(repeat)) EXPECT_EQ(hp_by_seed[repeat], key) << variant;
+    if (hp_by_seed.count(repeat)) {
+      EXPECT_EQ(hp_by_seed[repeat], key) << variant;
+    }
     hp_by_seed[repeat] = key;
     // Its initial weights are the named checkpoint, digest for digest (the
     // linear model's tensors all transfer); the baseline's are its own.

@@ -125,7 +125,9 @@ TEST_F(CoordinatorTest, CompareRunsEverySeedForEveryStartWithTheSameSettings) {
     EXPECT_EQ(t.hyperparameters, model.hyperparameters) << variant;
     EXPECT_EQ(t.task["epochs"], model.task["epochs"]) << variant;
     const int repeat = t.task["repeat"].get<int>();
-    if (seed_of_repeat.count(repeat)) EXPECT_EQ(static_cast<uint64_t>(t.seed), seed_of_repeat[repeat]) << variant;
+    if (seed_of_repeat.count(repeat)) {
+      EXPECT_EQ(static_cast<uint64_t>(t.seed), seed_of_repeat[repeat]) << variant;
+    }
     seed_of_repeat[repeat] = static_cast<uint64_t>(t.seed);
     EXPECT_EQ(t.status, "succeeded");
   }

@@ -1,0 +1,389 @@
+#include "orchestrator/coordinator.h"
+#include "orchestrator/coordinator_internal.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "orchestrator/ablation.h"
+#include "orchestrator/compare.h"
+#include "orchestrator/search.h"
+
+namespace baton::orchestrator {
+
+using namespace coordinator_detail;
+
+void Coordinator::ExpandStage(Stage& stage) {
+  const Json& spec = *stage.spec;
+  const std::string& name = stage.rec.name;
+  std::string dataset;
+  if (stage.rec.type != "prepare") {
+    const std::string& data_stage = pipeline_.data_stage.at(name);
+    for (auto& s : stages_) {
+      if (s->rec.name == data_stage) dataset = s->rec.output;
+    }
+    db_.AddEdge({Node("stage", stage.rec.id), Node("artifact", dataset), "trained_on", Json::object()});
+  }
+  std::function<int64_t(int, Json, Json, uint64_t)> add_task = [&](int number, Json hp, Json task, uint64_t seed) {
+    store::TrialRecord t;
+    t.stage_id = stage.rec.id;
+    t.number = number;
+    t.kind = task.at("kind").get<std::string>();
+    t.hyperparameters = std::move(hp);
+    t.seed = static_cast<int64_t>(seed);
+    t.status = "pending";
+    task["seed"] = seed;
+    task["stage"] = name;
+    t.task = task;
+    t.id = db_.AddTrial(t);
+    db_.AddEdge({Node("trial", t.id), Node("stage", stage.rec.id), "part_of", Json::object()});
+    if (!dataset.empty()) {
+      db_.AddEdge({Node("trial", t.id), Node("artifact", dataset), "trained_on", Json::object()});
+    }
+    auto task_state = std::make_unique<Task>();
+    task_state->rec = t;
+    task_state->stage = &stage;
+    stage.tasks.push_back(task_state.get());
+    tasks_[t.id] = std::move(task_state);
+    return t.id;
+  };
+
+  if (stage.rec.type == "prepare") {
+    Json task = {{"kind", "prepare"}, {"prepare", spec}};
+    task["prepare"].erase("depends_on");
+    task["prepare"].erase("cache");
+    add_task(0, Json::object(), task, DeriveSeed(pipeline_.seed, name));
+    return;
+  }
+  if (stage.rec.type == "tune") {
+    // TPE decides a trial's hyperparameters when it starts, from the trials
+    // finished by then; its records exist from the start all the same.
+    const bool lazy = stage.sampler == "tpe";
+    std::vector<Json> trials;
+    if (lazy) {
+      trials.assign(spec.at("budget").at("max_trials").get<size_t>(), Json::object());
+    } else {
+      trials = SampleTrials(spec, DeriveSeed(pipeline_.seed, name));
+    }
+    for (size_t i = 0; i < trials.size(); ++i) {
+      Json task = {{"kind", "train"},
+                   {"dataset", dataset},
+                   {"model", lazy ? Json() : SubstituteModel(spec.at("model"), trials[i])},
+                   {"hyperparameters", trials[i]},
+                   {"epochs", spec.at("budget").at("max_epochs")},
+                   {"start_epoch", 0},
+                   {"resume_checkpoint", nullptr},
+                   {"init_checkpoint", nullptr},
+                   {"evaluate_test", false}};
+      int64_t id = add_task(static_cast<int>(i), trials[i], task,
+                            DeriveSeed(pipeline_.seed, name + "/trial/" + std::to_string(i)));
+      if (lazy) tasks_.at(id)->sampled = false;
+    }
+    return;
+  }
+  if (stage.rec.type == "ablate") {
+    ExpandAblation(stage, dataset, add_task);
+    return;
+  }
+  // train
+  Json resolved = Json::object();
+  Json hp;
+  Json model;
+  const Json& hp_spec = spec.at("hyperparameters");
+  int64_t hp_trial = 0;
+  if (hp_spec.contains("from")) {
+    Json from = ResolveTrial(hp_spec["from"].get<std::string>(), hp_spec["trial"]);
+    hp = from["hyperparameters"];
+    hp_trial = from["trial_id"].get<int64_t>();
+    resolved["hyperparameters_from"] = from;
+    const Json& tune_spec = pipeline_.stage(hp_spec["from"].get<std::string>());
+    model = spec.contains("model") ? spec["model"] : tune_spec.at("model");
+  } else {
+    hp = hp_spec;
+    model = spec.at("model");
+  }
+  Json init = nullptr;
+  if (spec.contains("init_from")) {
+    Json from = ResolveInit(spec["init_from"]);
+    resolved["init_from"] = from;
+    init = from["checkpoint"];
+  }
+  stage.rec.resolved = resolved;
+  Json concrete_model = SubstituteModel(model, hp);
+  Json task = {{"kind", "train"},
+               {"dataset", dataset},
+               {"model", concrete_model},
+               {"hyperparameters", hp},
+               {"epochs", spec.at("epochs")},
+               {"start_epoch", 0},
+               {"resume_checkpoint", nullptr},
+               {"init_checkpoint", init},
+               {"evaluate_test", true}};
+  uint64_t seed = spec.contains("seed") ? spec["seed"].get<uint64_t>() : DeriveSeed(pipeline_.seed, name);
+  int64_t id = add_task(0, hp, task, seed);
+  if (hp_trial != 0) {
+    db_.AddEdge({Node("trial", id), Node("trial", hp_trial), "hyperparameters_from", Json::object()});
+  }
+  if (!spec.contains("compare")) return;
+  // The paper's protocol: per seed, the baseline and a start from each
+  // requested epoch of the same trial, with the same hyperparameters, data
+  // order and epoch count.
+  const Json& compare = spec["compare"];
+  Json epochs_from = compare.value("epochs_from", Json::array({spec.at("init_from").at("epoch")}));
+  Json variants = Json::array();
+  variants.push_back({{"variant", "kaiming_uniform"}, {"tuning_epochs", 0}, {"checkpoint", ""}, {"checkpoint_bytes", 0}});
+  std::vector<std::string> inits = {""};
+  for (const auto& e : epochs_from) {
+    Json sel = spec["init_from"];
+    sel["epoch"] = e;
+    Json from = ResolveInit(sel);
+    const std::string checkpoint = from["checkpoint"].get<std::string>();
+    const int tuning_epochs = from["epoch"].is_number_integer() ? from["epoch"].get<int>() + 1 : 0;
+    const uint64_t bytes = db_.CheckpointBytes(checkpoint, from["stage_id"].get<int64_t>()).first;
+    variants.push_back({{"variant", "epoch:" + (e.is_string() ? e.get<std::string>() : e.dump())},
+                        {"epoch", from["epoch"]}, {"tuning_epochs", tuning_epochs},
+                        {"checkpoint", checkpoint}, {"checkpoint_bytes", bytes}});
+    inits.push_back(checkpoint);
+  }
+  stage.rec.resolved["compare"] = {{"variants", variants}, {"seeds", compare.at("seeds")},
+                                   {"target", compare.value("target", Json{{"fraction_of_baseline_best", 0.99}})}};
+  int number = 1;
+  for (int s = 0; s < compare.at("seeds").get<int>(); ++s) {
+    const uint64_t seed_s = DeriveSeed(seed, "compare/seed/" + std::to_string(s));
+    for (size_t v = 0; v < inits.size(); ++v) {
+      Json t = task;
+      t["init_checkpoint"] = inits[v].empty() ? Json() : Json(inits[v]);
+      t["variant"] = variants[v]["variant"];
+      t["repeat"] = s;
+      int64_t cid = add_task(number++, hp, t, seed_s);
+      if (hp_trial != 0) {
+        db_.AddEdge({Node("trial", cid), Node("trial", hp_trial), "hyperparameters_from", Json::object()});
+      }
+    }
+  }
+}
+
+Json Coordinator::CompareOutput(Stage& stage) {
+  std::vector<CompareRun> runs;
+  for (Task* t : stage.tasks) {
+    if (!t->rec.task.contains("variant")) continue;  // the stage's own model
+    CompareRun r;
+    r.variant = t->rec.task["variant"].get<std::string>();
+    r.seed_index = t->rec.task.value("repeat", 0);
+    r.status = t->rec.status;
+    r.reason = t->rec.reason;
+    for (const auto& e : db_.GetEpochs(t->rec.id)) {
+      r.val.push_back(e.metrics.value("val_accuracy", NAN));
+      r.test.push_back(e.metrics.value("test_accuracy", NAN));
+      r.seconds.push_back(e.seconds);
+    }
+    runs.push_back(std::move(r));
+  }
+  std::vector<CompareVariant> variants;
+  for (const auto& v : stage.rec.resolved["compare"]["variants"]) {
+    variants.push_back({v["variant"].get<std::string>(), v["tuning_epochs"].get<int>(),
+                        v["checkpoint"].get<std::string>(), v["checkpoint_bytes"].get<uint64_t>()});
+  }
+  Json out = CompareResults(runs, variants, stage.rec.resolved["compare"]["target"]);
+  out["seeds"] = stage.rec.resolved["compare"]["seeds"];
+  return out;
+}
+
+void Coordinator::ExpandAblation(Stage& stage, const std::string& dataset,
+                                 const std::function<int64_t(int, Json, Json, uint64_t)>& add_task) {
+  const Json& spec = *stage.spec;
+  const std::string& name = stage.rec.name;
+  Json resolved = Json::object();
+  const Json& base = spec.at("base");
+  Json model, hp;
+  int64_t base_trial = 0;
+  if (base.contains("from")) {
+    Json from = ResolveTrial(base["from"].get<std::string>(), base["trial"]);
+    hp = from["hyperparameters"];
+    base_trial = from["trial_id"].get<int64_t>();
+    resolved["base"] = from;
+    model = pipeline_.stage(base["from"].get<std::string>()).at("model");
+  } else {
+    hp = base.value("hyperparameters", Json::object());
+    model = base.at("model");
+  }
+  Json init = nullptr;
+  if (spec.contains("init_from")) {
+    Json from = ResolveInit(spec["init_from"]);
+    resolved["init_from"] = from;
+    init = from["checkpoint"];
+  }
+  const auto variants = AblationVariants(spec, model);
+  Json listed = Json::array();
+  for (const auto& v : variants) {
+    listed.push_back({{"variant", v.name}, {"kind", v.kind}, {"removed_layers", v.layers}, {"dropped_features", v.features}});
+  }
+  resolved["variants"] = listed;
+  resolved["objective"] = {{"metric", stage.metric}, {"mode", stage.mode}};
+  stage.rec.resolved = resolved;
+  const int repeats = spec.value("repeats", 1);
+  const uint64_t seed = spec.contains("seed") ? spec["seed"].get<uint64_t>() : DeriveSeed(pipeline_.seed, name);
+  int number = 0;
+  for (const auto& v : variants) {
+    for (int r = 0; r < repeats; ++r) {
+      // Repeat r of every variant shares its seed: the comparison with the
+      // base is paired (same initialisation of common tensors, same data order).
+      Json task = {{"kind", "train"},
+                   {"dataset", dataset},
+                   {"model", SubstituteModel(RemoveLayers(model, v.layers), hp)},
+                   {"hyperparameters", hp},
+                   {"epochs", spec.at("epochs")},
+                   {"start_epoch", 0},
+                   {"resume_checkpoint", nullptr},
+                   {"init_checkpoint", init},
+                   {"evaluate_test", false},
+                   {"variant", v.name},
+                   {"repeat", r},
+                   {"drop_features", v.features}};
+      int64_t id = add_task(number++, hp, task, DeriveSeed(seed, "repeat/" + std::to_string(r)));
+      if (base_trial != 0) {
+        db_.AddEdge({Node("trial", id), Node("trial", base_trial), "hyperparameters_from", Json::object()});
+      }
+    }
+  }
+}
+
+Json Coordinator::AblationOutput(Stage& stage) {
+  std::vector<AblationRun> runs;
+  for (Task* t : stage.tasks) {
+    AblationRun r;
+    r.variant = t->rec.task.value("variant", "");
+    r.repeat = t->rec.task.value("repeat", 0);
+    r.status = t->rec.status;
+    r.reason = t->rec.reason;
+    for (const auto& e : db_.GetEpochs(t->rec.id)) {
+      r.epochs += 1;
+      r.seconds += e.seconds;
+      if (t->rec.status == "succeeded" && e.metrics.contains(stage.metric)) {
+        r.has_value = true;
+        r.value = e.metrics[stage.metric].get<double>();
+      }
+    }
+    runs.push_back(r);
+  }
+  std::vector<AblationVariant> variants;
+  for (const auto& v : stage.rec.resolved.at("variants")) {
+    variants.push_back({v["variant"].get<std::string>(), v["kind"].get<std::string>(),
+                        v["removed_layers"].get<std::vector<std::string>>(),
+                        v["dropped_features"].get<std::vector<std::string>>()});
+  }
+  return AblationResults(runs, variants, stage.metric, stage.mode);
+}
+
+// init_from's selector resolved to a trial epoch and its checkpoint.
+Json Coordinator::ResolveInit(const Json& sel) {
+  Json from = ResolveTrial(sel["stage"].get<std::string>(), sel["trial"]);
+  auto trial = db_.GetTrial(from["trial_id"].get<int64_t>());
+  auto epochs = db_.GetEpochs(trial->id);
+  const Json& ep = sel["epoch"];
+  std::string checkpoint;
+  Json epoch_value;
+  if (ep == "initial") {
+    checkpoint = trial->initial_checkpoint;
+    epoch_value = "initial";
+  } else if (ep == "last") {
+    if (epochs.empty()) throw Error(ErrorCode::kNotFound, "trial " + std::to_string(trial->number) + " has no epochs");
+    checkpoint = epochs.back().checkpoint;
+    epoch_value = epochs.back().epoch;
+  } else if (ep == "best") {
+    const Json& objective = pipeline_.stage(sel["stage"].get<std::string>()).at("objective");
+    const std::string metric = objective.at("metric").get<std::string>();
+    const std::string mode = objective.at("mode").get<std::string>();
+    const store::EpochRecord* best = nullptr;
+    for (const auto& e : epochs) {
+      if (!e.metrics.contains(metric)) continue;
+      if (best == nullptr || Better(e.metrics[metric].get<double>(), best->metrics[metric].get<double>(), mode)) best = &e;
+    }
+    if (best == nullptr) throw Error(ErrorCode::kNotFound, "trial " + std::to_string(trial->number) + " has no epoch with " + metric);
+    checkpoint = best->checkpoint;
+    epoch_value = best->epoch;
+  } else {
+    int64_t k = ep.get<int64_t>();
+    auto it = std::find_if(epochs.begin(), epochs.end(), [&](const store::EpochRecord& e) { return e.epoch == k; });
+    if (it == epochs.end()) {
+      throw Error(ErrorCode::kNotFound, "init_from: trial " + std::to_string(trial->number) + " has no epoch " +
+                                            std::to_string(k) + " (it ran " + std::to_string(epochs.size()) + " epochs, 0-based)");
+    }
+    checkpoint = it->checkpoint;
+    epoch_value = k;
+  }
+  if (checkpoint.empty() || !blobs_.Has(checkpoint)) {
+    throw Error(ErrorCode::kNotFound, "init_from: checkpoint of trial " + std::to_string(trial->number) +
+                                          " epoch " + epoch_value.dump() + " is not in the blob store");
+  }
+  from["epoch"] = epoch_value;
+  from["checkpoint"] = checkpoint;
+  return from;
+}
+
+Json Coordinator::ResolveTrial(const std::string& stage_name, const Json& selector) {
+  const int64_t stage_id = EffectiveStageId(stage_name);
+  const Json& objective = pipeline_.stage(stage_name).at("objective");
+  const std::string metric = objective.at("metric").get<std::string>();
+  const std::string mode = objective.at("mode").get<std::string>();
+  struct Ranked {
+    store::TrialRecord trial;
+    double value;
+  };
+  std::vector<Ranked> ranked;
+  std::vector<store::TrialRecord> all = db_.GetTrials(stage_id);
+  for (const auto& t : all) {
+    if (t.status != "succeeded") continue;
+    auto epochs = db_.GetEpochs(t.id);
+    if (epochs.empty() || !epochs.back().metrics.contains(metric)) continue;
+    ranked.push_back({t, epochs.back().metrics[metric].get<double>()});
+  }
+  // The paper ranks trials by the objective at their final epoch.
+  std::stable_sort(ranked.begin(), ranked.end(), [&](const Ranked& a, const Ranked& b) {
+    return Better(a.value, b.value, mode);
+  });
+  const Ranked* pick = nullptr;
+  int rank = 0;
+  if (selector.is_string() || selector.is_number_integer()) {
+    rank = selector.is_string() ? 1 : selector.get<int>();
+    if (rank > static_cast<int>(ranked.size())) {
+      throw Error(ErrorCode::kNotFound, "stage " + stage_name + " has " + std::to_string(ranked.size()) +
+                                            " succeeded trials; cannot select rank " + std::to_string(rank));
+    }
+    pick = &ranked[rank - 1];
+  } else {
+    int number = selector.at("id").get<int>();
+    for (size_t i = 0; i < ranked.size(); ++i) {
+      if (ranked[i].trial.number == number) {
+        pick = &ranked[i];
+        rank = static_cast<int>(i) + 1;
+      }
+    }
+    if (pick == nullptr) {
+      throw Error(ErrorCode::kNotFound, "stage " + stage_name + " has no succeeded trial number " + std::to_string(number));
+    }
+  }
+  return {{"stage", stage_name}, {"stage_id", stage_id}, {"trial_id", pick->trial.id},
+          {"trial_number", pick->trial.number}, {"rank", rank},
+          {"objective", {{"metric", metric}, {"mode", mode}, {"value", pick->value}}},
+          {"hyperparameters", pick->trial.hyperparameters}};
+}
+
+std::string Coordinator::StudyOutput(Stage& stage) {
+  Json study = {{"stage", stage.rec.name}, {"objective", stage.spec->at("objective")}, {"trials", Json::array()}};
+  for (Task* t : stage.tasks) {
+    Json trial = {{"number", t->rec.number}, {"hyperparameters", t->rec.hyperparameters},
+                  {"status", t->rec.status}, {"initial_checkpoint", t->rec.initial_checkpoint},
+                  {"epochs", Json::array()}};
+    for (const auto& e : db_.GetEpochs(t->rec.id)) {
+      trial["epochs"].push_back({{"epoch", e.epoch}, {"checkpoint", e.checkpoint}, {"metrics", e.metrics}});
+    }
+    study["trials"].push_back(trial);
+  }
+  return blobs_.Put(CanonicalJson(study));
+}
+
+}  // namespace baton::orchestrator

@@ -1,0 +1,180 @@
+#include "orchestrator/coordinator.h"
+#include "orchestrator/coordinator_internal.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "orchestrator/search.h"
+
+namespace baton::orchestrator {
+
+using namespace coordinator_detail;
+
+std::vector<TrialCurve> Coordinator::Curves(const Stage& stage) {
+  std::vector<TrialCurve> curves;
+  for (const Task* t : stage.tasks) {
+    curves.push_back({t->rec.number, t->rec.status, t->values, t->promotions});
+  }
+  return curves;
+}
+
+void Coordinator::ApplyTimeout(Stage& stage, double now) {
+  if (stage.timeout <= 0 || stage.timed_out || stage.rec.status != "running") return;
+  if (now < stage.rec.started_at + stage.timeout) return;
+  // Optuna's semantics: no trial starts after the timeout; running ones finish.
+  stage.timed_out = true;
+  std::vector<Task*> skipped;
+  for (Task* t : stage.tasks) {
+    if (t->rec.status == "pending" && t->rec.attempts == 0) skipped.push_back(t);
+  }
+  Emit("stage_timeout", stage.rec.name, 0, -1, {{"timeout_seconds", stage.timeout}, {"skipped", skipped.size()}});
+  for (Task* t : skipped) {
+    t->rec.status = "skipped";
+    t->rec.reason = "budget.timeout_seconds (" + Json(stage.timeout).dump() + " s) ran out before it started";
+    t->rec.finished_at = now;
+    db_.UpdateTrial(t->rec);
+  }
+  MaybeFinishStage(stage);
+}
+
+std::optional<AshaPromotion> Coordinator::PendingPromotion(const Stage& stage) {
+  if (stage.pruner != "asha" || stage.timed_out) return std::nullopt;
+  auto curves = Curves(stage);
+  auto promo = AshaNextPromotion(stage.asha, stage.mode, curves);
+  if (!promo) {
+    // No more trials will come: if none reached the full budget, the best
+    // paused trial of the highest rung goes on, so the study has a winner.
+    bool draining = true, any_succeeded = false;
+    for (const Task* t : stage.tasks) {
+      if (t->rec.status == "pending" || t->rec.status == "running") draining = false;
+      if (t->rec.status == "succeeded") any_succeeded = true;
+    }
+    if (!draining || any_succeeded) return std::nullopt;
+    const std::vector<int> rungs = AshaRungs(stage.asha);
+    for (int rung = static_cast<int>(rungs.size()) - 1; rung >= 0 && !promo; --rung) {
+      const Task* best = nullptr;
+      for (const Task* t : stage.tasks) {
+        if (t->rec.status != "pruned" || t->promotions != rung ||
+            t->values.size() != static_cast<size_t>(rungs[rung])) {
+          continue;
+        }
+        if (best == nullptr || Better(t->values.back(), best->values.back(), stage.mode)) best = t;
+      }
+      if (best != nullptr) promo = AshaPromotion{best->rec.number, rung};
+    }
+  }
+  return promo;
+}
+
+Coordinator::Task* Coordinator::Promotion(Stage& stage) {
+  auto promo = PendingPromotion(stage);
+  if (!promo) return nullptr;
+  for (Task* t : stage.tasks) {
+    if (t->rec.number == promo->number) {
+      t->promotions = promo->rung + 1;
+      t->promoted_at = AshaRungs(stage.asha)[promo->rung];
+      t->rec.attempts = 0;  // max_attempts counts afresh for the new segment
+      t->rec.reason = "promoted from rung " + std::to_string(promo->rung) + " (" +
+                      std::to_string(t->promoted_at) + " epochs)";
+      Emit("trial_promoted", stage.rec.name, t->rec.id, t->rec.number,
+           {{"rung", promo->rung}, {"epochs", t->promoted_at}, {"checkpoint", t->last_checkpoint}});
+      return t;
+    }
+  }
+  return nullptr;
+}
+
+Coordinator::Task* Coordinator::Runnable(Stage& stage, double now, double* earliest_retry) {
+  if (Task* t = Promotion(stage)) return t;
+  // Synchronous rounds: the trials numbered [k*P, (k+1)*P) start only once
+  // every trial of the earlier rounds has finished.
+  int open_round = -1;
+  if (stage.synchronous) {
+    for (const Task* t : stage.tasks) {
+      if (Terminal(t->rec.status)) continue;
+      int round = t->rec.number / stage.max_parallel;
+      if (open_round < 0 || round < open_round) open_round = round;
+    }
+  }
+  for (Task* t : stage.tasks) {
+    if (t->rec.status != "pending") continue;
+    if (open_round >= 0 && t->rec.number / stage.max_parallel != open_round) continue;
+    if (t->not_before > now) {
+      if (*earliest_retry == 0 || t->not_before < *earliest_retry) *earliest_retry = t->not_before;
+      continue;
+    }
+    return t;
+  }
+  return nullptr;
+}
+
+void Coordinator::SampleLazily(Stage& stage, Task& t) {
+  std::vector<TpeObservation> observed;
+  for (const Task* o : stage.tasks) {
+    if (o->values.empty() || (o->rec.status != "succeeded" && o->rec.status != "pruned")) continue;
+    Json params = Json::object();
+    for (const auto& [k, v] : stage.spec->at("search_space").items()) params[k] = o->rec.hyperparameters.at(k);
+    observed.push_back({params, o->values.back()});
+  }
+  const uint64_t seed = DeriveSeed(pipeline_.seed, stage.rec.name + "/tpe/" + std::to_string(t.rec.number));
+  Json hp = stage.spec->value("hyperparameters", Json::object());
+  Json point = SampleTpe(stage.spec->at("search_space"), observed, stage.mode, seed, stage.tpe);
+  for (const auto& [k, v] : point.items()) hp[k] = v;
+  t.rec.hyperparameters = hp;
+  t.rec.task["hyperparameters"] = hp;
+  t.rec.task["model"] = SubstituteModel(stage.spec->at("model"), hp);
+  t.sampled = true;
+}
+
+std::string Coordinator::PruneReason(Stage& stage, Task& t) {
+  const int done = static_cast<int>(t.values.size());
+  const int total = t.rec.task.value("epochs", 0);
+  if (done >= total) return "";  // it finishes anyway
+  auto fmt = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.4g", v);
+    return std::string(buf);
+  };
+  if (stage.pruner == "median") {
+    auto curves = Curves(stage);
+    if (!MedianStops(stage.median, stage.mode, t.rec.number, t.values, curves)) return "";
+    std::vector<double> at;
+    for (const auto& c : curves) {
+      if (c.number != t.rec.number && c.status == "succeeded" && c.values.size() >= t.values.size()) {
+        at.push_back(c.values[t.values.size() - 1]);
+      }
+    }
+    std::sort(at.begin(), at.end());
+    const double median = at.size() % 2 ? at[at.size() / 2] : (at[at.size() / 2 - 1] + at[at.size() / 2]) / 2;
+    const double best = stage.mode == "min" ? *std::min_element(t.values.begin(), t.values.end())
+                                            : *std::max_element(t.values.begin(), t.values.end());
+    return "median rule: best " + stage.metric + " " + fmt(best) + " after " + std::to_string(done) +
+           " epochs is worse than the median " + fmt(median) + " of " + std::to_string(at.size()) +
+           " finished trials at that epoch";
+  }
+  if (stage.pruner == "asha") {
+    const std::vector<int> rungs = AshaRungs(stage.asha);
+    for (int k = 0; k < static_cast<int>(rungs.size()); ++k) {
+      if (rungs[k] != done || t.promotions != k) continue;
+      auto curves = Curves(stage);
+      if (AshaInTop(stage.asha, stage.mode, t.rec.number, k, curves)) {
+        t.promotions = k + 1;
+        Emit("trial_promoted", stage.rec.name, t.rec.id, t.rec.number,
+             {{"rung", k}, {"epochs", done}, {"checkpoint", t.last_checkpoint}, {"continued", true}});
+        return "";
+      }
+      int reached = 0;
+      for (const auto& c : curves) reached += c.values.size() >= static_cast<size_t>(done) ? 1 : 0;
+      return "ASHA: paused at rung " + std::to_string(k) + " (" + std::to_string(done) + " epochs, " +
+             stage.metric + " " + fmt(t.values.back()) + "): not in the top 1/" +
+             std::to_string(stage.asha.reduction_factor) + " of the " + std::to_string(reached) +
+             " trials there so far";
+    }
+  }
+  return "";
+}
+
+}  // namespace baton::orchestrator
