@@ -61,8 +61,9 @@ namespace fs = std::filesystem;
 // back (sync_file_range), so that the disk works while later bytes are copied
 // in and the final fdatasync has little left to wait for.
 constexpr uint64_t kWritebackBytes = 8ull << 20;
-// Most blob files of one put kept open, written but not yet fdatasync'd.
-constexpr size_t kMaxUnsyncedFiles = 16;
+// Most blob files of one put kept open until they are renamed into place;
+// beyond that, older ones are fdatasync'd and closed before the rename.
+constexpr size_t kMaxOpenFiles = 64;
 // Name prefix of temporary blob files; Open removes every file that has it.
 constexpr char kTempPrefix[] = ".tmp-";
 
@@ -122,8 +123,18 @@ class TempFile {
                       SYNC_FILE_RANGE_WRITE);
     started_ = written_;
   }
+  // With sync, waits until every byte written has reached the disk (no
+  // journal commit, no cache flush: that is left to Finish, which then has
+  // only metadata to commit).
+  void WaitWriteback() {
+    if (!sync_ || fd_ < 0) return;
+    StartWriteback();
+    ::sync_file_range(fd_, 0, 0,
+                      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                          SYNC_FILE_RANGE_WAIT_AFTER);
+  }
   // With sync, makes the bytes durable (fdatasync: a new file's size is
-  // part of its data); then closes the file.
+  // part of its data); then closes the file. Once closed, does nothing.
   void Finish() {
     if (fd_ < 0) return;
     if (sync_ && ::fdatasync(fd_) != 0) {
@@ -132,8 +143,10 @@ class TempFile {
     ::close(fd_);
     fd_ = -1;
   }
-  // Renames the finished file to `target` (replacing a leftover there, which
-  // holds the same bytes or none that any record names).
+  // Renames the file to `target` (replacing a leftover there, which holds
+  // the same bytes or is one that no record names). The file may still be
+  // open: a crash before Finish leaves a file that no record names, which
+  // Open removes.
   void RenameTo(const fs::path& target) {
     if (::rename(path_.c_str(), target.c_str()) != 0) {
       ThrowIo("blob store: renaming " + path_.string() + " to " +
@@ -452,17 +465,17 @@ class RocksBlobStore : public BlobStore {
     Store({ExpectedBlob{digest, bytes}});
   }
 
-  // Makes `file`, the whole blob `digest`, durable, renames it into place,
-  // syncs its folder and then writes its record (synced). Returns false, and
+  // Renames `file`, the whole blob `digest`, into place, makes it and its
+  // folder durable and then writes its record (synced). Returns false, and
   // leaves `file` to its owner to remove, if the store already has the blob.
   bool PublishFile(const std::string& digest, TempFile* file, uint64_t size) {
     if (ReadRecord(digest)) return false;
-    file->StartWriteback();
-    file->Finish();
+    file->WaitWriteback();
     std::lock_guard<std::mutex> lock(StripeFor(digest));
     if (ReadRecord(digest)) return false;
     const fs::path dir = FileDir(digest);
     file->RenameTo(dir / digest);
+    file->Finish();
     if (options_.sync) SyncDir(dir);
     Check(db_->Put(write_, digest, layout::EncodeFile(size)),
           "committing blob " + digest);
@@ -568,8 +581,8 @@ class RocksBlobStore : public BlobStore {
 
   // Stores blobs whose digests are already checked; returns how many were
   // new. Blobs of file_min_bytes and more are written to temporary files
-  // first, each fdatasync'd; under the digests' locks they are renamed into
-  // place, each folder touched is fsync'd once, and one synced write then
+  // first; under the digests' locks they are renamed into place, each
+  // fdatasync'd, each folder touched fsync'd once, and one synced write then
   // publishes every record (and the small blobs). Small chunked blobs travel
   // in that write; larger ones are written ahead (unlogged when Unlogged),
   // then made durable, then published.
@@ -618,21 +631,25 @@ class RocksBlobStore : public BlobStore {
     } guard{this, &plan};
 
     // The files first: their writeback overlaps the copies of later ones.
-    // Temporary files not renamed below are removed with `plan`.
-    std::deque<TempFile*> unsynced;
+    // Their data reaches the disk here, outside the locks; the fdatasyncs
+    // after the renames below then commit metadata only (on ext4 the first
+    // one commits the journal for every file and rename of the call, and
+    // the folders' fsyncs find little left to do). Temporary files not
+    // renamed below are removed with `plan`.
+    std::deque<TempFile*> open_files;
     for (Planned& p : plan) {
       if (!p.file) continue;
       p.temp = std::make_unique<TempFile>(
           FileDir(p.digest) / (kTempPrefix + NewChunkSet()), options_.sync);
       p.temp->Write(p.bytes);
       p.temp->StartWriteback();
-      unsynced.push_back(p.temp.get());
-      if (unsynced.size() > kMaxUnsyncedFiles) {
-        unsynced.front()->Finish();
-        unsynced.pop_front();
+      open_files.push_back(p.temp.get());
+      if (open_files.size() > kMaxOpenFiles) {
+        open_files.front()->Finish();
+        open_files.pop_front();
       }
     }
-    for (TempFile* file : unsynced) file->Finish();
+    for (TempFile* file : open_files) file->WaitWriteback();
 
     uint64_t carried = 0;  // chunk bytes in the publishing write
     bool flush = false;    // unlogged chunks not yet being flushed
@@ -662,9 +679,10 @@ class RocksBlobStore : public BlobStore {
     size_t added = 0;
     uint64_t added_bytes = 0;
     std::set<fs::path> dirs;  // folders of files renamed into place
-    for (const Planned& p : plan) {
+    for (Planned& p : plan) {
       if (ReadRecord(p.digest)) {  // stored meanwhile by another caller
         if (p.ahead) AddDiscard(&batch, p.set, p.chunks);
+        p.temp.reset();  // removes its file
         continue;
       }
       const std::string digest(p.digest);
@@ -694,6 +712,9 @@ class RocksBlobStore : public BlobStore {
       }
       ++added;
       added_bytes += p.bytes.size();
+    }
+    for (const Planned& p : plan) {
+      if (p.temp) p.temp->Finish();  // no-op for those closed or removed
     }
     if (options_.sync) {
       for (const fs::path& dir : dirs) SyncDir(dir);
