@@ -145,14 +145,15 @@ TEST_F(AblationRunTest, RemovedConvLayerTrainsAndUnchangedTensorsStartBitForBit)
 }
 
 TEST_F(AblationRunTest, LeavingOutTheSignalFeatureHurtsMostAndVariantsRunInParallel) {
-  // 1200 rows: the label is 1 when `signal` > 0 (5% flipped); three columns
+  // 4000 rows: the label is 1 when `signal` > 0 (5% flipped); three columns
   // of noise. Rows in random order (the split follows the file's order).
+  // Big enough that a task outlasts the second worker's start-up.
   std::mt19937_64 rng(42);
   std::normal_distribution<double> normal;
   std::uniform_real_distribution<double> uniform;
   std::ofstream csv(dir_ / "data.csv");
   csv << "noise1,signal,noise2,label,noise3\n";
-  for (int i = 0; i < 1200; ++i) {
+  for (int i = 0; i < 4000; ++i) {
     const double signal = normal(rng);
     int label = signal > 0 ? 1 : 0;
     if (uniform(rng) < 0.05) label = 1 - label;
@@ -163,12 +164,12 @@ TEST_F(AblationRunTest, LeavingOutTheSignalFeatureHurtsMostAndVariantsRunInParal
     "prep": {"type": "prepare", "dataset": {"format": "csv", "path": "X", "label_column": "label"},
              "normalize": true},
     "ablate": {"type": "ablate", "depends_on": ["prep"],
-               "base": {"model": {"layers": [{"name": "fc1", "type": "linear", "out_features": 16},
+               "base": {"model": {"layers": [{"name": "fc1", "type": "linear", "out_features": 1024},
                                              {"name": "act", "type": "relu"},
                                              {"name": "fc2", "type": "linear", "out_features": 2}]},
                         "hyperparameters": {"lr": 0.1, "momentum": 0.9, "batch_size": 32}},
                "features": ["noise1", "signal", "noise2", "noise3"],
-               "epochs": 3, "budget": {"max_parallel": 2}}}})");
+               "epochs": 20, "budget": {"max_parallel": 2}}}})");
   doc["stages"]["prep"]["dataset"]["path"] = (dir_ / "data.csv").string();
   Json show = RunAblation(doc);
   ASSERT_EQ(show["status"], "succeeded") << run_output_;
