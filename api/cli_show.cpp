@@ -252,6 +252,11 @@ void PrintComparison(const Json& c) {
                 v.contains("best_val_welch_t") ? PValue(v["best_val_welch_t"]).c_str() : "-",
                 v.contains("best_val_mann_whitney_u") ? PValue(v["best_val_mann_whitney_u"]).c_str() : "-",
                 full.c_str(), HumanBytes(v["checkpoint_bytes"].get<uint64_t>()).c_str());
+    if (v.contains("best_test_difference")) {
+      std::printf("%-16s best test accuracy vs baseline: %+.4f (Welch t p %s, Mann-Whitney U p %s)\n", "",
+                  v["best_test_difference"].get<double>(), PValue(v["best_test_welch_t"]).c_str(),
+                  PValue(v["best_test_mann_whitney_u"]).c_str());
+    }
     if (tta.contains("welch_t") && tta["welch_t"].contains("p_value")) {
       std::printf("%-16s TTA p-values vs baseline: Welch t %s, Mann-Whitney U %s\n", "",
                   PValue(tta["welch_t"]).c_str(), PValue(tta["mann_whitney_u"]).c_str());

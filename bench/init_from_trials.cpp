@@ -57,8 +57,9 @@ std::string P(const Json& t) { return t.contains("p_value") ? Fmt("%.3g", t["p_v
 std::string Table(const Json& c) {
   std::ostringstream out;
   out << "| start | tuning epochs | best val acc | best test acc | TTA epochs (reached) | TTA s | speed-up | "
-         "speed-up incl. tuning | speed-up (s) | p best val (Welch / MWU) | p TTA (Welch / MWU) | TTA@100% epochs (reached) | "
-         "checkpoint bytes |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+         "speed-up incl. tuning | speed-up (s) | p best val (Welch / MWU) | best test diff, p (Welch / MWU) | "
+         "p TTA (Welch / MWU) | TTA@100% epochs (reached) | checkpoint bytes |\n"
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& v : c["variants"]) {
     const Json& t = v["tta"];
     const Json& f = v["tta_100"];
@@ -71,6 +72,11 @@ std::string Table(const Json& c) {
         << (t.contains("speedup_epochs_with_tuning") ? Fmt("%.2fx", t["speedup_epochs_with_tuning"].get<double>()) : "-")
         << " | " << (t.contains("speedup_seconds") ? Fmt("%.2fx", t["speedup_seconds"].get<double>()) : "-") << " | "
         << (base ? "-" : P(v["best_val_welch_t"]) + " / " + P(v["best_val_mann_whitney_u"])) << " | "
+        << (base || !v.contains("best_test_difference")
+                ? "-"
+                : Fmt("%+.4f", v["best_test_difference"].get<double>()) + ", " + P(v["best_test_welch_t"]) + " / " +
+                      P(v["best_test_mann_whitney_u"]))
+        << " | "
         << (base ? "-" : P(t["welch_t"]) + " / " + P(t["mann_whitney_u"])) << " | " << MeanSd(f["epochs"], "%.2f")
         << " (" << f["reached"].get<int>() << "/" << f["seeds"].get<int>() << ") | "
         << v["checkpoint_bytes"].get<uint64_t>() << " |\n";

@@ -80,8 +80,11 @@ Json CompareResults(const std::vector<CompareRun>& runs, const std::vector<Compa
     if (r.status == "succeeded") by[r.variant].push_back(&r);
   }
   const std::string baseline = variants.empty() ? "kaiming_uniform" : variants.front().name;
-  std::vector<double> base_best;
-  for (const CompareRun* r : by[baseline]) base_best.push_back(Max(r->val));
+  std::vector<double> base_best, base_best_test;
+  for (const CompareRun* r : by[baseline]) {
+    base_best.push_back(Max(r->val));
+    base_best_test.push_back(Max(r->test));
+  }
   const double base_mean = Summarize(base_best).mean;
   double target = 0;
   Json target_json;
@@ -122,6 +125,11 @@ Json CompareResults(const std::vector<CompareRun>& runs, const std::vector<Compa
     if (!is_base) {
       row["best_val_welch_t"] = TestJson(WelchTTest(best_val, base_best));
       row["best_val_mann_whitney_u"] = TestJson(MannWhitneyU(best_val, base_best));
+      row["best_test_welch_t"] = TestJson(WelchTTest(best_test, base_best_test));
+      row["best_test_mann_whitney_u"] = TestJson(MannWhitneyU(best_test, base_best_test));
+      if (!best_test.empty() && !base_best_test.empty()) {
+        row["best_test_difference"] = Summarize(best_test).mean - Summarize(base_best_test).mean;
+      }
     }
     rows.push_back(row);
   }

@@ -33,7 +33,8 @@ struct CompareVariant {
 // and seconds) at the target and at 100% of the baseline's mean best, the
 // speed-up (baseline mean TTA / variant mean TTA, also with the tuning
 // epochs counted), Welch t-test and Mann-Whitney U p-values against the
-// baseline on best validation accuracy and on TTA, and the checkpoint's
+// baseline on best validation accuracy, on best test accuracy (with the
+// difference of the means) and on TTA, and the checkpoint's
 // bytes. `target` is {"fraction_of_baseline_best": f} (default 0.99) or
 // {"accuracy": a}. A variant some seed of which never reaches the target has
 // "reached" < seeds and no speed-up.

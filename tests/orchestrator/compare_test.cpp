@@ -69,6 +69,9 @@ TEST(CompareTest, TimeToAnAbsoluteTargetAndSpeedups) {
   const double p = last["best_val_welch_t"]["p_value"].get<double>();
   EXPECT_GT(p, 0.0);
   EXPECT_LT(p, 1.0);
+  // Best test accuracy: 0.825 vs 0.80 (each curve's test is val - 0.01).
+  EXPECT_NEAR(last["best_test_difference"].get<double>(), 0.025, 1e-12);
+  EXPECT_TRUE(last["best_test_mann_whitney_u"].contains("p_value"));
   // A variant with a failed seed: one seed counted, its failure listed.
   const Json& initial = c["variants"][2];
   EXPECT_EQ(initial["seeds_succeeded"], 1);
