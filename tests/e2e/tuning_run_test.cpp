@@ -62,16 +62,21 @@ class TuningRunTest : public ::testing::Test {
     return runs.empty() ? "" : runs.front().id;
   }
 
-  // The tune stage's trials by number, from `baton show --json`.
-  std::map<int, Json> Trials() {
-    FILE* p = popen(Command("show " + RunId() + " --stage tune --json").c_str(), "r");
+  // `baton show RUN --stage NAME --json` of the last run.
+  Json ShowStage(const std::string& stage) {
+    FILE* p = popen(Command("show " + RunId() + " --stage " + stage + " --json").c_str(), "r");
     std::string out;
     char buf[4096];
     size_t n;
     while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
     pclose(p);
+    return Json::parse(out);
+  }
+
+  // The tune stage's trials by number, from `baton show --json`.
+  std::map<int, Json> Trials() {
     std::map<int, Json> trials;
-    Json parsed = Json::parse(out);
+    Json parsed = ShowStage("tune");
     for (const auto& t : parsed["trials"]) trials[t["number"].get<int>()] = t;
     return trials;
   }
@@ -244,14 +249,8 @@ TEST_F(TuningRunTest, CompareStartsEachVariantFromTheCheckpointItNames) {
                             {"compare", {{"baseline", "kaiming_uniform"}, {"seeds", 2},
                                          {"epochs_from", {"initial", "last"}}}}};
   ASSERT_EQ(Run(doc, "--workers 2 --no-progress"), 0) << output_;
-  FILE* p = popen(Command("show " + RunId() + " --stage train --json").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  pclose(p);
-  const Json train = Json::parse(out);
-  ASSERT_TRUE(train.contains("comparison")) << out.substr(0, 2000);
+  const Json train = ShowStage("train");
+  ASSERT_TRUE(train.contains("comparison")) << train.dump().substr(0, 2000);
   const Json& variants = train["resolved"]["compare"]["variants"];
   std::map<std::string, std::string> named;  // variant -> the checkpoint it names
   for (const auto& v : variants) named[v["variant"].get<std::string>()] = v["checkpoint"].get<std::string>();

@@ -18,6 +18,8 @@ namespace {
 
 using testing::CoordinatorTest;
 using testing::FakeWorker;
+using testing::HasPointer;
+using testing::PipelineIssues;
 using testing::SmallPipeline;
 
 Json Cnn() {
@@ -96,23 +98,6 @@ TEST(AblationTest, ResultsArePairedByRepeatAndSortedByImpact) {
   EXPECT_NEAR(m["variants"][1]["impact"].get<double>(), -0.08, 1e-12);
 }
 
-std::vector<std::string> Issues(const Json& doc) {
-  std::vector<std::string> out;
-  try {
-    LoadPipeline(doc);
-  } catch (const Error& e) {
-    for (const auto& d : e.details()) out.push_back(d.pointer + ": " + d.message);
-  }
-  return out;
-}
-
-bool Has(const std::vector<std::string>& issues, const std::string& pointer) {
-  for (const auto& i : issues) {
-    if (i.rfind(pointer + ":", 0) == 0) return true;
-  }
-  return false;
-}
-
 Json WithAblate(const std::string& data_dir, Json ablate) {
   Json doc = SmallPipeline(data_dir);
   ablate["type"] = "ablate";
@@ -127,29 +112,29 @@ TEST(AblationSpecTest, ComponentsFeaturesAndBaseAreChecked) {
                                 {"components", {"drop", Json{{"prefix", "f"}}}},
                                 {"init_from", {{"stage", "tune"}, {"trial", "best"}, {"epoch", "last"}}},
                                 {"epochs", 2}, {"repeats", 2}});
-  EXPECT_TRUE(Issues(good).empty()) << Issues(good).front();
+  EXPECT_TRUE(PipelineIssues(good).empty()) << PipelineIssues(good).front();
   Json bad = good;
   bad["stages"]["ablate"]["components"] = {"drop", "conv9", Json{{"prefix", "zz"}}};
-  EXPECT_TRUE(Has(Issues(bad), "/stages/ablate/components/1"));
-  EXPECT_TRUE(Has(Issues(bad), "/stages/ablate/components/2/prefix"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/ablate/components/1"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/ablate/components/2/prefix"));
   bad = good;
   bad["stages"]["ablate"]["components"] = {Json{{"name", "all"}, {"layers", {"flat", "drop", "fc"}}}};
-  EXPECT_TRUE(Has(Issues(bad), "/stages/ablate/components/0"));  // removes every layer
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/ablate/components/0"));  // removes every layer
   bad = good;
   bad["stages"]["ablate"]["features"] = {"age"};  // Fashion-MNIST has no columns
-  EXPECT_TRUE(Has(Issues(bad), "/stages/ablate/features"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/ablate/features"));
   bad = good;
   bad["stages"]["ablate"].erase("components");
-  EXPECT_TRUE(Has(Issues(bad), "/stages/ablate/components"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/ablate/components"));
   bad = good;
   bad["stages"]["ablate"]["base"]["model"] = good["stages"]["tune"]["model"];
-  EXPECT_TRUE(Has(Issues(bad), "/stages/ablate/base/model"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/ablate/base/model"));
   bad = good;
   bad["stages"]["ablate"]["base"] = {{"from", "prep"}, {"trial", "best"}};
-  EXPECT_TRUE(Has(Issues(bad), "/stages/ablate/base/from"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/ablate/base/from"));
   bad = good;
   bad["stages"]["ablate"]["init_from"]["epoch"] = 7;  // the tune stage trains 3 epochs
-  EXPECT_TRUE(Has(Issues(bad), "/stages/ablate/init_from/epoch"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/ablate/init_from/epoch"));
 }
 
 TEST(AblationSpecTest, FeaturesMustBeColumnsOfTheCsv) {
@@ -165,12 +150,12 @@ TEST(AblationSpecTest, FeaturesMustBeColumnsOfTheCsv) {
                         "hyperparameters": {"lr": 0.1}},
                "features": ["age", "height", "label"], "epochs": 2}}})");
   doc["stages"]["prep"]["dataset"]["path"] = csv.string();
-  auto issues = Issues(doc);
-  EXPECT_FALSE(Has(issues, "/stages/ablate/features/0"));
-  EXPECT_TRUE(Has(issues, "/stages/ablate/features/1"));  // no such column
-  EXPECT_TRUE(Has(issues, "/stages/ablate/features/2"));  // the label
+  auto issues = PipelineIssues(doc);
+  EXPECT_FALSE(HasPointer(issues, "/stages/ablate/features/0"));
+  EXPECT_TRUE(HasPointer(issues, "/stages/ablate/features/1"));  // no such column
+  EXPECT_TRUE(HasPointer(issues, "/stages/ablate/features/2"));  // the label
   doc["stages"]["prep"]["dataset"]["path"] = (dir.path() / "missing.csv").string();
-  EXPECT_TRUE(Has(Issues(doc), "/stages/prep/dataset/path"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(doc), "/stages/prep/dataset/path"));
 }
 
 TEST_F(CoordinatorTest, AblationRunsPairedVariantsAndKeepsFailedOnesAsResults) {

@@ -6,8 +6,11 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "common/error.h"
 #include "common/json_util.h"
+#include "orchestrator/pipeline_spec.h"
 
 namespace baton::orchestrator::testing {
 
@@ -51,6 +54,25 @@ inline Json SmallPipeline(const std::string& data_dir) {
     }})");
   doc["stages"]["prep"]["dataset"]["path"] = data_dir;
   return doc;
+}
+
+// Every problem LoadPipeline finds in `doc`, as "POINTER: message".
+inline std::vector<std::string> PipelineIssues(const Json& doc) {
+  std::vector<std::string> out;
+  try {
+    LoadPipeline(doc);
+  } catch (const Error& e) {
+    for (const auto& d : e.details()) out.push_back(d.pointer + ": " + d.message);
+  }
+  return out;
+}
+
+// True if one of `issues` is at `pointer`.
+inline bool HasPointer(const std::vector<std::string>& issues, const std::string& pointer) {
+  for (const auto& i : issues) {
+    if (i.rfind(pointer + ":", 0) == 0) return true;
+  }
+  return false;
 }
 
 }  // namespace baton::orchestrator::testing

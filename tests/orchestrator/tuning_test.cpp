@@ -20,6 +20,8 @@ namespace {
 
 using testing::CoordinatorTest;
 using testing::FakeWorker;
+using testing::HasPointer;
+using testing::PipelineIssues;
 using testing::SmallPipeline;
 using namespace std::chrono_literals;
 
@@ -92,57 +94,40 @@ TEST(AshaRuleTest, TopOneOverEtaOfEachRungIsPromoted) {
   EXPECT_EQ(promo->rung, 0);
 }
 
-std::vector<std::string> Pointers(const Json& doc) {
-  std::vector<std::string> out;
-  try {
-    LoadPipeline(doc);
-  } catch (const Error& e) {
-    for (const auto& d : e.details()) out.push_back(d.pointer + ": " + d.message);
-  }
-  return out;
-}
-
-bool HasPointer(const std::vector<std::string>& issues, const std::string& pointer) {
-  for (const auto& i : issues) {
-    if (i.rfind(pointer + ":", 0) == 0) return true;
-  }
-  return false;
-}
-
 TEST(TuningSpecTest, PrunerAndSamplerSettingsAreChecked) {
   Json doc = SmallPipeline("/usr/share/datasets/fashion-mnist");
   doc["stages"]["tune"]["pruner"] = {{"type", "median"}, {"min_resource", 1}, {"n_startup_trials", 2}};
   doc["stages"]["tune"]["sampler"] = {{"type", "tpe"}, {"n_startup_trials", 3}};
-  EXPECT_TRUE(Pointers(doc).empty()) << Pointers(doc).front();
+  EXPECT_TRUE(PipelineIssues(doc).empty()) << PipelineIssues(doc).front();
 
   Json bad = doc;
   bad["stages"]["tune"]["pruner"]["reduction_factor"] = 3;
-  EXPECT_TRUE(HasPointer(Pointers(bad), "/stages/tune/pruner/reduction_factor"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/tune/pruner/reduction_factor"));
   bad = doc;
   bad["stages"]["tune"]["pruner"]["min_resource"] = 4;  // max_epochs is 3
-  EXPECT_TRUE(HasPointer(Pointers(bad), "/stages/tune/pruner/min_resource"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/tune/pruner/min_resource"));
   bad = doc;
   bad["stages"]["tune"]["pruner"] = {{"type", "asha"}, {"min_resource", 3}};
-  EXPECT_TRUE(HasPointer(Pointers(bad), "/stages/tune/pruner/min_resource"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/tune/pruner/min_resource"));
   bad["stages"]["tune"]["pruner"] = {{"type", "asha"}, {"max_resource", 5}};
-  EXPECT_TRUE(HasPointer(Pointers(bad), "/stages/tune/pruner/max_resource"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/tune/pruner/max_resource"));
   bad["stages"]["tune"]["pruner"] = {{"type", "asha"}, {"reduction_factor", 1}};
-  EXPECT_TRUE(HasPointer(Pointers(bad), "/stages/tune/pruner/reduction_factor"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/tune/pruner/reduction_factor"));
   bad["stages"]["tune"]["pruner"] = {{"type", "asha"}};
   bad["stages"]["tune"]["scheduling"] = "synchronous";
-  EXPECT_TRUE(HasPointer(Pointers(bad), "/stages/tune/scheduling"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/tune/scheduling"));
   bad = doc;
   bad["stages"]["tune"]["pruner"] = {{"type", "hyperband"}};
-  EXPECT_TRUE(HasPointer(Pointers(bad), "/stages/tune/pruner/type"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/tune/pruner/type"));
   bad = doc;
   bad["stages"]["tune"]["sampler"] = {{"type", "random"}, {"n_ei_candidates", 10}};
-  EXPECT_TRUE(HasPointer(Pointers(bad), "/stages/tune/sampler/n_ei_candidates"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/tune/sampler/n_ei_candidates"));
   bad = doc;
   bad["stages"]["tune"]["budget"]["timeout_seconds"] = 0;
-  EXPECT_TRUE(HasPointer(Pointers(bad), "/stages/tune/budget/timeout_seconds"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/tune/budget/timeout_seconds"));
   bad = doc;
   bad["stages"]["tune"]["search_space"]["lr"]["low"] = 0;  // log needs low > 0
-  EXPECT_TRUE(HasPointer(Pointers(bad), "/stages/tune/search_space/lr/low"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/tune/search_space/lr/low"));
 }
 
 class TuningTest : public CoordinatorTest {
