@@ -139,20 +139,10 @@ std::string Coordinator::PruneReason(Stage& stage, Task& t) {
     return std::string(buf);
   };
   if (stage.pruner == "median") {
-    auto curves = Curves(stage);
-    if (!MedianStops(stage.median, stage.mode, t.rec.number, t.values, curves)) return "";
-    std::vector<double> at;
-    for (const auto& c : curves) {
-      if (c.number != t.rec.number && c.status == "succeeded" && c.values.size() >= t.values.size()) {
-        at.push_back(c.values[t.values.size() - 1]);
-      }
-    }
-    std::sort(at.begin(), at.end());
-    const double median = at.size() % 2 ? at[at.size() / 2] : (at[at.size() / 2 - 1] + at[at.size() / 2]) / 2;
-    const double best = stage.mode == "min" ? *std::min_element(t.values.begin(), t.values.end())
-                                            : *std::max_element(t.values.begin(), t.values.end());
-    return "median rule: best " + stage.metric + " " + fmt(best) + " after " + std::to_string(done) +
-           " epochs is worse than the median " + fmt(median) + " of " + std::to_string(at.size()) +
+    MedianDecision d;
+    if (!MedianStops(stage.median, stage.mode, t.rec.number, t.values, Curves(stage), &d)) return "";
+    return "median rule: best " + stage.metric + " " + fmt(d.best) + " after " + std::to_string(done) +
+           " epochs is worse than the median " + fmt(d.median) + " of " + std::to_string(d.compared) +
            " finished trials at that epoch";
   }
   if (stage.pruner == "asha") {

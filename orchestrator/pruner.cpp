@@ -16,7 +16,8 @@ double Median(std::vector<double> v) {
 }  // namespace
 
 bool MedianStops(const MedianRule& rule, const std::string& mode, int number,
-                 const std::vector<double>& values, const std::vector<TrialCurve>& others) {
+                 const std::vector<double>& values, const std::vector<TrialCurve>& others,
+                 MedianDecision* decision) {
   if (values.empty() || static_cast<int>(values.size()) < rule.min_resource) return false;
   const size_t epoch = values.size() - 1;
   int finished = 0;
@@ -31,7 +32,10 @@ bool MedianStops(const MedianRule& rule, const std::string& mode, int number,
   for (double v : values) {
     if (Better(v, best, mode)) best = v;
   }
-  return Better(Median(at_epoch), best, mode);
+  const double median = Median(at_epoch);
+  if (!Better(median, best, mode)) return false;
+  if (decision != nullptr) *decision = {best, median, static_cast<int>(at_epoch.size())};
+  return true;
 }
 
 std::vector<int> AshaRungs(const AshaRule& rule) {

@@ -26,8 +26,15 @@ struct MedianRule {
 // `values` are the trial's own values up to the epoch just reported;
 // `others` the rest of the study (the trial itself may be among them; it is
 // skipped by `number`).
+// What the rule compared, for the trial's reason; filled when it stops.
+struct MedianDecision {
+  double best = 0;    // the trial's best value so far
+  double median = 0;  // of the finished trials at this epoch
+  int compared = 0;   // how many finished trials reached this epoch
+};
 bool MedianStops(const MedianRule& rule, const std::string& mode, int number,
-                 const std::vector<double>& values, const std::vector<TrialCurve>& others);
+                 const std::vector<double>& values, const std::vector<TrialCurve>& others,
+                 MedianDecision* decision = nullptr);
 
 // Asynchronous successive halving (Li et al., "A System for Massively
 // Parallel Hyperparameter Tuning"): rungs at min_resource * eta^k epochs
