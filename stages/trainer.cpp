@@ -119,6 +119,10 @@ TrainResult TrainEpochs(Model& model, const Dataset& data,
     for (int64_t begin = 0; begin < n; begin += hp.batch_size) {
       const int64_t size = std::min(hp.batch_size, n - begin);
       if (size == 1 && begin > 0) break;
+      if (options.stop_requested && options.stop_requested()) {
+        result.outcome = TrialOutcome::kStopped;  // this epoch is dropped
+        return result;
+      }
       optimizer->zero_grad();
       torch::Tensor loss = cross_entropy(
           model->forward(xs.narrow(0, begin, size)), ys.narrow(0, begin, size));

@@ -56,6 +56,9 @@ struct TrainOptions {
   uint64_t seed = 0;              // see EpochSeed
   bool evaluate_test = false;     // also evaluate on the test split
   int64_t eval_batch_size = 256;  // examples per evaluation forward pass
+  // Checked before every training batch; true ends the trial as kStopped
+  // without finishing (or reporting) the epoch under way. Unset: never.
+  std::function<bool()> stop_requested;
 };
 
 // What one finished epoch measured. Losses are mean cross-entropy per
@@ -75,7 +78,7 @@ Json MetricsJson(const EpochMetrics& metrics);
 
 enum class TrialOutcome {
   kCompleted,  // ran every epoch
-  kStopped,    // the epoch callback asked to stop (early stopping)
+  kStopped,    // the epoch callback or stop_requested asked to stop
   kDiverged,   // a loss became NaN or infinite; `reason` says where
 };
 

@@ -9,6 +9,7 @@
 #include "common/digest.h"
 #include "common/malloc_settings.h"
 #include "stages/dataset.h"
+#include "stages/epoch_committer.h"
 #include "stages/model.h"
 #include "stages/tensor_codec.h"
 #include "stages/trainer.h"
@@ -142,6 +143,10 @@ struct Worker::State {
     return [this](const std::string& digest) { return Fetch(digest); };
   }
 
+  static std::string ManifestDigest(const EncodedTensors& encoded) {
+    return Sha256Hex(store::ManifestBytes(encoded.manifest));
+  }
+
   // Uploads the blobs the store lacks, the manifest last, in one batch (a
   // few for a dataset); returns the manifest's digest.
   std::string Upload(const EncodedTensors& encoded) {
@@ -266,25 +271,45 @@ struct Worker::State {
                                   {"reinitialized", report.reinitialized}}}});
     }
 
+    // Each epoch's checkpoint is encoded here (a copy the next steps leave
+    // alone) and committed in the background while the next epoch trains;
+    // a "stop" in a report's answer ends training at the next batch.
+    EpochCommitter committer;
+    train_options.stop_requested = [&committer] {
+      return committer.StopRequested();
+    };
     TrainResult result = Train(
         model, *data, hp, train_options, [&](const EpochMetrics& metrics) {
-          last_checkpoint = Upload(EncodeModelState(*model));
+          auto encoded =
+              std::make_shared<const EncodedTensors>(EncodeModelState(*model));
+          const std::string digest = ManifestDigest(*encoded);
           Log("task " + std::to_string(id) + " epoch " +
               std::to_string(metrics.epoch + 1) + "/" +
               std::to_string(train_options.epochs) + ": " +
               FormatMetrics(metrics));
-          return client.ReportEpoch(id, {{"epoch", metrics.epoch},
-                                         {"checkpoint", last_checkpoint},
-                                         {"seconds", metrics.seconds},
-                                         {"metrics", MetricsJson(metrics)}});
+          Json report = {{"epoch", metrics.epoch},
+                         {"checkpoint", digest},
+                         {"seconds", metrics.seconds},
+                         {"metrics", MetricsJson(metrics)}};
+          const bool started = committer.Submit(
+              [this, id, encoded, report = std::move(report)] {
+                Upload(*encoded);
+                return client.ReportEpoch(id, report);
+              });
+          if (started) last_checkpoint = digest;
+          return started;
         });
+    // The last commit must be answered before the task ends either way.
+    const bool stopped = !committer.Wait();
+    if (stopped) {
+      Log("task " + std::to_string(id) + " stopped by the coordinator");
+      client.Complete(id, last_checkpoint);
+      return;
+    }
     if (result.outcome == TrialOutcome::kDiverged) {
       Log("task " + std::to_string(id) + " diverged: " + result.reason);
       client.Fail(id, "diverged", result.reason);
       return;
-    }
-    if (result.outcome == TrialOutcome::kStopped) {
-      Log("task " + std::to_string(id) + " stopped by the coordinator");
     }
     client.Complete(id, last_checkpoint);
   }

@@ -235,6 +235,26 @@ TEST(Train, CallbackCanStopEarly) {
   EXPECT_EQ(calls, 2);
 }
 
+TEST(Train, StopRequestedEndsTheEpochUnderWayWithoutReportingIt) {
+  TrainOptions options;
+  options.epochs = 3;
+  options.seed = 4;
+  const Dataset& data = SmallFashionMnist();
+  torch::manual_seed(options.seed);
+  Model model(TinyCnn(), data.input_shape, data.num_classes);
+  // Raised after the first epoch's report, as a background commit's "stop"
+  // arrives while the next epoch trains.
+  int checks_after_report = 0;
+  int calls = 0;
+  options.stop_requested = [&] { return calls > 0 && ++checks_after_report > 2; };
+  TrainResult result = Train(model, data, Sgd(0.05), options,
+                             [&](const EpochMetrics&) { return ++calls > 0; });
+  EXPECT_EQ(result.outcome, TrialOutcome::kStopped);
+  EXPECT_EQ(result.epochs_run, 1);
+  EXPECT_EQ(calls, 1);                 // the second epoch was never reported
+  EXPECT_EQ(checks_after_report, 3);   // it stopped at the first check that said so
+}
+
 TEST(Train, RejectsBadOptions) {
   const Dataset& data = SmallFashionMnist();
   Model model(TinyCnn(), data.input_shape, data.num_classes);

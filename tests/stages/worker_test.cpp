@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <deque>
+#include <mutex>
 
 #include "common/digest.h"
 #include "common/error.h"
@@ -252,6 +254,93 @@ TEST_F(WorkerTest, StopEndsTheTrialEarly) {
   EXPECT_TRUE(fake_.failed.empty());
   EXPECT_EQ(fake_.completed.back().second,
             fake_.epochs[0].second["checkpoint"].get<std::string>());
+}
+
+// The epoch's checkpoint is committed while the next epoch trains: the
+// report of epoch 1 is held until the worker has logged the end of epoch 2.
+// A worker that committed in line could not get there, and the wait would
+// time out.
+TEST(WorkerCommit, NextEpochTrainsWhileTheCheckpointIsCommitted) {
+  class SlowCoordinator : public FakeCoordinator {
+   public:
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::string> log;
+    bool saw_next_epoch = false;
+    bool ReportEpoch(int64_t task_id, const Json& body) override {
+      if (body["epoch"] == 0) {
+        std::unique_lock<std::mutex> lock(mu);
+        saw_next_epoch = cv.wait_for(lock, std::chrono::seconds(60), [&] {
+          for (const auto& line : log) {
+            if (line.find("epoch 2/3") != std::string::npos) return true;
+          }
+          return false;
+        });
+      }
+      return FakeCoordinator::ReportEpoch(task_id, body);
+    }
+  } fake;
+  Worker worker(fake, {/*worker_id=*/1, [&fake](const std::string& line) {
+                         std::lock_guard<std::mutex> lock(fake.mu);
+                         fake.log.push_back(line);
+                         fake.cv.notify_all();
+                       }});
+  worker.RunTask(PrepareTask(1));
+  ASSERT_EQ(fake.completed.size(), 1u);
+  Json task = TrainTask(5, fake.completed.back().second);
+  task["epochs"] = 3;
+  worker.RunTask(task);
+  EXPECT_TRUE(fake.saw_next_epoch);
+  ASSERT_EQ(fake.epochs.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(fake.epochs[i].second["epoch"], i);  // in order
+  ASSERT_EQ(fake.completed.size(), 2u);
+  EXPECT_EQ(fake.completed.back().second, fake.epochs[2].second["checkpoint"].get<std::string>());
+}
+
+// "stop" in the answer to epoch 1's report, which arrives while epoch 2
+// trains: epoch 2 is never reported and the output is epoch 1's checkpoint.
+TEST(WorkerCommit, StopArrivingDuringTheNextEpochEndsTheTrialAtTheReportedEpoch) {
+  class StopAfterNextEpoch : public FakeCoordinator {
+   public:
+    bool ReportEpoch(int64_t task_id, const Json& body) override {
+      FakeCoordinator::ReportEpoch(task_id, body);
+      return false;
+    }
+  } fake;
+  std::vector<std::string> log;
+  Worker worker(fake, {/*worker_id=*/1, [&log](const std::string& line) { log.push_back(line); }});
+  worker.RunTask(PrepareTask(1));
+  Json task = TrainTask(5, fake.completed.back().second);
+  task["epochs"] = 4;
+  worker.RunTask(task);
+  ASSERT_EQ(fake.epochs.size(), 1u);
+  EXPECT_EQ(fake.epochs[0].second["epoch"], 0);
+  EXPECT_TRUE(fake.failed.empty());
+  ASSERT_EQ(fake.completed.size(), 2u);
+  EXPECT_EQ(fake.completed.back().second, fake.epochs[0].second["checkpoint"].get<std::string>());
+  bool logged_stop = false;
+  for (const auto& line : log) logged_stop = logged_stop || line.find("stopped by the coordinator") != std::string::npos;
+  EXPECT_TRUE(logged_stop);
+}
+
+// A report the coordinator refuses fails the task with its message, even
+// though it arrives while the next epoch trains.
+TEST(WorkerCommit, RefusedReportFailsTheTaskWithTheCoordinatorsMessage) {
+  class Refusing : public FakeCoordinator {
+   public:
+    bool ReportEpoch(int64_t, const Json&) override {
+      throw Error(ErrorCode::kInvalidArgument, "epoch report lacks the objective metric val_accuracy");
+    }
+  } fake;
+  Worker worker(fake, {/*worker_id=*/1, [](const std::string&) {}});
+  worker.RunTask(PrepareTask(1));
+  Json task = TrainTask(5, fake.completed.back().second);
+  task["epochs"] = 3;
+  worker.RunTask(task);
+  ASSERT_EQ(fake.failed.size(), 1u);
+  EXPECT_NE(fake.failed[0].second["reason"].get<std::string>().find("lacks the objective metric"), std::string::npos)
+      << fake.failed[0].second.dump();
+  EXPECT_EQ(fake.completed.size(), 1u);  // only the prepare task
 }
 
 TEST_F(WorkerTest, BadTasksFailWithAReasonAndTheWorkerGoesOn) {
