@@ -392,6 +392,25 @@ class SqliteLineageDb : public LineageDb {
     return std::make_pair(s.ColInt(0), static_cast<int>(s.ColInt(1)));
   }
 
+  // The index checkpoint_blobs_by_blob holds (blob, checkpoint), so this
+  // reads the first `limit` rows in order without sorting.
+  std::vector<std::string> CheckpointsWithBlob(const std::string& blob,
+                                               int limit) override {
+    if (limit < 0) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "limit must be >= 0, got " + std::to_string(limit));
+    }
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    Statement s = Prepare(
+        "SELECT checkpoint FROM checkpoint_blobs WHERE blob = ? "
+        "ORDER BY checkpoint LIMIT ?",
+        "listing the checkpoints that hold blob " + blob);
+    s.Text(1, blob).Int(2, limit);
+    std::vector<std::string> digests;
+    while (s.Step()) digests.push_back(s.ColText(0));
+    return digests;
+  }
+
   void PutArtifact(const std::string& digest, const std::string& kind,
                    int64_t stage_id, const Json& meta,
                    const BlobList& blobs) override {

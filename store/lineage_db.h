@@ -148,6 +148,10 @@ class LineageDb {
                                 const std::vector<std::pair<std::string, uint64_t>>& blobs) = 0;
   // (trial_id, epoch) of a checkpoint's first recording, if known.
   virtual std::optional<std::pair<int64_t, int>> FindCheckpoint(const std::string& digest) = 0;
+  // Digests of the recorded checkpoints whose blobs include `blob` (a tensor
+  // blob, or a manifest: each checkpoint lists its own), sorted, at most
+  // `limit` of them. Throws Error(kInvalidArgument) for a negative limit.
+  virtual std::vector<std::string> CheckpointsWithBlob(const std::string& blob, int limit) = 0;
 
   // Artifacts (prepared datasets): idempotent by digest.
   virtual void PutArtifact(const std::string& digest, const std::string& kind,

@@ -1,0 +1,224 @@
+#include "api/checkpoint_export.h"
+
+#include <limits>
+#include <map>
+#include <vector>
+
+#include "common/error.h"
+
+namespace baton::api {
+namespace {
+
+// A manifest is a few hundred bytes per tensor; a blob far larger than any
+// real one is a tensor or dataset, and is not read into memory to find out.
+constexpr uint64_t kMaxManifestBytes = 64ull << 20;
+
+// Thrown through BlobStore::Read, whose sink cannot say stop, when ours does.
+struct StopWriting {};
+
+store::Manifest LoadManifest(store::BlobStore& blobs,
+                             const std::string& digest) {
+  const uint64_t size = blobs.Size(digest);  // kNotFound when absent
+  if (size > kMaxManifestBytes) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "blob " + digest + " is not a checkpoint manifest (" +
+                    std::to_string(size) + " bytes)");
+  }
+  const std::string bytes = blobs.Get(digest);
+  try {
+    return store::ParseManifest(bytes);
+  } catch (const Error& e) {
+    // ParseManifest says kCorrupt: of a blob stored as a manifest it would
+    // be; here the caller named a blob that is something else.
+    throw Error(ErrorCode::kInvalidArgument,
+                "blob " + digest + " is not a checkpoint manifest: " + e.what());
+  }
+}
+
+// The other checkpoints that hold `blob`, sorted, at most kMaxSharedWith.
+std::vector<std::string> SharedWith(store::LineageDb& db,
+                                    const std::string& blob,
+                                    const std::string& self) {
+  std::vector<std::string> digests =
+      db.CheckpointsWithBlob(blob, kMaxSharedWith + 1);  // +1: self may be one
+  for (auto it = digests.begin(); it != digests.end(); ++it) {
+    if (*it == self) {
+      digests.erase(it);
+      break;
+    }
+  }
+  if (digests.size() > static_cast<size_t>(kMaxSharedWith)) {
+    digests.resize(kMaxSharedWith);
+  }
+  return digests;
+}
+
+Json RecordedJson(store::LineageDb& db, const std::string& digest) {
+  const auto found = db.FindCheckpoint(digest);
+  if (!found) return nullptr;
+  return Json{{"trial_id", found->first}, {"epoch", found->second}};
+}
+
+// The manifest validated and sorted by name, as ManifestFromJson leaves it;
+// a hand-built one that would not round-trip is the caller's mistake.
+store::Manifest Checked(const store::Manifest& manifest) {
+  try {
+    return store::ManifestFromJson(store::ManifestToJson(manifest));
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kInvalidArgument, e.what(), e.pointer());
+  }
+}
+
+std::string LittleEndian64(uint64_t value) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) {
+    out[i] = static_cast<char>((value >> (8 * i)) & 0xff);
+  }
+  return out;
+}
+
+// Header of an already Checked manifest.
+std::string HeaderOf(const store::Manifest& manifest,
+                     const std::string& digest) {
+  Json header = {{"__metadata__",
+                  {{"format", "pt"}, {"baton_checkpoint", digest}}}};
+  uint64_t offset = 0;
+  for (const store::TensorEntry& t : manifest.tensors) {
+    if (t.name == "__metadata__") {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "a tensor named \"__metadata__\" cannot be written to a "
+                  "safetensors file (the name is reserved)");
+    }
+    if (t.bytes > std::numeric_limits<uint64_t>::max() - offset) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "checkpoint " + digest + " has more than 2^64 bytes");
+    }
+    header[t.name] = {{"dtype", SafetensorsDtype(t.dtype)},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + t.bytes}}};
+    offset += t.bytes;
+  }
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const Json::type_error& e) {  // a name that is not UTF-8
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string("safetensors header: ") + e.what());
+  }
+  // Pad so the tensor data starts 8-byte aligned in the file, as the
+  // reference writer does, letting readers map tensors in place.
+  text.append((8 - text.size() % 8) % 8, ' ');
+  return LittleEndian64(text.size()) + text;
+}
+
+uint64_t TensorBytes(const store::Manifest& manifest) {
+  uint64_t total = 0;
+  for (const store::TensorEntry& t : manifest.tensors) total += t.bytes;
+  return total;
+}
+
+// Fails before anything is sent rather than part way through the stream.
+void RequireTensorBlobs(store::BlobStore& blobs,
+                        const store::Manifest& manifest,
+                        const std::string& digest) {
+  for (const store::TensorEntry& t : manifest.tensors) {
+    const std::string what =
+        "checkpoint " + digest + ": tensor \"" + t.name + "\"'s blob " + t.blob;
+    if (!blobs.Has(t.blob)) {
+      throw Error(ErrorCode::kCorrupt, what + " is missing from the store");
+    }
+    const uint64_t size = blobs.Size(t.blob);
+    if (size != t.bytes) {
+      throw Error(ErrorCode::kCorrupt,
+                  what + " has " + std::to_string(size) + " bytes, the manifest says " +
+                      std::to_string(t.bytes));
+    }
+  }
+}
+
+// Sends one tensor's bytes; never more than the header promised.
+void WriteTensor(store::BlobStore& blobs, const store::TensorEntry& t,
+                 const std::function<bool(std::string_view)>& sink) {
+  uint64_t sent = 0;
+  const auto wrong_size = [&] {
+    return Error(ErrorCode::kCorrupt, "blob " + t.blob + " of tensor \"" +
+                                          t.name + "\" is not " +
+                                          std::to_string(t.bytes) + " bytes");
+  };
+  blobs.Read(t.blob, [&](std::string_view piece) {
+    if (piece.size() > t.bytes - sent) throw wrong_size();
+    sent += piece.size();
+    if (!sink(piece)) throw StopWriting{};
+  });
+  if (sent != t.bytes) throw wrong_size();
+}
+
+}  // namespace
+
+Json CheckpointJson(store::BlobStore& blobs, store::LineageDb& db,
+                    const std::string& digest) {
+  const store::Manifest manifest = LoadManifest(blobs, digest);
+  // Tensors often share a blob within one checkpoint (equal zero biases).
+  std::map<std::string, std::vector<std::string>> shared;
+  Json tensors = Json::array();
+  for (const store::TensorEntry& t : manifest.tensors) {
+    auto it = shared.find(t.blob);
+    if (it == shared.end()) {
+      it = shared.emplace(t.blob, SharedWith(db, t.blob, digest)).first;
+    }
+    tensors.push_back({{"name", t.name},
+                       {"dtype", t.dtype},
+                       {"shape", t.shape},
+                       {"bytes", t.bytes},
+                       {"blob", t.blob},
+                       {"shared_with", it->second}});
+  }
+  return Json{{"digest", digest},
+              {"kind", manifest.kind},
+              {"meta", manifest.meta},
+              {"total_bytes", TensorBytes(manifest)},
+              {"tensors", std::move(tensors)},
+              {"recorded", RecordedJson(db, digest)}};
+}
+
+std::string SafetensorsDtype(const std::string& dtype) {
+  static const std::map<std::string, std::string> kNames = {
+      {"float32", "F32"}, {"float64", "F64"}, {"int64", "I64"},
+      {"int32", "I32"},   {"uint8", "U8"},    {"bool", "BOOL"}};
+  auto it = kNames.find(dtype);
+  if (it == kNames.end()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "dtype \"" + dtype + "\" has no safetensors equivalent here");
+  }
+  return it->second;
+}
+
+std::string SafetensorsHeader(const store::Manifest& manifest,
+                              const std::string& digest) {
+  return HeaderOf(Checked(manifest), digest);
+}
+
+uint64_t SafetensorsSize(const store::Manifest& manifest,
+                         const std::string& digest) {
+  const store::Manifest checked = Checked(manifest);
+  // HeaderOf has checked that the sum does not overflow.
+  return HeaderOf(checked, digest).size() + TensorBytes(checked);
+}
+
+void WriteSafetensors(store::BlobStore& blobs, const store::Manifest& manifest,
+                      const std::string& digest,
+                      const std::function<bool(std::string_view)>& sink) {
+  const store::Manifest checked = Checked(manifest);
+  const std::string header = HeaderOf(checked, digest);
+  RequireTensorBlobs(blobs, checked, digest);
+  if (!sink(header)) return;
+  try {
+    for (const store::TensorEntry& t : checked.tensors) {
+      WriteTensor(blobs, t, sink);
+    }
+  } catch (const StopWriting&) {
+    // The reader went away; nothing is wrong with the checkpoint.
+  }
+}
+
+}  // namespace baton::api

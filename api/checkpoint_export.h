@@ -1,0 +1,65 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "common/json_util.h"
+#include "store/blob_store.h"
+#include "store/checkpoint.h"
+#include "store/lineage_db.h"
+
+// A checkpoint as the REST API shows it, and as a safetensors file
+// (https://huggingface.co/docs/safetensors) that Python loads without Baton.
+// The functions hold no state; they are as thread-safe as the BlobStore and
+// LineageDb they are given (both are).
+namespace baton::api {
+
+// The most `shared_with` digests listed per tensor.
+constexpr int kMaxSharedWith = 100;
+
+// The checkpoint as GET /api/v1/checkpoints/{digest} shows it:
+// {"digest", "kind", "meta", "total_bytes" (sum of the tensors' bytes, not
+// counting the manifest), "tensors": [{"name", "dtype", "shape", "bytes",
+// "blob", "shared_with": digests of the other recorded checkpoints that hold
+// the same blob, sorted, at most kMaxSharedWith}] in manifest order,
+// "recorded": {"trial_id", "epoch"} of its first recording, or null}.
+// Throws Error(kNotFound) when the store has no such blob,
+// Error(kInvalidArgument) when the blob is not a checkpoint manifest (or
+// `digest` is not a digest), Error(kCorrupt) when the stored bytes no
+// longer match their digest.
+Json CheckpointJson(store::BlobStore& blobs, store::LineageDb& db,
+                    const std::string& digest);
+
+// The safetensors name of a Baton dtype ("float32" -> "F32", ...); throws
+// Error(kInvalidArgument) for one safetensors cannot express.
+std::string SafetensorsDtype(const std::string& dtype);
+
+// The start of the safetensors file: N as 8 little-endian bytes, then N
+// bytes of JSON header {"__metadata__": {"format": "pt", "baton_checkpoint":
+// digest}, "<tensor>": {"dtype", "shape", "data_offsets": [begin, end]}, ...}
+// padded with spaces so that 8 + N is a multiple of 8. Offsets are relative
+// to the end of the header and follow the manifest's order (by name), back
+// to back from 0. Throws Error(kInvalidArgument) for a manifest that does
+// not validate, a dtype safetensors lacks, or a tensor named "__metadata__".
+std::string SafetensorsHeader(const store::Manifest& manifest,
+                              const std::string& digest);
+
+// Bytes of the whole file: header plus every tensor's bytes.
+uint64_t SafetensorsSize(const store::Manifest& manifest,
+                         const std::string& digest);
+
+// Streams the file: the header, then each tensor's blob in manifest order.
+// Every tensor blob is checked to be in the store with the size the
+// manifest says before the first byte goes out, so an HTTP handler can still
+// answer with an error status: Error(kCorrupt) names the first that is
+// missing or of the wrong size. Blobs are read with BlobStore::Read, which
+// verifies each one's SHA-256 as it goes; a mismatch throws Error(kCorrupt)
+// after the sink has seen the bad bytes (the caller must then abort the
+// transfer). `sink` returns false to stop early, which is not an error.
+void WriteSafetensors(store::BlobStore& blobs, const store::Manifest& manifest,
+                      const std::string& digest,
+                      const std::function<bool(std::string_view)>& sink);
+
+}  // namespace baton::api
