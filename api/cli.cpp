@@ -46,6 +46,10 @@ int RunCli(int argc, char** argv) {
   if (store_dir.empty()) store_dir = "./baton-store";
   app.add_option("--store", store_dir, "store folder (default $BATON_STORE or ./baton-store)");
   bool json = false;
+  RemoteOptions remote;
+  if (const char* env = std::getenv("BATON_TOKEN"); env != nullptr) remote.token = env;
+  app.add_option("--server", remote.url, "act through a `baton serve` at this URL (run, runs, show, lineage)");
+  app.add_option("--token", remote.token, "the server's API token (default $BATON_TOKEN)");
 
   auto* validate = app.add_subcommand("validate", "check a pipeline file and print every problem");
   std::string file;
@@ -85,6 +89,16 @@ int RunCli(int argc, char** argv) {
   auto* du = store_cmd->add_subcommand("du", "disk use per run and stage, with bytes shared");
   du->add_flag("--json", json, "machine-readable output");
 
+  auto* serve = app.add_subcommand("serve", "serve the REST API (/api/v1), the web UI and runs triggered over HTTP");
+  ServeOptions serve_options;
+  serve_options.web_dir = BATON_SOURCE_DIR "/web";
+  serve->add_option("--host", serve_options.host, "address to listen on (default 127.0.0.1)");
+  serve->add_option("--port", serve_options.port, "port (default 8080; 0 = any free one)");
+  serve->add_flag("--public-read", serve_options.public_read, "let reads through without the token");
+  serve->add_option("--max-runs", serve_options.max_runs, "runs executing at once (default 2)")->check(CLI::PositiveNumber);
+  serve->add_option("--workers", serve_options.workers, "worker processes per run (default: as baton run)");
+  serve->add_option("--web-dir", serve_options.web_dir, "the web UI's files (default: the source tree's web/)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -94,10 +108,19 @@ int RunCli(int argc, char** argv) {
 
   try {
     if (*validate) return CmdValidate(file, json);
+    if (!remote.url.empty()) {
+      run_options.progress = !no_progress;
+      if (*run) return RemoteRun(remote, run_options);
+      if (*runs) return RemoteRuns(remote, json, quiet);
+      if (*show) return RemoteShow(remote, run_id, stage);
+      if (*lineage) return RemoteLineage(remote, node, downstream, depth);
+      throw Error(ErrorCode::kInvalidArgument, "--server works with run, runs, show and lineage");
+    }
     if (*run) {
       run_options.progress = !no_progress;
       return CmdRun(store_dir, run_options);
     }
+    if (*serve) return CmdServe(store_dir, serve_options);
     StoreHandle store = OpenStore(store_dir);
     if (*runs) return CmdRuns(store, json, quiet);
     if (*show) return CmdShow(store, run_id, stage, json);

@@ -47,4 +47,28 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
 int CmdLineage(StoreHandle& store, const std::string& id, bool downstream, int depth, bool json);
 int CmdStoreDu(StoreHandle& store, bool json);
 
+struct ServeOptions {
+  std::string host = "127.0.0.1";  // loopback unless asked otherwise
+  int port = 8080;                  // 0 = any free port
+  bool public_read = false;         // reads without the token
+  int max_runs = 2;                 // runs executing at once
+  int workers = 0;                  // worker processes per run (0 = as `baton run`)
+  int threads = 16;                 // request threads (each event stream holds one)
+  size_t max_body_bytes = 16u << 20;  // largest request body (413 above)
+  std::string web_dir;              // the web UI's files, served under /
+};
+int CmdServe(const std::string& store_dir, const ServeOptions& options);
+// The commands through a `baton serve` (cli_remote.cpp); show and lineage
+// print the API's JSON.
+struct RemoteOptions {
+  std::string url;    // http://host:port
+  std::string token;  // --token or $BATON_TOKEN
+};
+int RemoteRun(const RemoteOptions& remote, const RunOptions& options);
+int RemoteRuns(const RemoteOptions& remote, bool json, bool quiet);
+int RemoteShow(const RemoteOptions& remote, const std::string& run_id, const std::string& stage);
+int RemoteLineage(const RemoteOptions& remote, const std::string& id, bool downstream, int depth);
+// <store>/api-token, created with mode 0600 on first use (*created).
+std::string LoadOrCreateApiToken(const std::string& store_dir, bool* created);
+
 }  // namespace baton::api

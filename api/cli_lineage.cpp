@@ -4,6 +4,7 @@
 #include <set>
 
 #include "api/cli.h"
+#include "api/views.h"
 #include "common/digest.h"
 #include "common/error.h"
 
@@ -117,31 +118,40 @@ std::string HumanBytes(uint64_t n) {
   return buf;
 }
 
-int CmdLineage(StoreHandle& store, const std::string& id, bool downstream, int depth, bool json) {
+Json LineageJson(StoreHandle& store, const std::string& id, bool downstream, int depth) {
   const std::string root = ResolveNode(store, id);
   auto edges = downstream ? store.db->Downstream(root, depth) : store.db->Upstream(root, depth);
-  std::map<std::string, Json> nodes;
-  nodes[root] = Describe(store, root);
+  Json out = {{"node", root}, {"direction", downstream ? "downstream" : "upstream"}, {"edges", Json::array()},
+              {"nodes", Json::object()}};
+  out["nodes"][root] = Describe(store, root);
   for (const auto& e : edges) {
-    if (!nodes.count(e.src)) nodes[e.src] = Describe(store, e.src);
-    if (!nodes.count(e.dst)) nodes[e.dst] = Describe(store, e.dst);
-  }
-  if (json) {
-    Json out = {{"node", root}, {"direction", downstream ? "downstream" : "upstream"}, {"edges", Json::array()},
-                {"nodes", Json::object()}};
-    for (const auto& e : edges) {
-      out["edges"].push_back({{"src", e.src}, {"dst", e.dst}, {"kind", e.kind}, {"attrs", e.attrs}});
-      if (e.kind == "initialized_from" && !out.contains("initialized_from")) {
-        Json init = e.attrs;
-        init["trial"] = e.src;
-        init["checkpoint"] = e.dst.substr(e.dst.find(':') + 1);
-        out["initialized_from"] = init;
-      }
+    for (const std::string* n : {&e.src, &e.dst}) {
+      if (!out["nodes"].contains(*n)) out["nodes"][*n] = Describe(store, *n);
     }
-    for (const auto& [k, v] : nodes) out["nodes"][k] = v;
-    std::printf("%s\n", out.dump(2).c_str());
+    out["edges"].push_back({{"src", e.src}, {"dst", e.dst}, {"kind", e.kind}, {"attrs", e.attrs}});
+    if (e.kind == "initialized_from" && !out.contains("initialized_from")) {
+      Json init = e.attrs;
+      init["trial"] = e.src;
+      init["checkpoint"] = e.dst.substr(e.dst.find(':') + 1);
+      out["initialized_from"] = init;
+    }
+  }
+  return out;
+}
+
+int CmdLineage(StoreHandle& store, const std::string& id, bool downstream, int depth, bool json) {
+  const Json lineage = LineageJson(store, id, downstream, depth);
+  if (json) {
+    std::printf("%s\n", lineage.dump(2).c_str());
     return kExitOk;
   }
+  const std::string root = lineage["node"].get<std::string>();
+  std::vector<store::Edge> edges;
+  for (const auto& e : lineage["edges"]) {
+    edges.push_back({e["src"].get<std::string>(), e["dst"].get<std::string>(), e["kind"].get<std::string>(), e["attrs"]});
+  }
+  std::map<std::string, Json> nodes;
+  for (const auto& [k, v] : lineage["nodes"].items()) nodes[k] = v;
   // A tree from the root; a node reached twice is printed once in full.
   std::multimap<std::string, const store::Edge*> children;
   for (const auto& e : edges) children.insert({downstream ? e.dst : e.src, &e});

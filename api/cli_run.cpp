@@ -7,11 +7,10 @@
 #include <thread>
 
 #include "api/cli.h"
-#include "api/http_server.h"
 #include "api/progress.h"
+#include "api/run_manager.h"
 #include "common/error.h"
 #include "orchestrator/coordinator.h"
-#include "orchestrator/local_pool.h"
 #include "orchestrator/pipeline_spec.h"
 
 namespace baton::api {
@@ -73,35 +72,8 @@ int CmdRun(const std::string& store_dir, const RunOptions& options) {
   ProgressPrinter printer(out, live, objectives, pipeline.order);
   coordinator.AddObserver(&printer);
 
-  int workers = options.workers;
-  if (workers <= 0) {
-    workers = std::max(1, std::min(static_cast<int>(std::thread::hardware_concurrency()), coordinator.MaxParallel()));
-  }
-  HttpServerOptions server_options;
-  server_options.threads = workers + 4;
-  HttpServer server(server_options);
-  const std::string token = NewToken();
-  server.MountInternal(&coordinator, store.blobs.get(), token);
-  server.Start();
-
-  coordinator.Start();
-  std::unique_ptr<orchestrator::LocalPool> pool;
-  if (coordinator.HasWork()) {
-    orchestrator::LocalPoolOptions pool_options;
-    pool_options.worker_binary = orchestrator::FindWorkerBinary();
-    pool_options.coordinator_url = server.url();
-    pool_options.token = token;
-    pool_options.workers = workers;
-    pool_options.log_dir = store_dir + "/logs/" + run_id;
-    pool = std::make_unique<orchestrator::LocalPool>(
-        pool_options, [&](int worker, const std::string& reason) { coordinator.WorkerLost(worker, reason); },
-        [&] { return coordinator.HasWork(); });
-    pool->Start();
-  }
-  while (!coordinator.WaitFinished(std::chrono::milliseconds(1000))) printer.Tick();
+  ExecuteRun(store, coordinator, options.workers, [&] { printer.Tick(); });
   printer.Finish();
-  if (pool) pool->Stop(10000);
-  server.Stop();
 
   const std::string status = coordinator.Status();
   if (options.json) {

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "api/cli.h"
+#include "api/views.h"
 #include "common/digest.h"
 #include "common/error.h"
 #include "store/checkpoint.h"
@@ -49,18 +50,12 @@ store::RunRecord MustRun(StoreHandle& store, const std::string& id) {
 
 int64_t Effective(const store::StageRecord& s) { return s.cached_from != 0 ? s.cached_from : s.id; }
 
-Json ComparisonJson(StoreHandle& store, const store::StageRecord& s);
 std::string SpeedupLine(const Json& comparison);
+
+}  // namespace
 
 // Trials of a tune stage with their epochs, ranked by the objective at the
 // final epoch (the order init_from's "best" and ranks use).
-struct TrialView {
-  store::TrialRecord trial;
-  std::vector<store::EpochRecord> epochs;
-  bool has_final = false;
-  double final_value = 0;
-  double best_value = 0;
-};
 
 std::vector<TrialView> RankedTrials(StoreHandle& store, const store::StageRecord& stage) {
   const Json objective = stage.spec.value("objective", Json{{"metric", "val_accuracy"}, {"mode", "max"}});
@@ -167,6 +162,8 @@ Json ComparisonJson(StoreHandle& store, const store::StageRecord& s) {
   const std::string digest = s.resolved["comparison"].get<std::string>();
   return ParseJson(store.blobs->Get(digest), "comparison " + digest);
 }
+
+namespace {
 
 std::string MeanSd(const Json& summary, const char* fmt = "%.4f") {
   if (!summary.contains("mean")) return "-";
@@ -304,6 +301,26 @@ void PrintAblation(const Json& a) {
 
 }  // namespace
 
+Json RunJson(const store::RunRecord& r) {
+  return {{"run_id", r.id}, {"pipeline", r.name}, {"pipeline_id", r.pipeline_id}, {"status", r.status},
+          {"created_at", r.created_at}, {"finished_at", r.finished_at}, {"error", r.error}};
+}
+
+Json RunDetailJson(StoreHandle& store, const store::RunRecord& run) {
+  Json out = RunJson(run);
+  out["stages"] = Json::array();
+  for (const auto& s : store.db->GetStages(run.id)) out["stages"].push_back(StageJson(store, s));
+  return out;
+}
+
+Json StageDetailJson(StoreHandle& store, const store::StageRecord& s) {
+  Json out = StageJson(store, s);
+  if (s.type == "ablate") out["ablation"] = AblationJson(store, s);
+  out["trials"] = Json::array();
+  for (const auto& v : RankedTrials(store, s)) out["trials"].push_back(TrialJson(v));
+  return out;
+}
+
 int CmdRuns(StoreHandle& store, bool json, bool quiet) {
   auto runs = store.db->ListRuns(100);
   if (quiet) {
@@ -312,10 +329,7 @@ int CmdRuns(StoreHandle& store, bool json, bool quiet) {
   }
   if (json) {
     Json out = Json::array();
-    for (const auto& r : runs) {
-      out.push_back({{"run_id", r.id}, {"pipeline", r.name}, {"pipeline_id", r.pipeline_id}, {"status", r.status},
-                     {"created_at", r.created_at}, {"finished_at", r.finished_at}, {"error", r.error}});
-    }
+    for (const auto& r : runs) out.push_back(RunJson(r));
     std::printf("%s\n", out.dump(2).c_str());
     return kExitOk;
   }
@@ -340,11 +354,7 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
     const auto& s = *it;
     auto trials = RankedTrials(store, s);
     if (json) {
-      Json out = StageJson(store, s);
-      if (s.type == "ablate") out["ablation"] = AblationJson(store, s);
-      out["trials"] = Json::array();
-      for (const auto& v : trials) out["trials"].push_back(TrialJson(v));
-      std::printf("%s\n", out.dump(2).c_str());
+      std::printf("%s\n", StageDetailJson(store, s).dump(2).c_str());
       return kExitOk;
     }
     std::printf("stage %s (%s) of run %s: %s%s\n", s.name.c_str(), s.type.c_str(), run_id.c_str(), s.status.c_str(),
@@ -424,11 +434,7 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
     return kExitOk;
   }
   if (json) {
-    Json out = {{"run_id", run.id}, {"pipeline", run.name}, {"pipeline_id", run.pipeline_id}, {"status", run.status},
-                {"created_at", run.created_at}, {"finished_at", run.finished_at}, {"error", run.error},
-                {"stages", Json::array()}};
-    for (const auto& s : stages) out["stages"].push_back(StageJson(store, s));
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", RunDetailJson(store, run).dump(2).c_str());
     return kExitOk;
   }
   std::printf("run %s  pipeline %s  %s  created %s  took %s\n", run.id.c_str(), run.name.c_str(), run.status.c_str(),

@@ -1,4 +1,5 @@
 #include "api/http_server.h"
+#include "api/http_server_internal.h"
 
 #include <chrono>
 #include <random>
@@ -13,45 +14,8 @@
 namespace baton::api {
 namespace {
 
-int HttpStatus(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::kInvalidArgument: return 400;
-    case ErrorCode::kNotFound: return 404;
-    case ErrorCode::kConflict: return 409;
-    case ErrorCode::kUnavailable: return 503;
-    case ErrorCode::kCorrupt: return 500;
-    case ErrorCode::kInternal: return 500;
-    case ErrorCode::kUnauthenticated: return 401;
-  }
-  return 500;
-}
-
-// MLflow-style error codes for the envelope.
-const char* EnvelopeCode(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::kInvalidArgument: return "INVALID_PARAMETER_VALUE";
-    case ErrorCode::kNotFound: return "RESOURCE_DOES_NOT_EXIST";
-    case ErrorCode::kConflict: return "RESOURCE_CONFLICT";
-    case ErrorCode::kUnavailable: return "TEMPORARILY_UNAVAILABLE";
-    case ErrorCode::kCorrupt: return "DATA_CORRUPTED";
-    case ErrorCode::kInternal: return "INTERNAL_ERROR";
-    case ErrorCode::kUnauthenticated: return "UNAUTHENTICATED";
-  }
-  return "INTERNAL_ERROR";
-}
-
-void SendError(httplib::Response& res, ErrorCode code, const std::string& message,
-               const std::vector<ErrorDetail>& details = {}) {
-  Json body = {{"error_code", EnvelopeCode(code)}, {"message", message}, {"details", Json::array()}};
-  for (const auto& d : details) body["details"].push_back({{"pointer", d.pointer}, {"message", d.message}});
-  res.status = HttpStatus(code);
-  res.set_content(body.dump(), "application/json");
-}
-
-void SendJson(httplib::Response& res, const Json& body) {
-  res.status = 200;
-  res.set_content(body.dump(), "application/json");
-}
+using detail::SendError;
+using detail::SendJson;
 
 // Splits a blobs:batch body into its blobs, which point into `body`: for
 // each blob its digest (64 lower-case hex characters), its length (u64,
@@ -99,6 +63,50 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
 
 }  // namespace
 
+namespace detail {
+
+int HttpStatus(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument: return 400;
+    case ErrorCode::kNotFound: return 404;
+    case ErrorCode::kConflict: return 409;
+    case ErrorCode::kUnavailable: return 503;
+    case ErrorCode::kCorrupt: return 500;
+    case ErrorCode::kInternal: return 500;
+    case ErrorCode::kUnauthenticated: return 401;
+  }
+  return 500;
+}
+
+// MLflow-style error codes for the envelope.
+const char* EnvelopeCode(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument: return "INVALID_PARAMETER_VALUE";
+    case ErrorCode::kNotFound: return "RESOURCE_DOES_NOT_EXIST";
+    case ErrorCode::kConflict: return "RESOURCE_CONFLICT";
+    case ErrorCode::kUnavailable: return "TEMPORARILY_UNAVAILABLE";
+    case ErrorCode::kCorrupt: return "DATA_CORRUPTED";
+    case ErrorCode::kInternal: return "INTERNAL_ERROR";
+    case ErrorCode::kUnauthenticated: return "UNAUTHENTICATED";
+  }
+  return "INTERNAL_ERROR";
+}
+
+void SendError(httplib::Response& res, ErrorCode code, const std::string& message,
+               const std::vector<ErrorDetail>& details) {
+  Json body = {{"error_code", EnvelopeCode(code)}, {"message", message}, {"details", Json::array()}};
+  for (const auto& d : details) body["details"].push_back({{"pointer", d.pointer}, {"message", d.message}});
+  res.status = HttpStatus(code);
+  res.set_content(body.dump(), "application/json");
+}
+
+void SendJson(httplib::Response& res, const Json& body) {
+  res.status = 200;
+  res.set_content(body.dump(), "application/json");
+}
+
+}  // namespace detail
+
 std::string NewToken() {
   std::random_device rd;
   std::string raw;
@@ -108,13 +116,6 @@ std::string NewToken() {
   }
   return Sha256Hex(raw);
 }
-
-struct HttpServer::Impl {
-  HttpServerOptions options;
-  httplib::Server server;
-  std::thread thread;
-  int port = 0;
-};
 
 HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = options;

@@ -2,11 +2,22 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "orchestrator/coordinator.h"
 #include "store/blob_store.h"
 
 namespace baton::api {
+
+struct StoreHandle;
+class RunManager;
+
+struct ApiOptions {
+  std::string token;        // mutations (and reads, unless public_read) need "Bearer <token>"
+  bool public_read = false;
+  std::string web_dir;      // served under / when not empty
+};
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";  // loopback unless asked otherwise
@@ -28,6 +39,11 @@ class HttpServer {
   // carry "Authorization: Bearer <token>".
   void MountInternal(orchestrator::Coordinator* coordinator, store::BlobStore* blobs,
                      const std::string& token);
+  // Routes /api/v1 (api/openapi.json) over `store`, runs through `runs`;
+  // both must outlive the server.
+  void MountApi(const ApiOptions& options, StoreHandle* store, RunManager* runs);
+  // The (method, OpenAPI path) of every /api/v1 route MountApi registered.
+  std::vector<std::pair<std::string, std::string>> ApiRoutes() const;
   // Binds and starts serving in a background thread; returns the port.
   int Start();
   void Stop();
@@ -37,6 +53,9 @@ class HttpServer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The OpenAPI 3 document of MountApi's routes (api/openapi.json, compiled in).
+const char* OpenApiRaw();
 
 // A random 256-bit token, hex.
 std::string NewToken();

@@ -153,6 +153,7 @@ int Coordinator::MaxParallel() const {
 
 void Coordinator::Start() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (finished_) return;  // cancelled before it started
   auto run = db_.GetRun(run_id_);
   if (!run) throw Error(ErrorCode::kNotFound, "no run " + run_id_);
   run->status = "running";
@@ -628,6 +629,41 @@ void Coordinator::FinishRunIfDone() {
   finished_ = true;
   Emit("run_finished", "", 0, -1, {{"status", run->status}, {"error", run->error}});
   cv_.notify_all();
+}
+
+bool Coordinator::Cancel(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (finished_) return false;
+  const double now = Now();
+  for (auto& [id, t] : tasks_) {
+    if (Terminal(t->rec.status)) continue;
+    if (t->rec.status == "running") t->stage->running -= 1;
+    t->worker = -1;
+    t->rec.status = "cancelled";
+    t->rec.reason = reason;
+    t->rec.finished_at = now;
+    db_.UpdateTrial(t->rec);
+    Emit("trial_finished", t->stage->rec.name, t->rec.id, t->rec.number,
+         {{"status", "cancelled"}, {"epochs", t->last_epoch + 1}, {"reason", reason}});
+  }
+  for (auto& s : stages_) {
+    if (Terminal(s->rec.status)) continue;
+    s->rec.status = "cancelled";
+    s->rec.error = reason;
+    s->rec.finished_at = now;
+    db_.UpdateStage(s->rec);
+    Emit("stage_finished", s->rec.name, 0, -1, {{"status", "cancelled"}, {"error", reason}});
+  }
+  auto run = db_.GetRun(run_id_);
+  run->status = "cancelled";
+  run->error = reason;
+  run->finished_at = now;
+  db_.UpdateRun(*run);
+  status_ = run->status;
+  finished_ = true;
+  Emit("run_finished", "", 0, -1, {{"status", run->status}, {"error", run->error}});
+  cv_.notify_all();
+  return true;
 }
 
 bool Coordinator::HasWork() {

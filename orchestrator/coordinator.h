@@ -62,6 +62,12 @@ class Coordinator {
   // A worker process ended; its running task (if any) fails with `reason`.
   void WorkerLost(int worker_id, const std::string& reason);
 
+  // Ends the run now as "cancelled" with `reason`: pending and running tasks
+  // and unfinished stages become "cancelled" (epochs already stored stay);
+  // workers are told the run is over, and their late reports are refused.
+  // Returns false if the run had already finished.
+  bool Cancel(const std::string& reason);
+
   // True while some task is pending or running.
   bool HasWork();
   // Blocks until the run has finished or `timeout` passed; true if finished.

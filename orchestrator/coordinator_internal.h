@@ -22,7 +22,7 @@ inline double Now() {
 
 inline bool Terminal(const std::string& status) {
   return status == "succeeded" || status == "failed" || status == "diverged" ||
-         status == "pruned" || status == "cached" || status == "skipped";
+         status == "pruned" || status == "cached" || status == "skipped" || status == "cancelled";
 }
 
 inline std::string Node(const char* kind, const std::string& id) { return std::string(kind) + ":" + id; }

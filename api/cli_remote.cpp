@@ -1,0 +1,167 @@
+// `baton --server URL run|runs|show|lineage`: the same commands through a
+// `baton serve` instead of a local store. The token comes from --token or
+// $BATON_TOKEN (the server's <store>/api-token); a server started with
+// --public-read needs it only for `run`.
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <httplib.h>
+
+#include "api/cli.h"
+#include "api/progress.h"
+#include "common/error.h"
+#include "common/json_util.h"
+
+namespace baton::api {
+namespace {
+
+httplib::Client Connect(const RemoteOptions& remote) {
+  httplib::Client c(remote.url);
+  if (!c.is_valid()) throw Error(ErrorCode::kInvalidArgument, "--server " + remote.url + " is not an http:// URL");
+  c.set_connection_timeout(5, 0);
+  c.set_read_timeout(60, 0);
+  if (!remote.token.empty()) c.set_bearer_token_auth(remote.token);
+  return c;
+}
+
+ErrorCode CodeOfStatus(int status) {
+  switch (status) {
+    case 400: case 413: return ErrorCode::kInvalidArgument;
+    case 401: case 403: return ErrorCode::kUnauthenticated;
+    case 404: return ErrorCode::kNotFound;
+    case 409: return ErrorCode::kConflict;
+    default: return status >= 500 ? ErrorCode::kUnavailable : ErrorCode::kInternal;
+  }
+}
+
+// The answer's JSON; the server's error envelope becomes an Error with its
+// message and pointers.
+Json Check(const RemoteOptions& remote, const httplib::Result& res, const std::string& what) {
+  if (!res) {
+    throw Error(ErrorCode::kUnavailable, "cannot reach " + remote.url + " (" + what + "): " + httplib::to_string(res.error()));
+  }
+  Json body = Json::object();
+  try {
+    if (!res->body.empty()) body = Json::parse(res->body);
+  } catch (const Json::exception&) {
+    throw Error(ErrorCode::kInternal, what + ": the server answered " + std::to_string(res->status) + " with no JSON");
+  }
+  if (res->status >= 400) {
+    std::vector<ErrorDetail> details;
+    for (const auto& d : body.value("details", Json::array())) {
+      details.push_back({d.value("pointer", ""), d.value("message", "")});
+    }
+    std::string message = body.value("message", "HTTP " + std::to_string(res->status));
+    for (const auto& d : details) message += "\n  " + (d.pointer.empty() ? "/" : d.pointer) + ": " + d.message;
+    if (res->status == 401) message += " (give --token or set BATON_TOKEN)";
+    throw Error(CodeOfStatus(res->status), message, details);
+  }
+  return body;
+}
+
+void Print(const Json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+
+}  // namespace
+
+int RemoteRun(const RemoteOptions& remote, const RunOptions& options) {
+  std::ifstream in(options.pipeline_file, std::ios::binary);
+  if (!in) throw Error(ErrorCode::kNotFound, "cannot read pipeline file " + options.pipeline_file);
+  std::stringstream text;
+  text << in.rdbuf();
+  const Json doc = ParseJson(text.str(), options.pipeline_file);
+  httplib::Client c = Connect(remote);
+  const Json made = Check(remote, c.Post("/api/v1/runs", Json{{"pipeline", doc}}.dump(), "application/json"),
+                          "triggering the run");
+  const std::string run_id = made["run_id"].get<std::string>();
+  std::FILE* out = options.json ? stderr : stdout;
+  std::fprintf(out, "run %s on %s (it goes on if this command stops)\n", run_id.c_str(), remote.url.c_str());
+  std::vector<std::string> order;
+  std::map<std::string, std::pair<std::string, std::string>> objectives;
+  for (const auto& [name, stage] : doc.value("stages", Json::object()).items()) {
+    order.push_back(name);
+    if (stage.contains("objective")) {
+      objectives[name] = {stage["objective"].value("metric", ""), stage["objective"].value("mode", "max")};
+    }
+  }
+  ProgressPrinter printer(out, options.progress && isatty(fileno(out)), objectives, order);
+  // Follow the event stream; reconnect after the last event seen if it breaks.
+  int64_t last = 0;
+  bool finished = false;
+  std::string buffer;
+  for (int attempt = 0; !finished && attempt < 100; ++attempt) {
+    httplib::Headers headers;
+    if (last > 0) headers.emplace("Last-Event-ID", std::to_string(last));
+    c.set_read_timeout(60, 0);
+    buffer.clear();
+    c.Get(("/api/v1/runs/" + run_id + "/events").c_str(), headers, [&](const char* data, size_t n) {
+      buffer.append(data, n);
+      for (size_t end; (end = buffer.find("\n\n")) != std::string::npos;) {
+        std::istringstream lines(buffer.substr(0, end));
+        buffer.erase(0, end + 2);
+        for (std::string line; std::getline(lines, line);) {
+          if (line.rfind("data: ", 0) != 0) continue;
+          const Json e = Json::parse(line.substr(6));
+          last = e.value("id", last);
+          orchestrator::Event event;
+          event.type = e.value("type", "");
+          event.run_id = run_id;
+          event.stage = e.value("stage", "");
+          event.trial_id = e.value("trial_id", int64_t{0});
+          event.trial_number = e.value("trial_number", -1);
+          event.data = e.value("data", Json::object());
+          event.time = e.value("time", 0.0);
+          printer.OnEvent(event);
+          finished = finished || event.type == "run_finished" || event.type == "run_status";
+        }
+      }
+      printer.Tick();
+      return true;
+    });
+    if (!finished) sleep(1);
+  }
+  printer.Finish();
+  const Json run = Check(remote, c.Get(("/api/v1/runs/" + run_id).c_str()), "reading the run");
+  if (options.json) {
+    Print(run);
+  } else {
+    std::fprintf(out, "\nrun %s %s%s\n", run_id.c_str(), run.value("status", "?").c_str(),
+                 run.value("error", "").empty() ? "" : (": " + run["error"].get<std::string>()).c_str());
+  }
+  return run.value("status", "") == "succeeded" ? kExitOk : kExitRunFailed;
+}
+
+int RemoteRuns(const RemoteOptions& remote, bool json, bool quiet) {
+  httplib::Client c = Connect(remote);
+  const Json page = Check(remote, c.Get("/api/v1/runs?max_results=100"), "listing runs");
+  if (json) {
+    Print(page["runs"]);
+    return kExitOk;
+  }
+  if (!quiet) std::printf("%-22s %-20s %-10s\n", "RUN", "PIPELINE", "STATUS");
+  for (const auto& r : page["runs"]) {
+    if (quiet) std::printf("%s\n", r["run_id"].get<std::string>().c_str());
+    else std::printf("%-22s %-20s %-10s\n", r["run_id"].get<std::string>().c_str(), r["pipeline"].get<std::string>().c_str(),
+                     r["status"].get<std::string>().c_str());
+  }
+  return kExitOk;
+}
+
+int RemoteShow(const RemoteOptions& remote, const std::string& run_id, const std::string& stage) {
+  httplib::Client c = Connect(remote);
+  const std::string path = "/api/v1/runs/" + run_id + (stage.empty() ? "" : "/stages/" + stage);
+  Print(Check(remote, c.Get(path.c_str()), "reading run " + run_id));
+  return kExitOk;
+}
+
+int RemoteLineage(const RemoteOptions& remote, const std::string& id, bool downstream, int depth) {
+  httplib::Client c = Connect(remote);
+  const std::string path = "/api/v1/lineage?node=" + httplib::detail::encode_query_param(id) +
+                           "&direction=" + (downstream ? "downstream" : "upstream") + "&depth=" + std::to_string(depth);
+  Print(Check(remote, c.Get(path.c_str()), "reading the lineage of " + id));
+  return kExitOk;
+}
+
+}  // namespace baton::api

@@ -1,0 +1,109 @@
+// `baton serve`: the REST API, the web UI's files and runs triggered over
+// HTTP, until SIGINT or SIGTERM.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "api/cli.h"
+#include "api/http_server.h"
+#include "api/run_manager.h"
+#include "common/error.h"
+
+namespace baton::api {
+
+// The API token: read from <store>/api-token, or made and stored there with
+// mode 0600 on first start (then *created is true). A token file others can
+// read is refused, as ssh refuses such keys.
+std::string LoadOrCreateApiToken(const std::string& store_dir, bool* created) {
+  const std::string path = store_dir + "/api-token";
+  *created = false;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    const std::string token = NewToken();
+    const bool ok = ::write(fd, token.data(), token.size()) == static_cast<ssize_t>(token.size()) && ::fsync(fd) == 0;
+    ::close(fd);
+    if (!ok) {
+      ::unlink(path.c_str());
+      throw Error(ErrorCode::kUnavailable, "cannot write the API token to " + path + ": " + std::strerror(errno));
+    }
+    *created = true;
+    return token;
+  }
+  if (errno != EEXIST) {
+    throw Error(ErrorCode::kUnavailable, "cannot create the API token file " + path + ": " + std::strerror(errno));
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    throw Error(ErrorCode::kUnavailable, "cannot read the API token file " + path + ": " + std::strerror(errno));
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw Error(ErrorCode::kInvalidArgument, "the API token file " + path + " has mode " + mode +
+                                                 ": others may read it; run `chmod 600 " + path + "` (or delete it for a new token)");
+  }
+  std::ifstream in(path);
+  std::string token;
+  std::getline(in, token);
+  if (token.size() < 32) {
+    throw Error(ErrorCode::kInvalidArgument, "the API token file " + path + " holds no token (delete it for a new one)");
+  }
+  return token;
+}
+
+int CmdServe(const std::string& store_dir, const ServeOptions& options) {
+  // Block the stop signals before any thread starts, so that every thread
+  // inherits the mask and only sigwait below receives them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);  // a client that hangs up mid-stream
+
+  StoreHandle store = OpenStore(store_dir);
+  bool created = false;
+  ApiOptions api;
+  api.token = LoadOrCreateApiToken(store_dir, &created);
+  api.public_read = options.public_read;
+  api.web_dir = options.web_dir;
+  if (!api.web_dir.empty() && !std::filesystem::is_directory(api.web_dir)) api.web_dir.clear();
+
+  RunManagerOptions run_options;
+  run_options.max_runs = options.max_runs;
+  run_options.workers = options.workers;
+  RunManager runs(store, run_options);
+
+  HttpServerOptions server_options;
+  server_options.host = options.host;
+  server_options.port = options.port;
+  server_options.threads = options.threads;
+  server_options.max_body_bytes = options.max_body_bytes;
+  HttpServer server(server_options);
+  server.MountApi(api, &store, &runs);
+  server.Start();
+  std::printf("listening on %s\n", server.url().c_str());
+  std::fflush(stdout);
+  if (created) {
+    std::fprintf(stderr,
+                 "API token (printed this once; kept in %s/api-token, mode 0600): %s\n"
+                 "mutations need the header \"Authorization: Bearer <token>\"%s\n",
+                 store_dir.c_str(), api.token.c_str(), options.public_read ? "" : ", reads too (see --public-read)");
+  }
+  std::fprintf(stderr, "store %s, up to %d runs at once; stop with Ctrl-C\n", store_dir.c_str(), options.max_runs);
+
+  int signal_number = 0;
+  sigwait(&stop, &signal_number);
+  std::fprintf(stderr, "stopping (%s): cancelling %d active run(s)\n", strsignal(signal_number), runs.Active());
+  server.Stop();
+  return kExitOk;  // ~RunManager cancels what still runs and waits for its workers
+}
+
+}  // namespace baton::api

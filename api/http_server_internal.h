@@ -1,0 +1,39 @@
+#pragma once
+
+// What the translation units of api/ that register routes share: the
+// server's state and the one way errors and JSON leave it. Includes
+// cpp-httplib, so only api/*.cpp may include this.
+#include <memory>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <httplib.h>
+
+#include "api/http_server.h"
+#include "common/error.h"
+#include "common/json_util.h"
+
+namespace baton::api {
+
+struct HttpServer::Impl {
+  HttpServerOptions options;
+  httplib::Server server;
+  std::thread thread;
+  int port = 0;
+  std::vector<std::pair<std::string, std::string>> routes;  // MountApi's (method, OpenAPI path)
+  std::vector<std::shared_ptr<void>> keep;                  // state the routes' handlers use
+};
+
+namespace detail {
+
+// The HTTP status of an error code, and MLflow's name for it.
+int HttpStatus(ErrorCode code);
+const char* EnvelopeCode(ErrorCode code);
+// {"error_code", "message", "details": [{"pointer", "message"}]} with the status.
+void SendError(httplib::Response& res, ErrorCode code, const std::string& message,
+               const std::vector<ErrorDetail>& details = {});
+void SendJson(httplib::Response& res, const Json& body);
+
+}  // namespace detail
+}  // namespace baton::api

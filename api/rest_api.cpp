@@ -1,0 +1,366 @@
+// The public REST API under /api/v1 (docs: api/openapi.json, served at
+// /api/v1/openapi.json). Every route is registered through Route(), which
+// turns its OpenAPI path into a strict regex (digests are 64 hex
+// characters, ids digits), checks the token for mutations (and for reads
+// unless public_read), and records the route for the OpenAPI test. Errors
+// leave through detail::SendError, in MLflow's envelope.
+#include <algorithm>
+#include <regex>
+
+#include "api/checkpoint_export.h"
+#include "api/http_server_internal.h"
+#include "api/run_manager.h"
+#include "api/views.h"
+#include "common/digest.h"
+#include "common/json_limits.h"
+#include "orchestrator/pipeline_spec.h"
+
+namespace baton::api {
+
+namespace {
+
+using detail::SendError;
+using detail::SendJson;
+using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+
+constexpr int kDefaultPage = 100;
+constexpr int kMaxPage = 1000;
+
+// The regex of one OpenAPI path parameter.
+std::string ParamPattern(const std::string& name) {
+  if (name == "digest" || name == "sha256" || name == "pipeline_id") return "([0-9a-f]{64})";
+  if (name == "trial_id") return "([0-9]{1,18})";
+  if (name == "run_id") return "([0-9]{8}-[0-9]{6}-[0-9a-f]{4})";
+  return "([A-Za-z0-9_-]{1,64})";  // stage names
+}
+
+std::string PathRegex(const std::string& openapi_path) {
+  static const std::regex param(R"(\{([a-z_0-9]+)\})");
+  std::string out;
+  auto begin = std::sregex_iterator(openapi_path.begin(), openapi_path.end(), param);
+  size_t last = 0;
+  for (auto it = begin; it != std::sregex_iterator(); ++it) {
+    out += openapi_path.substr(last, it->position() - last);
+    out += ParamPattern((*it)[1]);
+    last = it->position() + it->length();
+  }
+  return out + openapi_path.substr(last);
+}
+
+struct Api {
+  httplib::Server& server;
+  ApiOptions options;
+  StoreHandle& store;
+  RunManager& runs;
+  std::vector<std::pair<std::string, std::string>>& routes;
+
+  bool Authorized(const httplib::Request& req, httplib::Response& res, bool mutation) const {
+    if (!mutation && options.public_read) return true;
+    const std::string given = req.get_header_value("Authorization");
+    const std::string expected = "Bearer " + options.token;
+    unsigned char diff = given.size() == expected.size() ? 0 : 1;
+    for (size_t i = 0; i < std::min(given.size(), expected.size()); ++i) diff |= given[i] ^ expected[i];
+    if (diff == 0) return true;
+    SendError(res, ErrorCode::kUnauthenticated,
+              given.empty() ? "this request needs \"Authorization: Bearer <token>\" (the token is in the store's "
+                              "api-token file)"
+                            : "wrong token");
+    return false;
+  }
+
+  void Route(const std::string& method, const std::string& path, Handler handler) {
+    routes.emplace_back(method, path);
+    const std::string pattern = "/api/v1" + PathRegex(path);
+    const bool mutation = method != "GET";
+    auto guarded = [this, mutation, handler](const httplib::Request& req, httplib::Response& res) {
+      if (Authorized(req, res, mutation)) handler(req, res);
+    };
+    if (method == "GET") server.Get(pattern, guarded);
+    else if (method == "POST") server.Post(pattern, guarded);
+    else if (method == "DELETE") server.Delete(pattern, guarded);
+  }
+
+  // The body as JSON, its nesting depth checked before a DOM is built.
+  static Json Body(const httplib::Request& req) {
+    CheckJsonDepth(req.body, kMaxJsonDepth, "request body");
+    return ParseJson(req.body, "request body");
+  }
+
+  store::RunRecord MustRun(const std::string& id) const {
+    auto run = store.db->GetRun(id);
+    if (!run) throw Error(ErrorCode::kNotFound, "no run " + id);
+    return *run;
+  }
+  store::StageRecord MustStage(const std::string& run_id, const std::string& name) const {
+    MustRun(run_id);
+    for (auto& s : store.db->GetStages(run_id)) {
+      if (s.name == name) return s;
+    }
+    throw Error(ErrorCode::kNotFound, "run " + run_id + " has no stage " + name);
+  }
+
+  // A pipeline from {"pipeline_id": ...} (stored earlier) or {"pipeline": {...}}.
+  orchestrator::Pipeline PipelineOf(const Json& body) const {
+    if (body.contains("pipeline")) return LoadChecked(body["pipeline"], "/pipeline");
+    if (!body.contains("pipeline_id") || !body["pipeline_id"].is_string()) {
+      throw Error(ErrorCode::kInvalidArgument, "give \"pipeline\" (the document) or \"pipeline_id\"", "/pipeline_id");
+    }
+    const std::string id = body["pipeline_id"].get<std::string>();
+    auto doc = IsDigest(id) ? store.db->GetPipeline(id) : std::nullopt;
+    if (!doc) throw Error(ErrorCode::kNotFound, "no pipeline " + id + " (POST /api/v1/pipelines stores one)");
+    return orchestrator::LoadPipeline(*doc);
+  }
+
+  static orchestrator::Pipeline LoadChecked(const Json& doc, const std::string& prefix) {
+    std::vector<ErrorDetail> issues = orchestrator::ValidatePipeline(doc);
+    if (!issues.empty()) {
+      for (auto& i : issues) i.pointer = prefix + i.pointer;
+      throw Error(ErrorCode::kInvalidArgument,
+                  "invalid pipeline: " + std::to_string(issues.size()) + " problem(s), first: " +
+                      (issues[0].pointer.empty() ? "/" : issues[0].pointer) + ": " + issues[0].message,
+                  issues);
+    }
+    return orchestrator::LoadPipeline(doc);
+  }
+
+  void Mount();
+  void MountRuns();
+  void MountStore();
+};
+
+int IntParam(const httplib::Request& req, const std::string& name, int fallback, int low, int high) {
+  if (!req.has_param(name)) return fallback;
+  const std::string v = req.get_param_value(name);
+  try {
+    size_t used = 0;
+    const int n = std::stoi(v, &used);
+    if (used == v.size() && n >= low && n <= high) return n;
+  } catch (const std::exception&) {
+  }
+  throw Error(ErrorCode::kInvalidArgument,
+              name + " must be an integer from " + std::to_string(low) + " to " + std::to_string(high) + ", got \"" +
+                  v + "\"");
+}
+
+// page_token is the offset of the next page, opaque to clients ("o" + n).
+int PageOffset(const httplib::Request& req) {
+  if (!req.has_param("page_token")) return 0;
+  const std::string t = req.get_param_value("page_token");
+  if (t.size() > 1 && t.size() < 12 && t[0] == 'o' && std::all_of(t.begin() + 1, t.end(), ::isdigit)) {
+    return std::stoi(t.substr(1));
+  }
+  throw Error(ErrorCode::kInvalidArgument, "page_token \"" + t + "\" is not one this server gave");
+}
+
+void Api::Mount() {
+  Route("GET", "/openapi.json", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(OpenApiRaw(), "application/json");
+  });
+  Route("POST", "/pipelines", [this](const httplib::Request& req, httplib::Response& res) {
+    const orchestrator::Pipeline p = LoadChecked(Body(req), "");
+    store.db->PutPipeline(p.id, p.name, p.doc);
+    res.status = 201;
+    res.set_content(Json{{"pipeline_id", p.id}, {"name", p.name}, {"stages", p.order}}.dump(), "application/json");
+  });
+  Route("GET", "/pipelines/{pipeline_id}", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string id = req.matches[1];
+    auto doc = store.db->GetPipeline(id);
+    if (!doc) throw Error(ErrorCode::kNotFound, "no pipeline " + id);
+    SendJson(res, {{"pipeline_id", id}, {"pipeline", *doc}});
+  });
+  MountRuns();
+  MountStore();
+}
+
+void Api::MountRuns() {
+  Route("POST", "/runs", [this](const httplib::Request& req, httplib::Response& res) {
+    const orchestrator::Pipeline p = PipelineOf(Body(req));
+    const std::string key = req.get_header_value("Idempotency-Key");
+    if (key.size() > 200) throw Error(ErrorCode::kInvalidArgument, "Idempotency-Key is longer than 200 characters");
+    const RunManager::Triggered t = runs.Trigger(p, key);
+    res.status = t.created ? 201 : 200;
+    res.set_content(Json{{"run_id", t.run_id}, {"pipeline_id", p.id}, {"created", t.created}}.dump(),
+                    "application/json");
+  });
+  Route("GET", "/runs", [this](const httplib::Request& req, httplib::Response& res) {
+    const int max = IntParam(req, "max_results", kDefaultPage, 1, kMaxPage);
+    const int offset = PageOffset(req);
+    const std::string status = req.get_param_value("status"), pipeline = req.get_param_value("pipeline_id");
+    std::vector<store::RunRecord> all;
+    for (auto& r : store.db->ListRuns(1 << 30)) {
+      if ((status.empty() || r.status == status) && (pipeline.empty() || r.pipeline_id == pipeline)) all.push_back(r);
+    }
+    Json out = {{"runs", Json::array()}};
+    for (size_t i = offset; i < all.size() && i < static_cast<size_t>(offset) + max; ++i) {
+      out["runs"].push_back(RunJson(all[i]));
+    }
+    if (static_cast<size_t>(offset) + max < all.size()) out["next_page_token"] = "o" + std::to_string(offset + max);
+    SendJson(res, out);
+  });
+  Route("GET", "/runs/{run_id}", [this](const httplib::Request& req, httplib::Response& res) {
+    SendJson(res, RunDetailJson(store, MustRun(req.matches[1])));
+  });
+  Route("POST", "/runs/{run_id}:cancel", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string id = req.matches[1];
+    runs.Cancel(id, "cancelled through the API");
+    SendJson(res, RunJson(MustRun(id)));
+  });
+  Route("GET", "/runs/{run_id}/events", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string id = req.matches[1];
+    MustRun(id);
+    int64_t after = 0;
+    const std::string last = req.get_header_value("Last-Event-ID");
+    if (!last.empty()) {
+      if (last.size() > 18 || !std::all_of(last.begin(), last.end(), ::isdigit)) {
+        throw Error(ErrorCode::kInvalidArgument, "Last-Event-ID must be an event id (digits), got \"" + last + "\"");
+      }
+      after = std::stoll(last);
+    }
+    res.set_header("Cache-Control", "no-cache");
+    auto cursor = std::make_shared<int64_t>(after);
+    res.set_chunked_content_provider("text/event-stream", [this, id, cursor](size_t, httplib::DataSink& sink) {
+      bool over = false;
+      const auto events = runs.Events(id, *cursor, std::chrono::seconds(15), &over);
+      std::string chunk = events.empty() && !over ? ": keep-alive\n\n" : "";
+      for (const RunEvent& e : events) {
+        chunk += "id: " + std::to_string(e.id) + "\nevent: " + e.type + "\ndata: " + e.data.dump() + "\n\n";
+        *cursor = e.id;
+      }
+      if (!chunk.empty() && !sink.write(chunk.data(), chunk.size())) return false;
+      if (over) sink.done();
+      return true;
+    });
+  });
+  Route("GET", "/runs/{run_id}/stages/{stage}", [this](const httplib::Request& req, httplib::Response& res) {
+    SendJson(res, StageDetailJson(store, MustStage(req.matches[1], req.matches[2])));
+  });
+  Route("GET", "/runs/{run_id}/stages/{stage}/trials", [this](const httplib::Request& req, httplib::Response& res) {
+    const store::StageRecord s = MustStage(req.matches[1], req.matches[2]);
+    std::vector<TrialView> trials = RankedTrials(store, s);
+    if (req.has_param("order_by")) {
+      const std::string metric = req.get_param_value("order_by");
+      const bool desc = req.get_param_value("direction") != "asc";
+      auto last = [&](const TrialView& v) -> std::optional<double> {
+        for (auto it = v.epochs.rbegin(); it != v.epochs.rend(); ++it) {
+          if (it->metrics.contains(metric) && it->metrics[metric].is_number()) return it->metrics[metric].get<double>();
+        }
+        return std::nullopt;
+      };
+      std::stable_sort(trials.begin(), trials.end(), [&](const TrialView& a, const TrialView& b) {
+        const auto va = last(a), vb = last(b);
+        if (!va || !vb) return va.has_value() && !vb.has_value();  // trials without the metric last
+        return desc ? *va > *vb : *va < *vb;
+      });
+    }
+    Json out = {{"run_id", s.run_id}, {"stage", s.name}, {"trials", Json::array()}};
+    for (const auto& v : trials) out["trials"].push_back(TrialJson(v));
+    SendJson(res, out);
+  });
+  Route("GET", "/runs/{run_id}/stages/{stage}/ablation", [this](const httplib::Request& req, httplib::Response& res) {
+    const store::StageRecord s = MustStage(req.matches[1], req.matches[2]);
+    if (s.type != "ablate") throw Error(ErrorCode::kNotFound, "stage " + s.name + " is a " + s.type + " stage, not ablate");
+    SendJson(res, AblationJson(store, s));
+  });
+  Route("GET", "/runs/{run_id}/stages/{stage}/comparison", [this](const httplib::Request& req, httplib::Response& res) {
+    const store::StageRecord s = MustStage(req.matches[1], req.matches[2]);
+    Json c = ComparisonJson(store, s);
+    if (c.is_null()) throw Error(ErrorCode::kNotFound, "stage " + s.name + " has no comparison (yet)");
+    SendJson(res, c);
+  });
+  Route("GET", "/trials/{trial_id}/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+    const int64_t id = std::stoll(req.matches[1]);
+    auto trial = store.db->GetTrial(id);
+    if (!trial) throw Error(ErrorCode::kNotFound, "no trial " + std::to_string(id));
+    const std::string metric = req.get_param_value("metric");
+    Json out = {{"trial_id", id}, {"status", trial->status}, {"history", Json::array()}};
+    for (const auto& e : store.db->GetEpochs(id)) {
+      Json row = {{"epoch", e.epoch}, {"checkpoint", e.checkpoint}, {"seconds", e.seconds}, {"time", e.created_at}};
+      if (metric.empty()) row["metrics"] = e.metrics;
+      else if (e.metrics.contains(metric)) row["value"] = e.metrics[metric];
+      out["history"].push_back(row);
+    }
+    SendJson(res, out);
+  });
+}
+
+void Api::MountStore() {
+  Route("GET", "/checkpoints/{digest}", [this](const httplib::Request& req, httplib::Response& res) {
+    SendJson(res, CheckpointJson(*store.blobs, *store.db, req.matches[1]));
+  });
+  Route("GET", "/checkpoints/{digest}/safetensors", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string digest = req.matches[1];
+    CheckpointJson(*store.blobs, *store.db, digest);  // 404 / 400 before any byte is sent
+    auto manifest = std::make_shared<store::Manifest>(store::ParseManifest(store.blobs->Get(digest)));
+    const uint64_t size = SafetensorsSize(*manifest, digest);
+    res.set_header("Content-Disposition", "attachment; filename=\"" + digest.substr(0, 12) + ".safetensors\"");
+    res.set_content_provider(size, "application/octet-stream",
+                             [this, manifest, digest, size](size_t offset, size_t, httplib::DataSink& sink) {
+                               if (offset != 0) return false;  // one pass; ranges are not offered here
+                               WriteSafetensors(*store.blobs, *manifest, digest, [&](std::string_view bytes) {
+                                 return sink.write(bytes.data(), bytes.size());
+                               });
+                               return true;
+                             });
+  });
+  Route("GET", "/blobs/{sha256}", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string digest = req.matches[1];
+    const std::string etag = "\"" + digest + "\"";
+    res.set_header("ETag", etag);
+    res.set_header("Cache-Control", "public, max-age=31536000, immutable");  // content-addressed
+    if (req.get_header_value("If-None-Match") == etag && store.blobs->Has(digest)) {
+      res.status = 304;
+      return;
+    }
+    // Get verifies the SHA-256 before a byte leaves; cpp-httplib serves
+    // Range requests (206) from the content.
+    res.set_content(store.blobs->Get(digest), "application/octet-stream");
+  });
+  Route("GET", "/lineage", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string node = req.get_param_value("node");
+    if (node.empty()) throw Error(ErrorCode::kInvalidArgument, "give node= (a run id, digest or kind:id)");
+    const std::string direction = req.has_param("direction") ? req.get_param_value("direction") : "upstream";
+    if (direction != "upstream" && direction != "downstream") {
+      throw Error(ErrorCode::kInvalidArgument, "direction must be upstream or downstream, got \"" + direction + "\"");
+    }
+    SendJson(res, LineageJson(store, node, direction == "downstream", IntParam(req, "depth", 64, 1, 64)));
+  });
+  Route("GET", "/store/stats", [this](const httplib::Request&, httplib::Response& res) {
+    const store::BlobStoreStats b = store.blobs->Stats();
+    Json out = {{"blobs", b.blobs}, {"bytes", b.bytes}, {"stages", Json::array()}};
+    for (const auto& u : store.db->Usage()) {
+      out["stages"].push_back({{"run_id", u.run_id}, {"stage", u.stage_name}, {"checkpoints", u.checkpoints},
+                               {"referenced_bytes", u.referenced_bytes}, {"new_bytes", u.new_bytes}});
+    }
+    SendJson(res, out);
+  });
+}
+
+}  // namespace
+
+void HttpServer::MountApi(const ApiOptions& options, StoreHandle* store, RunManager* runs) {
+  auto& s = impl_->server;
+  // Unknown paths (every traversal attempt among them: no route takes a
+  // file name) and errors cpp-httplib raises itself (413, 400) get the
+  // envelope too; a handler's own error body is left as it is.
+  s.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    if (res.status == 404) SendError(res, ErrorCode::kNotFound, "no such resource");
+    else if (res.status == 413) {
+      SendError(res, ErrorCode::kInvalidArgument, "request body too large");
+      res.status = 413;
+    } else {
+      const int status = res.status;
+      SendError(res, ErrorCode::kInvalidArgument, "bad request");
+      res.status = status;
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  auto api = std::make_shared<Api>(Api{s, options, *store, *runs, impl_->routes});
+  api->Mount();
+  impl_->keep.push_back(api);
+  if (!options.web_dir.empty()) s.set_mount_point("/", options.web_dir);
+}
+
+std::vector<std::pair<std::string, std::string>> HttpServer::ApiRoutes() const { return impl_->routes; }
+
+}  // namespace baton::api

@@ -1,0 +1,272 @@
+#include "api/run_manager.h"
+
+#include <algorithm>
+
+#include "api/http_server.h"
+#include "common/error.h"
+#include "orchestrator/events.h"
+#include "orchestrator/local_pool.h"
+
+namespace baton::api {
+namespace {
+
+// Runs waiting for a slot before Trigger answers 503.
+constexpr size_t kMaxQueued = 64;
+
+}  // namespace
+
+void ExecuteRun(StoreHandle& store, orchestrator::Coordinator& coordinator, int workers,
+                const std::function<void()>& tick) {
+  if (workers <= 0) {
+    workers = std::max(1, std::min(static_cast<int>(std::thread::hardware_concurrency()), coordinator.MaxParallel()));
+  }
+  HttpServerOptions server_options;
+  server_options.threads = workers + 4;
+  HttpServer server(server_options);
+  const std::string token = NewToken();
+  server.MountInternal(&coordinator, store.blobs.get(), token);
+  server.Start();
+
+  coordinator.Start();
+  std::unique_ptr<orchestrator::LocalPool> pool;
+  if (coordinator.HasWork()) {
+    orchestrator::LocalPoolOptions pool_options;
+    pool_options.worker_binary = orchestrator::FindWorkerBinary();
+    pool_options.coordinator_url = server.url();
+    pool_options.token = token;
+    pool_options.workers = workers;
+    pool_options.log_dir = store.dir + "/logs/" + coordinator.run_id();
+    pool = std::make_unique<orchestrator::LocalPool>(
+        pool_options, [&](int worker, const std::string& reason) { coordinator.WorkerLost(worker, reason); },
+        [&] { return coordinator.HasWork(); });
+    pool->Start();
+  }
+  while (!coordinator.WaitFinished(std::chrono::milliseconds(1000))) tick();
+  if (pool) pool->Stop(10000);
+  server.Stop();
+}
+
+struct RunManager::Entry {
+  std::string run_id;
+  orchestrator::Pipeline pipeline;
+  orchestrator::Coordinator* coordinator = nullptr;  // while it executes
+  std::vector<RunEvent> events;
+  bool over = false;
+  std::string cancel_reason;  // asked before it started
+};
+
+// Keeps a run's events for its stream. Called with the coordinator's lock
+// held: it only appends under the manager's lock and wakes the readers.
+class RunManager::Recorder : public orchestrator::Observer {
+ public:
+  Recorder(RunManager& manager, Entry& entry) : manager_(manager), entry_(entry) {}
+  void OnEvent(const orchestrator::Event& e) override {
+    Json data = {{"type", e.type}, {"run_id", e.run_id}, {"time", e.time}, {"data", e.data}};
+    if (!e.stage.empty()) data["stage"] = e.stage;
+    if (e.trial_id > 0) {
+      data["trial_id"] = e.trial_id;
+      data["trial_number"] = e.trial_number;
+    }
+    std::lock_guard<std::mutex> lock(manager_.events_mu_);
+    const int64_t id = static_cast<int64_t>(entry_.events.size()) + 1;
+    data["id"] = id;
+    entry_.events.push_back(RunEvent{id, e.type, std::move(data)});
+    manager_.events_cv_.notify_all();
+  }
+
+ private:
+  RunManager& manager_;
+  Entry& entry_;
+};
+
+RunManager::RunManager(StoreHandle& store, RunManagerOptions options) : store_(store), options_(options) {
+  const int n = std::max(1, options_.max_runs);
+  for (int i = 0; i < n; ++i) threads_.emplace_back([this] { Loop(); });
+}
+
+RunManager::~RunManager() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    for (auto& entry : queue_) CancelQueued(*entry, "the server stopped before the run started");
+    queue_.clear();
+    for (auto& [id, entry] : runs_) {
+      if (entry->coordinator) entry->coordinator->Cancel("the server stopped");
+    }
+    cv_.notify_all();
+  }
+  for (auto& t : threads_) t.join();
+}
+
+RunManager::Triggered RunManager::Trigger(const orchestrator::Pipeline& pipeline, const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) throw Error(ErrorCode::kUnavailable, "the server is stopping");
+  if (!key.empty()) {
+    auto it = keys_.find(key);
+    if (it != keys_.end()) {
+      if (it->second.first != pipeline.id) {
+        throw Error(ErrorCode::kConflict, "Idempotency-Key \"" + key + "\" was used for run " + it->second.second +
+                                              " of another pipeline (" + it->second.first + ")");
+      }
+      return {it->second.second, false};
+    }
+  }
+  if (queue_.size() >= kMaxQueued) {
+    throw Error(ErrorCode::kUnavailable, std::to_string(queue_.size()) +
+                                             " runs are already waiting to start; try again when some have finished");
+  }
+  auto entry = std::make_shared<Entry>();
+  entry->pipeline = pipeline;
+  entry->run_id = orchestrator::CreateRun(*store_.db, pipeline);
+  runs_[entry->run_id] = entry;
+  if (!key.empty()) keys_[key] = {pipeline.id, entry->run_id};
+  queue_.push_back(entry);
+  cv_.notify_all();
+  return {entry->run_id, true};
+}
+
+void RunManager::Loop() {
+  while (true) {
+    std::shared_ptr<Entry> entry;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      entry = queue_.front();
+      queue_.pop_front();
+    }
+    try {
+      Execute(*entry);
+    } catch (const std::exception& e) {
+      // The run's records say what happened when the coordinator got that
+      // far; otherwise record it here.
+      auto run = store_.db->GetRun(entry->run_id);
+      if (run && (run->status == "pending" || run->status == "running")) {
+        run->status = "failed";
+        run->error = std::string("could not execute the run: ") + e.what();
+        store_.db->UpdateRun(*run);
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      entry->coordinator = nullptr;
+    }
+    std::lock_guard<std::mutex> lock(events_mu_);
+    entry->over = true;
+    events_cv_.notify_all();
+  }
+}
+
+void RunManager::Execute(Entry& entry) {
+  orchestrator::Coordinator coordinator(*store_.blobs, *store_.db, entry.pipeline, entry.run_id);
+  Recorder recorder(*this, entry);
+  coordinator.AddObserver(&recorder);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || !entry.cancel_reason.empty()) {
+      CancelQueued(entry, stopping_ ? "the server stopped before the run started" : entry.cancel_reason);
+      return;
+    }
+    entry.coordinator = &coordinator;  // Cancel may end it from here on
+  }
+  ExecuteRun(store_, coordinator, options_.workers, [] {});
+  std::lock_guard<std::mutex> lock(mu_);
+  entry.coordinator = nullptr;
+}
+
+// With mu_ held. The run never started: its records say so.
+void RunManager::CancelQueued(Entry& entry, const std::string& reason) {
+  auto run = store_.db->GetRun(entry.run_id);
+  if (run) {
+    run->status = "cancelled";
+    run->error = reason;
+    store_.db->UpdateRun(*run);
+    for (auto stage : store_.db->GetStages(entry.run_id)) {
+      stage.status = "cancelled";
+      stage.error = reason;
+      store_.db->UpdateStage(stage);
+    }
+  }
+  std::lock_guard<std::mutex> lock(events_mu_);
+  const int64_t id = static_cast<int64_t>(entry.events.size()) + 1;
+  entry.events.push_back(RunEvent{id, "run_finished",
+                                  {{"id", id}, {"type", "run_finished"}, {"run_id", entry.run_id},
+                                   {"data", {{"status", "cancelled"}, {"error", reason}}}}});
+  entry.over = true;
+  events_cv_.notify_all();
+}
+
+void RunManager::Cancel(const std::string& run_id, const std::string& reason) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto it = runs_.find(run_id);
+  if (it == runs_.end()) {
+    auto run = store_.db->GetRun(run_id);
+    if (!run) throw Error(ErrorCode::kNotFound, "no run " + run_id);
+    if (run->status == "pending" || run->status == "running") {
+      throw Error(ErrorCode::kConflict, "run " + run_id + " is " + run->status +
+                                            " but not executed by this server (another process, or one that stopped)");
+    }
+    throw Error(ErrorCode::kConflict, "run " + run_id + " has already finished (" + run->status + ")");
+  }
+  Entry& entry = *it->second;
+  bool over = false;
+  {
+    std::lock_guard<std::mutex> events_lock(events_mu_);
+    over = entry.over;
+  }
+  auto run = store_.db->GetRun(run_id);
+  if (over || (run && run->status != "pending" && run->status != "running")) {
+    throw Error(ErrorCode::kConflict, "run " + run_id + " has already finished (" + (run ? run->status : "?") + ")");
+  }
+  auto queued = std::find(queue_.begin(), queue_.end(), it->second);
+  if (queued != queue_.end()) {
+    CancelQueued(entry, reason);
+    queue_.erase(queued);
+    cv_.notify_all();
+    return;
+  }
+  if (entry.coordinator == nullptr) {
+    entry.cancel_reason = reason;  // between the queue and its start
+    return;
+  }
+  if (!entry.coordinator->Cancel(reason)) {
+    throw Error(ErrorCode::kConflict, "run " + run_id + " is finishing");
+  }
+}
+
+std::vector<RunEvent> RunManager::Events(const std::string& run_id, int64_t after_id, std::chrono::milliseconds wait,
+                                         bool* over) {
+  std::shared_ptr<Entry> entry;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = runs_.find(run_id);
+    if (it != runs_.end()) entry = it->second;
+  }
+  if (!entry) {
+    auto run = store_.db->GetRun(run_id);
+    if (!run) throw Error(ErrorCode::kNotFound, "no run " + run_id);
+    *over = true;
+    if (after_id >= 1) return {};
+    return {RunEvent{1, "run_status",
+                     {{"id", 1}, {"type", "run_status"}, {"run_id", run_id},
+                      {"data", {{"status", run->status}, {"error", run->error}}}}}};
+  }
+  std::unique_lock<std::mutex> lock(events_mu_);
+  events_cv_.wait_for(lock, wait, [&] { return entry->over || static_cast<int64_t>(entry->events.size()) > after_id; });
+  std::vector<RunEvent> out;
+  for (const RunEvent& e : entry->events) {
+    if (e.id > after_id) out.push_back(e);
+  }
+  *over = entry->over;
+  return out;
+}
+
+int RunManager::Active() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> events_lock(events_mu_);
+  int n = 0;
+  for (const auto& [id, entry] : runs_) n += entry->over ? 0 : 1;
+  return n;
+}
+
+}  // namespace baton::api

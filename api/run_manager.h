@@ -1,0 +1,96 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api/cli.h"
+#include "orchestrator/coordinator.h"
+#include "orchestrator/pipeline_spec.h"
+
+namespace baton::api {
+
+// Executes a created run to its end: serves the coordinator's worker
+// endpoints on loopback (a fresh token), starts `workers` local worker
+// processes (0 = min(cores, largest max_parallel)) with their logs under
+// <store>/logs/<run>, and calls `tick` about once a second until the
+// coordinator has finished. `baton run` and `baton serve` both use it.
+void ExecuteRun(StoreHandle& store, orchestrator::Coordinator& coordinator, int workers,
+                const std::function<void()>& tick);
+
+struct RunManagerOptions {
+  int max_runs = 2;  // runs executing at once; later ones wait (pending)
+  int workers = 0;   // worker processes per run; 0 = min(cores, largest max_parallel)
+};
+
+// One event of a run's stream, numbered from 1 in the order it happened.
+struct RunEvent {
+  int64_t id = 0;
+  std::string type;  // as orchestrator::Event
+  Json data;         // the event as JSON: type, stage, trial, data, time
+};
+
+// Executes the runs that `baton serve` is asked for, in the background: each
+// run gets a coordinator, its own internal HTTP endpoint on loopback and a
+// local pool of workers, exactly as `baton run` does, and goes on whether or
+// not a client is still connected. At most max_runs execute at once; the
+// others wait in order of arrival. Thread-safe.
+class RunManager {
+ public:
+  RunManager(StoreHandle& store, RunManagerOptions options);
+  // Cancels what is still queued or running ("the server stopped") and
+  // waits for the runs' workers to end.
+  ~RunManager();
+
+  struct Triggered {
+    std::string run_id;
+    bool created = false;  // false: the Idempotency-Key named an earlier run
+  };
+  // Creates the run (its records are written before this returns) and
+  // queues it. A non-empty `idempotency_key` seen before returns the run it
+  // created, if the pipeline is the same; with another pipeline it throws
+  // Error(kConflict).
+  Triggered Trigger(const orchestrator::Pipeline& pipeline, const std::string& idempotency_key);
+  // Cancels a queued or running run. Error(kNotFound) for an unknown run,
+  // Error(kConflict) for one that has finished or that another process runs.
+  void Cancel(const std::string& run_id, const std::string& reason);
+  // The events of a run this server executes (or executed) after
+  // `after_id`; waits up to `wait` while there are none. `*over` is set when
+  // the run has finished and every event is in the answer. For a run it does
+  // not know, one "run_status" event from the lineage DB, and over.
+  std::vector<RunEvent> Events(const std::string& run_id, int64_t after_id, std::chrono::milliseconds wait,
+                               bool* over);
+  // Runs queued or executing now.
+  int Active();
+
+ private:
+  struct Entry;
+  class Recorder;
+
+  void Execute(Entry& entry);
+  void Loop();
+  void CancelQueued(Entry& entry, const std::string& reason);
+
+  StoreHandle& store_;
+  RunManagerOptions options_;
+  // Lock order: mu_, then a coordinator's own lock, then events_mu_ (the
+  // coordinator calls Recorder with its lock held).
+  std::mutex mu_;               // runs_, keys_, queue_, stopping_, Entry::coordinator
+  std::condition_variable cv_;  // queue changes, shutdown
+  std::mutex events_mu_;        // Entry::events and Entry::over
+  std::condition_variable events_cv_;
+  std::map<std::string, std::shared_ptr<Entry>> runs_;
+  std::map<std::string, std::pair<std::string, std::string>> keys_;  // key -> (pipeline id, run id)
+  std::deque<std::shared_ptr<Entry>> queue_;
+  std::vector<std::thread> threads_;
+  bool stopping_ = false;
+};
+
+}  // namespace baton::api

@@ -1,0 +1,44 @@
+#pragma once
+
+// The JSON shapes of runs, stages, trials and lineage, shared by the CLI's
+// --json output and the REST API, so both say the same thing.
+#include <string>
+#include <vector>
+
+#include "api/cli.h"
+#include "common/json_util.h"
+#include "store/lineage_db.h"
+
+namespace baton::api {
+
+// A trial with its epochs and its objective: the final value and the best so far.
+struct TrialView {
+  store::TrialRecord trial;
+  std::vector<store::EpochRecord> epochs;
+  bool has_final = false;
+  double final_value = 0;
+  double best_value = 0;
+};
+
+// Trials of a stage ranked by its objective: succeeded trials by their final
+// value (init_from's ranking), then the rest by their best value so far, then
+// those with no epochs. A cached stage shows the trials it reuses.
+std::vector<TrialView> RankedTrials(StoreHandle& store, const store::StageRecord& stage);
+Json TrialJson(const TrialView& v);
+Json RunJson(const store::RunRecord& run);
+// The run with every stage (StageJson).
+Json RunDetailJson(StoreHandle& store, const store::RunRecord& run);
+// A stage's state, what its selectors resolved to (init_from), its model
+// (train) and comparison (train with compare).
+Json StageJson(StoreHandle& store, const store::StageRecord& stage);
+// StageJson plus the ablation table (ablate) and the ranked trials.
+Json StageDetailJson(StoreHandle& store, const store::StageRecord& stage);
+// An ablation stage's results, or {} before it finished.
+Json AblationJson(StoreHandle& store, const store::StageRecord& stage);
+// A train stage's comparison of initialisations, or null.
+Json ComparisonJson(StoreHandle& store, const store::StageRecord& stage);
+// Lineage of `id` (a typed node id, a run id, or a checkpoint or artifact
+// digest): {node, direction, edges, nodes, initialized_from}.
+Json LineageJson(StoreHandle& store, const std::string& id, bool downstream, int depth);
+
+}  // namespace baton::api
