@@ -143,10 +143,6 @@ struct Worker::State {
     return [this](const std::string& digest) { return Fetch(digest); };
   }
 
-  static std::string ManifestDigest(const EncodedTensors& encoded) {
-    return Sha256Hex(store::ManifestBytes(encoded.manifest));
-  }
-
   // Uploads the blobs the store lacks, the manifest last, in one batch (a
   // few for a dataset); returns the manifest's digest.
   std::string Upload(const EncodedTensors& encoded) {
@@ -282,7 +278,7 @@ struct Worker::State {
         model, *data, hp, train_options, [&](const EpochMetrics& metrics) {
           auto encoded =
               std::make_shared<const EncodedTensors>(EncodeModelState(*model));
-          const std::string digest = ManifestDigest(*encoded);
+          const std::string digest = store::ManifestDigest(encoded->manifest);
           Log("task " + std::to_string(id) + " epoch " +
               std::to_string(metrics.epoch + 1) + "/" +
               std::to_string(train_options.epochs) + ": " +
