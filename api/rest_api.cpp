@@ -162,6 +162,18 @@ void Api::Mount() {
     res.status = 201;
     res.set_content(Json{{"pipeline_id", p.id}, {"name", p.name}, {"stages", p.order}}.dump(), "application/json");
   });
+  Route("GET", "/pipelines", [this](const httplib::Request& req, httplib::Response& res) {
+    const int max = IntParam(req, "max_results", kDefaultPage, 1, kMaxPage);
+    const int offset = PageOffset(req);
+    // One more than asked for tells whether there is a next page.
+    auto rows = store.db->ListPipelines(max + 1, offset);
+    Json out = {{"pipelines", Json::array()}};
+    for (size_t i = 0; i < rows.size() && i < static_cast<size_t>(max); ++i) {
+      out["pipelines"].push_back({{"pipeline_id", rows[i].id}, {"name", rows[i].name}, {"created_at", rows[i].created_at}});
+    }
+    if (rows.size() > static_cast<size_t>(max)) out["next_page_token"] = "o" + std::to_string(offset + max);
+    SendJson(res, out);
+  });
   Route("GET", "/pipelines/{pipeline_id}", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
     auto doc = store.db->GetPipeline(id);

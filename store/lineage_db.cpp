@@ -98,6 +98,18 @@ class SqliteLineageDb : public LineageDb {
     return s.ColJson(0);
   }
 
+  std::vector<PipelineSummary> ListPipelines(int limit, int offset) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    Statement s = Prepare(
+        "SELECT id, name, created_at FROM pipelines "
+        "ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+        "listing pipelines");
+    s.Int(1, limit).Int(2, offset);
+    std::vector<PipelineSummary> out;
+    while (s.Step()) out.push_back({s.ColText(0), s.ColText(1), s.ColReal(2)});
+    return out;
+  }
+
   void CreateRun(const RunRecord& run) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
     Prepare(

@@ -107,6 +107,13 @@ class LineageDb {
   virtual void PutPipeline(const std::string& id, const std::string& name,
                            const Json& spec) = 0;
   virtual std::optional<Json> GetPipeline(const std::string& id) = 0;
+  // Stored pipelines, newest first, `limit` of them after skipping `offset`.
+  struct PipelineSummary {
+    std::string id;
+    std::string name;
+    double created_at = 0;
+  };
+  virtual std::vector<PipelineSummary> ListPipelines(int limit, int offset = 0) = 0;
 
   // Runs.
   virtual void CreateRun(const RunRecord& run) = 0;

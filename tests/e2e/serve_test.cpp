@@ -244,6 +244,9 @@ TEST_F(ServeTest, StoredPipelineRunsAgainAsCacheHitsAndRunsPage) {
   ASSERT_EQ(stored->status, 201) << stored->body;
   const std::string pipeline_id = Json::parse(stored->body)["pipeline_id"];
   EXPECT_EQ(Get("/api/v1/pipelines/" + pipeline_id)["pipeline"]["name"], "serve-e2e");
+  bool listed = false;
+  for (const auto& p : Get("/api/v1/pipelines?max_results=1000")["pipelines"]) listed = listed || p["pipeline_id"] == pipeline_id;
+  EXPECT_TRUE(listed);
   auto res = c.Post("/api/v1/runs", Json{{"pipeline_id", pipeline_id}}.dump(), "application/json");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 201) << res->body;

@@ -65,6 +65,24 @@ TEST_F(LineageDbTest, PipelinesAreIdempotent) {
   db_->PutPipeline("abc", "p", spec);
   EXPECT_EQ(db_->GetPipeline("abc"), spec);
   EXPECT_FALSE(db_->GetPipeline("nope").has_value());
+  auto listed = db_->ListPipelines(10);
+  ASSERT_EQ(listed.size(), 1u);  // stored once
+  EXPECT_EQ(listed[0].id, "abc");
+  EXPECT_EQ(listed[0].name, "p");
+}
+
+TEST_F(LineageDbTest, PipelinesListNewestFirstInPages) {
+  for (const char* id : {"p1", "p2", "p3"}) {
+    db_->PutPipeline(id, id, Json::object());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // distinct created_at
+  }
+  auto first = db_->ListPipelines(2);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0].id, "p3");
+  EXPECT_EQ(first[1].id, "p2");
+  auto rest = db_->ListPipelines(2, 2);
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(rest[0].id, "p1");
 }
 
 TEST_F(LineageDbTest, RunsRoundTripNewestFirst) {
