@@ -3,10 +3,10 @@
 //   1. `baton run` of a tiny pipeline (prepare on 100 Fashion-MNIST images, a
 //      tune stage of 2 one-epoch trials of flatten -> linear 10) fills a store.
 //   2. `baton serve --public-read` on that store, on a free loopback port.
-//   3. The bare server, in this process: same cpp-httplib, TCP_NODELAY, 8
-//      request threads (as serve), keep-alive as serve's; its answers are the
-//      bodies Baton returned, fetched once. It is the floor: what serving these
-//      bytes costs here without Baton's lookups and encoding.
+//   3. The bare server, in this process: same cpp-httplib, TCP_NODELAY, as
+//      many request threads as serve (16), keep-alive as serve's; its answers
+//      are the bodies Baton returned, fetched once. It is the floor: what
+//      serving these bytes costs here without Baton's lookups and encoding.
 //   4. For GET /api/v1/runs/{run_id} and GET /api/v1/checkpoints/{digest}:
 //      wrk -t2 -cC -dSs --latency, Baton then bare. All traffic stays on
 //      127.0.0.1; each measurement lasts S seconds.
@@ -43,7 +43,9 @@ namespace {
 namespace fs = std::filesystem;
 using baton::Json;
 
-constexpr int kServerThreads = 8;  // `serve`'s request threads (api::HttpServerOptions)
+// `serve`'s request threads (api::ServeOptions::threads in api/cli.h): the
+// bare server gets as many, so neither queues connections the other serves.
+constexpr int kServerThreads = 16;
 
 struct Options {
   int seconds = 5;      // wrk -d, per measurement

@@ -245,7 +245,8 @@ TEST_F(ServeTest, StoredPipelineRunsAgainAsCacheHitsAndRunsPage) {
   const std::string pipeline_id = Json::parse(stored->body)["pipeline_id"];
   EXPECT_EQ(Get("/api/v1/pipelines/" + pipeline_id)["pipeline"]["name"], "serve-e2e");
   bool listed = false;
-  for (const auto& p : Get("/api/v1/pipelines?max_results=1000")["pipelines"]) listed = listed || p["pipeline_id"] == pipeline_id;
+  const Json pipelines = Get("/api/v1/pipelines?max_results=1000");
+  for (const auto& p : pipelines["pipelines"]) listed = listed || p["pipeline_id"] == pipeline_id;
   EXPECT_TRUE(listed);
   auto res = c.Post("/api/v1/runs", Json{{"pipeline_id", pipeline_id}}.dump(), "application/json");
   ASSERT_TRUE(res);
@@ -255,7 +256,9 @@ TEST_F(ServeTest, StoredPipelineRunsAgainAsCacheHitsAndRunsPage) {
   std::vector<Sse> events = ReadEvents(*server_, second);
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events.back().data["data"]["status"], "succeeded");
-  for (const auto& s : Get("/api/v1/runs/" + second)["stages"]) EXPECT_EQ(s["status"], "cached") << s.dump();
+  const Json run = Get("/api/v1/runs/" + second);
+  ASSERT_EQ(run["stages"].size(), 2u);
+  for (const auto& s : run["stages"]) EXPECT_EQ(s["status"], "cached") << s.dump();
 
   // Two runs of this pipeline, one per page, newest first.
   const std::string base = "/api/v1/runs?pipeline_id=" + pipeline_id + "&max_results=1";
