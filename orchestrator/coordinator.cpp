@@ -159,7 +159,14 @@ void Coordinator::Start() {
   run->status = "running";
   db_.UpdateRun(*run);
   status_ = "running";
-  Emit("run_started", "", 0, -1, {{"pipeline", pipeline_.name}, {"stages", pipeline_.order}});
+  Emit("run_started", "", 0, -1, {{"pipeline", pipeline_.name}, {"stages", pipeline_.order}, {"resumed", resumed_}});
+  if (resumed_) {
+    EmitResumed();
+    // A stage may have ended with the process, before it was recorded.
+    for (auto& stage : stages_) {
+      if (stage->rec.status == "running") MaybeFinishStage(*stage);
+    }
+  }
   MaybeStartStages();
   FinishRunIfDone();
 }
@@ -608,6 +615,7 @@ void Coordinator::MaybeFinishStage(Stage& stage) {
 }
 
 void Coordinator::FinishRunIfDone() {
+  if (finished_) return;
   bool all_ok = true;
   for (auto& s : stages_) {
     if (!Terminal(s->rec.status)) return;

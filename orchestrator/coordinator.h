@@ -40,6 +40,20 @@ class Coordinator {
               std::string run_id, CoordinatorOptions options = {});
   ~Coordinator();
 
+  // A coordinator for an existing run that has not finished (its process
+  // was killed): the pipeline, stages and trials come from the lineage DB
+  // (coordinator_resume.cpp). Finished stages and trials stay as recorded and
+  // are never rerun; a running stage's running or pending trials become
+  // pending and, once started, continue from their last recorded epoch (a
+  // `resumed_from` edge, as a retry), with their recorded hyperparameters
+  // and seed; an attempt cut short this way does not count against
+  // retry.max_attempts. Pending stages start when their inputs are ready.
+  // Start() marks the run running again. Throws Error(kNotFound) for an
+  // unknown run, Error(kConflict) for one that has finished, and
+  // Error(kCorrupt) when its records are inconsistent.
+  static std::unique_ptr<Coordinator> ForResume(store::BlobStore& blobs, store::LineageDb& db,
+                                                const std::string& run_id, CoordinatorOptions options = {});
+
   void AddObserver(Observer* observer);  // before Start
   // Marks the run running and starts every stage whose inputs are ready.
   void Start();
@@ -73,6 +87,7 @@ class Coordinator {
   // Blocks until the run has finished or `timeout` passed; true if finished.
   bool WaitFinished(std::chrono::milliseconds timeout);
   std::string run_id() const { return run_id_; }
+  const Pipeline& pipeline() const { return pipeline_; }
   // The run's final status (pending/running while not finished).
   std::string Status();
   // Largest max_parallel of any stage: how many workers can be busy at once.
@@ -83,6 +98,8 @@ class Coordinator {
   struct Stage;
 
   // All private methods expect mu_ held.
+  void LoadForResume();   // coordinator_resume.cpp
+  void EmitResumed();
   void MaybeStartStages();
   void StartStage(Stage& stage);
   void ExpandStage(Stage& stage);
@@ -124,6 +141,7 @@ class Coordinator {
   std::vector<std::unique_ptr<Stage>> stages_;  // pipeline order
   std::map<int64_t, std::unique_ptr<Task>> tasks_;
   bool finished_ = false;
+  bool resumed_ = false;  // built by ForResume
   std::string status_ = "pending";
 };
 

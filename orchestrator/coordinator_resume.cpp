@@ -1,0 +1,149 @@
+// Resuming a run whose process ended before the run did: the coordinator's
+// state rebuilt from the lineage DB (see Coordinator::ForResume).
+#include "orchestrator/coordinator.h"
+#include "orchestrator/coordinator_internal.h"
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "orchestrator/pruner.h"
+
+namespace baton::orchestrator {
+
+using namespace coordinator_detail;
+
+std::unique_ptr<Coordinator> Coordinator::ForResume(store::BlobStore& blobs, store::LineageDb& db,
+                                                    const std::string& run_id, CoordinatorOptions options) {
+  auto run = db.GetRun(run_id);
+  if (!run) throw Error(ErrorCode::kNotFound, "no run " + run_id);
+  if (run->status == "succeeded" || run->status == "failed" || run->status == "cancelled") {
+    throw Error(ErrorCode::kConflict, "run " + run_id + " already " + run->status + "; nothing to resume");
+  }
+  auto doc = db.GetPipeline(run->pipeline_id);
+  if (!doc) {
+    throw Error(ErrorCode::kCorrupt, "run " + run_id + ": its pipeline " + run->pipeline_id +
+                                         " is not in the lineage DB");
+  }
+  Pipeline pipeline = LoadPipeline(*doc);
+  if (pipeline.id != run->pipeline_id) {
+    throw Error(ErrorCode::kCorrupt, "run " + run_id + ": the stored pipeline's digest is " + pipeline.id +
+                                         ", not " + run->pipeline_id);
+  }
+  auto c = std::make_unique<Coordinator>(blobs, db, std::move(pipeline), run_id, options);
+  std::lock_guard<std::mutex> lock(c->mu_);
+  c->LoadForResume();
+  return c;
+}
+
+void Coordinator::LoadForResume() {
+  resumed_ = true;
+  db_.InTransaction([&] {
+    for (auto& stage : stages_) {
+      if (stage->rec.status != "running") continue;  // pending ones expand as usual
+      const std::vector<int> rungs = stage->pruner == "asha" ? AshaRungs(stage->asha) : std::vector<int>{};
+      std::vector<Task*> undecided;
+      for (const auto& rec : db_.GetTrials(stage->rec.id)) {
+        auto t = std::make_unique<Task>();
+        t->rec = rec;
+        t->stage = stage.get();
+        const std::string trial = "trial " + std::to_string(rec.number) + " of stage " + stage->rec.name;
+        const auto epochs = db_.GetEpochs(rec.id);
+        for (size_t i = 0; i < epochs.size(); ++i) {
+          if (epochs[i].epoch != static_cast<int>(i)) {
+            throw Error(ErrorCode::kCorrupt, "run " + run_id_ + ": " + trial + " has epoch " +
+                                                 std::to_string(epochs[i].epoch) + " where epoch " +
+                                                 std::to_string(i) + " belongs");
+          }
+          if (stage->rec.type == "tune") {
+            const Json& m = epochs[i].metrics;
+            if (!m.contains(stage->metric) || !m[stage->metric].is_number()) {
+              throw Error(ErrorCode::kCorrupt, "run " + run_id_ + ": " + trial + " epoch " + std::to_string(i) +
+                                                   " lacks the objective metric " + stage->metric);
+            }
+            t->values.push_back(m[stage->metric].get<double>());
+          }
+        }
+        if (!epochs.empty()) {
+          t->last_epoch = epochs.back().epoch;
+          t->last_checkpoint = epochs.back().checkpoint;
+        }
+        // TPE decides a trial's hyperparameters when it first starts.
+        t->sampled = !(rec.task.contains("model") && rec.task["model"].is_null());
+        if (!rungs.empty()) {
+          // ASHA rungs passed: every rung below the epochs it ran, and the rung
+          // it stands on unless it is paused there (pruned).
+          const int done = static_cast<int>(t->values.size());
+          for (int r : rungs) t->promotions += r < done ? 1 : 0;
+          for (const auto& e : db_.Upstream(Node("trial", rec.id), 1)) {
+            if (e.kind == "resumed_from" && e.attrs.value("promoted", false)) {
+              t->promoted_at = std::max(t->promoted_at, e.attrs.value("start_epoch", 0));
+            }
+          }
+          const bool on_rung = std::find(rungs.begin(), rungs.end(), done) != rungs.end();
+          if (on_rung && !Terminal(rec.status)) {
+            if (t->promoted_at == done) {
+              t->promotions += 1;
+            } else {
+              undecided.push_back(t.get());  // decided below, once every trial is known
+            }
+          }
+        }
+        if (rec.status == "running" || rec.status == "pending") {
+          if (t->last_epoch >= 0 && !blobs_.Has(t->last_checkpoint)) {
+            throw Error(ErrorCode::kCorrupt, "run " + run_id_ + ": " + trial + "'s checkpoint of epoch " +
+                                                 std::to_string(t->last_epoch) + " (" + t->last_checkpoint +
+                                                 ") is not in the blob store; cannot resume it");
+          }
+          if (rec.status == "running") {
+            t->rec.attempts = std::max(0, rec.attempts - 1);
+            t->rec.reason = "interrupted: its run's process ended; resumed";
+          }
+          t->rec.status = "pending";
+          db_.UpdateTrial(t->rec);
+        }
+        stage->tasks.push_back(t.get());
+        tasks_[rec.id] = std::move(t);
+      }
+      // A trial that stood on an ASHA rung when the process ended may have
+      // been told to pause there, or not yet: the rung decides again now.
+      for (Task* t : undecided) {
+        const std::string reason = PruneReason(*stage, *t);
+        if (reason.empty()) continue;
+        t->rec.status = "pruned";
+        t->rec.reason = reason;
+        t->rec.output = t->last_checkpoint;
+        t->rec.finished_at = Now();
+        db_.UpdateTrial(t->rec);
+      }
+      if (stage->tasks.empty()) {
+        throw Error(ErrorCode::kCorrupt, "run " + run_id_ + ": running stage " + stage->rec.name + " has no tasks");
+      }
+    }
+  });
+}
+
+void Coordinator::EmitResumed() {
+  for (auto& stage : stages_) {
+    const auto& rec = stage->rec;
+    if (rec.status == "cached") {
+      auto from = db_.GetStage(rec.cached_from);
+      Emit("stage_cached", rec.name, 0, -1,
+           {{"status", "cached"}, {"cached_from_run", from ? from->run_id : ""}, {"output", rec.output}});
+    } else if (rec.status == "running") {
+      int finished = 0;
+      for (const Task* t : stage->tasks) finished += Terminal(t->rec.status) ? 1 : 0;
+      Emit("stage_started", rec.name, 0, -1,
+           {{"type", rec.type}, {"tasks", stage->tasks.size()}, {"max_parallel", stage->max_parallel},
+            {"resolved", rec.resolved}, {"resumed", true}, {"finished_before", finished}});
+    } else if (rec.status != "pending") {
+      Json data = {{"status", rec.status}, {"output", rec.output}, {"resumed", true}};
+      if (!rec.error.empty()) data["error"] = rec.error;
+      Emit("stage_finished", rec.name, 0, -1, data);
+    }
+  }
+}
+
+}  // namespace baton::orchestrator
