@@ -21,6 +21,7 @@ int ExitCodeFor(ErrorCode code) {
     case ErrorCode::kCorrupt: return kExitCorrupt;
     case ErrorCode::kInternal: return kExitInternal;
     case ErrorCode::kUnauthenticated: return kExitInvalid;
+    case ErrorCode::kPermissionDenied: return kExitInvalid;
   }
   return kExitInternal;
 }
@@ -64,6 +65,13 @@ int RunCli(int argc, char** argv) {
   bool no_progress = false;
   run->add_flag("--no-progress", no_progress, "plain log lines even on a terminal");
 
+  auto* resume = app.add_subcommand("resume", "resume a run whose `baton run` was killed, where it stopped");
+  std::string resume_run;
+  resume->add_option("RUN", resume_run, "run id")->required();
+  resume->add_option("--workers", run_options.workers, "worker processes (default: cores, at most what stages use)");
+  resume->add_flag("--json", run_options.json, "print the result as JSON");
+  resume->add_flag("--no-progress", no_progress, "plain log lines even on a terminal");
+
   auto* runs = app.add_subcommand("runs", "list runs, newest first");
   runs->add_flag("--json", json, "machine-readable output");
   bool quiet = false;
@@ -98,6 +106,9 @@ int RunCli(int argc, char** argv) {
   serve->add_option("--max-runs", serve_options.max_runs, "runs executing at once (default 2)")->check(CLI::PositiveNumber);
   serve->add_option("--workers", serve_options.workers, "worker processes per run (default: as baton run)");
   serve->add_option("--web-dir", serve_options.web_dir, "the web UI's files (default: the source tree's web/)");
+  serve->add_option("--data-root", serve_options.data_roots,
+                    "folder that pipelines sent over HTTP may read data from; repeatable (default: the store and "
+                    "/usr/share/datasets)");
 
   try {
     app.parse(argc, argv);
@@ -119,6 +130,10 @@ int RunCli(int argc, char** argv) {
     if (*run) {
       run_options.progress = !no_progress;
       return CmdRun(store_dir, run_options);
+    }
+    if (*resume) {
+      run_options.progress = !no_progress;
+      return CmdResume(store_dir, resume_run, run_options);
     }
     if (*serve) return CmdServe(store_dir, serve_options);
     StoreHandle store = OpenStore(store_dir);

@@ -42,6 +42,9 @@ struct RunOptions {
 };
 int CmdValidate(const std::string& file, bool json);
 int CmdRun(const std::string& store_dir, const RunOptions& options);
+// Resumes a run whose process ended before it did (Coordinator::ForResume),
+// with options.workers, json and progress as CmdRun; pipeline_file unused.
+int CmdResume(const std::string& store_dir, const std::string& run_id, const RunOptions& options);
 int CmdRuns(StoreHandle& store, bool json, bool quiet);
 int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& stage, bool json);
 int CmdLineage(StoreHandle& store, const std::string& id, bool downstream, int depth, bool json);
@@ -56,6 +59,7 @@ struct ServeOptions {
   int threads = 16;                 // request threads (each event stream holds one)
   size_t max_body_bytes = 16u << 20;  // largest request body (413 above)
   std::string web_dir;              // the web UI's files, served under /
+  std::vector<std::string> data_roots;  // empty: the store and /usr/share/datasets
 };
 int CmdServe(const std::string& store_dir, const ServeOptions& options);
 // The commands through a `baton serve` (cli_remote.cpp); show and lineage

@@ -30,7 +30,8 @@ httplib::Client Connect(const RemoteOptions& remote) {
 ErrorCode CodeOfStatus(int status) {
   switch (status) {
     case 400: case 413: return ErrorCode::kInvalidArgument;
-    case 401: case 403: return ErrorCode::kUnauthenticated;
+    case 401: return ErrorCode::kUnauthenticated;
+    case 403: return ErrorCode::kPermissionDenied;
     case 404: return ErrorCode::kNotFound;
     case 409: return ErrorCode::kConflict;
     default: return status >= 500 ? ErrorCode::kUnavailable : ErrorCode::kInternal;

@@ -74,6 +74,8 @@ int CmdServe(const std::string& store_dir, const ServeOptions& options) {
   api.token = LoadOrCreateApiToken(store_dir, &created);
   api.public_read = options.public_read;
   api.web_dir = options.web_dir;
+  api.data_roots = options.data_roots;
+  if (api.data_roots.empty()) api.data_roots = {store_dir, "/usr/share/datasets"};
   if (!api.web_dir.empty() && !std::filesystem::is_directory(api.web_dir)) api.web_dir.clear();
 
   RunManagerOptions run_options;

@@ -74,6 +74,7 @@ int HttpStatus(ErrorCode code) {
     case ErrorCode::kCorrupt: return 500;
     case ErrorCode::kInternal: return 500;
     case ErrorCode::kUnauthenticated: return 401;
+    case ErrorCode::kPermissionDenied: return 403;
   }
   return 500;
 }
@@ -88,6 +89,7 @@ const char* EnvelopeCode(ErrorCode code) {
     case ErrorCode::kCorrupt: return "DATA_CORRUPTED";
     case ErrorCode::kInternal: return "INTERNAL_ERROR";
     case ErrorCode::kUnauthenticated: return "UNAUTHENTICATED";
+    case ErrorCode::kPermissionDenied: return "PERMISSION_DENIED";
   }
   return "INTERNAL_ERROR";
 }

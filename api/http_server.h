@@ -17,6 +17,9 @@ struct ApiOptions {
   std::string token;        // mutations (and reads, unless public_read) need "Bearer <token>"
   bool public_read = false;
   std::string web_dir;      // served under / when not empty
+  // Folders a pipeline triggered over HTTP may read data from (prepare
+  // stages' dataset.path, symlinks resolved); others get 403.
+  std::vector<std::string> data_roots;
 };
 
 struct HttpServerOptions {

@@ -5,6 +5,7 @@
 // unless public_read), and records the route for the OpenAPI test. Errors
 // leave through detail::SendError, in MLflow's envelope.
 #include <algorithm>
+#include <filesystem>
 #include <regex>
 
 #include "api/checkpoint_export.h"
@@ -45,6 +46,44 @@ std::string PathRegex(const std::string& openapi_path) {
     last = it->position() + it->length();
   }
   return out + openapi_path.substr(last);
+}
+
+// Whether `path` (made absolute against the server's folder, symlinks and
+// ".." resolved) lies in one of `roots`.
+bool UnderARoot(const std::string& path, const std::vector<std::string>& roots) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path target = fs::weakly_canonical(fs::absolute(path, ec), ec);
+  if (ec) return false;
+  for (const std::string& root : roots) {
+    const fs::path base = fs::weakly_canonical(fs::absolute(root, ec), ec);
+    if (ec) continue;
+    const fs::path rel = target.lexically_relative(base);
+    if (!rel.empty() && *rel.begin() != "..") return true;
+  }
+  return false;
+}
+
+// A pipeline from a remote caller may read data only under the data roots.
+// Checked on the document before it is validated, whose messages would
+// otherwise tell the caller which paths exist on the server.
+void CheckDataRoots(const Json& doc, const std::vector<std::string>& roots, const std::string& prefix) {
+  if (!doc.is_object() || !doc.contains("stages") || !doc["stages"].is_object()) return;
+  std::vector<ErrorDetail> outside;
+  for (const auto& [name, stage] : doc["stages"].items()) {
+    if (!stage.is_object() || !stage.contains("dataset") || !stage["dataset"].is_object()) continue;
+    const Json& path = stage["dataset"].value("path", Json());
+    if (!path.is_string() || UnderARoot(path.get<std::string>(), roots)) continue;
+    outside.push_back({prefix + "/stages/" + name + "/dataset/path",
+                       "\"" + path.get<std::string>() + "\" is outside the server's data roots"});
+  }
+  if (outside.empty()) return;
+  std::string allowed;
+  for (const auto& r : roots) allowed += (allowed.empty() ? "" : ", ") + r;
+  throw Error(ErrorCode::kPermissionDenied,
+              outside[0].pointer + ": " + outside[0].message + " (" + allowed +
+                  "; `baton serve --data-root DIR` allows more)",
+              outside);
 }
 
 struct Api {
@@ -101,13 +140,17 @@ struct Api {
 
   // A pipeline from {"pipeline_id": ...} (stored earlier) or {"pipeline": {...}}.
   orchestrator::Pipeline PipelineOf(const Json& body) const {
-    if (body.contains("pipeline")) return LoadChecked(body["pipeline"], "/pipeline");
+    if (body.contains("pipeline")) {
+      CheckDataRoots(body["pipeline"], options.data_roots, "/pipeline");
+      return LoadChecked(body["pipeline"], "/pipeline");
+    }
     if (!body.contains("pipeline_id") || !body["pipeline_id"].is_string()) {
       throw Error(ErrorCode::kInvalidArgument, "give \"pipeline\" (the document) or \"pipeline_id\"", "/pipeline_id");
     }
     const std::string id = body["pipeline_id"].get<std::string>();
     auto doc = IsDigest(id) ? store.db->GetPipeline(id) : std::nullopt;
     if (!doc) throw Error(ErrorCode::kNotFound, "no pipeline " + id + " (POST /api/v1/pipelines stores one)");
+    CheckDataRoots(*doc, options.data_roots, "");
     return orchestrator::LoadPipeline(*doc);
   }
 
@@ -157,7 +200,9 @@ void Api::Mount() {
     res.set_content(OpenApiRaw(), "application/json");
   });
   Route("POST", "/pipelines", [this](const httplib::Request& req, httplib::Response& res) {
-    const orchestrator::Pipeline p = LoadChecked(Body(req), "");
+    const Json doc = Body(req);
+    CheckDataRoots(doc, options.data_roots, "");
+    const orchestrator::Pipeline p = LoadChecked(doc, "");
     store.db->PutPipeline(p.id, p.name, p.doc);
     res.status = 201;
     res.set_content(Json{{"pipeline_id", p.id}, {"name", p.name}, {"stages", p.order}}.dump(), "application/json");

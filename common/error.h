@@ -16,6 +16,7 @@ enum class ErrorCode {
   kCorrupt,          // stored bytes do not match their digest or format
   kInternal,         // a bug or an unexpected library failure
   kUnauthenticated,  // credentials are missing or wrong
+  kPermissionDenied,  // the caller may not do or reach this (e.g. files outside the data roots)
 };
 
 const char* ErrorCodeName(ErrorCode code);

@@ -403,6 +403,54 @@ TEST_F(ServeTest, TraversalAttemptsGet404NotFiles) {
   }
 }
 
+TEST_F(ServeTest, PipelinesMayReadDataOnlyUnderTheDataRoots) {
+  // A symlink inside the store that leads out of it does not count as inside.
+  fs::create_symlink("/etc", *dir_ / "store" / "escape");
+  for (const std::string path : {std::string("/etc"), std::string("/usr/share/datasets/../../../etc"),
+                                 (*dir_ / "store" / "escape").string(), std::string("relative/../../etc")}) {
+    Json doc = Pipeline("outside", 1, 600);
+    doc["stages"]["prep"]["dataset"]["path"] = path;
+    auto res = server_->Client().Post("/api/v1/runs", Json{{"pipeline", doc}}.dump(), "application/json");
+    ASSERT_TRUE(res) << path;
+    EXPECT_EQ(res->status, 403) << path << ": " << res->body;
+    Json body = Json::parse(res->body);
+    EXPECT_EQ(body["error_code"], "PERMISSION_DENIED") << path;
+    ASSERT_FALSE(body["details"].empty()) << path;
+    EXPECT_EQ(body["details"][0]["pointer"], "/pipeline/stages/prep/dataset/path") << path;
+    // Storing it is refused too, before validation could say whether the path exists.
+    auto stored = server_->Client().Post("/api/v1/pipelines", doc.dump(), "application/json");
+    ASSERT_TRUE(stored);
+    EXPECT_EQ(stored->status, 403) << path << ": " << stored->body;
+    EXPECT_EQ(stored->body.find("no such"), std::string::npos) << stored->body;
+  }
+}
+
+TEST_F(ServeTest, ParallelTriggersWithOneIdempotencyKeyMakeOneRun) {
+  const Json doc = Pipeline("serve-e2e", 2, 600);  // cached: finishes at once
+  std::vector<std::thread> threads;
+  std::vector<std::string> ids(8);
+  std::vector<int> statuses(8, 0);
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      httplib::Client c = server_->Client();
+      auto res = c.Post("/api/v1/runs", {{"Idempotency-Key", "parallel-key"}}, Json{{"pipeline", doc}}.dump(),
+                        "application/json");
+      if (!res) return;
+      statuses[i] = res->status;
+      ids[i] = Json::parse(res->body).value("run_id", "");
+    });
+  }
+  for (auto& t : threads) t.join();
+  int created = 0;
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_TRUE(statuses[i] == 201 || statuses[i] == 200) << statuses[i];
+    created += statuses[i] == 201;
+    EXPECT_EQ(ids[i], ids[0]);
+  }
+  EXPECT_EQ(created, 1);
+  ReadEvents(*server_, ids[0]);  // let it finish before the suite ends
+}
+
 TEST_F(ServeTest, OversizedBodyGets413AndDeepJsonGets400) {
   httplib::Client c = server_->Client();
   const std::string big(17u << 20, ' ');  // over serve's 16 MiB
