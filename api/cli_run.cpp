@@ -52,12 +52,14 @@ int CmdValidate(const std::string& file, bool json) {
   return issues.empty() ? kExitOk : kExitInvalid;
 }
 
-int CmdRun(const std::string& store_dir, const RunOptions& options) {
-  orchestrator::Pipeline pipeline = orchestrator::LoadPipelineFile(options.pipeline_file);
-  StoreHandle store = OpenStore(store_dir);
-  const std::string run_id = orchestrator::CreateRun(*store.db, pipeline);
+namespace {
 
-  orchestrator::Coordinator coordinator(*store.blobs, *store.db, pipeline, run_id);
+// Executes a run to its end with `baton run`'s progress lines and result:
+// shared by CmdRun and CmdResume. `verb` says what the first line says.
+int ExecuteWithProgress(StoreHandle& store, orchestrator::Coordinator& coordinator, const RunOptions& options,
+                        const char* verb) {
+  const orchestrator::Pipeline& pipeline = coordinator.pipeline();
+  const std::string run_id = coordinator.run_id();
   std::map<std::string, std::pair<std::string, std::string>> objectives;
   for (const auto& name : pipeline.order) {
     const Json& s = pipeline.stage(name);
@@ -67,8 +69,8 @@ int CmdRun(const std::string& store_dir, const RunOptions& options) {
   }
   std::FILE* out = options.json ? stderr : stdout;
   const bool live = options.progress && isatty(fileno(out));
-  if (!options.json) std::fprintf(out, "run %s of pipeline %s (store %s)\n", run_id.c_str(), pipeline.name.c_str(),
-                                  store_dir.c_str());
+  if (!options.json) std::fprintf(out, "%s %s of pipeline %s (store %s)\n", verb, run_id.c_str(),
+                                  pipeline.name.c_str(), store.dir.c_str());
   ProgressPrinter printer(out, live, objectives, pipeline.order);
   coordinator.AddObserver(&printer);
 
@@ -89,6 +91,22 @@ int CmdRun(const std::string& store_dir, const RunOptions& options) {
     CmdShow(store, run_id, "", false);
   }
   return status == "succeeded" ? kExitOk : kExitRunFailed;
+}
+
+}  // namespace
+
+int CmdRun(const std::string& store_dir, const RunOptions& options) {
+  orchestrator::Pipeline pipeline = orchestrator::LoadPipelineFile(options.pipeline_file);
+  StoreHandle store = OpenStore(store_dir);
+  const std::string run_id = orchestrator::CreateRun(*store.db, pipeline);
+  orchestrator::Coordinator coordinator(*store.blobs, *store.db, pipeline, run_id);
+  return ExecuteWithProgress(store, coordinator, options, "run");
+}
+
+int CmdResume(const std::string& store_dir, const std::string& run_id, const RunOptions& options) {
+  StoreHandle store = OpenStore(store_dir);
+  auto coordinator = orchestrator::Coordinator::ForResume(*store.blobs, *store.db, run_id);
+  return ExecuteWithProgress(store, *coordinator, options, "resuming run");
 }
 
 }  // namespace baton::api
