@@ -206,6 +206,86 @@ TEST_F(ResumeTest, TheMedianRuleSeesTheRecordedEpochsOfResumedTrials) {
   }
 }
 
+// A run cut off after `kill_after` epoch reports (its one worker dies on the
+// next one) and resumed, against the same study run uninterrupted: with one
+// worker every decision is deterministic, so they must agree trial by trial.
+class ResumeAnywhereTest : public ResumeTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  Json Study(int tag) {
+    Json doc = SmallPipeline(data_.string());
+    auto& tune = doc["stages"]["tune"];
+    tune["budget"] = {{"max_trials", 9}, {"max_parallel", 1}, {"max_epochs", 9}};
+    if (GetParam() == "asha") {
+      tune["pruner"] = {{"type", "asha"}, {"min_resource", 1}, {"reduction_factor", 3}};
+    } else {
+      tune["sampler"] = {{"type", "tpe"}, {"n_startup_trials", 3}};
+      tune["pruner"] = {{"type", "median"}, {"min_resource", 1}, {"n_startup_trials", 2}};
+    }
+    tune["hyperparameters"] = {{"tag", tag}};  // a study of its own (no cache hit)
+    doc["stages"]["train"]["epochs"] = 1;
+    return doc;
+  }
+
+  struct Outcome {
+    std::string status;
+    Json hyperparameters;
+    std::vector<double> values;
+    bool operator==(const Outcome& o) const {
+      return status == o.status && hyperparameters == o.hyperparameters && values == o.values;
+    }
+  };
+  std::map<int, Outcome> Outcomes(const std::string& run_id) {
+    std::map<int, Outcome> out;
+    for (const auto& [n, t] : Trials(run_id, "tune")) {
+      Json hp = t.hyperparameters;
+      hp.erase("tag");
+      Outcome o{t.status, hp, {}};
+      for (const auto& e : db_->GetEpochs(t.id)) o.values.push_back(e.metrics["val_accuracy"].get<double>());
+      out[n] = o;
+    }
+    return out;
+  }
+};
+
+TEST_P(ResumeAnywhereTest, AResumedStudyDecidesAsAnUninterruptedOne) {
+  const std::string reference = Run(Study(0), 1);
+  ASSERT_EQ(db_->GetRun(reference)->status, "succeeded");
+  const auto expected = Outcomes(reference);
+  int pruned = 0;
+  for (const auto& [n, o] : expected) pruned += o.status == "pruned" ? 1 : 0;
+  ASSERT_GE(pruned, 2) << "the study should prune";
+  for (int kill_after : {1, 4, 9, 13, 20}) {
+    SCOPED_TRACE("killed after " + std::to_string(kill_after) + " epoch reports");
+    Pipeline p = LoadPipeline(Study(kill_after));
+    const std::string run_id = CreateRun(*db_, p);
+    {
+      Coordinator c(*blobs_, *db_, p, run_id);
+      c.Start();
+      FakeWorker w(c, *blobs_, 0);
+      int reports = 0;
+      w.accuracy = [&](const Json& hp, int64_t, int epoch) {
+        if (reports++ == kill_after) throw std::runtime_error("killed");
+        return FakeWorker::Accuracy(hp, epoch);
+      };
+      EXPECT_THROW(w.Loop(), std::runtime_error);
+    }
+    ASSERT_EQ(db_->GetRun(run_id)->status, "running");
+    auto c = Coordinator::ForResume(*blobs_, *db_, run_id);
+    c->Start();
+    Finish(*c, 1);
+    ASSERT_EQ(db_->GetRun(run_id)->status, "succeeded") << db_->GetRun(run_id)->error;
+    const auto got = Outcomes(run_id);
+    ASSERT_EQ(got.size(), expected.size());
+    for (const auto& [n, o] : expected) {
+      EXPECT_EQ(got.at(n).status, o.status) << "trial " << n;
+      EXPECT_EQ(got.at(n).hyperparameters, o.hyperparameters) << "trial " << n;
+      EXPECT_EQ(got.at(n).values, o.values) << "trial " << n;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Pruners, ResumeAnywhereTest, ::testing::Values("asha", "tpe_median"));
+
 TEST_F(ResumeTest, UnknownAndFinishedRunsAreRefused) {
   try {
     Coordinator::ForResume(*blobs_, *db_, "20260101-000000-beef");
