@@ -96,6 +96,10 @@ int RunCli(int argc, char** argv) {
   store_cmd->require_subcommand(1);
   auto* du = store_cmd->add_subcommand("du", "disk use per run and stage, with bytes shared");
   du->add_flag("--json", json, "machine-readable output");
+  auto* gc = store_cmd->add_subcommand("gc", "free blobs that no run, checkpoint or artifact refers to (dry run first)");
+  bool apply = false;
+  gc->add_flag("--apply", apply, "delete them (default: only report)");
+  gc->add_flag("--json", json, "machine-readable output");
 
   auto* serve = app.add_subcommand("serve", "serve the REST API (/api/v1), the web UI and runs triggered over HTTP");
   ServeOptions serve_options;
@@ -141,6 +145,7 @@ int RunCli(int argc, char** argv) {
     if (*show) return CmdShow(store, run_id, stage, json);
     if (*lineage) return CmdLineage(store, node, downstream, depth, json);
     if (*du) return CmdStoreDu(store, json);
+    if (*gc) return CmdStoreGc(store, apply, json);
   } catch (const Error& e) {
     std::fprintf(stderr, "baton: %s\n", e.what());
     return ExitCodeFor(e.code());

@@ -50,6 +50,17 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
 int CmdLineage(StoreHandle& store, const std::string& id, bool downstream, int depth, bool json);
 int CmdStoreDu(StoreHandle& store, bool json);
 
+// Blobs no lineage record refers to (store_gc.cpp); deleted with `apply`.
+struct GcReport {
+  bool applied = false;
+  uint64_t scanned = 0;
+  std::vector<std::string> unreferenced;
+  uint64_t bytes = 0;
+};
+GcReport CollectGarbage(StoreHandle& store, bool apply);
+Json GcJson(const GcReport& report);
+int CmdStoreGc(StoreHandle& store, bool apply, bool json);
+
 struct ServeOptions {
   std::string host = "127.0.0.1";  // loopback unless asked otherwise
   int port = 8080;                  // 0 = any free port

@@ -381,6 +381,21 @@ void Api::MountStore() {
     }
     SendJson(res, LineageJson(store, node, direction == "downstream", IntParam(req, "depth", 64, 1, 64)));
   });
+  Route("POST", "/store:gc", [this](const httplib::Request& req, httplib::Response& res) {
+    const Json body = req.body.empty() ? Json::object() : Body(req);
+    const Json apply = body.value("apply", Json(false));
+    if (!apply.is_boolean()) throw Error(ErrorCode::kInvalidArgument, "apply must be true or false", "/apply");
+    if (!apply.get<bool>()) {
+      SendJson(res, GcJson(CollectGarbage(store, false)));
+      return;
+    }
+    // A run being written has blobs its lineage does not name yet.
+    GcReport report;
+    if (!runs.WhileIdle([&] { report = CollectGarbage(store, true); })) {
+      throw Error(ErrorCode::kConflict, "runs are active; gc --apply waits until none is (a dry run works any time)");
+    }
+    SendJson(res, GcJson(report));
+  });
   Route("GET", "/store/stats", [this](const httplib::Request&, httplib::Response& res) {
     const store::BlobStoreStats b = store.blobs->Stats();
     Json out = {{"blobs", b.blobs}, {"bytes", b.bytes}, {"stages", Json::array()}};

@@ -509,6 +509,25 @@ SELECT COALESCE(SUM(b.size), 0),
     return {static_cast<uint64_t>(s.ColInt(0)), static_cast<uint64_t>(s.ColInt(1))};
   }
 
+  std::vector<std::string> ReferencedBlobs() override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    Statement s = Prepare(R"sql(
+SELECT digest FROM blobs
+UNION SELECT blob FROM checkpoint_blobs
+UNION SELECT digest FROM checkpoints
+UNION SELECT blob FROM artifact_blobs
+UNION SELECT digest FROM artifacts
+UNION SELECT output FROM stages WHERE output != ''
+UNION SELECT output FROM trials WHERE output != ''
+UNION SELECT initial_checkpoint FROM trials WHERE initial_checkpoint != ''
+UNION SELECT json_extract(resolved, '$.comparison') FROM stages
+ WHERE json_extract(resolved, '$.comparison') IS NOT NULL)sql",
+                          "listing the blobs the lineage refers to");
+    std::vector<std::string> out;
+    while (s.Step()) out.push_back(s.ColText(0));
+    return out;
+  }
+
   std::vector<StageUsage> Usage(const std::string& run_id) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
     Statement s = Prepare(R"sql(

@@ -181,6 +181,10 @@ class LineageDb {
 
   // Disk use per stage, oldest first; all runs if `run_id` is empty.
   virtual std::vector<StageUsage> Usage(const std::string& run_id = "") = 0;
+  // Every blob digest the lineage refers to: checkpoints (manifests) and
+  // their tensor blobs, artifacts and theirs, stage outputs (study and
+  // ablation results) and resolved comparison tables. What gc must keep.
+  virtual std::vector<std::string> ReferencedBlobs() = 0;
 };
 
 }  // namespace baton::store
