@@ -284,6 +284,42 @@ TEST_P(ResumeAnywhereTest, AResumedStudyDecidesAsAnUninterruptedOne) {
   }
 }
 
+TEST_P(ResumeAnywhereTest, AnAnswerGivenButNotActedOnIsDecidedAgain) {
+  const std::string reference = Run(Study(0), 1);
+  const auto expected = Outcomes(reference);
+  Pipeline p = LoadPipeline(Study(1));
+  const std::string run_id = CreateRun(*db_, p);
+  std::string answer;
+  {
+    // The first trial's first epoch is answered (ASHA: "stop", it pauses at
+    // rung 0 as the only trial there), and the process ends before the
+    // worker's :complete.
+    Coordinator c(*blobs_, *db_, p, run_id);
+    c.Start();
+    FakeWorker helper(c, *blobs_, 0);
+    Json t0 = Take(c, 0);
+    ASSERT_EQ(t0["kind"], "train");  // prep is a cache hit of the reference run
+    const int64_t id = t0["id"].get<int64_t>();
+    const std::string key = "tune/" + std::to_string(t0["seed"].get<uint64_t>());
+    c.ReportInitial(id, {{"checkpoint", helper.PutCheckpoint(key + "/init")}, {"init", {{"source", nullptr}}}});
+    answer = c.ReportEpoch(id, {{"epoch", 0}, {"checkpoint", helper.PutCheckpoint(key + "/0")},
+                                {"metrics", {{"val_accuracy", FakeWorker::Accuracy(t0["hyperparameters"], 0)}}}});
+  }
+  EXPECT_EQ(answer, GetParam() == "asha" ? "stop" : "continue");
+  auto c = Coordinator::ForResume(*blobs_, *db_, run_id);
+  // ASHA pauses it at rung 0 again; the median rule lets it go on.
+  const auto first = Trials(run_id, "tune").at(0);
+  EXPECT_EQ(first.status, GetParam() == "asha" ? "pruned" : "pending") << first.reason;
+  c->Start();
+  Finish(*c, 1);
+  ASSERT_EQ(db_->GetRun(run_id)->status, "succeeded") << db_->GetRun(run_id)->error;
+  const auto got = Outcomes(run_id);
+  for (const auto& [n, o] : expected) {
+    EXPECT_EQ(got.at(n).status, o.status) << "trial " << n;
+    EXPECT_EQ(got.at(n).values, o.values) << "trial " << n;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Pruners, ResumeAnywhereTest, ::testing::Values("asha", "tpe_median"));
 
 TEST_F(ResumeTest, UnknownAndFinishedRunsAreRefused) {
