@@ -82,6 +82,13 @@ int CmdServe(const std::string& store_dir, const ServeOptions& options) {
   run_options.max_runs = options.max_runs;
   run_options.workers = options.workers;
   RunManager runs(store, run_options);
+  // This process holds the store, so a run still pending or running was
+  // cut short (a killed `baton run` or server): it continues.
+  for (const auto& run : store.db->ListRuns(1 << 30)) {
+    if (run.status != "pending" && run.status != "running") continue;
+    std::fprintf(stderr, "resuming interrupted run %s (%s)\n", run.id.c_str(), run.name.c_str());
+    runs.Resume(run.id);
+  }
 
   HttpServerOptions server_options;
   server_options.host = options.host;

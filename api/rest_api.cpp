@@ -262,6 +262,12 @@ void Api::MountRuns() {
     runs.Cancel(id, "cancelled through the API");
     SendJson(res, RunJson(MustRun(id)));
   });
+  Route("POST", "/runs/{run_id}:resume", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string id = req.matches[1];
+    runs.Resume(id);
+    res.status = 202;
+    res.set_content(RunJson(MustRun(id)).dump(), "application/json");
+  });
   Route("GET", "/runs/{run_id}/events", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
     MustRun(id);

@@ -53,6 +53,7 @@ struct RunManager::Entry {
   std::vector<RunEvent> events;
   bool over = false;
   std::string cancel_reason;  // asked before it started
+  bool resume = false;        // an interrupted run, continued (Coordinator::ForResume)
 };
 
 // Keeps a run's events for its stream. Called with the coordinator's lock
@@ -125,6 +126,27 @@ RunManager::Triggered RunManager::Trigger(const orchestrator::Pipeline& pipeline
   return {entry->run_id, true};
 }
 
+void RunManager::Resume(const std::string& run_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) throw Error(ErrorCode::kUnavailable, "the server is stopping");
+  auto it = runs_.find(run_id);
+  if (it != runs_.end()) {
+    std::lock_guard<std::mutex> events_lock(events_mu_);
+    if (!it->second->over) throw Error(ErrorCode::kConflict, "run " + run_id + " is already being executed here");
+  }
+  auto run = store_.db->GetRun(run_id);
+  if (!run) throw Error(ErrorCode::kNotFound, "no run " + run_id);
+  if (run->status != "pending" && run->status != "running") {
+    throw Error(ErrorCode::kConflict, "run " + run_id + " already " + run->status + "; nothing to resume");
+  }
+  auto entry = std::make_shared<Entry>();
+  entry->run_id = run_id;
+  entry->resume = true;
+  runs_[run_id] = entry;  // a new event stream for the resumed part
+  queue_.push_back(entry);
+  cv_.notify_all();
+}
+
 void RunManager::Loop() {
   while (true) {
     std::shared_ptr<Entry> entry;
@@ -158,7 +180,10 @@ void RunManager::Loop() {
 }
 
 void RunManager::Execute(Entry& entry) {
-  orchestrator::Coordinator coordinator(*store_.blobs, *store_.db, entry.pipeline, entry.run_id);
+  std::unique_ptr<orchestrator::Coordinator> owned =
+      entry.resume ? orchestrator::Coordinator::ForResume(*store_.blobs, *store_.db, entry.run_id)
+                   : std::make_unique<orchestrator::Coordinator>(*store_.blobs, *store_.db, entry.pipeline, entry.run_id);
+  orchestrator::Coordinator& coordinator = *owned;
   Recorder recorder(*this, entry);
   coordinator.AddObserver(&recorder);
   {

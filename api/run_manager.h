@@ -58,6 +58,11 @@ class RunManager {
   // created, if the pipeline is the same; with another pipeline it throws
   // Error(kConflict).
   Triggered Trigger(const orchestrator::Pipeline& pipeline, const std::string& idempotency_key);
+  // Queues an interrupted run (pending or running in the lineage DB, not
+  // executed here) to continue where it stopped (Coordinator::ForResume).
+  // Error(kNotFound) for an unknown run, Error(kConflict) for one that has
+  // finished or that this server executes.
+  void Resume(const std::string& run_id);
   // Cancels a queued or running run. Error(kNotFound) for an unknown run,
   // Error(kConflict) for one that has finished or that another process runs.
   void Cancel(const std::string& run_id, const std::string& reason);

@@ -22,6 +22,7 @@
 #include "common/digest.h"
 #include "common/json_util.h"
 #include "store/blob_store.h"
+#include "store/lineage_db.h"
 
 namespace baton {
 namespace {
@@ -574,6 +575,66 @@ TEST(StoreGc, FreesOnlyUnreferencedBlobsAndOnlyWhenAsked) {
     ASSERT_TRUE(anonymous);
     EXPECT_EQ(anonymous->status, 401);
   }
+  fs::remove_all(dir);
+}
+
+// A `baton run` killed after its first epoch leaves a run "running" in the
+// store; `baton serve` on that store continues it by itself, and :resume
+// refuses a run that is not interrupted.
+TEST(ServeResume, RestartedServerFinishesAnInterruptedRun) {
+  const fs::path dir = fs::temp_directory_path() / ("baton-e2e-serve-resume-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "p.json") << Pipeline("resume", 6, 2000).dump();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);  // its workers too, for the kill below
+    execl("/bin/sh", "sh", "-c",
+          ("exec env BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store " + (dir / "store").string() + " run " +
+           (dir / "p.json").string() + " --no-progress >/dev/null 2>&1")
+              .c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Kill the orchestrator once an epoch is recorded.
+  std::string run_id;
+  for (int i = 0; i < 600 && run_id.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!fs::exists(dir / "store" / "lineage.db")) continue;
+    try {
+      auto db = store::LineageDb::Open(dir / "store" / "lineage.db");
+      for (const auto& r : db->ListRuns(1)) {
+        for (const auto& st : db->GetStages(r.id)) {
+          for (const auto& t : db->GetTrials(st.id)) {
+            if (st.name == "tune" && !db->GetEpochs(t.id).empty()) run_id = r.id;
+          }
+        }
+      }
+    } catch (const std::exception&) {
+    }
+  }
+  ASSERT_FALSE(run_id.empty()) << "no epoch recorded within 60 s";
+  kill(-pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  {
+    auto db = store::LineageDb::Open(dir / "store" / "lineage.db");
+    ASSERT_EQ(db->GetRun(run_id)->status, "running");  // cut short
+  }
+  Server server(dir / "store", "");
+  std::vector<Sse> events = ReadEvents(server, run_id);  // the resumed part
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().data["data"]["status"], "succeeded") << events.back().data.dump();
+  Json run = Parse(server.Client().Get(("/api/v1/runs/" + run_id).c_str()));
+  EXPECT_EQ(run["status"], "succeeded");
+  Json trials = Parse(server.Client().Get(("/api/v1/runs/" + run_id + "/stages/tune/trials").c_str()));
+  for (const auto& t : trials["trials"]) EXPECT_EQ(t["epochs"].size(), 6u) << t.dump();  // no epoch lost or doubled
+  auto again = server.Client().Post(("/api/v1/runs/" + run_id + ":resume").c_str(), "", "application/json");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 409) << again->body;
+  auto unknown = server.Client().Post("/api/v1/runs/20000101-000000-0000:resume", "", "application/json");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404);
+  EXPECT_EQ(server.Stop(), 0);
   fs::remove_all(dir);
 }
 
