@@ -495,6 +495,43 @@ TEST_F(ServeTest, CancelledRunStopsAndCannotBeCancelledTwice) {
   EXPECT_EQ(twice->status, 409);
 }
 
+// `baton --server URL ...` acts through the server, not on a local store.
+TEST_F(ServeTest, CliActsThroughTheServer) {
+  const std::string url = "http://127.0.0.1:" + std::to_string(server_->port);
+  const fs::path pipeline = *dir_ / "cli.json";
+  std::ofstream(pipeline) << Pipeline("serve-e2e", 2, 600).dump();  // cached: quick
+  auto cli = [&](const std::string& args, int* rc) {
+    // No --store: the local default store must not be touched.
+    const std::string cmd = "cd " + dir_->string() + " && BATON_TOKEN=" + server_->token + " " BATON_BIN " --server " +
+                            url + " " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
+    const int status = pclose(p);
+    *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return out;
+  };
+  int rc = -1;
+  const std::string run = cli("run " + pipeline.string() + " --json --no-progress", &rc);
+  EXPECT_EQ(rc, 0) << run;
+  const Json result = Json::parse(run.substr(run.find("\n{") + 1));
+  EXPECT_EQ(result["status"], "succeeded") << run;
+  const std::string id = result["run_id"];
+  EXPECT_NE(cli("runs -q", &rc).find(id), std::string::npos);
+  EXPECT_EQ(rc, 0);
+  const Json shown = Json::parse(cli("show " + id + " --stage tune", &rc));
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(shown["status"], "cached");
+  const Json lineage = Json::parse(cli("lineage run:" + id + " --downstream --depth 1", &rc));
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(lineage["direction"], "downstream");
+  EXPECT_FALSE(fs::exists(*dir_ / "baton-store"));  // nothing local
+  const std::string refused = cli("show 20000101-000000-0000", &rc);
+  EXPECT_EQ(rc, 3) << refused;  // not found, from the server's 404
+  EXPECT_NE(refused.find("no run"), std::string::npos) << refused;
+}
+
 TEST_F(ServeTest, EveryDocumentedRouteIsServed) {
   Json doc = Get("/api/v1/openapi.json");
   ASSERT_TRUE(doc.contains("paths")) << doc.dump().substr(0, 300);
