@@ -47,7 +47,10 @@ class Coordinator {
   // pending and, once started, continue from their last recorded epoch (a
   // `resumed_from` edge, as a retry), with their recorded hyperparameters
   // and seed; an attempt cut short this way does not count against
-  // retry.max_attempts. Pending stages start when their inputs are ready.
+  // retry.max_attempts. The pruners see every recorded epoch; a trial whose
+  // last epoch was answered "stop" (median rule, ASHA rung) before the
+  // process ended is judged again on those epochs. Pending stages start when
+  // their inputs are ready.
   // Start() marks the run running again. Throws Error(kNotFound) for an
   // unknown run, Error(kConflict) for one that has finished, and
   // Error(kCorrupt) when its records are inconsistent.

@@ -44,7 +44,7 @@ void Coordinator::LoadForResume() {
     for (auto& stage : stages_) {
       if (stage->rec.status != "running") continue;  // pending ones expand as usual
       const std::vector<int> rungs = stage->pruner == "asha" ? AshaRungs(stage->asha) : std::vector<int>{};
-      std::vector<Task*> undecided;
+      std::vector<std::pair<Task*, int>> undecided;  // with their recorded attempts
       for (const auto& rec : db_.GetTrials(stage->rec.id)) {
         auto t = std::make_unique<Task>();
         t->rec = rec;
@@ -87,9 +87,12 @@ void Coordinator::LoadForResume() {
             if (t->promoted_at == done) {
               t->promotions += 1;
             } else {
-              undecided.push_back(t.get());  // decided below, once every trial is known
+              undecided.push_back({t.get(), rec.attempts});  // decided below, once every trial is known
             }
           }
+        }
+        if (stage->pruner == "median" && !t->values.empty() && !Terminal(rec.status)) {
+          undecided.push_back({t.get(), rec.attempts});
         }
         if (rec.status == "running" || rec.status == "pending") {
           if (t->last_epoch >= 0 && !blobs_.Has(t->last_checkpoint)) {
@@ -107,12 +110,14 @@ void Coordinator::LoadForResume() {
         stage->tasks.push_back(t.get());
         tasks_[rec.id] = std::move(t);
       }
-      // A trial that stood on an ASHA rung when the process ended may have
-      // been told to pause there, or not yet: the rung decides again now.
-      for (Task* t : undecided) {
+      // A trial may have been told to stop (the median rule) or to pause on
+      // an ASHA rung after its last recorded epoch, and the process ended
+      // before it did: the pruner decides again now, from the same epochs.
+      for (auto [t, attempts] : undecided) {
         const std::string reason = PruneReason(*stage, *t);
         if (reason.empty()) continue;
         t->rec.status = "pruned";
+        t->rec.attempts = attempts;
         t->rec.reason = reason;
         t->rec.output = t->last_checkpoint;
         t->rec.finished_at = Now();
