@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/json_util.h"
+#include "tests/e2e/processes.h"
 #include "store/blob_store.h"
 #include "store/checkpoint.h"
 #include "store/lineage_db.h"
@@ -121,17 +122,8 @@ class ResumeRunTest : public ::testing::Test {
   // The baton-worker processes whose parent is `parent`.
   static std::vector<pid_t> Workers(pid_t parent) {
     std::vector<pid_t> out;
-    for (const auto& entry : fs::directory_iterator("/proc")) {
-      const std::string pid = entry.path().filename();
-      if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-      std::ifstream comm(entry.path() / "comm");
-      std::string name;
-      std::getline(comm, name);
-      if (name != "baton-worker") continue;
-      std::ifstream stat(entry.path() / "stat");
-      std::string skip, ppid;
-      stat >> skip >> skip >> skip >> ppid;
-      if (ppid == std::to_string(parent)) out.push_back(std::stoi(pid));
+    for (const auto& [pid, ppid] : testing::BatonWorkers()) {
+      if (ppid == parent) out.push_back(pid);
     }
     return out;
   }

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "common/json_util.h"
+#include "tests/e2e/processes.h"
 #include "store/lineage_db.h"
 
 namespace baton {
@@ -145,20 +146,11 @@ TEST_F(TuningRunTest, MedianRulePrunesBadTrialsAtTheEpochItSaysAndTheSlotGoesOn)
 // Kills the baton-worker children of the `baton` process using our store.
 int KillWorkers(const fs::path& store_dir) {
   int killed = 0;
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    const std::string pid = entry.path().filename();
-    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream comm(entry.path() / "comm");
-    std::string name;
-    std::getline(comm, name);
-    if (name != "baton-worker") continue;
-    std::ifstream stat(entry.path() / "stat");
-    std::string skip, ppid;
-    stat >> skip >> skip >> skip >> ppid;
-    std::ifstream parent("/proc/" + ppid + "/cmdline");
+  for (const auto& [pid, ppid] : testing::BatonWorkers()) {
+    std::ifstream parent("/proc/" + std::to_string(ppid) + "/cmdline");
     std::string cmdline((std::istreambuf_iterator<char>(parent)), std::istreambuf_iterator<char>());
     if (cmdline.find(store_dir.string()) == std::string::npos) continue;
-    if (::kill(std::stoi(pid), SIGKILL) == 0) ++killed;
+    if (::kill(pid, SIGKILL) == 0) ++killed;
   }
   return killed;
 }

@@ -1,0 +1,33 @@
+#pragma once
+
+// The baton-worker processes running on this machine, read from /proc, for
+// tests that kill them or check that they are gone.
+#include <sys/types.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace baton::testing {
+
+// (pid, parent pid) of every live baton-worker process.
+inline std::vector<std::pair<pid_t, pid_t>> BatonWorkers() {
+  std::vector<std::pair<pid_t, pid_t>> out;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string pid = entry.path().filename();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream comm(entry.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name != "baton-worker") continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string skip, state, ppid;
+    stat >> skip >> skip >> state >> ppid;
+    if (!ppid.empty() && state != "Z" && state != "X") out.emplace_back(std::stoi(pid), std::stoi(ppid));
+  }
+  return out;
+}
+
+}  // namespace baton::testing
