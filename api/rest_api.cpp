@@ -5,6 +5,7 @@
 // unless public_read), and records the route for the OpenAPI test. Errors
 // leave through detail::SendError, in MLflow's envelope.
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <regex>
 
@@ -92,6 +93,10 @@ struct Api {
   StoreHandle& store;
   RunManager& runs;
   std::vector<std::pair<std::string, std::string>>& routes;
+  // Event streams hold a request thread each: at most half of them may, so
+  // that idle or slow stream clients cannot starve the rest of the API.
+  int max_streams = 1;
+  std::shared_ptr<std::atomic<int>> streams = std::make_shared<std::atomic<int>>(0);
 
   bool Authorized(const httplib::Request& req, httplib::Response& res, bool mutation) const {
     if (!mutation && options.public_read) return true;
@@ -279,6 +284,11 @@ void Api::MountRuns() {
       }
       after = std::stoll(last);
     }
+    if (streams->fetch_add(1) >= max_streams) {
+      streams->fetch_sub(1);
+      throw Error(ErrorCode::kUnavailable, std::to_string(max_streams) +
+                                               " event streams are open already; try again when one has closed");
+    }
     res.set_header("Cache-Control", "no-cache");
     auto cursor = std::make_shared<int64_t>(after);
     res.set_chunked_content_provider("text/event-stream", [this, id, cursor](size_t, httplib::DataSink& sink) {
@@ -292,7 +302,7 @@ void Api::MountRuns() {
       if (!chunk.empty() && !sink.write(chunk.data(), chunk.size())) return false;
       if (over) sink.done();
       return true;
-    });
+    }, [counter = streams](bool) { counter->fetch_sub(1); });
   });
   Route("GET", "/runs/{run_id}/stages/{stage}", [this](const httplib::Request& req, httplib::Response& res) {
     SendJson(res, StageDetailJson(store, MustStage(req.matches[1], req.matches[2])));
@@ -434,6 +444,7 @@ void HttpServer::MountApi(const ApiOptions& options, StoreHandle* store, RunMana
     return httplib::Server::HandlerResponse::Handled;
   }));
   auto api = std::make_shared<Api>(Api{s, options, *store, *runs, impl_->routes});
+  api->max_streams = std::max(1, impl_->options.threads / 2);
   api->Mount();
   impl_->keep.push_back(api);
   if (!options.web_dir.empty()) s.set_mount_point("/", options.web_dir);

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -530,6 +531,38 @@ TEST_F(ServeTest, CliActsThroughTheServer) {
   const std::string refused = cli("show 20000101-000000-0000", &rc);
   EXPECT_EQ(rc, 3) << refused;  // not found, from the server's 404
   EXPECT_NE(refused.find("no run"), std::string::npos) << refused;
+}
+
+// Idle event streams hold at most half the request threads (serve: 8 of
+// 16): one more is refused with 503 and the rest of the API still answers.
+TEST_F(ServeTest, IdleEventStreamsCannotStarveTheApi) {
+  httplib::Client c = server_->Client();
+  auto res = c.Post("/api/v1/runs", Json{{"pipeline", Pipeline("idle-streams", 50, 8000)}}.dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 201) << res->body;
+  const std::string id = Json::parse(res->body)["run_id"];
+  std::vector<std::thread> streams;
+  std::atomic<int> ended{0};
+  for (int i = 0; i < 8; ++i) {
+    streams.emplace_back([&] {
+      ReadEvents(*server_, id);
+      ++ended;
+    });
+  }
+  // Wait until all eight are being served (the run's first event reaches them).
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  auto ninth = c.Get(("/api/v1/runs/" + id + "/events").c_str());
+  ASSERT_TRUE(ninth);
+  EXPECT_EQ(ninth->status, 503) << ninth->body.substr(0, 200);
+  EXPECT_EQ(Json::parse(ninth->body)["error_code"], "TEMPORARILY_UNAVAILABLE");
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(Get("/api/v1/runs/" + id)["run_id"], id);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  auto cancel = c.Post(("/api/v1/runs/" + id + ":cancel").c_str(), "", "application/json");
+  ASSERT_TRUE(cancel);
+  EXPECT_EQ(cancel->status, 200) << cancel->body;
+  for (auto& t : streams) t.join();  // the streams end with the run
+  EXPECT_EQ(ended.load(), 8);
 }
 
 TEST_F(ServeTest, EveryDocumentedRouteIsServed) {
