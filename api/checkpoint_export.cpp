@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "common/error.h"
@@ -12,9 +13,6 @@ namespace {
 // A manifest is a few hundred bytes per tensor; a blob far larger than any
 // real one is a tensor or dataset, and is not read into memory to find out.
 constexpr uint64_t kMaxManifestBytes = 64ull << 20;
-
-// Thrown through BlobStore::Read, whose sink cannot say stop, when ours does.
-struct StopWriting {};
 
 store::Manifest LoadManifest(store::BlobStore& blobs,
                              const std::string& digest) {
@@ -136,21 +134,17 @@ void RequireTensorBlobs(store::BlobStore& blobs,
   }
 }
 
-// Sends one tensor's bytes; never more than the header promised.
-void WriteTensor(store::BlobStore& blobs, const store::TensorEntry& t,
-                 const std::function<bool(std::string_view)>& sink) {
-  uint64_t sent = 0;
-  const auto wrong_size = [&] {
-    return Error(ErrorCode::kCorrupt, "blob " + t.blob + " of tensor \"" +
-                                          t.name + "\" is not " +
-                                          std::to_string(t.bytes) + " bytes");
-  };
-  blobs.Read(t.blob, [&](std::string_view piece) {
-    if (piece.size() > t.bytes - sent) throw wrong_size();
-    sent += piece.size();
-    if (!sink(piece)) throw StopWriting{};
-  });
-  if (sent != t.bytes) throw wrong_size();
+// One tensor's bytes, verified against its digest (BlobStore::Get) and the
+// size the header promised, before any of them is sent.
+std::string VerifiedTensor(store::BlobStore& blobs, const store::TensorEntry& t,
+                           const std::string& digest) {
+  std::string bytes = blobs.Get(t.blob);  // kCorrupt when they no longer hash to t.blob
+  if (bytes.size() != t.bytes) {
+    throw Error(ErrorCode::kCorrupt, "checkpoint " + digest + ": tensor \"" + t.name + "\"'s blob " + t.blob +
+                                         " has " + std::to_string(bytes.size()) + " bytes, the manifest says " +
+                                         std::to_string(t.bytes));
+  }
+  return bytes;
 }
 
 }  // namespace
@@ -205,19 +199,39 @@ uint64_t SafetensorsSize(const store::Manifest& manifest,
   return HeaderOf(checked, digest).size() + TensorBytes(checked);
 }
 
+void VerifyTensorBlobs(store::BlobStore& blobs, const store::Manifest& manifest,
+                       const std::string& digest) {
+  const store::Manifest checked = Checked(manifest);
+  HeaderOf(checked, digest);  // what WriteSafetensors would refuse, refused here
+  RequireTensorBlobs(blobs, checked, digest);
+  std::set<std::string> verified;  // tensors often share a blob
+  for (const store::TensorEntry& t : checked.tensors) {
+    if (!verified.insert(t.blob).second) continue;
+    try {
+      blobs.Read(t.blob, [](std::string_view) {});
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kCorrupt && e.code() != ErrorCode::kNotFound) throw;
+      throw Error(ErrorCode::kCorrupt, "checkpoint " + digest + ": tensor \"" + t.name + "\": " + e.what());
+    }
+  }
+}
+
 void WriteSafetensors(store::BlobStore& blobs, const store::Manifest& manifest,
                       const std::string& digest,
                       const std::function<bool(std::string_view)>& sink) {
   const store::Manifest checked = Checked(manifest);
   const std::string header = HeaderOf(checked, digest);
   RequireTensorBlobs(blobs, checked, digest);
-  if (!sink(header)) return;
-  try {
-    for (const store::TensorEntry& t : checked.tensors) {
-      WriteTensor(blobs, t, sink);
-    }
-  } catch (const StopWriting&) {
-    // The reader went away; nothing is wrong with the checkpoint.
+  if (checked.tensors.empty()) {
+    sink(header);
+    return;
+  }
+  for (size_t i = 0; i < checked.tensors.size(); ++i) {
+    // One tensor in memory at a time; the first is read before the header
+    // goes out, so that its corruption still leaves nothing sent.
+    const std::string bytes = VerifiedTensor(blobs, checked.tensors[i], digest);
+    if (i == 0 && !sink(header)) return;
+    if (!sink(bytes)) return;  // the reader went away: not an error
   }
 }
 

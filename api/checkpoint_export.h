@@ -50,14 +50,25 @@ std::string SafetensorsHeader(const store::Manifest& manifest,
 uint64_t SafetensorsSize(const store::Manifest& manifest,
                          const std::string& digest);
 
+// Reads every tensor blob of `manifest` once, one chunk at a time, checking
+// that it is in the store with the size the manifest says and still hashes
+// to its digest. Throws Error(kCorrupt) naming the first tensor whose blob
+// is missing, of the wrong size or corrupt; Error(kInvalidArgument) as
+// SafetensorsHeader. Lets an HTTP handler answer 500 before it commits to a
+// 200 and a body.
+void VerifyTensorBlobs(store::BlobStore& blobs, const store::Manifest& manifest,
+                       const std::string& digest);
+
 // Streams the file: the header, then each tensor's blob in manifest order.
 // Every tensor blob is checked to be in the store with the size the
-// manifest says before the first byte goes out, so an HTTP handler can still
-// answer with an error status: Error(kCorrupt) names the first that is
-// missing or of the wrong size. Blobs are read with BlobStore::Read, which
-// verifies each one's SHA-256 as it goes; a mismatch throws Error(kCorrupt)
-// after the sink has seen the bad bytes (the caller must then abort the
-// transfer). `sink` returns false to stop early, which is not an error.
+// manifest says before the first byte goes out: Error(kCorrupt) names the
+// first that is missing or of the wrong size. Each tensor is then read whole
+// with BlobStore::Get, which verifies its SHA-256, before any of its bytes
+// reach `sink` (so at most one tensor is held in memory): the sink never
+// sees a corrupt byte. A corrupt tensor throws Error(kCorrupt) before the
+// header is sent if it is the first, else part way through the stream (the
+// caller must then abort the transfer so that the reader sees it cut
+// short). `sink` returns false to stop early, which is not an error.
 void WriteSafetensors(store::BlobStore& blobs, const store::Manifest& manifest,
                       const std::string& digest,
                       const std::function<bool(std::string_view)>& sink);

@@ -100,6 +100,8 @@ int RunCli(int argc, char** argv) {
   bool apply = false;
   gc->add_flag("--apply", apply, "delete them (default: only report)");
   gc->add_flag("--json", json, "machine-readable output");
+  auto* fsck = store_cmd->add_subcommand("fsck", "re-hash every blob, check manifests and references (exit 5 if corrupt or missing)");
+  fsck->add_flag("--json", json, "machine-readable output");
 
   auto* serve = app.add_subcommand("serve", "serve the REST API (/api/v1), the web UI and runs triggered over HTTP");
   ServeOptions serve_options;
@@ -146,6 +148,7 @@ int RunCli(int argc, char** argv) {
     if (*lineage) return CmdLineage(store, node, downstream, depth, json);
     if (*du) return CmdStoreDu(store, json);
     if (*gc) return CmdStoreGc(store, apply, json);
+    if (*fsck) return CmdStoreFsck(store, json);
   } catch (const Error& e) {
     std::fprintf(stderr, "baton: %s\n", e.what());
     return ExitCodeFor(e.code());

@@ -60,6 +60,11 @@ struct GcReport {
 GcReport CollectGarbage(StoreHandle& store, bool apply);
 Json GcJson(const GcReport& report);
 int CmdStoreGc(StoreHandle& store, bool apply, bool json);
+// Re-hashes every blob, parses every recorded manifest and resolves every
+// lineage reference (store_fsck.cpp); prints each corrupt, missing or
+// orphaned blob with what refers to it. Returns kExitCorrupt if a blob is
+// corrupt or missing; orphans alone are not damage (kExitOk).
+int CmdStoreFsck(StoreHandle& store, bool json);
 
 struct ServeOptions {
   std::string host = "127.0.0.1";  // loopback unless asked otherwise

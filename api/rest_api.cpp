@@ -365,13 +365,22 @@ void Api::MountStore() {
     CheckpointJson(*store.blobs, *store.db, digest);  // 404 / 400 before any byte is sent
     auto manifest = std::make_shared<store::Manifest>(store::ParseManifest(store.blobs->Get(digest)));
     const uint64_t size = SafetensorsSize(*manifest, digest);
+    // Reads and hashes every tensor once more than the download needs, so
+    // that a corrupt one is a 500 DATA_CORRUPTED rather than a 200 cut short.
+    VerifyTensorBlobs(*store.blobs, *manifest, digest);
     res.set_header("Content-Disposition", "attachment; filename=\"" + digest.substr(0, 12) + ".safetensors\"");
     res.set_content_provider(size, "application/octet-stream",
                              [this, manifest, digest, size](size_t offset, size_t, httplib::DataSink& sink) {
                                if (offset != 0) return false;  // one pass; ranges are not offered here
-                               WriteSafetensors(*store.blobs, *manifest, digest, [&](std::string_view bytes) {
-                                 return sink.write(bytes.data(), bytes.size());
-                               });
+                               try {
+                                 WriteSafetensors(*store.blobs, *manifest, digest, [&](std::string_view bytes) {
+                                   return sink.write(bytes.data(), bytes.size());
+                                 });
+                               } catch (const std::exception&) {
+                                 // Damaged since the check above. The status is sent: cut the body short
+                                 // (an exception out of here would end the server).
+                                 return false;
+                               }
                                return true;
                              });
   });

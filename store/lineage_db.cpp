@@ -528,6 +528,45 @@ UNION SELECT json_extract(resolved, '$.comparison') FROM stages
     return out;
   }
 
+  std::vector<std::string> ListCheckpoints() override {
+    return Digests("SELECT digest FROM checkpoints ORDER BY digest",
+                   "listing the recorded checkpoints");
+  }
+
+  std::vector<std::string> ListArtifacts() override {
+    return Digests("SELECT digest FROM artifacts ORDER BY digest",
+                   "listing the recorded artifacts");
+  }
+
+  // For a few blobs at a time (fsck's problems): the stage and trial
+  // outputs are not indexed, so each call scans those two tables.
+  std::vector<std::string> BlobReferrers(const std::string& blob,
+                                         int limit) override {
+    if (limit < 0) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "limit must be >= 0, got " + std::to_string(limit));
+    }
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    Statement s = Prepare(R"sql(
+SELECT 'checkpoint:' || checkpoint FROM checkpoint_blobs WHERE blob = ?1
+UNION SELECT 'checkpoint:' || digest FROM checkpoints WHERE digest = ?1
+UNION SELECT 'trial:' || trial_id FROM checkpoint_records WHERE digest = ?1
+UNION SELECT 'artifact:' || artifact FROM artifact_blobs WHERE blob = ?1
+UNION SELECT 'artifact:' || digest FROM artifacts WHERE digest = ?1
+UNION SELECT 'stage:' || stage_id FROM artifacts
+ WHERE digest = ?1 AND stage_id IS NOT NULL
+UNION SELECT 'stage:' || id FROM stages
+ WHERE output = ?1 OR json_extract(resolved, '$.comparison') = ?1
+UNION SELECT 'trial:' || id FROM trials
+ WHERE output = ?1 OR initial_checkpoint = ?1
+ORDER BY 1 LIMIT ?2)sql",
+                          "listing what refers to blob " + blob);
+    s.Text(1, blob).Int(2, limit);
+    std::vector<std::string> out;
+    while (s.Step()) out.push_back(s.ColText(0));
+    return out;
+  }
+
   std::vector<StageUsage> Usage(const std::string& run_id) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
     Statement s = Prepare(R"sql(
@@ -564,6 +603,16 @@ ORDER BY s.id)sql",
  private:
   Statement Prepare(const std::string& sql, const std::string& purpose) {
     return connection_->Prepare(sql, purpose);
+  }
+
+  // The first column of every row of `sql`.
+  std::vector<std::string> Digests(const std::string& sql,
+                                   const std::string& purpose) {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    Statement s = Prepare(sql, purpose);
+    std::vector<std::string> out;
+    while (s.Step()) out.push_back(s.ColText(0));
+    return out;
   }
 
   void Exec(const std::string& sql, const std::string& purpose) {

@@ -185,6 +185,17 @@ class LineageDb {
   // their tensor blobs, artifacts and theirs, stage outputs (study and
   // ablation results) and resolved comparison tables. What gc must keep.
   virtual std::vector<std::string> ReferencedBlobs() = 0;
+  // Digests of every recorded checkpoint, sorted (each names its manifest blob).
+  virtual std::vector<std::string> ListCheckpoints() = 0;
+  // Digests of every recorded artifact, sorted (each names its manifest blob).
+  virtual std::vector<std::string> ListArtifacts() = 0;
+  // What in the lineage refers to `blob`, as node ids, sorted, at most
+  // `limit` of them: "checkpoint:<digest>" and "artifact:<digest>" (the
+  // manifest is that blob or lists it), "trial:<id>" (its output, initial
+  // weights or a recorded checkpoint), "stage:<id>" (its output, comparison
+  // table or an artifact it made). Empty for a blob nothing refers to.
+  // Throws Error(kInvalidArgument) for a negative limit.
+  virtual std::vector<std::string> BlobReferrers(const std::string& blob, int limit) = 0;
 };
 
 }  // namespace baton::store
