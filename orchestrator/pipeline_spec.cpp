@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -13,6 +14,8 @@
 #include <valijson/schema_parser.hpp>
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
+
+#include "common/json_limits.h"
 
 namespace baton::orchestrator {
 
@@ -94,14 +97,139 @@ void Validate(const valijson::Schema& schema, const Json& doc, const std::string
   if (issues.size() == before && !raw.empty()) issues.push_back(raw.front());
 }
 
+// The most members of one array or object in a pipeline. The schema's
+// uniqueItems checks are quadratic; nothing real comes near this.
+constexpr size_t kMaxItems = 10000;
+
+// The 0-based offset of the first byte of `s` that is not part of valid
+// UTF-8, or npos.
+size_t InvalidUtf8At(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      n = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;  // no surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + n >= s.size()) return i;
+    for (size_t k = 1; k <= n; ++k) {
+      const unsigned char b = static_cast<unsigned char>(s[i + k]);
+      if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) return i;
+    }
+    i += n + 1;
+  }
+  return std::string::npos;
+}
+
+// `s` with every byte that is not valid UTF-8 written as \xNN.
+std::string Printable(const std::string& s) {
+  std::string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t bad = InvalidUtf8At(s.substr(i));
+    if (bad == std::string::npos) return out + s.substr(i);
+    out += s.substr(i, bad);
+    static const char* kHex = "0123456789abcdef";
+    const unsigned char c = static_cast<unsigned char>(s[i + bad]);
+    out += std::string("\\x") + kHex[c >> 4] + kHex[c & 15];
+    i += bad + 1;
+  }
+  return out;
+}
+
+// What must hold before the schema is worth running, checked without
+// recursion: nesting within kMaxJsonDepth, arrays and objects within
+// kMaxItems, strings and keys valid UTF-8 (a document built in memory may
+// hold anything), integers within int64 (valijson would read a larger one as
+// negative).
+void DocumentIssues(const Json& doc, Issues& issues) {
+  struct Item {
+    const Json* value;
+    std::string pointer;
+    int depth;  // 0 for the document itself
+  };
+  std::vector<Item> stack{{&doc, "", 0}};
+  while (!stack.empty() && issues.size() < 100) {
+    const Item item = std::move(stack.back());
+    stack.pop_back();
+    const Json& v = *item.value;
+    const std::string& at = item.pointer;
+    if (v.is_string()) {
+      const size_t bad = InvalidUtf8At(v.get_ref<const std::string&>());
+      if (bad != std::string::npos) issues.push_back({at, "is not valid UTF-8 (byte " + std::to_string(bad) + ")"});
+      continue;
+    }
+    if (v.is_number_unsigned() &&
+        v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      issues.push_back({at, "integer " + v.dump() + " is out of range (at most 9223372036854775807)"});
+      continue;
+    }
+    if (!v.is_structured()) continue;
+    if (item.depth >= kMaxJsonDepth) {
+      issues.push_back({at, "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels"});
+      continue;
+    }
+    if (v.size() > kMaxItems) {
+      issues.push_back({at, "has " + std::to_string(v.size()) + " " + (v.is_array() ? "items" : "members") +
+                                "; at most " + std::to_string(kMaxItems)});
+      continue;
+    }
+    const size_t first = stack.size();
+    if (v.is_object()) {
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        const size_t bad = InvalidUtf8At(it.key());
+        const std::string child = PointerAppend(at, bad == std::string::npos ? it.key() : Printable(it.key()));
+        if (bad != std::string::npos) {
+          issues.push_back({child, "key is not valid UTF-8 (byte " + std::to_string(bad) + ")"});
+        }
+        stack.push_back({&it.value(), child, item.depth + 1});
+      }
+    } else {
+      for (size_t i = 0; i < v.size(); ++i) {
+        stack.push_back({&v[i], PointerAppend(at, std::to_string(i)), item.depth + 1});
+      }
+    }
+    std::reverse(stack.begin() + static_cast<std::ptrdiff_t>(first), stack.end());  // document order
+  }
+}
+
 void SchemaIssues(const Json& doc, Issues& issues) {
   const CompiledSchemas& schemas = Schemas();
   Validate(schemas.top, doc, "", issues);
   if (!doc.is_object() || !doc.contains("stages") || !doc["stages"].is_object()) return;
   for (const auto& [name, stage] : doc["stages"].items()) {
     if (!stage.is_object() || !stage.contains("type") || !stage["type"].is_string()) continue;
-    auto it = schemas.by_type.find(stage["type"].get<std::string>());
-    if (it != schemas.by_type.end()) Validate(it->second, stage, StagePtr(name), issues);
+    const std::string type = stage["type"].get<std::string>();
+    auto it = schemas.by_type.find(type);
+    if (it != schemas.by_type.end()) {
+      Validate(it->second, stage, StagePtr(name), issues);
+      continue;
+    }
+    // valijson words this as a property of /stages that "could not be
+    // validated"; say which type is unknown instead.
+    std::string known;
+    for (const auto& [t, schema] : schemas.by_type) known += (known.empty() ? "" : ", ") + t;
+    issues.erase(std::remove_if(issues.begin(), issues.end(),
+                                [](const ErrorDetail& d) {
+                                  return d.pointer == "/stages" &&
+                                         d.message.rfind("Object contains a property that could not be validated", 0) == 0;
+                                }),
+                 issues.end());
+    issues.push_back({StagePtr(name) + "/type", "unknown stage type " + Json(type).dump() + "; known: " + known});
   }
 }
 
@@ -129,12 +257,31 @@ bool CheckTuneRef(const Json& stages, const std::string& stage,
   return true;
 }
 
+// The most values the grid sampler may enumerate for one parameter, and over
+// all parameters together (it materialises each parameter's values; the
+// Cartesian product itself is walked lazily and cut to max_trials).
+constexpr double kMaxGridValuesPerParam = 100000;
+constexpr double kMaxGridValues = 1000000;
+// Integers beyond 2^53 do not survive the samplers' arithmetic in doubles.
+constexpr double kMaxExactInteger = 9007199254740992.0;  // 2^53
+
+std::string Count(double n) {
+  if (n <= kMaxExactInteger) return std::to_string(static_cast<int64_t>(n));
+  std::ostringstream s;
+  s << n;
+  return s.str();
+}
+
 void CheckSearchSpace(const std::string& sp, const Json& space,
                       const std::string& sampler, Issues& issues) {
+  double grid_values = 0;
   for (const auto& [name, param] : space.items()) {
     std::string p = PointerAppend(sp, name);
     std::string type = param.value("type", "");
-    if (type == "categorical") continue;  // values are checked by the schema
+    if (type == "categorical") {
+      grid_values += static_cast<double>(param["values"].size());
+      continue;  // values are checked by the schema
+    }
     if (!param.contains("low") || !param.contains("high")) continue;  // schema said
     double low = param["low"].get<double>();
     double high = param["high"].get<double>();
@@ -148,13 +295,52 @@ void CheckSearchSpace(const std::string& sp, const Json& space,
     if (log && param.contains("step")) {
       issues.push_back({p + "/step", "cannot be combined with log"});
     }
+    if (!std::isfinite(high - low)) {
+      issues.push_back({p + "/high", "high - low is beyond the range of a double"});
+      continue;
+    }
+    double values = 0;  // how many values a stepped or int parameter has
     if (type == "int") {
-      if (!param["low"].is_number_integer()) issues.push_back({p + "/low", "must be an integer for an int parameter"});
-      if (!param["high"].is_number_integer()) issues.push_back({p + "/high", "must be an integer for an int parameter"});
+      bool exact = true;
+      for (const char* bound : {"low", "high"}) {
+        if (!param[bound].is_number_integer()) {
+          issues.push_back({p + "/" + bound, "must be an integer for an int parameter"});
+          exact = false;
+        } else if (const int64_t v = param[bound].get<int64_t>(); v > (int64_t{1} << 53) || v < -(int64_t{1} << 53)) {
+          issues.push_back({p + "/" + bound, "must be within +-2^53 (9007199254740992) for an int parameter"});
+          exact = false;
+        }
+      }
+      double step = 1;
+      if (param.contains("step")) {
+        step = param["step"].get<double>();
+        if (!param["step"].is_number_integer() || step < 1) {
+          issues.push_back({p + "/step", "must be an integer >= 1 for an int parameter"});
+          exact = false;
+        }
+      }
+      if (!exact) continue;
+      values = std::floor((high - low) / step) + 1;
+    } else if (param.contains("step")) {
+      const double steps = std::floor((high - low) / param["step"].get<double>());
+      if (!(steps <= kMaxExactInteger)) {
+        issues.push_back({p + "/step", "gives " + Count(steps) + " steps from low to high; at most 2^53"});
+        continue;
+      }
+      values = steps + 1;
     }
     if (sampler == "grid" && type == "float" && !param.contains("step")) {
       issues.push_back({p, "a float parameter needs \"step\" for the grid sampler"});
     }
+    if (sampler == "grid" && values > kMaxGridValuesPerParam) {
+      issues.push_back({p, "the grid sampler would enumerate " + Count(values) + " values; at most " +
+                               Count(kMaxGridValuesPerParam) + " per parameter (raise step or narrow low..high)"});
+    }
+    grid_values += values;
+  }
+  if (sampler == "grid" && grid_values > kMaxGridValues) {
+    issues.push_back({sp, "the grid sampler would enumerate " + Count(grid_values) +
+                              " values over its parameters; at most " + Count(kMaxGridValues)});
   }
 }
 
@@ -253,12 +439,18 @@ std::vector<std::string> LayerNames(const Json& model) {
   return names;
 }
 
-// The header of a CSV file, split at commas and trimmed; empty if unreadable.
+// The header of a CSV file, split at commas and trimmed; empty if unreadable,
+// not a regular file (a pipeline may name /dev/zero or a FIFO) or without a
+// line end in its first MiB.
 std::vector<std::string> CsvHeader(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
+  constexpr size_t kMaxHeaderBytes = 1 << 20;
   std::vector<std::string> out;
-  if (!std::getline(in, line)) return out;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return out;
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  for (char c; line.size() <= kMaxHeaderBytes && in.get(c) && c != '\n';) line += c;
+  if (line.size() > kMaxHeaderBytes || (line.empty() && !in)) return out;
   if (!line.empty() && line.back() == '\r') line.pop_back();
   std::stringstream ss(line);
   std::string cell;
@@ -538,14 +730,16 @@ const std::string& PipelineSchemaText() {
 
 std::vector<ErrorDetail> ValidatePipeline(const Json& doc) {
   Issues issues;
-  SchemaIssues(doc, issues);
+  DocumentIssues(doc, issues);
+  if (issues.empty()) SchemaIssues(doc, issues);
   if (issues.empty()) SemanticIssues(doc, nullptr, issues);
   return issues;
 }
 
 Pipeline LoadPipeline(const Json& doc) {
   Issues issues;
-  SchemaIssues(doc, issues);
+  DocumentIssues(doc, issues);
+  if (issues.empty()) SchemaIssues(doc, issues);
   Pipeline plan;
   if (issues.empty()) SemanticIssues(doc, &plan, issues);
   if (!issues.empty()) {

@@ -1,0 +1,295 @@
+// Hostile pipeline input: every case gets an Error or validation issues whose
+// message says what is wrong (and, for pipelines, where), quickly, never a
+// crash, a hang or a library exception.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+
+#include "common/json_util.h"
+#include "orchestrator/pipeline_spec.h"
+#include "store/checkpoint.h"
+#include "tests/orchestrator/test_util.h"
+
+namespace baton::orchestrator {
+namespace {
+
+using testing::SmallPipeline;
+using testing::TempDir;
+
+std::string Dump(const std::vector<ErrorDetail>& issues) {
+  std::string s;
+  for (const auto& d : issues) s += d.pointer + ": " + d.message + "\n";
+  return s;
+}
+
+bool HasIssue(const std::vector<ErrorDetail>& issues, const std::string& pointer, const std::string& fragment) {
+  for (const auto& d : issues) {
+    if (d.pointer == pointer && d.message.find(fragment) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// The message ParseJson throws for `text` ("" if it parses).
+std::string ParseMessage(const std::string& text) {
+  try {
+    ParseJson(text, "p.json");
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    return e.what();
+  }
+  return "";
+}
+
+bool Contains(const std::string& s, const std::string& fragment) { return s.find(fragment) != std::string::npos; }
+
+// Each case must be answered well under a second (Release); a bound generous
+// enough for shared machines, tight enough to catch enumeration or O(n^2).
+class HostilePipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { start_ = std::chrono::steady_clock::now(); }
+  void TearDown() override {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    EXPECT_LT(s, 5.0) << "a hostile case took " << s << " s";
+  }
+  Json Small() { return SmallPipeline(dir_.path().string()); }
+
+  TempDir dir_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+TEST_F(HostilePipelineTest, CycleIsNamed) {
+  Json doc = Small();
+  doc["stages"]["tune"]["depends_on"] = {"prep", "train"};
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/train/depends_on", "dependency cycle among stages \"train\", \"tune\""))
+      << Dump(issues);
+  EXPECT_THROW(LoadPipeline(doc), Error);
+}
+
+TEST_F(HostilePipelineTest, SelfLoopIsNamed) {
+  Json doc = Small();
+  doc["stages"]["train"]["depends_on"] = {"tune", "train"};
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/train/depends_on/1", "cannot depend on itself")) << Dump(issues);
+}
+
+TEST_F(HostilePipelineTest, UnknownStageTypeAndKeysAreNamed) {
+  Json doc = Small();
+  doc["stages"]["train"]["type"] = "deploy";
+  doc["stages"]["tune"]["budget"]["max_trails"] = 3;
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/train/type", "unknown stage type \"deploy\"; known: ablate, prepare, train, tune"))
+      << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/budget", "max_trails")) << Dump(issues);
+}
+
+TEST_F(HostilePipelineTest, DuplicateKeysAreRejectedWithTheirPointer) {
+  const std::string msg = ParseMessage(R"({"stages": {"tune": {"search_space": {"lr": 1, "x": [{"a": 1, "a": 2}]}}}})");
+  EXPECT_TRUE(Contains(msg, "p.json: duplicate key \"a\" in the object at /stages/tune/search_space/x/0")) << msg;
+  try {
+    ParseJson(R"({"seed": 1, "seed": 2})", "p.json");
+    FAIL() << "duplicate accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.pointer(), "/seed");
+    EXPECT_TRUE(Contains(e.what(), "duplicate key \"seed\" in the object at /")) << e.what();
+  }
+  // The same key in different objects is fine.
+  EXPECT_EQ(ParseMessage(R"({"a": {"x": 1}, "b": {"x": 2}, "c": [{"x": 1}, {"x": 2}]})"), "");
+}
+
+TEST_F(HostilePipelineTest, NanAndInfinityLiteralsAreNamed) {
+  for (const char* text : {R"({"seed": NaN})", R"({"seed": Infinity})", R"({"seed": -Infinity})",
+                           R"({"seed": nan})"}) {
+    const std::string msg = ParseMessage(text);
+    EXPECT_TRUE(Contains(msg, "p.json: not valid JSON at byte")) << msg;
+    EXPECT_TRUE(Contains(msg, "JSON has no NaN or Infinity")) << msg;
+  }
+}
+
+TEST_F(HostilePipelineTest, NumbersOutOfDoubleRangeAreNamed) {
+  for (const char* text : {R"({"lr": 1e309})", R"({"lr": -1e309})", R"([1E400])"}) {
+    const std::string msg = ParseMessage(text);
+    EXPECT_TRUE(Contains(msg, "p.json: number overflow parsing")) << msg;
+    EXPECT_TRUE(Contains(msg, "out of range of a double")) << msg;
+  }
+}
+
+TEST_F(HostilePipelineTest, IntegersThatWouldRoundAreRejected) {
+  Json doc = Small();
+  // Beyond uint64 the parser makes a double; "seed" must be an integer.
+  doc["seed"] = ParseJson(R"({"seed": 18446744073709551616})", "p.json")["seed"];
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/seed", "not permitted by 'type' constraint")) << Dump(issues);
+  // Beyond int64: named before any other check (the schema would read it as
+  // a negative number).
+  doc["seed"] = 18446744073709551615ull;
+  doc["stages"]["train"]["init_from"]["epoch"] = 9223372036854775808ull;
+  issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/seed", "integer 18446744073709551615 is out of range (at most 9223372036854775807)"))
+      << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/train/init_from/epoch", "integer 9223372036854775808 is out of range"))
+      << Dump(issues);
+  // Within int64: counts have their maximum, int search-space bounds must
+  // stay exact in a double, int steps must be whole.
+  doc["seed"] = 9223372036854775807ll;
+  doc["stages"]["train"]["init_from"]["epoch"] = "last";
+  doc["stages"]["tune"]["budget"]["max_trials"] = 9007199254740993ull;
+  issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/budget/max_trials", "Expected number less than or equal to 100000"))
+      << Dump(issues);
+  doc["stages"]["tune"]["budget"]["max_trials"] = 4;
+  doc["stages"]["tune"]["search_space"]["width"] = {{"type", "int"}, {"low", 1}, {"high", 9007199254740993ll}};
+  doc["stages"]["tune"]["search_space"]["depth"] = {{"type", "int"}, {"low", 1}, {"high", 4}, {"step", 0.5}};
+  issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/search_space/width/high", "must be within +-2^53")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/search_space/depth/step", "must be an integer >= 1")) << Dump(issues);
+  doc["stages"]["tune"]["search_space"].erase("width");
+  doc["stages"]["tune"]["search_space"].erase("depth");
+  EXPECT_EQ(LoadPipeline(doc).seed, 9223372036854775807ull);
+}
+
+TEST_F(HostilePipelineTest, AMillionCategoricalValuesAreRejected) {
+  std::string values = "[0";
+  for (int i = 1; i < 1000000; ++i) values += "," + std::to_string(i);
+  values += "]";
+  Json doc = Small();
+  doc["stages"]["tune"]["search_space"]["c"] = {{"type", "categorical"}, {"values", ParseJson(values, "values")}};
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/search_space/c/values", "has 1000000 items; at most 10000"))
+      << Dump(issues);
+}
+
+TEST_F(HostilePipelineTest, AstronomicalGridIsRejectedWithoutEnumerating) {
+  Json doc = Small();
+  doc["stages"]["tune"]["sampler"] = {{"type", "grid"}};
+  Json space = Json::object();
+  for (int i = 0; i < 40; ++i) {
+    space["p" + std::to_string(i)] = {{"type", "int"}, {"low", 0}, {"high", 1000}};
+  }
+  space["dropout"] = {{"type", "float"}, {"low", 0.0}, {"high", 0.5}, {"step", 1e-300}};
+  space["lr"] = {{"type", "int"}, {"low", -2251799813685248ll}, {"high", 2251799813685248ll}};
+  doc["stages"]["tune"]["search_space"] = space;
+  doc["stages"]["tune"]["model"]["layers"][1]["p"] = 0.1;
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/search_space/dropout/step", "5e+299 steps")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/search_space/lr", "would enumerate 4503599627370497 values; at most 100000 per parameter"))
+      << Dump(issues);
+  // 40 x 1001 values: each axis is fine, their sum is not.
+  space.erase("dropout");
+  space.erase("lr");
+  for (int i = 40; i < 1000; ++i) space["p" + std::to_string(i)] = {{"type", "int"}, {"low", 0}, {"high", 1000}};
+  doc["stages"]["tune"]["search_space"] = space;
+  issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/search_space", "1001000 values over its parameters; at most 1000000"))
+      << Dump(issues);
+}
+
+TEST_F(HostilePipelineTest, DeepNestingIsRefusedBeforeParsing) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_TRUE(Contains(ParseMessage(deep), "p.json: JSON nested deeper than 64 levels (at byte 64)"));
+  const std::string in_pipeline = R"({"schema_version": "1", "name": "x", "description": )" + deep + "}";
+  EXPECT_TRUE(Contains(ParseMessage(in_pipeline), "nested deeper than 64 levels"));
+  // A document built in memory is checked too, without recursion.
+  Json doc = Small();
+  Json v = Json::array();
+  for (int i = 0; i < 100000; ++i) v = Json::array({std::move(v)});
+  doc["description"] = std::move(v);
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/description/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0",
+                       "nested deeper than 64 levels"))
+      << Dump(issues);
+}
+
+TEST_F(HostilePipelineTest, InvalidUtf8IsNamed) {
+  EXPECT_TRUE(Contains(ParseMessage("{\"name\": \"a\xff\"}"), "ill-formed UTF-8"));
+  EXPECT_TRUE(Contains(ParseMessage("{\"n\xc3\x28\": 1}"), "ill-formed UTF-8"));
+  // Built in memory: reported with the bytes escaped, never thrown from dump().
+  Json doc = Small();
+  doc["description"] = "caf\xe9";
+  doc["stages"]["tune"]["search_space"]["l\xffr"] = {{"type", "float"}, {"low", 0.1}, {"high", 1.0}};
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/description", "is not valid UTF-8 (byte 3)")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/search_space/l\\xffr", "key is not valid UTF-8")) << Dump(issues);
+  try {
+    LoadPipeline(doc);
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+  }
+}
+
+TEST_F(HostilePipelineTest, LongNamesDoNotExhaustTheRegexEngine) {
+  Json doc = Small();
+  doc["stages"]["tune"]["model"]["layers"][1]["p"] = "$" + std::string(500000, 'a');
+  doc["stages"]["tune"]["search_space"][std::string(500000, 'b')] = {{"type", "float"}, {"low", 0.1}, {"high", 1.0}};
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/model/layers/1/p", "")) << Dump(issues);
+  EXPECT_FALSE(issues.empty());
+}
+
+TEST_F(HostilePipelineTest, HugeUniqueArraysAreBounded) {
+  Json doc = Small();
+  Json deps = Json::array();
+  for (int i = 0; i < 200000; ++i) deps.push_back("s" + std::to_string(i));
+  doc["stages"]["train"]["depends_on"] = deps;
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/train/depends_on", "has 200000 items; at most 10000")) << Dump(issues);
+}
+
+TEST_F(HostilePipelineTest, LongStageChainIsBounded) {
+  Json doc = Small();
+  for (int i = 0; i < 5000; ++i) {
+    doc["stages"]["t" + std::to_string(i)] = {{"type", "train"},
+                                              {"depends_on", {i == 0 ? "tune" : "t" + std::to_string(i - 1)}},
+                                              {"hyperparameters", {{"from", "tune"}, {"trial", "best"}}},
+                                              {"epochs", 1}};
+  }
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages", "")) << Dump(issues);
+}
+
+TEST_F(HostilePipelineTest, CsvPathThatNeverEndsIsNotRead) {
+  // Validation reads a CSV dataset's header to check "features"; a device
+  // or FIFO must not be read (it would never end, or block).
+  const Json doc = ParseJson(R"({"schema_version": "1", "name": "c", "stages": {
+    "prep": {"type": "prepare", "dataset": {"format": "csv", "path": "/dev/zero", "label_column": "y"}},
+    "ab": {"type": "ablate", "depends_on": ["prep"],
+           "base": {"model": {"layers": [{"name": "fc", "type": "linear", "out_features": 2}]},
+                    "hyperparameters": {"lr": 0.1}},
+           "features": ["x1"], "epochs": 1}}})",
+                             "p.json");
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stages/prep/dataset/path", "no such file: /dev/zero")) << Dump(issues);
+}
+
+// The message ParseManifest throws for `text`, which must be kCorrupt.
+std::string ManifestMessage(const std::string& text) {
+  try {
+    store::ParseManifest(text);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorrupt) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "accepted: " << text.substr(0, 80);
+  return "";
+}
+
+TEST_F(HostilePipelineTest, HostileManifestsGetCorruptErrors) {
+  EXPECT_TRUE(Contains(ManifestMessage(std::string(100000, '[') + std::string(100000, ']')), "must be a JSON object"));
+  EXPECT_TRUE(Contains(ManifestMessage(R"({"format": "baton.checkpoint/1", "kind": "model", "tensors": [], "meta": {"x": NaN}})"),
+                       "not valid JSON at byte"));
+  EXPECT_TRUE(Contains(ManifestMessage("{\"format\": \"baton.checkpoint/1\", \"kind\": \"m\xff\", \"tensors\": []}"),
+                       "not valid JSON at byte"));
+}
+
+// store/checkpoint.cpp's ParseManifest catches only json::parse_error, so the
+// parser's out_of_range (406, number overflow) escapes as a library
+// exception. Enable once it catches json::exception (or uses ParseJson).
+TEST_F(HostilePipelineTest, DISABLED_ManifestNumberOverflowIsCorrupt) {
+  EXPECT_FALSE(ManifestMessage(R"({"format": "baton.checkpoint/1", "kind": "model", "tensors": [], "meta": {"x": 1e309}})")
+                   .empty());
+}
+
+}  // namespace
+}  // namespace baton::orchestrator
