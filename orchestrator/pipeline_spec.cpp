@@ -101,10 +101,10 @@ void Validate(const valijson::Schema& schema, const Json& doc, const std::string
 // uniqueItems checks are quadratic; nothing real comes near this.
 constexpr size_t kMaxItems = 10000;
 
-// The 0-based offset of the first byte of `s` that is not part of valid
-// UTF-8, or npos.
-size_t InvalidUtf8At(const std::string& s) {
-  size_t i = 0;
+// The 0-based offset of the first byte of `s`, from `from` on, that is not
+// part of valid UTF-8, or npos.
+size_t InvalidUtf8At(const std::string& s, size_t from = 0) {
+  size_t i = from;
   while (i < s.size()) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     size_t n = 0;
@@ -140,13 +140,13 @@ std::string Printable(const std::string& s) {
   std::string out;
   size_t i = 0;
   while (i < s.size()) {
-    const size_t bad = InvalidUtf8At(s.substr(i));
+    const size_t bad = InvalidUtf8At(s, i);
     if (bad == std::string::npos) return out + s.substr(i);
-    out += s.substr(i, bad);
+    out += s.substr(i, bad - i);
     static const char* kHex = "0123456789abcdef";
-    const unsigned char c = static_cast<unsigned char>(s[i + bad]);
+    const unsigned char c = static_cast<unsigned char>(s[bad]);
     out += std::string("\\x") + kHex[c >> 4] + kHex[c & 15];
-    i += bad + 1;
+    i = bad + 1;
   }
   return out;
 }

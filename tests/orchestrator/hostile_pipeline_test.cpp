@@ -211,6 +211,11 @@ TEST_F(HostilePipelineTest, InvalidUtf8IsNamed) {
   auto issues = ValidatePipeline(doc);
   EXPECT_TRUE(HasIssue(issues, "/description", "is not valid UTF-8 (byte 3)")) << Dump(issues);
   EXPECT_TRUE(HasIssue(issues, "/stages/tune/search_space/l\\xffr", "key is not valid UTF-8")) << Dump(issues);
+  doc["stages"]["tune"]["hyperparameters"] = {{"\xc3" + std::string(300000, '\xff') + "\xc3\xa9", 1}};
+  issues = ValidatePipeline(doc);
+  std::string escaped = "/stages/tune/hyperparameters/\\xc3";
+  for (int i = 0; i < 300000; ++i) escaped += "\\xff";
+  EXPECT_TRUE(HasIssue(issues, escaped + "\xc3\xa9", "key is not valid UTF-8 (byte 0)")) << Dump(issues).substr(0, 300);
   try {
     LoadPipeline(doc);
     FAIL() << "accepted";
