@@ -75,9 +75,16 @@ class OpenContainers {
   std::vector<Frame> frames_;
 };
 
+// `text` with every byte that is not UTF-8 replaced by U+FFFD. The parser
+// quotes what it read last, which may be such bytes; Baton's messages must
+// stay valid text (they are sent as JSON).
+std::string ValidText(const std::string& text) {
+  return Json::parse(Json(text).dump(-1, ' ', false, Json::error_handler_t::replace)).get<std::string>();
+}
+
 // The parser's message without its "[json.exception.NAME.N] " prefix.
 std::string Plain(const char* message) {
-  std::string s = message;
+  std::string s = ValidText(message);
   if (s.rfind("[json.exception.", 0) == 0) {
     const auto end = s.find("] ");
     if (end != std::string::npos) s = s.substr(end + 2);
@@ -116,7 +123,7 @@ Json ParseJson(const std::string& text, const std::string& what) {
   try {
     return Json::parse(text, std::ref(containers));
   } catch (const Json::parse_error& e) {
-    std::string message = what + ": not valid JSON at byte " + std::to_string(e.byte) + ": " + e.what();
+    std::string message = what + ": not valid JSON at byte " + std::to_string(e.byte) + ": " + ValidText(e.what());
     if (IsNonFiniteLiteral(text, e.byte)) message += " (JSON has no NaN or Infinity; write a finite number)";
     throw Error(ErrorCode::kInvalidArgument, message);
   } catch (const Json::out_of_range& e) {
