@@ -17,7 +17,10 @@ std::string CanonicalJson(const Json& value);
 std::string JsonDigest(const Json& value);
 
 // Parses `text`; on failure throws Error(kInvalidArgument) naming `what`
-// (e.g. a file name) and the byte offset.
+// (e.g. a file name) and the byte offset. Also refused, with the same error:
+// nesting deeper than kMaxJsonDepth (checked before parsing, so deep input
+// cannot exhaust the stack), a key twice in one object (the pointer names
+// it), NaN/Infinity and numbers beyond a double's range.
 Json ParseJson(const std::string& text, const std::string& what);
 
 // Appends one reference token to a JSON pointer, escaping '~' and '/'.

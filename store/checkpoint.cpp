@@ -6,6 +6,7 @@
 
 #include "common/digest.h"
 #include "common/error.h"
+#include "common/json_util.h"
 
 namespace baton::store {
 namespace {
@@ -203,11 +204,11 @@ std::string ManifestDigest(const Manifest& manifest) {
 Manifest ParseManifest(const std::string& bytes) {
   Json json;
   try {
-    json = Json::parse(bytes);
-  } catch (const Json::parse_error& e) {
-    throw Error(ErrorCode::kCorrupt, std::string(kWhat) +
-                                         ": not valid JSON at byte " +
-                                         std::to_string(e.byte));
+    // ParseJson: depth limit, duplicate keys and number overflow become
+    // Errors, never a library exception.
+    json = ParseJson(bytes, kWhat);
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kCorrupt, e.what());
   }
   return ManifestFromJson(json);
 }
