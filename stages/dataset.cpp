@@ -39,6 +39,19 @@ std::string FileDigest(const std::string& path) {
   return hash.FinishHex();
 }
 
+TrainValidationCounts SplitTrainValidation(int64_t used, double validation_fraction) {
+  if (used < 2) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "prepare: need at least 2 training examples to split off a "
+                "validation set",
+                "/train_subset");
+  }
+  const int64_t validation = std::clamp<int64_t>(
+      std::llround(static_cast<double>(used) * validation_fraction), 1,
+      used - 1);
+  return {used - validation, validation};
+}
+
 }  // namespace dataset_detail
 namespace {
 
@@ -294,16 +307,9 @@ Dataset PrepareIdx(const PrepareSpec& spec) {
         "dataset " + spec.path + ": train and test images differ in size");
   }
   const int64_t total = train_images.dims[0];
-  if (total < 2) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "prepare: need at least 2 training examples to split off a "
-                "validation set",
-                "/train_subset");
-  }
-  const int64_t val_count = std::clamp<int64_t>(
-      std::llround(static_cast<double>(total) * spec.validation_fraction), 1,
-      total - 1);
-  const int64_t train_count = total - val_count;
+  const TrainValidationCounts split =
+      SplitTrainValidation(total, spec.validation_fraction);
+  const int64_t train_count = split.train, val_count = split.validation;
   const std::vector<int64_t> shape = {1, train_images.dims[1],
                                       train_images.dims[2]};
   const int64_t pixels = shape[1] * shape[2];

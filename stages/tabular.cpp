@@ -337,16 +337,9 @@ Dataset PrepareCsv(const PrepareSpec& spec) {
                 "/test_subset");
   }
   const int64_t used = spec.train_subset.value_or(pool);
-  if (used < 2) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "prepare: need at least 2 training examples to split off a "
-                "validation set",
-                "/train_subset");
-  }
-  const int64_t val_count = std::clamp<int64_t>(
-      std::llround(static_cast<double>(used) * spec.validation_fraction), 1,
-      used - 1);
-  const int64_t train_count = used - val_count;
+  const TrainValidationCounts split =
+      SplitTrainValidation(used, spec.validation_fraction);
+  const int64_t train_count = split.train, val_count = split.validation;
   const int64_t test_count = spec.test_subset.value_or(test_rows);
 
   // Training statistics per column, in double, in row order.
