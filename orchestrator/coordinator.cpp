@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "common/crash_point.h"
 #include "common/digest.h"
 #include "common/error.h"
 #include "orchestrator/search.h"
@@ -282,6 +283,7 @@ void Coordinator::StartStage(Stage& stage) {
     MaybeStartStages();
     return;
   }
+  CrashPoint("stage.started");
   Emit("stage_started", stage.rec.name, 0, -1,
         {{"type", stage.rec.type}, {"tasks", stage.tasks.size()}, {"max_parallel", stage.max_parallel},
          {"resolved", stage.rec.resolved}});
@@ -309,6 +311,7 @@ Coordinator::Next Coordinator::NextTask(int worker_id, std::chrono::milliseconds
       t->stop_requested = false;
       t->stop_reason.clear();
       db_.UpdateTrial(t->rec);
+      CrashPoint("trial.started");
       stage->running += 1;
       *task = t->rec.task;
       (*task)["id"] = t->rec.id;
@@ -436,6 +439,7 @@ void Coordinator::ReportInitial(int64_t task_id, const Json& body) {
                    "initialized_from", attrs});
     }
   });
+  CrashPoint("initial.recorded");
 }
 
 std::string Coordinator::ReportEpoch(int64_t task_id, const Json& body) {
@@ -459,7 +463,9 @@ std::string Coordinator::ReportEpoch(int64_t task_id, const Json& body) {
     throw Error(ErrorCode::kInvalidArgument, "epoch report lacks the objective metric " + stage.metric);
   }
   auto blob_list = CheckpointBlobs(e.checkpoint);
+  CrashPoint("epoch.unrecorded");
   db_.RecordEpoch(e, blob_list);
+  CrashPoint("epoch.recorded");
   t.last_epoch = e.epoch;
   t.last_checkpoint = e.checkpoint;
   if (tune) {
@@ -553,6 +559,7 @@ void Coordinator::FinishTask(Task& t, const std::string& status_in, const std::s
   t.rec.reason = reason;
   t.rec.finished_at = Now();
   db_.UpdateTrial(t.rec);
+  CrashPoint("trial.finished");
   Json data = {{"status", status}, {"epochs", t.last_epoch + 1}};
   if (!reason.empty()) data["reason"] = reason;
   Emit("trial_finished", stage.rec.name, t.rec.id, t.rec.number, data);
@@ -606,6 +613,7 @@ void Coordinator::MaybeFinishStage(Stage& stage) {
   }
   stage.rec.finished_at = Now();
   db_.UpdateStage(stage.rec);
+  CrashPoint("stage.finished");
   Json data = {{"status", stage.rec.status}, {"output", stage.rec.output}, {"succeeded", succeeded},
                {"tasks", stage.tasks.size()}};
   if (!stage.rec.error.empty()) data["error"] = stage.rec.error;

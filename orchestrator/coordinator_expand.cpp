@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/crash_point.h"
 #include "common/error.h"
 #include "orchestrator/ablation.h"
 #include "orchestrator/compare.h"
@@ -108,6 +109,7 @@ void Coordinator::ExpandStage(Stage& stage) {
   Json init = nullptr;
   if (spec.contains("init_from")) {
     Json from = ResolveInit(spec["init_from"]);
+    CrashPoint("init_from.resolved");
     resolved["init_from"] = from;
     init = from["checkpoint"];
   }
@@ -213,6 +215,7 @@ void Coordinator::ExpandAblation(Stage& stage, const std::string& dataset,
   Json init = nullptr;
   if (spec.contains("init_from")) {
     Json from = ResolveInit(spec["init_from"]);
+    CrashPoint("init_from.resolved");
     resolved["init_from"] = from;
     init = from["checkpoint"];
   }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/crash_point.h"
 #include "common/error.h"
 #include "orchestrator/pruner.h"
 
@@ -35,6 +36,7 @@ std::unique_ptr<Coordinator> Coordinator::ForResume(store::BlobStore& blobs, sto
   auto c = std::make_unique<Coordinator>(blobs, db, std::move(pipeline), run_id, options);
   std::lock_guard<std::mutex> lock(c->mu_);
   c->LoadForResume();
+  CrashPoint("resume.loaded");
   return c;
 }
 
