@@ -202,6 +202,7 @@ std::string Coordinator::StageCacheKey(const Stage& stage) {
   key["type"] = stage.rec.type;
   key["spec"] = *stage.spec;
   key["spec"].erase("depends_on");
+  key["spec"].erase("checkpoints");  // retention changes what is kept, not what is computed
   key["seed"] = pipeline_.seed;
   key["stage"] = stage.rec.name;  // trial seeds derive from the stage name
   Json inputs = Json::object();

@@ -318,6 +318,12 @@ Json Coordinator::ResolveInit(const Json& sel) {
     checkpoint = it->checkpoint;
     epoch_value = k;
   }
+  if (!checkpoint.empty() && db_.CheckpointReleasedAt(checkpoint) > 0) {
+    throw Error(ErrorCode::kNotFound, "init_from: checkpoint of trial " + std::to_string(trial->number) + " epoch " +
+                                          epoch_value.dump() +
+                                          " was released by baton store gc (the stage's checkpoints.keep did not keep "
+                                          "it); bump that stage's cache.version to train it again");
+  }
   if (checkpoint.empty() || !blobs_.Has(checkpoint)) {
     throw Error(ErrorCode::kNotFound, "init_from: checkpoint of trial " + std::to_string(trial->number) +
                                           " epoch " + epoch_value.dump() + " is not in the blob store");

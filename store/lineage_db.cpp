@@ -511,15 +511,19 @@ SELECT COALESCE(SUM(b.size), 0),
 
   std::vector<std::string> ReferencedBlobs() override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
+    // Every accounted blob is linked to a checkpoint or an artifact, so the
+    // links (of kept checkpoints) say which blobs are referred to.
     Statement s = Prepare(R"sql(
-SELECT digest FROM blobs
-UNION SELECT blob FROM checkpoint_blobs
-UNION SELECT digest FROM checkpoints
+SELECT cb.blob FROM checkpoint_blobs cb
+  JOIN checkpoints c ON c.digest = cb.checkpoint WHERE c.released_at = 0
+UNION SELECT digest FROM checkpoints WHERE released_at = 0
 UNION SELECT blob FROM artifact_blobs
 UNION SELECT digest FROM artifacts
 UNION SELECT output FROM stages WHERE output != ''
 UNION SELECT output FROM trials WHERE output != ''
+ AND output NOT IN (SELECT digest FROM checkpoints WHERE released_at != 0)
 UNION SELECT initial_checkpoint FROM trials WHERE initial_checkpoint != ''
+ AND initial_checkpoint NOT IN (SELECT digest FROM checkpoints WHERE released_at != 0)
 UNION SELECT json_extract(resolved, '$.comparison') FROM stages
  WHERE json_extract(resolved, '$.comparison') IS NOT NULL)sql",
                           "listing the blobs the lineage refers to");
@@ -529,8 +533,9 @@ UNION SELECT json_extract(resolved, '$.comparison') FROM stages
   }
 
   std::vector<std::string> ListCheckpoints() override {
-    return Digests("SELECT digest FROM checkpoints ORDER BY digest",
-                   "listing the recorded checkpoints");
+    return Digests(
+        "SELECT digest FROM checkpoints WHERE released_at = 0 ORDER BY digest",
+        "listing the recorded checkpoints");
   }
 
   std::vector<std::string> ListArtifacts() override {
@@ -565,6 +570,74 @@ ORDER BY 1 LIMIT ?2)sql",
     std::vector<std::string> out;
     while (s.Step()) out.push_back(s.ColText(0));
     return out;
+  }
+
+  void PinRun(const std::string& run_id) override {
+    InTransaction([&] {
+      if (!GetRun(run_id)) throw NotFound("run " + run_id);
+      Prepare("INSERT OR IGNORE INTO pins (run_id, created_at) VALUES (?, ?)",
+              "pinning run " + run_id)
+          .Text(1, run_id)
+          .Real(2, Now())
+          .Run();
+    });
+  }
+
+  void UnpinRun(const std::string& run_id) override {
+    InTransaction([&] {
+      if (!GetRun(run_id)) throw NotFound("run " + run_id);
+      Prepare("DELETE FROM pins WHERE run_id = ?", "unpinning run " + run_id)
+          .Text(1, run_id)
+          .Run();
+    });
+  }
+
+  std::vector<std::string> PinnedRuns() override {
+    return Digests("SELECT run_id FROM pins ORDER BY run_id",
+                   "listing the pinned runs");
+  }
+
+  void ReleaseCheckpoints(const std::vector<std::string>& digests) override {
+    const double now = Now();
+    InTransaction([&] {
+      for (const std::string& digest : digests) {
+        Prepare(
+            "UPDATE checkpoints SET released_at = ? "
+            "WHERE digest = ? AND released_at = 0",
+            "releasing checkpoint " + digest)
+            .Real(1, now)
+            .Text(2, digest)
+            .Run();
+      }
+    });
+  }
+
+  double CheckpointReleasedAt(const std::string& digest) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    Statement s =
+        Prepare("SELECT released_at FROM checkpoints WHERE digest = ?",
+                "reading checkpoint " + digest);
+    s.Text(1, digest);
+    return s.Step() ? s.ColReal(0) : 0;
+  }
+
+  std::vector<std::string> ReleasedCheckpoints() override {
+    return Digests(
+        "SELECT digest FROM checkpoints WHERE released_at != 0 ORDER BY digest",
+        "listing the released checkpoints");
+  }
+
+  std::vector<Edge> EdgesOfKind(const std::string& kind) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    Statement s = Prepare(
+        "SELECT src, dst, kind, attrs FROM edges WHERE kind = ? ORDER BY rowid",
+        "listing the " + kind + " edges");
+    s.Text(1, kind);
+    std::vector<Edge> edges;
+    while (s.Step()) {
+      edges.push_back(Edge{s.ColText(0), s.ColText(1), s.ColText(2), s.ColJson(3)});
+    }
+    return edges;
   }
 
   std::vector<StageUsage> Usage(const std::string& run_id) override {
@@ -671,6 +744,13 @@ ORDER BY s.id)sql",
                            .Int(3, epoch)
                            .Real(4, Now())
                            .Run() > 0;
+    if (!added) {
+      // Recorded again (the same weights from a new epoch): kept again.
+      Prepare("UPDATE checkpoints SET released_at = 0 WHERE digest = ?",
+              "keeping checkpoint " + digest)
+          .Text(1, digest)
+          .Run();
+    }
     Prepare(
         "INSERT OR IGNORE INTO checkpoint_records (digest, trial_id, epoch) "
         "VALUES (?, ?, ?)",

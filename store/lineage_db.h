@@ -184,8 +184,11 @@ class LineageDb {
   // Every blob digest the lineage refers to: checkpoints (manifests) and
   // their tensor blobs, artifacts and theirs, stage outputs (study and
   // ablation results) and resolved comparison tables. What gc must keep.
+  // Released checkpoints (ReleaseCheckpoints) and their blobs are not
+  // referred to, unless a kept record also names the blob.
   virtual std::vector<std::string> ReferencedBlobs() = 0;
-  // Digests of every recorded checkpoint, sorted (each names its manifest blob).
+  // Digests of every recorded checkpoint that is not released, sorted (each
+  // names its manifest blob).
   virtual std::vector<std::string> ListCheckpoints() = 0;
   // Digests of every recorded artifact, sorted (each names its manifest blob).
   virtual std::vector<std::string> ListArtifacts() = 0;
@@ -196,6 +199,26 @@ class LineageDb {
   // table or an artifact it made). Empty for a blob nothing refers to.
   // Throws Error(kInvalidArgument) for a negative limit.
   virtual std::vector<std::string> BlobReferrers(const std::string& blob, int limit) = 0;
+
+  // Retention (orchestrator/retention.h decides, `store gc` applies). A
+  // pinned run keeps every checkpoint. Pinning is idempotent; both throw
+  // Error(kNotFound) for an unknown run.
+  virtual void PinRun(const std::string& run_id) = 0;
+  virtual void UnpinRun(const std::string& run_id) = 0;
+  // Ids of the pinned runs, sorted.
+  virtual std::vector<std::string> PinnedRuns() = 0;
+  // Marks recorded checkpoints released: their rows stay for history, but
+  // ListCheckpoints and ReferencedBlobs leave them out, so gc may free their
+  // blobs. Unknown and already released digests are ignored. Recording a
+  // released checkpoint again (RecordEpoch, RecordCheckpoint) keeps it again.
+  virtual void ReleaseCheckpoints(const std::vector<std::string>& digests) = 0;
+  // When a checkpoint was released (seconds since the Unix epoch); 0 if it
+  // is kept or unknown.
+  virtual double CheckpointReleasedAt(const std::string& digest) = 0;
+  // Digests of the released checkpoints, sorted.
+  virtual std::vector<std::string> ReleasedCheckpoints() = 0;
+  // Every edge of `kind` ("initialized_from", ...), in insertion order.
+  virtual std::vector<Edge> EdgesOfKind(const std::string& kind) = 0;
 };
 
 }  // namespace baton::store

@@ -136,6 +136,17 @@ CREATE TABLE edges (
 );
 CREATE INDEX edges_by_dst ON edges (dst);
 )sql",
+      // 2: retention. A checkpoint that `store gc` released keeps its rows
+      // (history) with the time it was released; pinned runs keep every
+      // checkpoint.
+      R"sql(
+ALTER TABLE checkpoints ADD COLUMN released_at REAL NOT NULL DEFAULT 0;
+
+CREATE TABLE pins (
+  run_id     TEXT PRIMARY KEY REFERENCES runs (id),
+  created_at REAL NOT NULL
+);
+)sql",
   };
   return kMigrations;
 }

@@ -53,10 +53,10 @@ class LineageDbTest : public ::testing::Test {
 };
 
 TEST_F(LineageDbTest, MigrationsSetTheSchemaVersion) {
-  EXPECT_EQ(db_->SchemaVersion(), 1);
+  EXPECT_EQ(db_->SchemaVersion(), 2);
   db_.reset();
   db_ = LineageDb::Open(File());  // already migrated: a no-op
-  EXPECT_EQ(db_->SchemaVersion(), 1);
+  EXPECT_EQ(db_->SchemaVersion(), 2);
 }
 
 TEST_F(LineageDbTest, PipelinesAreIdempotent) {

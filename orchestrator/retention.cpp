@@ -1,0 +1,175 @@
+#include "orchestrator/retention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace baton::orchestrator {
+namespace {
+
+bool RunFinished(const std::string& status) {
+  return status == "succeeded" || status == "failed" || status == "cancelled";
+}
+
+bool StageFinished(const std::string& status) {
+  return status == "succeeded" || status == "failed" || status == "cached" || status == "skipped";
+}
+
+// The stages a stage takes weights or hyperparameters from, each with the
+// key its resolution is recorded under in StageRecord::resolved.
+std::vector<std::pair<std::string, std::string>> Selectors(const Json& spec) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto name_at = [&](const char* field, const char* key, const char* resolved_key) {
+    if (!spec.contains(field) || !spec[field].is_object()) return;
+    const Json& sel = spec[field];
+    if (sel.contains(key) && sel[key].is_string()) out.emplace_back(sel[key].get<std::string>(), resolved_key);
+  };
+  name_at("init_from", "stage", "init_from");
+  name_at("hyperparameters", "from", "hyperparameters_from");
+  name_at("base", "from", "base");
+  return out;
+}
+
+// The objective an ablate or tune stage ranks epochs by.
+std::pair<std::string, std::string> Objective(const store::StageRecord& s) {
+  const Json* objective = nullptr;
+  if (s.spec.contains("objective")) {
+    objective = &s.spec["objective"];
+  } else if (s.resolved.contains("objective")) {
+    objective = &s.resolved["objective"];
+  }
+  if (objective == nullptr || !objective->is_object()) return {"val_accuracy", "max"};
+  return {objective->value("metric", "val_accuracy"), objective->value("mode", "max")};
+}
+
+void AddString(const Json& v, std::unordered_set<std::string>* out) {
+  if (v.is_string() && !v.get<std::string>().empty()) out->insert(v.get<std::string>());
+}
+
+constexpr const char* kCheckpointPrefix = "checkpoint:";
+
+}  // namespace
+
+std::set<int> EpochsToKeep(const std::vector<store::EpochRecord>& epochs, const std::string& metric,
+                           const std::string& mode, int best_k, int last_k) {
+  std::set<int> keep;
+  std::vector<int> numbers;
+  for (const auto& e : epochs) numbers.push_back(e.epoch);
+  std::sort(numbers.begin(), numbers.end());
+  for (int i = 0; i < last_k && i < static_cast<int>(numbers.size()); ++i) {
+    keep.insert(numbers[numbers.size() - 1 - i]);
+  }
+  std::vector<std::pair<double, int>> ranked;  // (value, epoch)
+  for (const auto& e : epochs) {
+    if (!e.metrics.contains(metric) || !e.metrics[metric].is_number()) continue;
+    const double v = e.metrics[metric].get<double>();
+    if (std::isfinite(v)) ranked.emplace_back(v, e.epoch);
+  }
+  const bool max = mode != "min";
+  std::sort(ranked.begin(), ranked.end(), [max](const auto& a, const auto& b) {
+    if (a.first != b.first) return max ? a.first > b.first : a.first < b.first;
+    return a.second < b.second;
+  });
+  for (int i = 0; i < best_k && i < static_cast<int>(ranked.size()); ++i) keep.insert(ranked[i].second);
+  return keep;
+}
+
+RetentionPlan PlanRetention(store::LineageDb& db) {
+  const std::vector<store::RunRecord> runs = db.ListRuns(/*limit=*/0);
+  const std::vector<std::string> pinned_list = db.PinnedRuns();
+  const std::unordered_set<std::string> pinned(pinned_list.begin(), pinned_list.end());
+
+  std::map<std::string, std::vector<store::StageRecord>> stages;  // by run id
+  std::unordered_map<int64_t, const store::StageRecord*> by_id;
+  for (const auto& run : runs) stages[run.id] = db.GetStages(run.id);
+  for (const auto& [run_id, list] : stages) {
+    for (const auto& s : list) by_id[s.id] = &s;
+  }
+
+  // Demand: stages that an unfinished run's stage still has to resolve a
+  // selector against, followed through cache hits to the stage that ran.
+  std::unordered_set<int64_t> demanded;
+  std::unordered_set<std::string> protect;  // checkpoint digests kept whatever the policy
+  for (const auto& run : runs) {
+    const auto& list = stages[run.id];
+    for (const auto& d : list) {
+      const Json& r = d.resolved;
+      if (r.is_object() && r.contains("init_from") && r["init_from"].is_object()) {
+        AddString(r["init_from"].value("checkpoint", Json()), &protect);
+      }
+      if (r.is_object() && r.contains("compare") && r["compare"].is_object() && r["compare"].contains("variants")) {
+        for (const auto& v : r["compare"]["variants"]) {
+          if (v.is_object()) AddString(v.value("checkpoint", Json()), &protect);
+        }
+      }
+      if (RunFinished(run.status)) continue;
+      for (const auto& [upstream, resolved_key] : Selectors(d.spec)) {
+        // Resolved when the stage starts (in the transaction that marks it
+        // running); a stage that ended without resolving never will.
+        const bool unresolved =
+            d.status == "pending" || (d.status == "running" && !d.resolved.contains(resolved_key));
+        if (!unresolved) continue;
+        for (const auto& u : list) {
+          if (u.name != upstream) continue;
+          int64_t id = u.id;
+          for (int hops = 0; hops < 64 && by_id.count(id) && by_id[id]->cached_from != 0; ++hops) {
+            id = by_id[id]->cached_from;
+          }
+          demanded.insert(id);
+        }
+      }
+    }
+  }
+  for (const auto& e : db.EdgesOfKind("initialized_from")) {
+    if (e.dst.rfind(kCheckpointPrefix, 0) == 0) protect.insert(e.dst.substr(std::string(kCheckpointPrefix).size()));
+  }
+
+  std::unordered_set<std::string> kept;
+  std::vector<ReleasedCheckpoint> candidates;
+  for (const auto& run : runs) {
+    const bool keep_run = !RunFinished(run.status) || pinned.count(run.id) > 0;
+    for (const auto& s : stages[run.id]) {
+      const Json& spec = s.spec;
+      const Json keep_spec = spec.is_object() && spec.contains("checkpoints") && spec["checkpoints"].is_object()
+                                 ? spec["checkpoints"].value("keep", Json())
+                                 : Json();
+      const bool policy = (s.type == "tune" || s.type == "ablate") && keep_spec.is_object();
+      const bool keep_all = keep_run || !policy || !StageFinished(s.status) || demanded.count(s.id) > 0;
+      const auto [metric, mode] = Objective(s);
+      for (const auto& t : db.GetTrials(s.id)) {
+        const std::vector<store::EpochRecord> epochs = db.GetEpochs(t.id);
+        std::set<int> keep_epochs;
+        if (!keep_all) {
+          keep_epochs = EpochsToKeep(epochs, metric, mode, keep_spec.value("best_k", 0), keep_spec.value("last_k", 0));
+        }
+        auto consider = [&](const std::string& digest, int epoch, bool keep) {
+          if (digest.empty()) return;
+          if (keep_all || keep) {
+            kept.insert(digest);
+          } else {
+            candidates.push_back({digest, run.id, s.name, t.id, t.number, epoch});
+          }
+        };
+        consider(t.initial_checkpoint, -1, false);
+        for (const auto& e : epochs) consider(e.checkpoint, e.epoch, keep_epochs.count(e.epoch) > 0);
+        // An ablation variant's output is the model it trained.
+        if (s.type == "ablate") consider(t.output, epochs.empty() ? -1 : epochs.back().epoch, true);
+      }
+    }
+  }
+
+  const std::vector<std::string> released_list = db.ReleasedCheckpoints();
+  const std::unordered_set<std::string> released(released_list.begin(), released_list.end());
+  RetentionPlan plan;
+  std::unordered_set<std::string> planned;
+  for (auto& c : candidates) {
+    if (kept.count(c.digest) || protect.count(c.digest) || released.count(c.digest)) continue;
+    if (planned.insert(c.digest).second) plan.release.push_back(std::move(c));
+  }
+  for (const std::string& d : db.ListCheckpoints()) plan.kept += planned.count(d) ? 0 : 1;
+  return plan;
+}
+
+}  // namespace baton::orchestrator
