@@ -22,6 +22,7 @@ int ExitCodeFor(ErrorCode code) {
     case ErrorCode::kInternal: return kExitInternal;
     case ErrorCode::kUnauthenticated: return kExitInvalid;
     case ErrorCode::kPermissionDenied: return kExitInvalid;
+    case ErrorCode::kResourceExhausted: return kExitResourceExhausted;
   }
   return kExitInternal;
 }

@@ -19,6 +19,7 @@ enum ExitCode {
   kExitNotFound = 3,
   kExitUnavailable = 4,   // store locked / busy, conflict
   kExitCorrupt = 5,
+  kExitResourceExhausted = 6,  // the store's disk is full: free space, then `baton resume RUN`
   kExitInternal = 70,
 };
 

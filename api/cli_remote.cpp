@@ -33,6 +33,7 @@ ErrorCode CodeOfStatus(int status) {
     case 401: return ErrorCode::kUnauthenticated;
     case 403: return ErrorCode::kPermissionDenied;
     case 404: return ErrorCode::kNotFound;
+    case 507: return ErrorCode::kResourceExhausted;
     case 409: return ErrorCode::kConflict;
     default: return status >= 500 ? ErrorCode::kUnavailable : ErrorCode::kInternal;
   }

@@ -75,6 +75,7 @@ int HttpStatus(ErrorCode code) {
     case ErrorCode::kInternal: return 500;
     case ErrorCode::kUnauthenticated: return 401;
     case ErrorCode::kPermissionDenied: return 403;
+    case ErrorCode::kResourceExhausted: return 507;  // Insufficient Storage
   }
   return 500;
 }
@@ -90,6 +91,7 @@ const char* EnvelopeCode(ErrorCode code) {
     case ErrorCode::kInternal: return "INTERNAL_ERROR";
     case ErrorCode::kUnauthenticated: return "UNAUTHENTICATED";
     case ErrorCode::kPermissionDenied: return "PERMISSION_DENIED";
+    case ErrorCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
   }
   return "INTERNAL_ERROR";
 }

@@ -17,6 +17,7 @@ enum class ErrorCode {
   kInternal,         // a bug or an unexpected library failure
   kUnauthenticated,  // credentials are missing or wrong
   kPermissionDenied,  // the caller may not do or reach this (e.g. files outside the data roots)
+  kResourceExhausted,  // the store's disk or quota is full; free space, then retry (or `baton resume RUN`)
 };
 
 const char* ErrorCodeName(ErrorCode code);

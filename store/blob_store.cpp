@@ -1,6 +1,7 @@
 #include "store/blob_store.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
@@ -10,20 +11,25 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <set>
 #include <system_error>
+#include <thread>
 #include <unordered_set>
 
 #include "common/digest.h"
@@ -43,10 +49,28 @@ constexpr size_t kStripes = 64;
 // records; the chunks of larger blobs are written ahead of it.
 constexpr uint64_t kPublishBatchMax = 64ull << 20;
 
+// What the user should do once a write failed for want of space.
+constexpr char kFreeSpace[] =
+    "out of space; free space on its file system, then retry (a stopped run: "
+    "`baton resume RUN`)";
+
+// A full disk or quota: RocksDB reports ENOSPC as NoSpace, EDQUOT and EFBIG
+// as plain IO errors carrying strerror's text.
+bool IsOutOfSpace(const rocksdb::Status& s) {
+  if (s.IsNoSpace()) return true;
+  if (!s.IsIOError()) return false;
+  const std::string text = s.ToString();
+  for (int err : {ENOSPC, EDQUOT, EFBIG}) {
+    if (text.find(std::strerror(err)) != std::string::npos) return true;
+  }
+  return false;
+}
+
 ErrorCode CodeFor(const rocksdb::Status& s) {
   if (s.IsIOError() && s.ToString().find("/LOCK") != std::string::npos) {
     return ErrorCode::kUnavailable;
   }
+  if (IsOutOfSpace(s)) return ErrorCode::kResourceExhausted;
   if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) {
     return ErrorCode::kUnavailable;
   }
@@ -56,6 +80,50 @@ ErrorCode CodeFor(const rocksdb::Status& s) {
 
 
 namespace fs = std::filesystem;
+
+// RocksDB's info log (DIR/LOG; the previous session's in DIR/LOG.old),
+// written with plain write(2)s whose failures are ignored. RocksDB's own
+// file logger aborts the process (an assertion left on in Debian's build)
+// when it logs again after a write failed, as it does on a full disk.
+class InfoLog : public rocksdb::Logger {
+ public:
+  explicit InfoLog(const fs::path& dir)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL) {
+    const fs::path file = dir / "LOG";
+    ::rename(file.c_str(), (dir / "LOG.old").c_str());  // absent at first
+    fd_ = ::open(file.c_str(),
+                 O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  }
+  ~InfoLog() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    if (fd_ < 0) return;
+    char line[1024];
+    const std::time_t now = std::time(nullptr);
+    struct tm utc;
+    gmtime_r(&now, &utc);
+    size_t n = std::strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &utc);
+    const int m = std::vsnprintf(line + n, sizeof(line) - n - 1, format, ap);
+    n = std::min(sizeof(line) - 2, n + static_cast<size_t>(std::max(m, 0)));
+    line[n++] = '\n';
+    if (::write(fd_, line, n) < 0) {
+      // A full disk: the line is lost, the store goes on.
+    }
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// How long a write waits for RocksDB to recover from a full disk once the
+// disk has kRoomToRecover bytes free again: RocksDB checks every 5 s, and
+// resumes once a memtable's worth (write_buffer_size, 64 MiB by default)
+// is free.
+constexpr std::chrono::seconds kRecoveryWait{7};
+constexpr uint64_t kRoomToRecover = 64ull << 20;
 
 // Bytes of a blob file written between two requests to start writing them
 // back (sync_file_range), so that the disk works while later bytes are copied
@@ -68,9 +136,12 @@ constexpr size_t kMaxOpenFiles = 64;
 constexpr char kTempPrefix[] = ".tmp-";
 
 [[noreturn]] void ThrowIo(const std::string& action, int err) {
-  const bool full = err == ENOSPC || err == EDQUOT || err == EMFILE ||
-                    err == ENFILE || err == ENOMEM;
-  throw Error(full ? ErrorCode::kUnavailable : ErrorCode::kInternal,
+  if (err == ENOSPC || err == EDQUOT || err == EFBIG) {
+    throw Error(ErrorCode::kResourceExhausted,
+                action + ": " + std::strerror(err) + ": " + kFreeSpace);
+  }
+  const bool busy = err == EMFILE || err == ENFILE || err == ENOMEM;
+  throw Error(busy ? ErrorCode::kUnavailable : ErrorCode::kInternal,
               action + ": " + std::strerror(err));
 }
 
@@ -429,6 +500,7 @@ class RocksBlobStore : public BlobStore {
 
   void Delete(std::string_view digest) override {
     RequireDigest(digest);
+    RecoverFromFullDisk();
     std::lock_guard<std::mutex> lock(StripeFor(digest));
     std::optional<Record> record = ReadRecord(digest);
     if (!record) return;
@@ -450,6 +522,32 @@ class RocksBlobStore : public BlobStore {
     return BlobStoreStats{blobs_.load(), bytes_.load()};
   }
 
+  // After a write failed for want of space, RocksDB refuses every write
+  // (a background error) until it has recovered: by itself, checking every
+  // 5 s whether the disk has kRoomToRecover free, or by Resume. While the
+  // flag is up each write first resumes, or, when the disk has room and
+  // RocksDB's own recovery is under way (Resume answers Busy), waits up to
+  // kRecoveryWait for it. Otherwise the write fails with its reason.
+  void RecoverFromFullDisk() {
+    if (!out_of_space_.load()) return;
+    std::lock_guard<std::mutex> lock(recovery_mu_);
+    const auto give_up = std::chrono::steady_clock::now() + kRecoveryWait;
+    while (out_of_space_.load()) {
+      const rocksdb::Status s = db_->Resume();
+      if (s.ok()) {
+        out_of_space_.store(false);
+        return;
+      }
+      struct statvfs st;
+      if (!s.IsBusy() || ::statvfs(dir_.c_str(), &st) != 0 ||
+          static_cast<uint64_t>(st.f_bavail) * st.f_frsize < kRoomToRecover ||
+          std::chrono::steady_clock::now() >= give_up) {
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
   // --- used by FileWriter --------------------------------------------------
 
   uint64_t file_min_bytes() const { return options_.file_min_bytes; }
@@ -469,6 +567,7 @@ class RocksBlobStore : public BlobStore {
   // folder durable and then writes its record (synced). Returns false, and
   // leaves `file` to its owner to remove, if the store already has the blob.
   bool PublishFile(const std::string& digest, TempFile* file, uint64_t size) {
+    RecoverFromFullDisk();
     if (ReadRecord(digest)) return false;
     file->WaitWriteback();
     std::lock_guard<std::mutex> lock(StripeFor(digest));
@@ -511,6 +610,7 @@ class RocksBlobStore : public BlobStore {
   // sweeps).
   void WriteChunk(const std::string& set, uint32_t index,
                   std::string_view bytes, bool unlogged) {
+    if (index == 0) RecoverFromFullDisk();
     rocksdb::WriteBatch batch;
     if (index == 0) {
       Check(batch.Put(layout::PendingKey(set), ""), "writing a blob chunk");
@@ -554,6 +654,7 @@ class RocksBlobStore : public BlobStore {
   // records, whose chunks must already be durable or in the log.
   bool CommitRecord(const std::string& digest, const std::string& record,
                     uint64_t size, const std::string& set) {
+    RecoverFromFullDisk();
     std::lock_guard<std::mutex> lock(StripeFor(digest));
     if (ReadRecord(digest)) return false;
     rocksdb::WriteBatch batch;
@@ -587,6 +688,7 @@ class RocksBlobStore : public BlobStore {
   // in that write; larger ones are written ahead (unlogged when Unlogged),
   // then made durable, then published.
   size_t Store(const std::vector<ExpectedBlob>& blobs) {
+    RecoverFromFullDisk();
     std::vector<Planned> plan;
     std::unordered_set<std::string_view> seen;
     for (const ExpectedBlob& blob : blobs) {
@@ -768,8 +870,14 @@ class RocksBlobStore : public BlobStore {
 
   void Check(const rocksdb::Status& s, const std::string& action) const {
     if (s.ok()) return;
-    throw Error(CodeFor(s), "blob store " + dir_.string() + ": " + action +
-                                ": " + s.ToString());
+    const ErrorCode code = CodeFor(s);
+    std::string message =
+        "blob store " + dir_.string() + ": " + action + ": " + s.ToString();
+    if (code == ErrorCode::kResourceExhausted) {
+      message += std::string(": ") + kFreeSpace;
+      out_of_space_.store(true);
+    }
+    throw Error(code, message);
   }
 
   Record Decode(std::string_view digest, std::string value) const {
@@ -871,6 +979,10 @@ class RocksBlobStore : public BlobStore {
     auto make_dir = [&](const fs::path& dir) {
       std::error_code ec;
       created = fs::create_directory(dir, ec) || created;
+      if (ec.value() == ENOSPC || ec.value() == EDQUOT) {
+        ThrowIo("blob store " + dir_.string() + ": creating " + dir.string(),
+                ec.value());
+      }
       if (ec) {
         throw Error(ErrorCode::kUnavailable, "blob store " + dir_.string() +
                                                  ": cannot create " +
@@ -953,6 +1065,9 @@ class RocksBlobStore : public BlobStore {
   std::array<std::mutex, kStripes> stripes_;
   std::atomic<uint64_t> blobs_{0};
   std::atomic<uint64_t> bytes_{0};
+  // A write failed for want of space (see RecoverFromFullDisk).
+  mutable std::atomic<bool> out_of_space_{false};
+  std::mutex recovery_mu_;  // one writer waits for the recovery at a time
   std::mutex rng_mu_;
   std::mt19937_64 rng_;
 };
@@ -1083,6 +1198,7 @@ std::unique_ptr<BlobStore> BlobStore::Open(const std::filesystem::path& dir,
 
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
+  db_options.info_log = std::make_shared<InfoLog>(dir);
   db_options.max_background_jobs = 2;
   db_options.enable_blob_files = true;
   db_options.min_blob_size = layout::kMinBlobSize;
@@ -1105,6 +1221,8 @@ std::unique_ptr<BlobStore> BlobStore::Open(const std::filesystem::path& dir,
     std::string message = "blob store " + dir.string() + ": ";
     if (code == ErrorCode::kUnavailable) {
       message += "in use by another process (or already open in this one): ";
+    } else if (code == ErrorCode::kResourceExhausted) {
+      message += std::string(kFreeSpace) + ": cannot open: ";
     } else {
       message += "cannot open: ";
     }

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <cerrno>
+#include <cstring>
 #include <system_error>
 
 #include "common/error.h"
@@ -14,9 +16,10 @@ ErrorCode CodeFor(int extended) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
     case SQLITE_CANTOPEN:
-    case SQLITE_FULL:
     case SQLITE_READONLY:
       return ErrorCode::kUnavailable;
+    case SQLITE_FULL:
+      return ErrorCode::kResourceExhausted;
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
       return ErrorCode::kCorrupt;
@@ -233,9 +236,23 @@ int64_t Connection::LastInsertId() const {
 
 void Connection::Fail(const std::string& purpose) const {
   const int extended = sqlite3_extended_errcode(db_);
-  throw Error(CodeFor(extended), "lineage db " + file_ + ": " + purpose + ": " +
-                                     sqlite3_errmsg(db_) + " (" +
-                                     sqlite3_errstr(extended) + ")");
+  ErrorCode code = CodeFor(extended);
+  std::string message = "lineage db " + file_ + ": " + purpose + ": " +
+                        sqlite3_errmsg(db_) + " (" + sqlite3_errstr(extended) +
+                        ")";
+  // A write or fsync that failed for want of space is an I/O error here.
+  const int err = sqlite3_system_errno(db_);
+  if ((extended & 0xff) == SQLITE_IOERR &&
+      (err == ENOSPC || err == EDQUOT || err == EFBIG)) {
+    code = ErrorCode::kResourceExhausted;
+    message += ": " + std::string(std::strerror(err));
+  }
+  if (code == ErrorCode::kResourceExhausted) {
+    message +=
+        ": out of space; free space on its file system, then retry (a stopped "
+        "run: `baton resume RUN`)";
+  }
+  throw Error(code, message);
 }
 
 }  // namespace baton::store::sql

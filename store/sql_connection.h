@@ -57,10 +57,10 @@ class Statement {
 
 // One SQLite connection in WAL mode with synchronous=FULL, foreign keys on
 // and a busy timeout. Not thread-safe: the owner serialises calls.
-// Error codes: SQLITE_BUSY/LOCKED, a full disk or a read-only file ->
-// kUnavailable; a damaged file -> kCorrupt; a foreign key -> kNotFound; a
-// unique key -> kConflict; other constraints -> kInvalidArgument; anything
-// else -> kInternal.
+// Error codes: SQLITE_BUSY/LOCKED or a read-only file -> kUnavailable; a
+// full disk or quota -> kResourceExhausted; a damaged file -> kCorrupt; a
+// foreign key -> kNotFound; a unique key -> kConflict; other constraints ->
+// kInvalidArgument; anything else -> kInternal.
 class Connection {
  public:
   static std::unique_ptr<Connection> Open(const std::filesystem::path& file,
