@@ -24,6 +24,7 @@ int ExitCodeFor(ErrorCode code) {
     case ErrorCode::kPermissionDenied: return kExitInvalid;
     case ErrorCode::kResourceExhausted: return kExitResourceExhausted;
   }
+    case ErrorCode::kAborted: return kExitUnavailable;
   return kExitInternal;
 }
 

@@ -13,6 +13,7 @@ const char* ErrorCodeName(ErrorCode code) {
     case ErrorCode::kUnauthenticated: return "unauthenticated";
     case ErrorCode::kPermissionDenied: return "permission_denied";
     case ErrorCode::kResourceExhausted: return "resource_exhausted";
+    case ErrorCode::kAborted: return "aborted";
   }
   return "internal";
 }

@@ -18,6 +18,7 @@ enum class ErrorCode {
   kUnauthenticated,  // credentials are missing or wrong
   kPermissionDenied,  // the caller may not do or reach this (e.g. files outside the data roots)
   kResourceExhausted,  // the store's disk or quota is full; free space, then retry (or `baton resume RUN`)
+  kAborted,          // the caller's work was superseded (e.g. a task attempt whose lease expired); drop it
 };
 
 const char* ErrorCodeName(ErrorCode code);

@@ -313,6 +313,7 @@ Coordinator::Next Coordinator::NextTask(int worker_id, std::chrono::milliseconds
       t->stop_reason.clear();
       db_.UpdateTrial(t->rec);
       CrashPoint("trial.started");
+      RenewLease(*t);
       stage->running += 1;
       *task = t->rec.task;
       (*task)["id"] = t->rec.id;
@@ -321,6 +322,8 @@ Coordinator::Next Coordinator::NextTask(int worker_id, std::chrono::milliseconds
       if (t->last_epoch >= 0) {
         (*task)["start_epoch"] = t->last_epoch + 1;
         (*task)["resume_checkpoint"] = t->last_checkpoint;
+      (*task)["lease_seconds"] = static_cast<double>(options_.lease.count()) / 1000.0;
+      (*task)["heartbeat_seconds"] = static_cast<double>(options_.lease.count()) / 5000.0;
         t->resume_from = t->last_checkpoint;
       }
       Emit("trial_started", stage->rec.name, t->rec.id, t->rec.number,
@@ -401,6 +404,7 @@ void Coordinator::ReportInitial(int64_t task_id, const Json& body) {
   if (body.value("resumed", false)) {
     // The state the worker loaded to resume, encoded again: it must be the
     // checkpoint it was given, bit for bit.
+  CheckAttempt(task_id, body);
     if (t.resume_from.empty()) {
       throw Error(ErrorCode::kInvalidArgument, "task " + std::to_string(task_id) + " was not given a checkpoint to resume from");
     }
@@ -409,10 +413,11 @@ void Coordinator::ReportInitial(int64_t task_id, const Json& body) {
                                                    ", not the checkpoint it was given (" + t.resume_from + ")");
     }
     // Idempotent on (trial, checkpoint): the first resumption from it is kept.
-    db_.AddEdge({Node("trial", t.rec.id), Node("checkpoint", digest), "resumed_from",
-                 {{"epoch", t.last_epoch}, {"start_epoch", t.last_epoch + 1},
+    Json attrs = {{"epoch", t.last_epoch}, {"start_epoch", t.last_epoch + 1},
                   {"promoted", t.promoted_at > 0 && t.promoted_at == t.last_epoch + 1},
-                  {"attempt", t.rec.attempts}, {"loaded", digest}}});
+                  {"attempt", t.rec.attempts}, {"loaded", digest}};
+    if (!t.retry_reason.empty()) attrs["after"] = t.retry_reason;  // why the attempt before failed
+    db_.AddEdge({Node("trial", t.rec.id), Node("checkpoint", digest), "resumed_from", attrs});
     return;
   }
   auto blob_list = CheckpointBlobs(digest);
@@ -450,6 +455,7 @@ std::string Coordinator::ReportEpoch(int64_t task_id, const Json& body) {
   e.trial_id = t.rec.id;
   e.epoch = body.at("epoch").get<int>();
   e.metrics = body.at("metrics");
+  CheckAttempt(task_id, body);
   e.checkpoint = body.at("checkpoint").get<std::string>();
   e.seconds = body.value("seconds", 0.0);
   e.created_at = Now();
@@ -491,6 +497,7 @@ void Coordinator::Complete(int64_t task_id, const Json& body) {
   Task& t = FindTask(task_id);
   if (t.promoted_at > 0 && t.last_epoch + 1 <= t.promoted_at && output == t.last_checkpoint) {
     // A late repeat of the :complete that paused it, arriving after its
+  CheckAttempt(task_id, body);
     // promotion: the promoted segment has not reported an epoch yet.
     return;
   }
@@ -524,12 +531,15 @@ void Coordinator::Fail(int64_t task_id, const Json& body) {
   std::string status = body.value("status", "failed");
   if (status != "failed" && status != "diverged") status = "failed";
   FinishTask(t, status, body.value("reason", "no reason given"));
+  CheckAttempt(task_id, body);
 }
 
 void Coordinator::WorkerLost(int worker_id, const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [id, t] : tasks_) {
-    if (t->rec.status == "running" && t->worker == worker_id) FinishTask(*t, "failed", reason);
+    if (t->rec.status != "running" || t->worker != worker_id) continue;
+    FenceAttempt(*t, reason);
+    FinishTask(*t, "failed", reason);
   }
 }
 
@@ -557,12 +567,15 @@ void Coordinator::FinishTask(Task& t, const std::string& status_in, const std::s
     return;
   }
   t.rec.status = status;
+    t.retry_reason = t.rec.reason;
   t.rec.reason = reason;
   t.rec.finished_at = Now();
   db_.UpdateTrial(t.rec);
   CrashPoint("trial.finished");
   Json data = {{"status", status}, {"epochs", t.last_epoch + 1}};
   if (!reason.empty()) data["reason"] = reason;
+  // A trial that succeeded after a retry keeps why the last attempt failed.
+  if (status == "succeeded" && reason.empty()) reason = t.retry_reason;
   Emit("trial_finished", stage.rec.name, t.rec.id, t.rec.number, data);
   MaybeFinishStage(stage);
   cv_.notify_all();
@@ -654,7 +667,10 @@ bool Coordinator::Cancel(const std::string& reason) {
   const double now = Now();
   for (auto& [id, t] : tasks_) {
     if (Terminal(t->rec.status)) continue;
-    if (t->rec.status == "running") t->stage->running -= 1;
+    if (t->rec.status == "running") {
+      t->stage->running -= 1;
+      FenceAttempt(*t, "the run was cancelled: " + reason);
+    }
     t->worker = -1;
     t->rec.status = "cancelled";
     t->rec.reason = reason;

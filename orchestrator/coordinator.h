@@ -24,6 +24,11 @@ struct CoordinatorOptions {
   // Slots when a tune stage gives no budget.max_parallel. Default: 1.
   int default_parallel = 1;
 };
+  // How long a running task's worker may stay silent (no report and no
+  // heartbeat about the task) before ExpireLeases fails the attempt. The
+  // task tells the worker this lease and to send a heartbeat every fifth of
+  // it. Default: 30 s.
+  std::chrono::milliseconds lease{30000};
 
 // Creates the run: stores the pipeline, writes the run and every stage
 // (status pending) with their part_of edges in one transaction, before
@@ -69,7 +74,11 @@ class Coordinator {
   // Worker reports (see docs/worker-protocol.md). Throw Error(kNotFound) for
   // an unknown task, Error(kConflict) for a task that is not running, and
   // Error(kInvalidArgument) for a malformed body or a checkpoint the store
-  // does not have.
+  // does not have. A body's "attempt" (the task's, as NextTask gave it) is
+  // fenced: a report of an attempt that the coordinator ended (lease
+  // expired, worker lost, run cancelled) or that a newer attempt superseded
+  // throws Error(kAborted) naming why, and nothing of it is recorded. A
+  // report of the running attempt renews its lease.
   void ReportInitial(int64_t task_id, const Json& body);
   // Returns "continue" or "stop". A repeated report of a recorded epoch is
   // answered again without recording twice.
@@ -79,6 +88,18 @@ class Coordinator {
   // A worker process ended; its running task (if any) fails with `reason`.
   void WorkerLost(int worker_id, const std::string& reason);
 
+  // A worker says it still runs the task's attempt `body["attempt"]`: renews
+  // the lease and returns {"lease_seconds": ...}. Error(kAborted) when that
+  // attempt is no longer running (see the reports above), Error(kConflict)
+  // when the task is not running for another reason (it just ended).
+  Json Heartbeat(int64_t task_id, const Json& body);
+  // Fails every running attempt whose lease ran out (options.lease without
+  // a word from its worker) with the reason "lease expired: worker W sent
+  // nothing for S s", fences it and retries the task per its stage's retry
+  // policy from its last stored epoch. Returns the workers that held those
+  // attempts: the executor kills them (hung, stopped or cut off), so no
+  // stray process remains. Call it about every lease/4 (ExecuteRun does).
+  std::vector<int> ExpireLeases();
   // Ends the run now as "cancelled" with `reason`: pending and running tasks
   // and unfinished stages become "cancelled" (epochs already stored stay);
   // workers are told the run is over, and their late reports are refused.
@@ -105,6 +126,7 @@ class Coordinator {
   void EmitResumed();
   void MaybeStartStages();
   void StartStage(Stage& stage);
+  std::chrono::milliseconds lease() const { return options_.lease; }
   void ExpandStage(Stage& stage);
   void FinishTask(Task& task, const std::string& status, const std::string& reason);
   void MaybeFinishStage(Stage& stage);
@@ -133,6 +155,11 @@ class Coordinator {
   void Emit(const std::string& type, const std::string& stage, int64_t trial_id, int trial_number, Json data);
 
   store::BlobStore& blobs_;
+  // coordinator_lease.cpp: refuses a report of an ended or superseded
+  // attempt (Error(kAborted)); renews the running attempt's lease.
+  void CheckAttempt(int64_t task_id, const Json& body);
+  void RenewLease(Task& task);
+  void FenceAttempt(Task& task, const std::string& reason);
   store::LineageDb& db_;
   const Pipeline pipeline_;
   const std::string run_id_;

@@ -47,6 +47,12 @@ struct Coordinator::Task {
   std::string resume_from;     // the checkpoint the current attempt was given
   bool stop_requested = false;  // answered "stop"; finishes as pruned
   std::string stop_reason;
+  // Leases (coordinator_lease.cpp): while running, the attempt lives until
+  // lease_until unless its worker reports or sends a heartbeat.
+  std::chrono::steady_clock::time_point heard_at, lease_until;
+  int fenced_attempt = 0;     // an attempt the coordinator ended; its reports are refused
+  std::string fenced_reason;  // why it ended it
+  std::string retry_reason;   // why the attempt before the current one failed
 };
 
 struct Coordinator::Stage {

@@ -1,5 +1,6 @@
 #include "orchestrator/local_pool.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -17,6 +18,7 @@ struct LocalPool::Worker {
   int id = 0;
   bp::child child;
   bool reported = false;
+  std::string killed_because;  // Kill's reason
 };
 
 std::string FindWorkerBinary() {
@@ -91,6 +93,7 @@ void LocalPool::Monitor() {
                                                        std::to_string(WTERMSIG(native))
                                                  : "worker " + std::to_string(w->id) + " exited with status " +
                                                        std::to_string(code);
+        if (!w->killed_because.empty()) reason += " (killed by Baton: " + w->killed_because + ")";
         exited.push_back({w->id, reason});
       }
     }
@@ -124,6 +127,19 @@ void LocalPool::Stop(int grace_ms) {
     }
     if (w->child.running(ec)) w->child.terminate(ec);
     w->child.wait(ec);
+  }
+}
+
+void LocalPool::Kill(int worker_id, const std::string& why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& w : workers_) {
+    std::error_code ec;
+    if (w->id != worker_id || w->reported || !w->child.running(ec)) continue;
+    w->killed_because = why;
+    // SIGKILL ends a stopped process too. Not child.terminate(): that marks
+    // the child gone before it is reaped, so Monitor would neither reap it
+    // nor see its signal.
+    ::kill(w->child.id(), SIGKILL);
   }
 }
 

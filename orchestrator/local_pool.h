@@ -37,6 +37,10 @@ class LocalPool {
   // coordinator answers 410), then terminates the rest.
   void Stop(int grace_ms = 5000);
   int Alive();
+  // Kills worker `worker_id` (SIGKILL) if it still runs, e.g. one whose
+  // lease expired (hung, stopped, cut off): its exit is then reported
+  // through `on_exit` with `why`, and it is replaced like any other.
+  void Kill(int worker_id, const std::string& why);
 
  private:
   struct Worker;
