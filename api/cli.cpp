@@ -23,8 +23,8 @@ int ExitCodeFor(ErrorCode code) {
     case ErrorCode::kUnauthenticated: return kExitInvalid;
     case ErrorCode::kPermissionDenied: return kExitInvalid;
     case ErrorCode::kResourceExhausted: return kExitResourceExhausted;
-  }
     case ErrorCode::kAborted: return kExitUnavailable;
+  }
   return kExitInternal;
 }
 

@@ -76,8 +76,8 @@ int HttpStatus(ErrorCode code) {
     case ErrorCode::kUnauthenticated: return 401;
     case ErrorCode::kPermissionDenied: return 403;
     case ErrorCode::kResourceExhausted: return 507;  // Insufficient Storage
-  }
     case ErrorCode::kAborted: return 409;
+  }
   return 500;
 }
 
@@ -93,8 +93,8 @@ const char* EnvelopeCode(ErrorCode code) {
     case ErrorCode::kUnauthenticated: return "UNAUTHENTICATED";
     case ErrorCode::kPermissionDenied: return "PERMISSION_DENIED";
     case ErrorCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
-  }
     case ErrorCode::kAborted: return "ABORTED";
+  }
   return "INTERNAL_ERROR";
 }
 
@@ -192,6 +192,10 @@ void HttpServer::MountInternal(orchestrator::Coordinator* coordinator, store::Bl
     coordinator->Fail(task_id(req), body_json(req));
     SendJson(res, Json::object());
   });
+  s.Post(R"(/internal/v1/tasks/(\d+):heartbeat)", [=](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    SendJson(res, coordinator->Heartbeat(task_id(req), body_json(req)));
+  });
   s.Post("/internal/v1/blobs:missing", [=](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
     Json body = body_json(req);
@@ -215,10 +219,6 @@ void HttpServer::MountInternal(orchestrator::Coordinator* coordinator, store::Bl
            }
            std::string body;
            const std::string length = req.get_header_value("Content-Length");
-  s.Post(R"(/internal/v1/tasks/(\d+):heartbeat)", [=](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
-    SendJson(res, coordinator->Heartbeat(task_id(req), body_json(req)));
-  });
            if (!length.empty() && length.size() < 20) {
              body.reserve(std::min<uint64_t>(std::stoull(length), max_body));
            }

@@ -309,21 +309,21 @@ Coordinator::Next Coordinator::NextTask(int worker_id, std::chrono::milliseconds
       t->rec.attempts += 1;
       t->rec.started_at = now;
       t->worker = worker_id;
+      RenewLease(*t);
       t->stop_requested = false;
       t->stop_reason.clear();
       db_.UpdateTrial(t->rec);
       CrashPoint("trial.started");
-      RenewLease(*t);
       stage->running += 1;
       *task = t->rec.task;
       (*task)["id"] = t->rec.id;
       (*task)["attempt"] = t->rec.attempts;
+      (*task)["lease_seconds"] = static_cast<double>(options_.lease.count()) / 1000.0;
+      (*task)["heartbeat_seconds"] = static_cast<double>(options_.lease.count()) / 5000.0;
       t->resume_from.clear();
       if (t->last_epoch >= 0) {
         (*task)["start_epoch"] = t->last_epoch + 1;
         (*task)["resume_checkpoint"] = t->last_checkpoint;
-      (*task)["lease_seconds"] = static_cast<double>(options_.lease.count()) / 1000.0;
-      (*task)["heartbeat_seconds"] = static_cast<double>(options_.lease.count()) / 5000.0;
         t->resume_from = t->last_checkpoint;
       }
       Emit("trial_started", stage->rec.name, t->rec.id, t->rec.number,
@@ -399,12 +399,12 @@ std::vector<std::pair<std::string, uint64_t>> Coordinator::CheckpointBlobs(const
 
 void Coordinator::ReportInitial(int64_t task_id, const Json& body) {
   std::lock_guard<std::mutex> lock(mu_);
+  CheckAttempt(task_id, body);
   Task& t = FindTask(task_id);
   const std::string digest = body.at("checkpoint").get<std::string>();
   if (body.value("resumed", false)) {
     // The state the worker loaded to resume, encoded again: it must be the
     // checkpoint it was given, bit for bit.
-  CheckAttempt(task_id, body);
     if (t.resume_from.empty()) {
       throw Error(ErrorCode::kInvalidArgument, "task " + std::to_string(task_id) + " was not given a checkpoint to resume from");
     }
@@ -450,12 +450,12 @@ void Coordinator::ReportInitial(int64_t task_id, const Json& body) {
 
 std::string Coordinator::ReportEpoch(int64_t task_id, const Json& body) {
   std::lock_guard<std::mutex> lock(mu_);
+  CheckAttempt(task_id, body);
   Task& t = FindTask(task_id);
   store::EpochRecord e;
   e.trial_id = t.rec.id;
   e.epoch = body.at("epoch").get<int>();
   e.metrics = body.at("metrics");
-  CheckAttempt(task_id, body);
   e.checkpoint = body.at("checkpoint").get<std::string>();
   e.seconds = body.value("seconds", 0.0);
   e.created_at = Now();
@@ -492,12 +492,12 @@ std::string Coordinator::ReportEpoch(int64_t task_id, const Json& body) {
 
 void Coordinator::Complete(int64_t task_id, const Json& body) {
   std::lock_guard<std::mutex> lock(mu_);
+  CheckAttempt(task_id, body);
   const std::string output = body.at("output").get<std::string>();
   if (IsRepeatedReport(task_id, "succeeded", output)) return;
   Task& t = FindTask(task_id);
   if (t.promoted_at > 0 && t.last_epoch + 1 <= t.promoted_at && output == t.last_checkpoint) {
     // A late repeat of the :complete that paused it, arriving after its
-  CheckAttempt(task_id, body);
     // promotion: the promoted segment has not reported an epoch yet.
     return;
   }
@@ -526,12 +526,12 @@ void Coordinator::Complete(int64_t task_id, const Json& body) {
 
 void Coordinator::Fail(int64_t task_id, const Json& body) {
   std::lock_guard<std::mutex> lock(mu_);
+  CheckAttempt(task_id, body);
   if (IsRepeatedReport(task_id, "", "")) return;
   Task& t = FindTask(task_id);
   std::string status = body.value("status", "failed");
   if (status != "failed" && status != "diverged") status = "failed";
   FinishTask(t, status, body.value("reason", "no reason given"));
-  CheckAttempt(task_id, body);
 }
 
 void Coordinator::WorkerLost(int worker_id, const std::string& reason) {
@@ -560,22 +560,22 @@ void Coordinator::FinishTask(Task& t, const std::string& status_in, const std::s
   if (status == "failed" && t.rec.attempts < stage.max_attempts) {
     t.rec.status = "pending";
     t.rec.reason = "attempt " + std::to_string(t.rec.attempts) + " failed: " + reason;
+    t.retry_reason = t.rec.reason;
     t.not_before = Now() + stage.backoff * std::pow(2.0, t.rec.attempts - 1);
     db_.UpdateTrial(t.rec);
     Emit("trial_retry", stage.rec.name, t.rec.id, t.rec.number, {{"reason", reason}, {"attempt", t.rec.attempts}});
     cv_.notify_all();
     return;
   }
+  // A trial that succeeded after a retry keeps why the last attempt failed.
+  if (status == "succeeded" && reason.empty()) reason = t.retry_reason;
   t.rec.status = status;
-    t.retry_reason = t.rec.reason;
   t.rec.reason = reason;
   t.rec.finished_at = Now();
   db_.UpdateTrial(t.rec);
   CrashPoint("trial.finished");
   Json data = {{"status", status}, {"epochs", t.last_epoch + 1}};
   if (!reason.empty()) data["reason"] = reason;
-  // A trial that succeeded after a retry keeps why the last attempt failed.
-  if (status == "succeeded" && reason.empty()) reason = t.retry_reason;
   Emit("trial_finished", stage.rec.name, t.rec.id, t.rec.number, data);
   MaybeFinishStage(stage);
   cv_.notify_all();

@@ -23,12 +23,12 @@ namespace baton::orchestrator {
 struct CoordinatorOptions {
   // Slots when a tune stage gives no budget.max_parallel. Default: 1.
   int default_parallel = 1;
-};
   // How long a running task's worker may stay silent (no report and no
   // heartbeat about the task) before ExpireLeases fails the attempt. The
   // task tells the worker this lease and to send a heartbeat every fifth of
   // it. Default: 30 s.
   std::chrono::milliseconds lease{30000};
+};
 
 // Creates the run: stores the pipeline, writes the run and every stage
 // (status pending) with their part_of edges in one transaction, before
@@ -87,7 +87,6 @@ class Coordinator {
   void Fail(int64_t task_id, const Json& body);
   // A worker process ended; its running task (if any) fails with `reason`.
   void WorkerLost(int worker_id, const std::string& reason);
-
   // A worker says it still runs the task's attempt `body["attempt"]`: renews
   // the lease and returns {"lease_seconds": ...}. Error(kAborted) when that
   // attempt is no longer running (see the reports above), Error(kConflict)
@@ -100,6 +99,7 @@ class Coordinator {
   // attempts: the executor kills them (hung, stopped or cut off), so no
   // stray process remains. Call it about every lease/4 (ExecuteRun does).
   std::vector<int> ExpireLeases();
+
   // Ends the run now as "cancelled" with `reason`: pending and running tasks
   // and unfinished stages become "cancelled" (epochs already stored stay);
   // workers are told the run is over, and their late reports are refused.
@@ -112,6 +112,7 @@ class Coordinator {
   bool WaitFinished(std::chrono::milliseconds timeout);
   std::string run_id() const { return run_id_; }
   const Pipeline& pipeline() const { return pipeline_; }
+  std::chrono::milliseconds lease() const { return options_.lease; }
   // The run's final status (pending/running while not finished).
   std::string Status();
   // Largest max_parallel of any stage: how many workers can be busy at once.
@@ -126,7 +127,6 @@ class Coordinator {
   void EmitResumed();
   void MaybeStartStages();
   void StartStage(Stage& stage);
-  std::chrono::milliseconds lease() const { return options_.lease; }
   void ExpandStage(Stage& stage);
   void FinishTask(Task& task, const std::string& status, const std::string& reason);
   void MaybeFinishStage(Stage& stage);
@@ -141,6 +141,11 @@ class Coordinator {
   Json CompareOutput(Stage& stage);
   std::string StudyOutput(Stage& stage);
   Task& FindTask(int64_t task_id);
+  // coordinator_lease.cpp: refuses a report of an ended or superseded
+  // attempt (Error(kAborted)); renews the running attempt's lease.
+  void CheckAttempt(int64_t task_id, const Json& body);
+  void RenewLease(Task& task);
+  void FenceAttempt(Task& task, const std::string& reason);
   bool IsRepeatedReport(int64_t task_id, const std::string& status, const std::string& output);
   std::vector<std::pair<std::string, uint64_t>> CheckpointBlobs(const std::string& digest);
   // Tuning: curves for the pruners, timeouts, ASHA promotions, synchronous
@@ -155,11 +160,6 @@ class Coordinator {
   void Emit(const std::string& type, const std::string& stage, int64_t trial_id, int trial_number, Json data);
 
   store::BlobStore& blobs_;
-  // coordinator_lease.cpp: refuses a report of an ended or superseded
-  // attempt (Error(kAborted)); renews the running attempt's lease.
-  void CheckAttempt(int64_t task_id, const Json& body);
-  void RenewLease(Task& task);
-  void FenceAttempt(Task& task, const std::string& reason);
   store::LineageDb& db_;
   const Pipeline pipeline_;
   const std::string run_id_;
