@@ -66,6 +66,9 @@ int RunCli(int argc, char** argv) {
   run->add_flag("--json", run_options.json, "print the result as JSON");
   bool no_progress = false;
   run->add_flag("--no-progress", no_progress, "plain log lines even on a terminal");
+  const char* lease_help = "seconds a worker may stay silent about its task before it is retried elsewhere and the "
+                           "worker killed (default 30)";
+  run->add_option("--lease-seconds", run_options.lease_seconds, lease_help)->check(CLI::Range(0.1, 86400.0));
 
   auto* resume = app.add_subcommand("resume", "resume a run whose `baton run` was killed, where it stopped");
   std::string resume_run;
@@ -73,6 +76,7 @@ int RunCli(int argc, char** argv) {
   resume->add_option("--workers", run_options.workers, "worker processes (default: cores, at most what stages use)");
   resume->add_flag("--json", run_options.json, "print the result as JSON");
   resume->add_flag("--no-progress", no_progress, "plain log lines even on a terminal");
+  resume->add_option("--lease-seconds", run_options.lease_seconds, lease_help)->check(CLI::Range(0.1, 86400.0));
 
   auto* runs = app.add_subcommand("runs", "list runs, newest first");
   runs->add_flag("--json", json, "machine-readable output");
@@ -113,6 +117,7 @@ int RunCli(int argc, char** argv) {
   serve->add_flag("--public-read", serve_options.public_read, "let reads through without the token");
   serve->add_option("--max-runs", serve_options.max_runs, "runs executing at once (default 2)")->check(CLI::PositiveNumber);
   serve->add_option("--workers", serve_options.workers, "worker processes per run (default: as baton run)");
+  serve->add_option("--lease-seconds", serve_options.lease_seconds, lease_help)->check(CLI::Range(0.1, 86400.0));
   serve->add_option("--web-dir", serve_options.web_dir, "the web UI's files (default: the source tree's web/)");
   serve->add_option("--data-root", serve_options.data_roots,
                     "folder that pipelines sent over HTTP may read data from; repeatable (default: the store and "

@@ -40,6 +40,10 @@ struct RunOptions {
   int workers = 0;         // 0 = min(number of cores, largest max_parallel)
   bool json = false;
   bool progress = true;    // live lines on a terminal
+  // Seconds a worker may stay silent about its task before the attempt is
+  // failed, retried and the worker killed (CoordinatorOptions::lease).
+  // Default: 30.
+  double lease_seconds = 30;
 };
 int CmdValidate(const std::string& file, bool json);
 int CmdRun(const std::string& store_dir, const RunOptions& options);
@@ -77,6 +81,7 @@ struct ServeOptions {
   size_t max_body_bytes = 16u << 20;  // largest request body (413 above)
   std::string web_dir;              // the web UI's files, served under /
   std::vector<std::string> data_roots;  // empty: the store and /usr/share/datasets
+  double lease_seconds = 30;        // as RunOptions::lease_seconds, for every run it executes
 };
 int CmdServe(const std::string& store_dir, const ServeOptions& options);
 // The commands through a `baton serve` (cli_remote.cpp); show and lineage

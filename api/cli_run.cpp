@@ -93,19 +93,25 @@ int ExecuteWithProgress(StoreHandle& store, orchestrator::Coordinator& coordinat
   return status == "succeeded" ? kExitOk : kExitRunFailed;
 }
 
+orchestrator::CoordinatorOptions CoordinatorOptionsFor(const RunOptions& options) {
+  orchestrator::CoordinatorOptions out;
+  out.lease = std::chrono::milliseconds(static_cast<int64_t>(options.lease_seconds * 1000));
+  return out;
+}
+
 }  // namespace
 
 int CmdRun(const std::string& store_dir, const RunOptions& options) {
   orchestrator::Pipeline pipeline = orchestrator::LoadPipelineFile(options.pipeline_file);
   StoreHandle store = OpenStore(store_dir);
   const std::string run_id = orchestrator::CreateRun(*store.db, pipeline);
-  orchestrator::Coordinator coordinator(*store.blobs, *store.db, pipeline, run_id);
+  orchestrator::Coordinator coordinator(*store.blobs, *store.db, pipeline, run_id, CoordinatorOptionsFor(options));
   return ExecuteWithProgress(store, coordinator, options, "run");
 }
 
 int CmdResume(const std::string& store_dir, const std::string& run_id, const RunOptions& options) {
   StoreHandle store = OpenStore(store_dir);
-  auto coordinator = orchestrator::Coordinator::ForResume(*store.blobs, *store.db, run_id);
+  auto coordinator = orchestrator::Coordinator::ForResume(*store.blobs, *store.db, run_id, CoordinatorOptionsFor(options));
   return ExecuteWithProgress(store, *coordinator, options, "resuming run");
 }
 

@@ -81,6 +81,7 @@ int CmdServe(const std::string& store_dir, const ServeOptions& options) {
   RunManagerOptions run_options;
   run_options.max_runs = options.max_runs;
   run_options.workers = options.workers;
+  run_options.lease = std::chrono::milliseconds(static_cast<int64_t>(options.lease_seconds * 1000));
   RunManager runs(store, run_options);
   // This process holds the store, so a run still pending or running was
   // cut short (a killed `baton run` or server): it continues.

@@ -41,7 +41,20 @@ void ExecuteRun(StoreHandle& store, orchestrator::Coordinator& coordinator, int 
         [&] { return coordinator.HasWork(); });
     pool->Start();
   }
-  while (!coordinator.WaitFinished(std::chrono::milliseconds(1000))) tick();
+  // Leases are checked about four times per lease (at least once a second);
+  // a worker whose lease expired is killed, and the pool replaces it.
+  const auto check_every = std::clamp(coordinator.lease() / 4, std::chrono::milliseconds(50),
+                                      std::chrono::milliseconds(1000));
+  auto ticked = std::chrono::steady_clock::now();
+  while (!coordinator.WaitFinished(check_every)) {
+    for (int worker : coordinator.ExpireLeases()) {
+      if (pool) pool->Kill(worker, "its lease expired");
+    }
+    if (std::chrono::steady_clock::now() - ticked >= std::chrono::milliseconds(1000)) {
+      ticked = std::chrono::steady_clock::now();
+      tick();
+    }
+  }
   if (pool) pool->Stop(10000);
   server.Stop();
 }
@@ -180,9 +193,12 @@ void RunManager::Loop() {
 }
 
 void RunManager::Execute(Entry& entry) {
+  orchestrator::CoordinatorOptions coordinator_options;
+  coordinator_options.lease = options_.lease;
   std::unique_ptr<orchestrator::Coordinator> owned =
-      entry.resume ? orchestrator::Coordinator::ForResume(*store_.blobs, *store_.db, entry.run_id)
-                   : std::make_unique<orchestrator::Coordinator>(*store_.blobs, *store_.db, entry.pipeline, entry.run_id);
+      entry.resume ? orchestrator::Coordinator::ForResume(*store_.blobs, *store_.db, entry.run_id, coordinator_options)
+                   : std::make_unique<orchestrator::Coordinator>(*store_.blobs, *store_.db, entry.pipeline, entry.run_id,
+                                                                 coordinator_options);
   orchestrator::Coordinator& coordinator = *owned;
   Recorder recorder(*this, entry);
   coordinator.AddObserver(&recorder);

@@ -28,6 +28,7 @@ void ExecuteRun(StoreHandle& store, orchestrator::Coordinator& coordinator, int 
 struct RunManagerOptions {
   int max_runs = 2;  // runs executing at once; later ones wait (pending)
   int workers = 0;   // worker processes per run; 0 = min(cores, largest max_parallel)
+  std::chrono::milliseconds lease{30000};  // CoordinatorOptions::lease of every run. Default: 30 s
 };
 
 // One event of a run's stream, numbered from 1 in the order it happened.
