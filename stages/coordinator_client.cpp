@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <functional>
+#include <mutex>
 #include <thread>
 
 namespace baton::stages {
@@ -13,6 +14,8 @@ void CoordinatorClient::PutBlobs(const std::vector<BlobUpload>& blobs) {
     PutBlob(blob.digest, std::string(blob.bytes));
   }
 }
+
+void CoordinatorClient::Heartbeat(int64_t, int) {}
 
 namespace {
 
@@ -34,6 +37,18 @@ std::string ErrorMessage(const std::string& body) {
   } catch (const Json::exception&) {
   }
   return body.size() > 500 ? body.substr(0, 500) + "..." : body;
+}
+
+// True for the coordinator's "this attempt is no longer yours" answer: 409
+// with the error envelope's code ABORTED.
+bool Superseded(const httplib::Response& response) {
+  if (response.status != 409) return false;
+  try {
+    Json json = Json::parse(response.body);
+    return json.is_object() && json.value("error_code", "") == "ABORTED";
+  } catch (const Json::exception&) {
+    return false;
+  }
 }
 
 // A blobs:batch body: for each blob its digest (64 hex characters), its
@@ -108,13 +123,22 @@ class HttpCoordinatorClient : public CoordinatorClient {
   HttpCoordinatorClient(const std::string& origin, std::string prefix,
                         const std::string& token,
                         const HttpClientOptions& options)
-      : client_(origin), prefix_(std::move(prefix)), options_(options) {
+      : client_(origin), beat_(origin), prefix_(std::move(prefix)), options_(options) {
     client_.set_tcp_nodelay(true);
     client_.set_keep_alive(true);
     client_.set_bearer_token_auth(token);
     client_.set_connection_timeout(2);
     client_.set_read_timeout(options.io_timeout.count());
     client_.set_write_timeout(options.io_timeout.count());
+    // Heartbeats use their own connection, closed after each one: a
+    // keep-alive connection would hold one of the server's request threads
+    // for the whole task.
+    beat_.set_tcp_nodelay(true);
+    beat_.set_keep_alive(false);
+    beat_.set_bearer_token_auth(token);
+    beat_.set_connection_timeout(2);
+    beat_.set_read_timeout(5);
+    beat_.set_write_timeout(5);
   }
 
   std::optional<Json> NextTask(int64_t worker_id) override {
@@ -127,7 +151,14 @@ class HttpCoordinatorClient : public CoordinatorClient {
       throw Error(ErrorCode::kInternal,
                   "coordinator: tasks:next answered without a task object");
     }
-    return body["task"];
+    const Json& task = body["task"];
+    task_id_ = task.contains("id") && task["id"].is_number_integer()
+                   ? task["id"].get<int64_t>()
+                   : -1;
+    attempt_ = task.contains("attempt") && task["attempt"].is_number_integer()
+                   ? task["attempt"].get<int>()
+                   : 0;
+    return task;
   }
 
   std::string GetBlob(const std::string& digest) override {
@@ -188,12 +219,15 @@ class HttpCoordinatorClient : public CoordinatorClient {
   }
 
   void ReportInitial(int64_t task_id, const Json& body) override {
-    PostJson(TaskPath(task_id, "/initial"), body, {200, 201, 204});
+    PostJson(TaskPath(task_id, "/initial"), WithAttempt(task_id, body),
+             {200, 201, 204});
   }
 
   bool ReportEpoch(int64_t task_id, const Json& body) override {
-    Json answer = ParseBody(PostJson(TaskPath(task_id, "/epochs"), body, {200}),
-                            "epochs");
+    Json answer = ParseBody(
+        PostJson(TaskPath(task_id, "/epochs"), WithAttempt(task_id, body),
+                 {200}),
+        "epochs");
     if (!answer.is_object() || !answer.contains("action") ||
         !answer["action"].is_string()) {
       throw Error(ErrorCode::kInternal,
@@ -208,17 +242,66 @@ class HttpCoordinatorClient : public CoordinatorClient {
   }
 
   void Complete(int64_t task_id, const std::string& output) override {
-    PostJson(TaskPath(task_id, ":complete"), {{"output", output}},
-             {200, 201, 204});
+    PostJson(TaskPath(task_id, ":complete"),
+             WithAttempt(task_id, {{"output", output}}), {200, 201, 204});
   }
 
   void Fail(int64_t task_id, const std::string& status,
             const std::string& reason) override {
     PostJson(TaskPath(task_id, ":fail"),
-             {{"status", status}, {"reason", reason}}, {200, 201, 204});
+             WithAttempt(task_id, {{"status", status}, {"reason", reason}}),
+             {200, 201, 204});
+  }
+
+  void Heartbeat(int64_t task_id, int attempt) override {
+    const std::string path = prefix_ + TaskPath(task_id, ":heartbeat");
+    const std::string text = Json{{"attempt", attempt}}.dump();
+    const std::string what = "POST tasks/" + std::to_string(task_id) + ":heartbeat";
+    std::lock_guard<std::mutex> lock(beat_mu_);
+    httplib::Result result = beat_.Post(path, text, "application/json");
+    if (!result) {
+      throw CoordinatorUnreachable(what + ": no answer (" +
+                                   httplib::to_string(result.error()) + ")");
+    }
+    if (Retryable(result->status)) {
+      throw CoordinatorUnreachable(what + ": HTTP " +
+                                   std::to_string(result->status));
+    }
+    Check(*result, what, {200, 201, 204});
   }
 
  private:
+  // `body` with the attempt of the task NextTask gave, when it is that task.
+  Json WithAttempt(int64_t task_id, Json body) const {
+    if (task_id == task_id_ && attempt_ > 0 && body.is_object()) {
+      body["attempt"] = attempt_;
+    }
+    return body;
+  }
+
+  // Throws for a status that is not one of `accepted` (after the retryable
+  // ones were handled).
+  static void Check(const httplib::Response& response, const std::string& what,
+                    std::initializer_list<int> accepted) {
+    const int status = response.status;
+    for (int ok : accepted) {
+      if (status == ok) return;
+    }
+    if (status == 410) throw RunOver();
+    if (Superseded(response)) {
+      throw TaskSuperseded("coordinator refused " + what + ": " +
+                           ErrorMessage(response.body));
+    }
+    if (status == 401) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "coordinator rejected the worker token (401) on " + what +
+                      "; check BATON_WORKER_TOKEN");
+    }
+    throw Error(CodeForStatus(status),
+                "coordinator answered " + std::to_string(status) + " to " +
+                    what + ": " + ErrorMessage(response.body));
+  }
+
   std::string TaskPath(int64_t task_id, const std::string& suffix) const {
     return "/tasks/" + std::to_string(task_id) + suffix;
   }
@@ -258,19 +341,8 @@ class HttpCoordinatorClient : public CoordinatorClient {
       } else if (Retryable(result->status)) {
         problem = "HTTP " + std::to_string(result->status);
       } else {
-        const int status = result->status;
-        for (int ok : accepted) {
-          if (status == ok) return std::move(result.value());
-        }
-        if (status == 410) throw RunOver();
-        if (status == 401) {
-          throw Error(ErrorCode::kInvalidArgument,
-                      "coordinator rejected the worker token (401) on " + what +
-                          "; check BATON_WORKER_TOKEN");
-        }
-        throw Error(CodeForStatus(status),
-                    "coordinator answered " + std::to_string(status) + " to " +
-                        what + ": " + ErrorMessage(result->body));
+        Check(*result, what, accepted);
+        return std::move(result.value());
       }
       if (Clock::now() - start >= options_.patience) {
         throw CoordinatorUnreachable(
@@ -283,8 +355,12 @@ class HttpCoordinatorClient : public CoordinatorClient {
   }
 
   httplib::Client client_;
+  httplib::Client beat_;  // heartbeats only, from the worker's heartbeat thread
+  std::mutex beat_mu_;
   std::string prefix_;  // URL path prefix + "/internal/v1"
   HttpClientOptions options_;
+  int64_t task_id_ = -1;  // the task NextTask last gave, and its attempt
+  int attempt_ = 0;
 };
 
 }  // namespace

@@ -27,6 +27,16 @@ class RunOver : public Error {
   RunOver() : Error(ErrorCode::kConflict, "the run is over (410 Gone)") {}
 };
 
+// The coordinator answered that the task's attempt is no longer this
+// worker's (409 ABORTED): its lease expired, a newer attempt runs, or the run
+// was cancelled. The worker drops the task without reporting it again and
+// takes the next one.
+class TaskSuperseded : public Error {
+ public:
+  explicit TaskSuperseded(const std::string& message)
+      : Error(ErrorCode::kAborted, message) {}
+};
+
 // One blob to upload: its digest and its bytes, which must outlive the call
 // that uploads them.
 struct BlobUpload {
@@ -37,14 +47,18 @@ struct BlobUpload {
 // The calls a worker makes to the coordinator (docs/worker-protocol.md),
 // free of any transport. The HTTP implementation talks to `/internal/v1`;
 // tests substitute an in-memory one. Every call may throw
-// CoordinatorUnreachable or RunOver; other failures (4xx, 5xx, malformed
-// answers) throw baton::Error. Not thread-safe: one worker loop owns it.
+// CoordinatorUnreachable or RunOver, and a task's calls TaskSuperseded;
+// other failures (4xx, 5xx, malformed answers) throw baton::Error. Not
+// thread-safe: one worker loop owns it, except Heartbeat, which another
+// thread may call while the loop's calls run.
 class CoordinatorClient {
  public:
   virtual ~CoordinatorClient() = default;
 
   // POST tasks:next. The task object when there is one; nullopt when there
-  // is nothing to do now (204).
+  // is nothing to do now (204). The reports about that task carry its
+  // "attempt", so that the coordinator can refuse them once the attempt is
+  // no longer this worker's (TaskSuperseded).
   virtual std::optional<Json> NextTask(int64_t worker_id) = 0;
 
   // GET blobs/{digest}: the blob's raw bytes (not yet verified).
@@ -70,6 +84,13 @@ class CoordinatorClient {
   // POST tasks/{id}:fail {"status": status, "reason": reason}.
   virtual void Fail(int64_t task_id, const std::string& status,
                     const std::string& reason) = 0;
+  // POST tasks/{id}:heartbeat {"attempt": attempt}: renews the task's lease.
+  // One try, no repeats: a transport error or 502/503/504 throws
+  // CoordinatorUnreachable at once (the caller decides how long to keep
+  // trying); TaskSuperseded when the attempt is no longer this worker's.
+  // Safe to call from another thread while the other calls run. The default
+  // does nothing, for in-memory clients, which hold no lease.
+  virtual void Heartbeat(int64_t task_id, int attempt);
 };
 
 struct HttpClientOptions {

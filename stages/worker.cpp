@@ -3,8 +3,13 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <iostream>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "common/digest.h"
 #include "common/malloc_settings.h"
@@ -86,6 +91,122 @@ std::string FormatMetrics(const EpochMetrics& m) {
   return text.str();
 }
 
+// Sends a task's heartbeats from its own thread while the task runs
+// (docs/worker-protocol.md): one every `interval`. The task is lost when the
+// coordinator says its attempt is no longer this worker's (TaskSuperseded)
+// or that the run is over (RunOver), or has answered no heartbeat for
+// `give_up` (CoordinatorUnreachable, e.g. its process was killed): Lost()
+// turns true, so that training stops at its next batch, and ThrowIfLost()
+// throws why. Other refusals (the task has just ended) are logged and
+// ignored. Lost() and ThrowIfLost() may be called from any thread.
+class HeartbeatThread {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  HeartbeatThread(CoordinatorClient& client, int64_t task_id, int attempt,
+                  std::chrono::milliseconds interval,
+                  std::chrono::milliseconds give_up,
+                  std::function<void(const std::string&)> log)
+      : client_(client),
+        task_id_(task_id),
+        attempt_(attempt),
+        interval_(interval),
+        give_up_(give_up),
+        log_(std::move(log)) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~HeartbeatThread() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  HeartbeatThread(const HeartbeatThread&) = delete;
+  HeartbeatThread& operator=(const HeartbeatThread&) = delete;
+
+  bool Lost() const { return lost_.load(std::memory_order_acquire); }
+  void ThrowIfLost() {
+    if (!Lost()) return;
+    std::exception_ptr failure;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      failure = failure_;
+    }
+    std::rethrow_exception(failure);
+  }
+
+ private:
+  void Loop() {
+    Clock::time_point answered = Clock::now();
+    std::chrono::milliseconds wait = interval_;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, wait, [this] { return stopping_; })) {
+      lock.unlock();
+      std::exception_ptr failure;
+      try {
+        client_.Heartbeat(task_id_, attempt_);
+        answered = Clock::now();
+        wait = interval_;
+      } catch (const CoordinatorUnreachable& e) {
+        const auto silent = Clock::now() - answered;
+        if (silent >= give_up_) {
+          failure = std::make_exception_ptr(CoordinatorUnreachable(
+              "coordinator answered no heartbeat for task " +
+              std::to_string(task_id_) + " for " +
+              std::to_string(
+                  std::chrono::duration_cast<std::chrono::seconds>(silent)
+                      .count()) +
+              " s (" + e.what() + ")"));
+        } else {
+          wait = std::min(interval_, std::chrono::milliseconds(200));
+        }
+      } catch (const TaskSuperseded&) {
+        failure = std::current_exception();
+      } catch (const RunOver&) {
+        failure = std::current_exception();
+      } catch (const Error& e) {
+        log_("task " + std::to_string(task_id_) + " heartbeat: " + e.what());
+        wait = interval_;
+      }
+      lock.lock();
+      if (failure) {
+        failure_ = failure;
+        lost_.store(true, std::memory_order_release);
+        return;
+      }
+    }
+  }
+
+  CoordinatorClient& client_;
+  const int64_t task_id_;
+  const int attempt_;
+  const std::chrono::milliseconds interval_, give_up_;
+  std::function<void(const std::string&)> log_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::exception_ptr failure_;
+  std::atomic<bool> lost_{false};
+  std::thread thread_;
+};
+
+// Milliseconds of a task's positive number field `key`; 0 when absent.
+std::chrono::milliseconds MillisecondsField(const Json& task,
+                                            const std::string& key) {
+  auto it = task.find(key);
+  if (it == task.end() || it->is_null()) {
+    return std::chrono::milliseconds(0);
+  }
+  if (!it->is_number() || !(it->get<double>() > 0) ||
+      it->get<double>() > 1e6) {
+    throw TaskError(key, "must be a number of seconds > 0, got " + it->dump());
+  }
+  return std::chrono::milliseconds(
+      std::max<int64_t>(1, static_cast<int64_t>(it->get<double>() * 1000)));
+}
+
 }  // namespace
 
 void ConfigureWorkerProcess(int threads) {
@@ -108,6 +229,13 @@ struct Worker::State {
   // The last dataset used or prepared, by manifest digest.
   std::string dataset_digest;
   std::shared_ptr<const Dataset> dataset;
+  // The running task's heartbeats, when its task gave a lease.
+  HeartbeatThread* heartbeat = nullptr;
+
+  bool Lost() const { return heartbeat != nullptr && heartbeat->Lost(); }
+  void ThrowIfLost() const {
+    if (heartbeat != nullptr) heartbeat->ThrowIfLost();
+  }
 
   State(CoordinatorClient& c, WorkerOptions o)
       : client(c), options(std::move(o)) {}
@@ -181,6 +309,7 @@ struct Worker::State {
   void RunPrepare(int64_t id, const Json& task) {
     PrepareSpec spec = ParsePrepareSpec(Field(task, "prepare"));
     auto prepared = std::make_shared<const Dataset>(PrepareDataset(spec));
+    ThrowIfLost();
     const std::string digest = Upload(EncodeDataset(*prepared));
     dataset = prepared;
     dataset_digest = digest;
@@ -271,11 +400,12 @@ struct Worker::State {
     // alone) and committed in the background while the next epoch trains;
     // a "stop" in a report's answer ends training at the next batch.
     EpochCommitter committer;
-    train_options.stop_requested = [&committer] {
-      return committer.StopRequested();
+    train_options.stop_requested = [this, &committer] {
+      return committer.StopRequested() || Lost();
     };
     TrainResult result = Train(
         model, *data, hp, train_options, [&](const EpochMetrics& metrics) {
+          if (Lost()) return false;  // not ours any more: report nothing
           auto encoded =
               std::make_shared<const EncodedTensors>(EncodeModelState(*model));
           const std::string digest = store::ManifestDigest(encoded->manifest);
@@ -297,6 +427,7 @@ struct Worker::State {
         });
     // The last commit must be answered before the task ends either way.
     const bool stopped = !committer.Wait();
+    ThrowIfLost();
     if (stopped) {
       Log("task " + std::to_string(id) + " stopped by the coordinator");
       client.Complete(id, last_checkpoint);
@@ -345,7 +476,25 @@ void Worker::RunTask(const Json& task) {
   }
   const int64_t id = task["id"].get<int64_t>();
   std::string reason;
+  std::unique_ptr<HeartbeatThread> heartbeat;
+  struct Detach {
+    State& state;
+    ~Detach() { state.heartbeat = nullptr; }
+  } detach{*state_};
   try {
+    const std::chrono::milliseconds lease = MillisecondsField(task, "lease_seconds");
+    const std::chrono::milliseconds interval =
+        MillisecondsField(task, "heartbeat_seconds");
+    if (lease.count() > 0 && interval.count() > 0) {
+      const int attempt = task.value("attempt", Json(1)).is_number_integer()
+                              ? task["attempt"].get<int>()
+                              : 1;
+      heartbeat = std::make_unique<HeartbeatThread>(
+          state_->client, id, attempt, interval,
+          std::min(lease, state_->options.patience),
+          [this](const std::string& line) { state_->Log(line); });
+      state_->heartbeat = heartbeat.get();
+    }
     const Json& kind_field = Field(task, "kind");
     const std::string kind =
         kind_field.is_string() ? kind_field.get<std::string>() : "";
@@ -365,6 +514,9 @@ void Worker::RunTask(const Json& task) {
     throw;
   } catch (const CoordinatorUnreachable&) {
     throw;
+  } catch (const TaskSuperseded& e) {
+    state_->Log("task " + std::to_string(id) + " dropped: " + e.what());
+    return;
   } catch (const Error& e) {
     reason = Reason(e);
   } catch (const c10::Error& e) {

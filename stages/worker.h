@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -25,8 +26,14 @@ void ConfigureWorkerProcess(int threads);
 struct WorkerOptions {
   int64_t worker_id = 0;
   // Receives one line per event (task start and end, epochs); default:
-  // stderr with a "baton-worker[N]" prefix.
+  // stderr with a "baton-worker[N]" prefix. Called from the heartbeat
+  // thread too.
   std::function<void(const std::string&)> log;
+  // How long the coordinator may go without answering a heartbeat before
+  // the worker gives the task up and exits (kExitUnreachable); at most the
+  // task's lease, after which the coordinator gives the task to another
+  // worker anyway. Default: 10 s.
+  std::chrono::milliseconds patience{10000};
 };
 
 // Takes task after task from the coordinator and runs it (see
@@ -44,9 +51,13 @@ class Worker {
   int Run();
 
   // Runs one task and reports how it ended (:complete, or :fail with status
-  // "diverged" or "failed" and the reason). Errors of the task never escape;
-  // only CoordinatorUnreachable and RunOver do, and a baton::Error when the
-  // coordinator refuses the report itself.
+  // "diverged" or "failed" and the reason). A task that gives a lease
+  // ("lease_seconds", "heartbeat_seconds") gets heartbeats from a second
+  // thread while it runs; when the coordinator says the attempt is no longer
+  // this worker's (TaskSuperseded, from a heartbeat or a report) the task
+  // stops at its next batch and is dropped without another report. Errors
+  // of the task never escape; only CoordinatorUnreachable and RunOver do,
+  // and a baton::Error when the coordinator refuses the report itself.
   void RunTask(const Json& task);
 
  private:

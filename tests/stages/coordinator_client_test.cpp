@@ -230,6 +230,85 @@ TEST(HttpCoordinatorClient, GivesUpOnAnUnreachableCoordinator) {
   EXPECT_LT(waited, std::chrono::seconds(5));
 }
 
+// The task's attempt rides along with every report about it; heartbeats go
+// to :heartbeat; 409 ABORTED (the attempt is no longer this worker's) is
+// TaskSuperseded, not a plain conflict; a heartbeat is tried once.
+TEST(HttpCoordinatorClient, SendsTheAttemptHeartbeatsAndTakesAbortedAsSuperseded) {
+  httplib::Server server;
+  std::mutex mu;
+  std::vector<std::string> seen;
+  std::atomic<int> beats{0};
+  const char* aborted =
+      R"({"error_code": "ABORTED", "message": "task 17 attempt 2 was superseded by attempt 3", "details": []})";
+  server.Post("/internal/v1/tasks:next", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"task": {"id": 17, "kind": "train", "attempt": 2}})", "application/json");
+  });
+  server.Post(R"(/internal/v1/tasks/(\d+)(/epochs|:complete|:heartbeat))",
+              [&](const httplib::Request& req, httplib::Response& res) {
+                {
+                  std::lock_guard<std::mutex> lock(mu);
+                  seen.push_back(req.matches[1].str() + req.matches[2].str() + " " + req.body);
+                }
+                const Json body = Json::parse(req.body);
+                const bool refuse = (req.matches[2] == "/epochs" && body["epoch"] == 1) ||
+                                    (req.matches[2] == ":heartbeat" && beats++ > 0);
+                if (refuse) {
+                  res.status = 409;
+                  res.set_content(aborted, "application/json");
+                } else if (req.matches[2] == ":heartbeat") {
+                  res.set_content(R"({"lease_seconds": 1})", "application/json");
+                } else if (req.matches[2] == "/epochs") {
+                  res.set_content(R"({"action": "continue"})", "application/json");
+                } else {
+                  res.status = 409;  // a plain conflict
+                  res.set_content(R"({"error_code": "RESOURCE_CONFLICT", "message": "not running"})",
+                                  "application/json");
+                }
+              });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::thread thread([&] { server.listen_after_bind(); });
+  while (!server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+
+  auto client = MakeHttpCoordinatorClient("http://127.0.0.1:" + std::to_string(port), "secret");
+  ASSERT_TRUE(client->NextTask(3).has_value());
+  EXPECT_TRUE(client->ReportEpoch(17, {{"epoch", 0}}));
+  EXPECT_THROW(client->ReportEpoch(17, {{"epoch", 1}}), TaskSuperseded);
+  client->Heartbeat(17, 2);
+  try {
+    client->Heartbeat(17, 2);
+    FAIL() << "no error";
+  } catch (const TaskSuperseded& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kAborted);
+    EXPECT_NE(std::string(e.what()).find("superseded by attempt 3"), std::string::npos) << e.what();
+  }
+  try {
+    client->Complete(17, "d");
+    FAIL() << "no error";
+  } catch (const TaskSuperseded&) {
+    FAIL() << "a plain 409 is not TaskSuperseded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kConflict);
+  }
+  server.stop();
+  thread.join();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(seen.size(), 5u);
+    EXPECT_EQ(seen[0], R"(17/epochs {"attempt":2,"epoch":0})");
+    EXPECT_EQ(seen[2], R"(17:heartbeat {"attempt":2})");
+    EXPECT_EQ(seen[4], R"(17:complete {"attempt":2,"output":"d"})");
+  }
+
+  // With nothing listening, a heartbeat fails at once: the worker decides
+  // how long to keep trying.
+  HttpClientOptions options;
+  options.patience = std::chrono::seconds(30);
+  auto lost = MakeHttpCoordinatorClient("http://127.0.0.1:" + std::to_string(ClosedPort()), "secret", options);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(lost->Heartbeat(17, 2), CoordinatorUnreachable);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));  // not the 30 s patience
+}
+
 TEST(HttpCoordinatorClient, RejectsMalformedUrls) {
   EXPECT_THROW(MakeHttpCoordinatorClient("127.0.0.1:80", "t"), Error);
   EXPECT_THROW(MakeHttpCoordinatorClient("ftp://host", "t"), Error);
