@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <set>
@@ -15,9 +16,27 @@ std::string Short(const std::string& digest) { return digest.size() > 12 ? diges
 
 // "kind:id" for what the user typed: a typed id, a run id, or a bare digest
 // of a checkpoint or dataset artifact.
+// A typed id must be well formed (digits for stages and trials, a digest
+// for checkpoints and artifacts, a run id's characters for runs), else
+// Error(kInvalidArgument); it need not exist.
 std::string ResolveNode(StoreHandle& store, const std::string& id) {
-  for (const char* kind : {"run:", "stage:", "trial:", "checkpoint:", "artifact:"}) {
-    if (id.rfind(kind, 0) == 0) return id;
+  const auto digits = [](const std::string& v) {
+    return !v.empty() && v.size() <= 18 && v.find_first_not_of("0123456789") == std::string::npos;
+  };
+  const auto run_id = [](const std::string& v) {
+    return !v.empty() && v.size() <= 64 &&
+           v.find_first_not_of("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-") == std::string::npos;
+  };
+  const std::pair<const char*, std::function<bool(const std::string&)>> kinds[] = {
+      {"run:", run_id}, {"stage:", digits}, {"trial:", digits}, {"checkpoint:", IsDigest}, {"artifact:", IsDigest}};
+  for (const auto& [kind, valid] : kinds) {
+    if (id.rfind(kind, 0) != 0) continue;
+    if (!valid(id.substr(std::string(kind).size()))) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "node \"" + id + "\" is not a well-formed " + std::string(kind, std::strlen(kind) - 1) +
+                      " id (stage: and trial: take digits, checkpoint: and artifact: a SHA-256 digest, run: a run id)");
+    }
+    return id;
   }
   if (IsDigest(id)) {
     if (store.db->FindCheckpoint(id)) return "checkpoint:" + id;

@@ -103,12 +103,15 @@ void SendError(httplib::Response& res, ErrorCode code, const std::string& messag
   Json body = {{"error_code", EnvelopeCode(code)}, {"message", message}, {"details", Json::array()}};
   for (const auto& d : details) body["details"].push_back({{"pointer", d.pointer}, {"message", d.message}});
   res.status = HttpStatus(code);
-  res.set_content(body.dump(), "application/json");
+  // A message may quote the request (a query value, a header), whose bytes
+  // need not be UTF-8: they become U+FFFD instead of an exception out of the
+  // exception handler, which would end the server.
+  res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
 }
 
 void SendJson(httplib::Response& res, const Json& body) {
   res.status = 200;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
 }
 
 }  // namespace detail

@@ -186,11 +186,15 @@ int IntParam(const httplib::Request& req, const std::string& name, int fallback,
                   v + "\"");
 }
 
+// Not ::isdigit, which is undefined for the negative chars of bytes >= 0x80.
+bool IsAsciiDigit(char c) { return c >= '0' && c <= '9'; }
+
 // page_token is the offset of the next page, opaque to clients ("o" + n).
 int PageOffset(const httplib::Request& req) {
   if (!req.has_param("page_token")) return 0;
   const std::string t = req.get_param_value("page_token");
-  if (t.size() > 1 && t.size() < 12 && t[0] == 'o' && std::all_of(t.begin() + 1, t.end(), ::isdigit)) {
+  // At most 9 digits: the offset and offset + max_results stay ints.
+  if (t.size() > 1 && t.size() <= 10 && t[0] == 'o' && std::all_of(t.begin() + 1, t.end(), IsAsciiDigit)) {
     return std::stoi(t.substr(1));
   }
   throw Error(ErrorCode::kInvalidArgument, "page_token \"" + t + "\" is not one this server gave");
@@ -275,7 +279,7 @@ void Api::MountRuns() {
     int64_t after = 0;
     const std::string last = req.get_header_value("Last-Event-ID");
     if (!last.empty()) {
-      if (last.size() > 18 || !std::all_of(last.begin(), last.end(), ::isdigit)) {
+      if (last.size() > 18 || !std::all_of(last.begin(), last.end(), IsAsciiDigit)) {
         throw Error(ErrorCode::kInvalidArgument, "Last-Event-ID must be an event id (digits), got \"" + last + "\"");
       }
       after = std::stoll(last);

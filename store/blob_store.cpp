@@ -1220,7 +1220,8 @@ std::unique_ptr<BlobStore> BlobStore::Open(const std::filesystem::path& dir,
     const ErrorCode code = CodeFor(s);
     std::string message = "blob store " + dir.string() + ": ";
     if (code == ErrorCode::kUnavailable) {
-      message += "in use by another process (or already open in this one): ";
+      message += "in use by another process (a `baton serve` or `baton run` on this store: act through "
+                 "that server with `baton --server URL ...`, or wait until it ends) or already open in this one: ";
     } else if (code == ErrorCode::kResourceExhausted) {
       message += std::string(kFreeSpace) + ": cannot open: ";
     } else {

@@ -76,6 +76,9 @@ class Server {
     return c;
   }
 
+  // The `baton serve` process itself (0 once stopped).
+  pid_t pid() const { return pid_; }
+
   int port = 0;
   std::string token;
 
