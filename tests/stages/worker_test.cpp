@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -340,6 +341,77 @@ TEST(WorkerCommit, RefusedReportFailsTheTaskWithTheCoordinatorsMessage) {
   ASSERT_EQ(fake.failed.size(), 1u);
   EXPECT_NE(fake.failed[0].second["reason"].get<std::string>().find("lacks the objective metric"), std::string::npos)
       << fake.failed[0].second.dump();
+  EXPECT_EQ(fake.completed.size(), 1u);  // only the prepare task
+}
+
+// A task with a lease gets heartbeats from a second thread. When one is
+// answered "no longer yours" (the coordinator gave the attempt away), the
+// task stops at its next batch and is dropped without another report, and
+// the worker takes the next task.
+TEST(WorkerLease, ASupersededAttemptIsDroppedMidEpochAndTheWorkerGoesOn) {
+  class Superseding : public FakeCoordinator {
+   public:
+    std::atomic<int> beats{0};
+    std::atomic<int> attempt_seen{0};
+    void Heartbeat(int64_t task_id, int attempt) override {
+      EXPECT_EQ(task_id, 5);
+      attempt_seen = attempt;
+      if (beats++ >= 1) throw TaskSuperseded("task 5 attempt 3 was superseded by attempt 4");
+    }
+  } fake;
+  std::mutex mu;
+  std::vector<std::string> log;
+  Worker worker(fake, {/*worker_id=*/1, [&](const std::string& line) {
+                         std::lock_guard<std::mutex> lock(mu);
+                         log.push_back(line);
+                       }});
+  worker.RunTask(PrepareTask(1));
+  const std::string dataset = fake.completed.back().second;
+  Json leased = TrainTask(5, dataset);
+  leased["attempt"] = 3;
+  leased["epochs"] = 200;  // far more than it gets to run
+  leased["lease_seconds"] = 5;
+  leased["heartbeat_seconds"] = 0.05;
+  fake.tasks = {leased, TrainTask(6, dataset)};
+  EXPECT_EQ(worker.Run(), kExitRunOver);
+
+  EXPECT_EQ(fake.attempt_seen, 3);
+  EXPECT_GE(fake.beats, 2);
+  int epochs_of_5 = 0;
+  for (const auto& [id, body] : fake.epochs) epochs_of_5 += id == 5 ? 1 : 0;
+  EXPECT_LT(epochs_of_5, 200);
+  EXPECT_TRUE(fake.failed.empty()) << fake.failed[0].second.dump();
+  ASSERT_EQ(fake.completed.size(), 2u);  // prepare, then task 6: never task 5
+  EXPECT_EQ(fake.completed[1].first, 6);
+  bool dropped = false;
+  for (const auto& line : log) dropped = dropped || line.find("task 5 dropped: task 5 attempt 3 was superseded") != std::string::npos;
+  EXPECT_TRUE(dropped);
+}
+
+// When heartbeats go unanswered for the worker's patience (its coordinator
+// was killed), the task stops at its next batch and the worker gives up,
+// without training to the end of the task.
+TEST(WorkerLease, UnansweredHeartbeatsEndTheTaskBeforeItsEnd) {
+  class Gone : public FakeCoordinator {
+   public:
+    void Heartbeat(int64_t, int) override { throw CoordinatorUnreachable("fake: connection refused"); }
+  } fake;
+  WorkerOptions options{/*worker_id=*/1, [](const std::string&) {}};
+  options.patience = std::chrono::milliseconds(300);
+  Worker worker(fake, options);
+  worker.RunTask(PrepareTask(1));
+  Json leased = TrainTask(5, fake.completed.back().second);
+  leased["epochs"] = 200;
+  leased["lease_seconds"] = 30;  // the patience (shorter) decides
+  leased["heartbeat_seconds"] = 0.05;
+  try {
+    worker.RunTask(leased);
+    FAIL() << "no error";
+  } catch (const CoordinatorUnreachable& e) {
+    EXPECT_NE(std::string(e.what()).find("answered no heartbeat for task 5"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(fake.epochs.size(), 200u);
+  EXPECT_TRUE(fake.failed.empty());
   EXPECT_EQ(fake.completed.size(), 1u);  // only the prepare task
 }
 
