@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/error.h"
+#include "store/guarded_blob_store.h"
 
 namespace baton::api {
 namespace {
@@ -36,7 +37,8 @@ StoreHandle OpenStore(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error(ErrorCode::kUnavailable, "cannot create store folder " + dir + ": " + ec.message());
-  h.blobs = store::BlobStore::Open(std::filesystem::path(dir) / "blobs");
+  // Guarded, so that a gc in this process (baton serve) may run while runs write.
+  h.blobs = std::make_unique<store::GuardedBlobStore>(store::BlobStore::Open(std::filesystem::path(dir) / "blobs"));
   h.db = store::LineageDb::Open(std::filesystem::path(dir) / "lineage.db");
   return h;
 }
@@ -102,12 +104,25 @@ int RunCli(int argc, char** argv) {
   store_cmd->require_subcommand(1);
   auto* du = store_cmd->add_subcommand("du", "disk use per run and stage, with bytes shared");
   du->add_flag("--json", json, "machine-readable output");
-  auto* gc = store_cmd->add_subcommand("gc", "free blobs that no run, checkpoint or artifact refers to (dry run first)");
+  auto* gc = store_cmd->add_subcommand(
+      "gc",
+      "release the checkpoints that retention does not keep and free the blobs nothing kept refers to (dry run "
+      "first). Kept: per trial of a stage with \"checkpoints\": {\"keep\": {\"best_k\": K, \"last_k\": L}} its K "
+      "best and L last epochs (no keep: every epoch), every checkpoint of unfinished and pinned runs, every epoch a "
+      "pending init_from may still select, and whatever a stage resolved or was initialised from");
   bool apply = false;
-  gc->add_flag("--apply", apply, "delete them (default: only report)");
+  gc->add_flag("--apply", apply, "release and delete them, and report the bytes freed (default: only report)");
   gc->add_flag("--json", json, "machine-readable output");
   auto* fsck = store_cmd->add_subcommand("fsck", "re-hash every blob, check manifests and references (exit 5 if corrupt or missing)");
   fsck->add_flag("--json", json, "machine-readable output");
+
+  std::string pin_run;
+  auto* pin = app.add_subcommand("pin", "keep every checkpoint of a run through store gc, whatever checkpoints.keep says");
+  pin->add_option("RUN", pin_run, "run id")->required();
+  pin->add_flag("--json", json, "machine-readable output");
+  auto* unpin = app.add_subcommand("unpin", "let store gc apply the retention policy to a pinned run again");
+  unpin->add_option("RUN", pin_run, "run id")->required();
+  unpin->add_flag("--json", json, "machine-readable output");
 
   auto* serve = app.add_subcommand("serve", "serve the REST API (/api/v1), the web UI and runs triggered over HTTP");
   ServeOptions serve_options;
@@ -155,6 +170,7 @@ int RunCli(int argc, char** argv) {
     if (*lineage) return CmdLineage(store, node, downstream, depth, json);
     if (*du) return CmdStoreDu(store, json);
     if (*gc) return CmdStoreGc(store, apply, json);
+    if (*pin || *unpin) return CmdPin(store, pin_run, /*pin=*/pin->parsed(), json);
     if (*fsck) return CmdStoreFsck(store, json);
   } catch (const Error& e) {
     std::fprintf(stderr, "baton: %s\n", e.what());

@@ -67,6 +67,12 @@ std::vector<TrialView> RankedTrials(StoreHandle& store, const store::StageRecord
     v.trial = t;
     v.epochs = store.db->GetEpochs(t.id);
     for (const auto& e : v.epochs) {
+      if (store.db->CheckpointReleasedAt(e.checkpoint) > 0) v.released.insert(e.checkpoint);
+    }
+    if (!t.initial_checkpoint.empty() && store.db->CheckpointReleasedAt(t.initial_checkpoint) > 0) {
+      v.released.insert(t.initial_checkpoint);
+    }
+    for (const auto& e : v.epochs) {
       if (!e.metrics.contains(metric)) continue;
       double x = e.metrics[metric].get<double>();
       if (!v.has_final || (max ? x > v.best_value : x < v.best_value)) v.best_value = x;
@@ -100,7 +106,9 @@ Json TrialJson(const TrialView& v) {
   }
   for (const auto& e : v.epochs) {
     j["epochs"].push_back({{"epoch", e.epoch}, {"metrics", e.metrics}, {"checkpoint", e.checkpoint}, {"seconds", e.seconds}});
+    if (v.released.count(e.checkpoint)) j["epochs"].back()["released"] = "released by baton store gc";
   }
+  if (v.released.count(v.trial.initial_checkpoint)) j["initial_checkpoint_released"] = true;
   return j;
 }
 
@@ -423,7 +431,8 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
         for (const auto& e : v.epochs) {
           auto m = [&](const char* k) { return e.metrics.contains(k) ? Num(e.metrics[k]) : std::string("-"); };
           std::printf("%-6d %-10s %-10s %-10s %-10s %-10.1f %s\n", e.epoch, m("train_loss").c_str(), m("val_loss").c_str(),
-                      m("val_accuracy").c_str(), m("test_accuracy").c_str(), e.seconds, Short(e.checkpoint).c_str());
+                      m("val_accuracy").c_str(), m("test_accuracy").c_str(), e.seconds,
+                      (Short(e.checkpoint) + (v.released.count(e.checkpoint) ? " (released by gc)" : "")).c_str());
         }
       }
       if (!comparison.is_null()) {

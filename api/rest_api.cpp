@@ -131,6 +131,14 @@ struct Api {
     if (!run) throw Error(ErrorCode::kNotFound, "no run " + id);
     return *run;
   }
+  // A checkpoint `store gc` released keeps its lineage rows, not its weights.
+  void MustBeKept(const std::string& digest) const {
+    if (store.db->CheckpointReleasedAt(digest) > 0) {
+      throw Error(ErrorCode::kNotFound, "checkpoint " + digest +
+                                            " was released by baton store gc (its stage's checkpoints.keep); its "
+                                            "lineage is kept, its weights are not");
+    }
+  }
   store::StageRecord MustStage(const std::string& run_id, const std::string& name) const {
     MustRun(run_id);
     for (auto& s : store.db->GetStages(run_id)) {
@@ -267,6 +275,16 @@ void Api::MountRuns() {
     runs.Cancel(id, "cancelled through the API");
     SendJson(res, RunJson(MustRun(id)));
   });
+  for (const bool pin : {true, false}) {
+    Route("POST", pin ? "/runs/{run_id}:pin" : "/runs/{run_id}:unpin",
+          [this, pin](const httplib::Request& req, httplib::Response& res) {
+            const std::string id = req.matches[1];
+            pin ? store.db->PinRun(id) : store.db->UnpinRun(id);
+            Json out = RunJson(MustRun(id));
+            out["pinned"] = pin;
+            SendJson(res, out);
+          });
+  }
   Route("POST", "/runs/{run_id}:resume", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
     runs.Resume(id);
@@ -358,10 +376,12 @@ void Api::MountRuns() {
 
 void Api::MountStore() {
   Route("GET", "/checkpoints/{digest}", [this](const httplib::Request& req, httplib::Response& res) {
+    MustBeKept(req.matches[1]);
     SendJson(res, CheckpointJson(*store.blobs, *store.db, req.matches[1]));
   });
   Route("GET", "/checkpoints/{digest}/safetensors", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string digest = req.matches[1];
+    MustBeKept(digest);
     CheckpointJson(*store.blobs, *store.db, digest);  // 404 / 400 before any byte is sent
     auto manifest = std::make_shared<store::Manifest>(store::ParseManifest(store.blobs->Get(digest)));
     const uint64_t size = SafetensorsSize(*manifest, digest);
@@ -410,16 +430,9 @@ void Api::MountStore() {
     const Json body = req.body.empty() ? Json::object() : Body(req);
     const Json apply = body.value("apply", Json(false));
     if (!apply.is_boolean()) throw Error(ErrorCode::kInvalidArgument, "apply must be true or false", "/apply");
-    if (!apply.get<bool>()) {
-      SendJson(res, GcJson(CollectGarbage(store, false)));
-      return;
-    }
-    // A run being written has blobs its lineage does not name yet.
-    GcReport report;
-    if (!runs.WhileIdle([&] { report = CollectGarbage(store, true); })) {
-      throw Error(ErrorCode::kConflict, "runs are active; gc --apply waits until none is (a dry run works any time)");
-    }
-    SendJson(res, GcJson(report));
+    // Safe while runs write: the store spares blobs a worker was just told
+    // it has (store/guarded_blob_store.h).
+    SendJson(res, GcJson(CollectGarbage(store, apply.get<bool>())));
   });
   Route("GET", "/store/stats", [this](const httplib::Request&, httplib::Response& res) {
     const store::BlobStoreStats b = store.blobs->Stats();

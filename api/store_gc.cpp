@@ -1,35 +1,100 @@
-// Garbage collection of the blob store: blobs that nothing in the lineage
-// refers to (uploads whose epoch report never came, runs cancelled or killed
-// mid-upload). Retention of recorded checkpoints is not decided here.
+// Retention and garbage collection of the store: the checkpoints the
+// retention policy releases (orchestrator/retention.h), then every blob no
+// kept checkpoint, artifact, run or stage refers to (released checkpoints,
+// uploads whose epoch report never came, runs cancelled or killed
+// mid-upload); `baton pin` / `unpin`.
 #include <cstdio>
+#include <map>
 #include <unordered_set>
 
 #include "api/cli.h"
 #include "common/error.h"
+#include "orchestrator/retention.h"
+#include "store/guarded_blob_store.h"
 
 namespace baton::api {
+namespace {
+
+// Thrown to roll a dry run's release marks back.
+struct DryRun {};
+
+}  // namespace
 
 GcReport CollectGarbage(StoreHandle& store, bool apply) {
-  const std::vector<std::string> referenced = store.db->ReferencedBlobs();
-  const std::unordered_set<std::string> keep(referenced.begin(), referenced.end());
   GcReport report;
   report.applied = apply;
   std::vector<std::pair<std::string, uint64_t>> garbage;
-  store.blobs->ForEach([&](const std::string& digest, uint64_t size) {
-    ++report.scanned;
-    if (!keep.count(digest)) garbage.emplace_back(digest, size);
-  });
+  // One transaction decides on one view of the lineage: a stage that
+  // resolves its init_from does so wholly before (its choice is kept) or
+  // after (it sees the release). The marks are committed before any blob
+  // goes, so a crash in between leaves blobs nothing refers to, never a
+  // kept checkpoint without its blobs.
+  auto decide = [&] {
+    const orchestrator::RetentionPlan plan = orchestrator::PlanRetention(*store.db);
+    std::vector<std::string> digests;
+    std::map<std::pair<std::string, std::string>, uint64_t> per_stage;
+    for (const auto& c : plan.release) {
+      digests.push_back(c.digest);
+      ++per_stage[{c.run_id, c.stage}];
+    }
+    for (const auto& [key, n] : per_stage) report.released.push_back({key.first, key.second, n});
+    report.released_checkpoints = digests.size();
+    report.kept_checkpoints = plan.kept;
+    store.db->ReleaseCheckpoints(digests);
+    const std::vector<std::string> referenced = store.db->ReferencedBlobs();
+    const std::unordered_set<std::string> keep(referenced.begin(), referenced.end());
+    store.blobs->ForEach([&](const std::string& digest, uint64_t size) {
+      ++report.scanned;
+      if (!keep.count(digest)) garbage.emplace_back(digest, size);
+    });
+  };
+  if (apply) {
+    store.db->InTransaction(decide);
+  } else {
+    try {
+      store.db->InTransaction([&] {
+        decide();
+        throw DryRun{};
+      });
+    } catch (const DryRun&) {
+    }
+  }
+  auto* guarded = dynamic_cast<store::GuardedBlobStore*>(store.blobs.get());
   for (const auto& [digest, size] : garbage) {
-    if (apply) store.blobs->Delete(digest);
-    report.unreferenced.push_back(digest);
-    report.bytes += size;
+    bool freed = true;
+    if (apply) {
+      if (guarded != nullptr) {
+        freed = guarded->DeleteUnlessRecent(digest);
+      } else {
+        store.blobs->Delete(digest);
+      }
+    }
+    if (freed) {
+      report.unreferenced.push_back(digest);
+      report.bytes += size;
+    } else {
+      ++report.spared;
+      report.spared_bytes += size;
+    }
   }
   return report;
 }
 
 Json GcJson(const GcReport& r) {
-  Json out = {{"applied", r.applied}, {"blobs_scanned", r.scanned}, {"unreferenced_blobs", r.unreferenced.size()},
-              {"bytes", r.bytes}, {"blobs", Json::array()}};
+  Json out = {{"applied", r.applied},
+              {"blobs_scanned", r.scanned},
+              {"unreferenced_blobs", r.unreferenced.size()},
+              {"bytes", r.bytes},
+              {"bytes_freed", r.applied ? r.bytes : 0},
+              {"spared_blobs", r.spared},
+              {"spared_bytes", r.spared_bytes},
+              {"released_checkpoints", r.released_checkpoints},
+              {"kept_checkpoints", r.kept_checkpoints},
+              {"released", Json::array()},
+              {"blobs", Json::array()}};
+  for (const auto& s : r.released) {
+    out["released"].push_back({{"run_id", s.run_id}, {"stage", s.stage}, {"checkpoints", s.checkpoints}});
+  }
   for (size_t i = 0; i < r.unreferenced.size() && i < 1000; ++i) out["blobs"].push_back(r.unreferenced[i]);
   return out;
 }
@@ -40,9 +105,36 @@ int CmdStoreGc(StoreHandle& store, bool apply, bool json) {
     std::printf("%s\n", GcJson(r).dump(2).c_str());
     return kExitOk;
   }
-  std::printf("%zu of %llu blobs are referenced by no run, checkpoint or artifact: %s\n", r.unreferenced.size(),
+  std::printf("retention %s %llu checkpoints and keeps %llu\n", apply ? "released" : "would release",
+              static_cast<unsigned long long>(r.released_checkpoints),
+              static_cast<unsigned long long>(r.kept_checkpoints));
+  for (const auto& s : r.released) {
+    std::printf("  run %s, stage %s: %llu checkpoints\n", s.run_id.c_str(), s.stage.c_str(),
+                static_cast<unsigned long long>(s.checkpoints));
+  }
+  std::printf("%zu of %llu blobs are referenced by no kept run, checkpoint or artifact: %s\n", r.unreferenced.size(),
               static_cast<unsigned long long>(r.scanned), HumanBytes(r.bytes).c_str());
-  std::printf(apply ? "deleted them\n" : "dry run: nothing deleted (baton store gc --apply deletes them)\n");
+  if (r.spared > 0) {
+    std::printf("%llu more (%s) were just used by a writer; a later gc frees them\n",
+                static_cast<unsigned long long>(r.spared), HumanBytes(r.spared_bytes).c_str());
+  }
+  if (apply) {
+    std::printf("deleted them: %s freed\n", HumanBytes(r.bytes).c_str());
+  } else {
+    std::printf("dry run: nothing released or deleted (baton store gc --apply does it)\n");
+  }
+  return kExitOk;
+}
+
+int CmdPin(StoreHandle& store, const std::string& run_id, bool pin, bool json) {
+  pin ? store.db->PinRun(run_id) : store.db->UnpinRun(run_id);
+  if (json) {
+    std::printf("%s\n", Json{{"run_id", run_id}, {"pinned", pin}}.dump(2).c_str());
+  } else {
+    std::printf(pin ? "run %s pinned: store gc keeps every checkpoint of it\n"
+                    : "run %s unpinned: store gc applies its stages' checkpoints.keep again\n",
+                run_id.c_str());
+  }
   return kExitOk;
 }
 

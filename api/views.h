@@ -2,6 +2,7 @@
 
 // The JSON shapes of runs, stages, trials and lineage, shared by the CLI's
 // --json output and the REST API, so both say the same thing.
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,9 @@ struct TrialView {
   bool has_final = false;
   double final_value = 0;
   double best_value = 0;
+  // Checkpoints of these epochs (or the initial weights) that `store gc`
+  // released: their rows stay, their weights are gone.
+  std::set<std::string> released;
 };
 
 // Trials of a stage ranked by its objective: succeeded trials by their final
