@@ -118,7 +118,8 @@ TEST(AblationSpecTest, ComponentsFeaturesAndBaseAreChecked) {
   EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/ablate/components/1"));
   EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/ablate/components/2/prefix"));
   bad = good;
-  bad["stages"]["ablate"]["components"] = {Json{{"name", "all"}, {"layers", {"flat", "drop", "fc"}}}};
+  // Json::array: clang makes a braced list of one Json that Json itself.
+  bad["stages"]["ablate"]["components"] = Json::array({Json{{"name", "all"}, {"layers", {"flat", "drop", "fc"}}}});
   EXPECT_TRUE(HasPointer(PipelineIssues(bad), "/stages/ablate/components/0"));  // removes every layer
   bad = good;
   bad["stages"]["ablate"]["features"] = {"age"};  // Fashion-MNIST has no columns
