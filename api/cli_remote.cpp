@@ -132,6 +132,7 @@ int RemoteRun(const RemoteOptions& remote, const RunOptions& options) {
     std::fprintf(out, "\nrun %s %s%s\n", run_id.c_str(), run.value("status", "?").c_str(),
                  run.value("error", "").empty() ? "" : (": " + run["error"].get<std::string>()).c_str());
   }
+  if (run.value("status", "") == "interrupted") return kExitResourceExhausted;  // the server's disk is full
   return run.value("status", "") == "succeeded" ? kExitOk : kExitRunFailed;
 }
 

@@ -90,6 +90,10 @@ int ExecuteWithProgress(StoreHandle& store, orchestrator::Coordinator& coordinat
     std::fprintf(out, "\nrun %s %s\n", run_id.c_str(), status.c_str());
     CmdShow(store, run_id, "", false);
   }
+  // The store is full: exit with RESOURCE_EXHAUSTED's code and reason.
+  if (const std::string reason = coordinator.InterruptReason(); !reason.empty()) {
+    throw Error(ErrorCode::kResourceExhausted, reason);
+  }
   return status == "succeeded" ? kExitOk : kExitRunFailed;
 }
 

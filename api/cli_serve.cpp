@@ -84,9 +84,10 @@ int CmdServe(const std::string& store_dir, const ServeOptions& options) {
   run_options.lease = std::chrono::milliseconds(static_cast<int64_t>(options.lease_seconds * 1000));
   RunManager runs(store, run_options);
   // This process holds the store, so a run still pending or running was
-  // cut short (a killed `baton run` or server): it continues.
+  // cut short (a killed `baton run` or server): it continues; so does one
+  // that a full disk interrupted.
   for (const auto& run : store.db->ListRuns(1 << 30)) {
-    if (run.status != "pending" && run.status != "running") continue;
+    if (run.status != "pending" && run.status != "running" && run.status != "interrupted") continue;
     std::fprintf(stderr, "resuming interrupted run %s (%s)\n", run.id.c_str(), run.name.c_str());
     runs.Resume(run.id);
   }

@@ -15,6 +15,7 @@ namespace baton::api {
 namespace {
 
 using detail::SendError;
+using detail::SendException;
 using detail::SendJson;
 
 // Splits a blobs:batch body into its blobs, which point into `body`: for
@@ -109,6 +110,20 @@ void SendError(httplib::Response& res, ErrorCode code, const std::string& messag
   res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
 }
 
+void SendException(httplib::Response& res, std::exception_ptr ep) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const Error& e) {
+    SendError(res, e.code(), e.what(), e.details());
+  } catch (const Json::exception& e) {
+    SendError(res, ErrorCode::kInvalidArgument, std::string("malformed request body: ") + e.what());
+  } catch (const std::exception& e) {
+    SendError(res, ErrorCode::kInternal, e.what());
+  } catch (...) {
+    SendError(res, ErrorCode::kInternal, "unknown error");
+  }
+}
+
 void SendJson(httplib::Response& res, const Json& body) {
   res.status = 200;
   res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
@@ -138,17 +153,7 @@ HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_unique<Impl>
   s.set_write_timeout(60, 0);
   // Every error becomes one JSON envelope, from this one place.
   s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    try {
-      std::rethrow_exception(ep);
-    } catch (const Error& e) {
-      SendError(res, e.code(), e.what(), e.details());
-    } catch (const Json::exception& e) {
-      SendError(res, ErrorCode::kInvalidArgument, std::string("malformed request body: ") + e.what());
-    } catch (const std::exception& e) {
-      SendError(res, ErrorCode::kInternal, e.what());
-    } catch (...) {
-      SendError(res, ErrorCode::kInternal, "unknown error");
-    }
+    SendException(res, ep);
   });
 }
 
@@ -165,6 +170,21 @@ void HttpServer::MountInternal(orchestrator::Coordinator* coordinator, store::Bl
   };
   auto body_json = [](const httplib::Request& req) { return ParseJson(req.body, "request body"); };
   auto task_id = [](const httplib::Request& req) { return std::stoll(req.matches[1]); };
+  if (coordinator != nullptr) {
+    // A store write that found the disk full (a blob upload, an epoch's
+    // record) stops the run rather than failing the trial, whose retries
+    // would find the same full disk (Coordinator::Interrupt); the worker is
+    // answered 507.
+    s.set_exception_handler([coordinator](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      try {
+        std::rethrow_exception(ep);
+      } catch (const Error& e) {
+        if (e.code() == ErrorCode::kResourceExhausted) coordinator->Interrupt(e);
+      } catch (...) {
+      }
+      SendException(res, ep);
+    });
+  }
 
   s.Post("/internal/v1/tasks:next", [=](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;

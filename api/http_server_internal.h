@@ -3,6 +3,7 @@
 // What the translation units of api/ that register routes share: the
 // server's state and the one way errors and JSON leave it. Includes
 // cpp-httplib, so only api/*.cpp may include this.
+#include <exception>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -34,6 +35,8 @@ const char* EnvelopeCode(ErrorCode code);
 void SendError(httplib::Response& res, ErrorCode code, const std::string& message,
                const std::vector<ErrorDetail>& details = {});
 void SendJson(httplib::Response& res, const Json& body);
+// The envelope of an exception a handler threw (baton::Error by its code).
+void SendException(httplib::Response& res, std::exception_ptr ep);
 
 }  // namespace detail
 }  // namespace baton::api

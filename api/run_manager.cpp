@@ -27,7 +27,16 @@ void ExecuteRun(StoreHandle& store, orchestrator::Coordinator& coordinator, int 
   server.MountInternal(&coordinator, store.blobs.get(), token);
   server.Start();
 
-  coordinator.Start();
+  // A full disk stops the run (Coordinator::Interrupt), whichever thread's
+  // write found it.
+  auto interrupt_if_full = [&](const std::function<void()>& fn) {
+    try {
+      fn();
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kResourceExhausted || !coordinator.Interrupt(e)) throw;
+    }
+  };
+  interrupt_if_full([&] { coordinator.Start(); });
   std::unique_ptr<orchestrator::LocalPool> pool;
   if (coordinator.HasWork()) {
     orchestrator::LocalPoolOptions pool_options;
@@ -37,7 +46,10 @@ void ExecuteRun(StoreHandle& store, orchestrator::Coordinator& coordinator, int 
     pool_options.workers = workers;
     pool_options.log_dir = store.dir + "/logs/" + coordinator.run_id();
     pool = std::make_unique<orchestrator::LocalPool>(
-        pool_options, [&](int worker, const std::string& reason) { coordinator.WorkerLost(worker, reason); },
+        pool_options,
+        [&](int worker, const std::string& reason) {
+          interrupt_if_full([&] { coordinator.WorkerLost(worker, reason); });
+        },
         [&] { return coordinator.HasWork(); });
     pool->Start();
   }
@@ -149,7 +161,7 @@ void RunManager::Resume(const std::string& run_id) {
   }
   auto run = store_.db->GetRun(run_id);
   if (!run) throw Error(ErrorCode::kNotFound, "no run " + run_id);
-  if (run->status != "pending" && run->status != "running") {
+  if (run->status != "pending" && run->status != "running" && run->status != "interrupted") {
     throw Error(ErrorCode::kConflict, "run " + run_id + " already " + run->status + "; nothing to resume");
   }
   auto entry = std::make_shared<Entry>();

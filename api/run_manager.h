@@ -60,7 +60,8 @@ class RunManager {
   // Error(kConflict).
   Triggered Trigger(const orchestrator::Pipeline& pipeline, const std::string& idempotency_key);
   // Queues an interrupted run (pending or running in the lineage DB, not
-  // executed here) to continue where it stopped (Coordinator::ForResume).
+  // executed here, or "interrupted" by a full disk) to continue where it
+  // stopped (Coordinator::ForResume).
   // Error(kNotFound) for an unknown run, Error(kConflict) for one that has
   // finished or that this server executes.
   void Resume(const std::string& run_id);

@@ -276,6 +276,10 @@ void Coordinator::StartStage(Stage& stage) {
     // Nothing of the expansion was committed; the stage fails with the reason.
     for (Task* t : stage.tasks) tasks_.erase(t->rec.id);
     stage.tasks.clear();
+    if (e.code() == ErrorCode::kResourceExhausted) {
+      stage.rec.status = "pending";  // a full disk stops the run, not the stage
+      throw;
+    }
     stage.rec.status = "failed";
     stage.rec.error = e.what();
     stage.rec.finished_at = Now();
@@ -365,6 +369,7 @@ bool Coordinator::IsRepeatedReport(int64_t task_id, const std::string& status, c
 }
 
 Coordinator::Task& Coordinator::FindTask(int64_t task_id) {
+  if (!interrupted_.empty()) throw Error(ErrorCode::kResourceExhausted, interrupted_);
   auto it = tasks_.find(task_id);
   if (it == tasks_.end()) throw Error(ErrorCode::kNotFound, "no task " + std::to_string(task_id) + " in run " + run_id_);
   if (it->second->rec.status != "running") {
@@ -544,6 +549,8 @@ void Coordinator::WorkerLost(int worker_id, const std::string& reason) {
 }
 
 void Coordinator::FinishTask(Task& t, const std::string& status_in, const std::string& reason_in) {
+  // An interrupted run records nothing more: its trials resume as they were.
+  if (!interrupted_.empty()) return;
   Stage& stage = *t.stage;
   stage.running -= 1;
   t.worker = -1;
@@ -697,6 +704,33 @@ bool Coordinator::Cancel(const std::string& reason) {
   Emit("run_finished", "", 0, -1, {{"status", run->status}, {"error", run->error}});
   cv_.notify_all();
   return true;
+}
+
+bool Coordinator::Interrupt(const Error& cause) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (finished_) return false;
+  interrupted_ = "run " + run_id_ + " stopped: the store is out of space (RESOURCE_EXHAUSTED): " + cause.what() +
+                 "; once space is freed, `baton resume " + run_id_ +
+                 "` continues it from its last stored epochs";
+  try {
+    if (auto run = db_.GetRun(run_id_)) {
+      run->status = "interrupted";
+      run->error = interrupted_;
+      db_.UpdateRun(*run);
+    }
+  } catch (const Error&) {
+    // The lineage DB is on the full disk too: the run stays "running".
+  }
+  status_ = "interrupted";
+  finished_ = true;
+  Emit("run_finished", "", 0, -1, {{"status", status_}, {"error", interrupted_}});
+  cv_.notify_all();
+  return true;
+}
+
+std::string Coordinator::InterruptReason() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return interrupted_;
 }
 
 bool Coordinator::HasWork() {

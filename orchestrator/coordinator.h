@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "common/json_util.h"
 #include "orchestrator/events.h"
 #include "orchestrator/pipeline_spec.h"
@@ -105,6 +106,19 @@ class Coordinator {
   // workers are told the run is over, and their late reports are refused.
   // Returns false if the run had already finished.
   bool Cancel(const std::string& reason);
+  // Stops the run because the store is out of space: `cause` is the
+  // Error(kResourceExhausted) a store write threw, here or in the HTTP face.
+  // The run becomes "interrupted" with a reason that names the cause and
+  // `baton resume RUN` (recorded if the lineage DB still takes the write;
+  // else it stays "running", which resumes alike). Unlike a failure it
+  // touches no trial: running ones stay running in the lineage, so a resume
+  // continues each from its last stored epoch without spending an attempt.
+  // Workers are told the run is over; their reports throw an
+  // Error(kResourceExhausted) with the reason. False if the run had already
+  // finished.
+  bool Interrupt(const Error& cause);
+  // Why the run was interrupted; "" if it was not.
+  std::string InterruptReason();
 
   // True while some task is pending or running.
   bool HasWork();
@@ -172,6 +186,7 @@ class Coordinator {
   std::map<int64_t, std::unique_ptr<Task>> tasks_;
   bool finished_ = false;
   bool resumed_ = false;  // built by ForResume
+  std::string interrupted_;  // Interrupt's reason; "" while not interrupted
   std::string status_ = "pending";
 };
 

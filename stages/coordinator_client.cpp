@@ -113,6 +113,8 @@ ErrorCode CodeForStatus(int status) {
       return ErrorCode::kNotFound;
     case 409:
       return ErrorCode::kConflict;
+    case 507:  // the coordinator's store is full; the run stops
+      return ErrorCode::kResourceExhausted;
     default:
       return ErrorCode::kInternal;
   }

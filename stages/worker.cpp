@@ -518,6 +518,13 @@ void Worker::RunTask(const Json& task) {
     state_->Log("task " + std::to_string(id) + " dropped: " + e.what());
     return;
   } catch (const Error& e) {
+    if (e.code() == ErrorCode::kResourceExhausted) {
+      // The coordinator's store is full and the run stops there: nothing
+      // to report (a resume continues the task from its last stored epoch);
+      // the next tasks:next says the run is over.
+      state_->Log("task " + std::to_string(id) + " stopped: " + e.what());
+      return;
+    }
     reason = Reason(e);
   } catch (const c10::Error& e) {
     reason = e.what_without_backtrace();
