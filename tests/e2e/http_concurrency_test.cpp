@@ -124,7 +124,9 @@ TEST(HttpConcurrency, SeveralRunsAtOnceUnderAHammerOfReads) {
           for (const auto& r : j["runs"]) running += r["status"] == "running";
           max_running = std::max(max_running.load(), running);
         }
-        if (path.find("/trials") != std::string::npos && !j["trials"].empty()) {
+        // The stage's trial list (not a trial's own /trials/{id}/metrics).
+        if (path.find("/stages/tune/trials") != std::string::npos && j.contains("trials") &&
+            j["trials"].is_array() && !j["trials"].empty()) {
           trial = j["trials"][0]["trial_id"];
           if (!j["trials"][0]["epochs"].empty()) checkpoint = j["trials"][0]["epochs"][0]["checkpoint"];
         }
