@@ -314,18 +314,6 @@ std::vector<RunEvent> RunManager::Events(const std::string& run_id, int64_t afte
   return out;
 }
 
-bool RunManager::WhileIdle(const std::function<void()>& fn) {
-  std::lock_guard<std::mutex> lock(mu_);  // Trigger and the executors wait
-  {
-    std::lock_guard<std::mutex> events_lock(events_mu_);
-    for (const auto& [id, entry] : runs_) {
-      if (!entry->over) return false;
-    }
-  }
-  fn();
-  return true;
-}
-
 int RunManager::Active() {
   std::lock_guard<std::mutex> lock(mu_);
   std::lock_guard<std::mutex> events_lock(events_mu_);

@@ -76,9 +76,6 @@ class RunManager {
                                bool* over);
   // Runs queued or executing now.
   int Active();
-  // Calls `fn` while no run is queued or executing, none starting until it
-  // returns; false (fn not called) if some run is active.
-  bool WhileIdle(const std::function<void()>& fn);
 
  private:
   struct Entry;
