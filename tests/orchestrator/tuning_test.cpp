@@ -4,7 +4,10 @@
 // wall-clock budget, and TPE deciding hyperparameters as trials start).
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/error.h"
@@ -261,19 +264,36 @@ TEST_F(TuningTest, SynchronousRoundsWaitForTheirSlowestTrial) {
     doc["stages"]["tune"]["scheduling"] = mode;
     doc["stages"]["tune"]["cache"] = {{"version", mode}};
     doc["stages"]["tune"]["budget"] = {{"max_trials", 4}, {"max_parallel", 2}, {"max_epochs", 2}};
-    // Trial 0 is slow: 4 x the others. Its hyperparameters identify it.
+    // Trial 0 is slow; its hyperparameters identify it. Synchronously it
+    // takes 4 x the others. Asynchronously it does not finish before a third
+    // trial has reported an epoch (or 20 s have passed, which then fails the
+    // check below): that happens only if trial 1's slot took trial 2 while
+    // trial 0 still ran, so the check does not hang on the machine's speed.
     Pipeline p = LoadPipeline(doc);
     const Json slow = SampleTrials(p.stage("tune"), DeriveSeed(p.seed, "tune"))[0];
-    std::string run_id = Run(doc, 2, [slow](FakeWorker& w) {
-      w.accuracy = [slow](const Json& hp, int64_t, int epoch) {
-        std::this_thread::sleep_for(hp == slow ? 200ms : 50ms);
+    const bool synchronous = std::string(mode) == "synchronous";
+    std::mutex mu;
+    std::condition_variable cv;
+    std::set<std::string> fast_seen;  // hyperparameters of other trials that reported
+    std::string run_id = Run(doc, 2, [&](FakeWorker& w) {
+      w.accuracy = [&](const Json& hp, int64_t, int epoch) {
+        if (synchronous) {
+          std::this_thread::sleep_for(hp == slow ? 200ms : 50ms);
+        } else if (hp == slow) {
+          std::unique_lock<std::mutex> lock(mu);
+          cv.wait_for(lock, 20s, [&] { return fast_seen.size() >= 2; });
+        } else {
+          std::lock_guard<std::mutex> lock(mu);
+          fast_seen.insert(hp.dump());
+          cv.notify_all();
+        }
         return FakeWorker::Accuracy(hp, epoch);
       };
     });
     ASSERT_EQ(db_->GetRun(run_id)->status, "succeeded");
     auto trials = Trials(run_id);
     const double round_one_end = std::max(trials[0].finished_at, trials[1].finished_at);
-    if (std::string(mode) == "synchronous") {
+    if (synchronous) {
       EXPECT_GE(trials[2].started_at, round_one_end);
       EXPECT_GE(trials[3].started_at, round_one_end);
     } else {
