@@ -390,7 +390,7 @@ void Api::MountStore() {
     VerifyTensorBlobs(*store.blobs, *manifest, digest);
     res.set_header("Content-Disposition", "attachment; filename=\"" + digest.substr(0, 12) + ".safetensors\"");
     res.set_content_provider(size, "application/octet-stream",
-                             [this, manifest, digest, size](size_t offset, size_t, httplib::DataSink& sink) {
+                             [this, manifest, digest](size_t offset, size_t, httplib::DataSink& sink) {
                                if (offset != 0) return false;  // one pass; ranges are not offered here
                                try {
                                  WriteSafetensors(*store.blobs, *manifest, digest, [&](std::string_view bytes) {

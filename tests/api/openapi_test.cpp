@@ -20,7 +20,7 @@ TEST(OpenApi, DocumentsExactlyTheRegisteredRoutes) {
   StoreHandle store = OpenStore(dir.path().string());
   RunManager runs(store, {});
   HttpServer server(HttpServerOptions{});
-  server.MountApi(ApiOptions{"token", false, ""}, &store, &runs);
+  server.MountApi(ApiOptions{"token", false, "", {}}, &store, &runs);
 
   std::set<std::pair<std::string, std::string>> registered;
   for (const auto& route : server.ApiRoutes()) {

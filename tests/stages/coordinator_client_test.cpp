@@ -26,7 +26,7 @@ class FakeServer {
     const std::string base = prefix + "/internal/v1";
     server_.set_tcp_nodelay(true);
     server_.set_pre_routing_handler(
-        [this](const httplib::Request& req, httplib::Response& res) {
+        [](const httplib::Request& req, httplib::Response& res) {
           if (req.get_header_value("Authorization") != "Bearer secret") {
             res.status = 401;
             return httplib::Server::HandlerResponse::Handled;
