@@ -36,6 +36,7 @@
 #include "common/json_util.h"
 #include "store/lineage_db.h"
 #include "tests/e2e/processes.h"
+#include "tests/e2e/tiny_runs.h"
 
 namespace baton {
 namespace {
@@ -108,21 +109,8 @@ class CrashPointsTest : public ::testing::Test {
   // their first epoch; then 2 epochs of training from the best trial's last
   // epoch.
   static Json Pipeline() {
-    Json doc = {{"schema_version", "1"}, {"name", "e2e-crash"}, {"seed", 5}};
-    doc["stages"]["prep"] = {{"type", "prepare"},
-                             {"dataset", {{"format", "idx"}, {"path", "/usr/share/datasets/fashion-mnist"}}},
-                             {"train_subset", 1000}, {"test_subset", 100},
-                             {"validation_fraction", 0.2}, {"normalize", true}};
-    doc["stages"]["tune"] = {
-        {"type", "tune"}, {"depends_on", {"prep"}},
-        {"model", {{"layers", Json::parse(R"([{"name": "flat", "type": "flatten"},
-                                             {"name": "fc", "type": "linear", "out_features": 10}])")}}},
-        {"hyperparameters", {{"batch_size", 50}, {"optimizer", "sgd"}}},
-        {"search_space", {{"lr", {{"type", "categorical"}, {"values", {0.05, 0.0005, 0.1, 0.0002}}}}}},
-        {"sampler", {{"type", "grid"}}},
-        {"objective", {{"metric", "val_accuracy"}, {"mode", "max"}}},
-        {"pruner", {{"type", "median"}, {"min_resource", 1}, {"n_startup_trials", 1}}},
-        {"budget", {{"max_trials", 4}, {"max_parallel", 1}, {"max_epochs", 3}}}};
+    Json doc = testing::LinearGridPipeline("e2e-crash", 5, 1000, {0.05, 0.0005, 0.1, 0.0002}, 3, 1);
+    doc["stages"]["tune"]["pruner"] = {{"type", "median"}, {"min_resource", 1}, {"n_startup_trials", 1}};
     doc["stages"]["train"] = {{"type", "train"}, {"depends_on", {"tune"}},
                               {"hyperparameters", {{"from", "tune"}, {"trial", "best"}}},
                               {"init_from", {{"stage", "tune"}, {"trial", "best"}, {"epoch", "last"}}},

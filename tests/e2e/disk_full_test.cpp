@@ -28,6 +28,7 @@
 #include "store/checkpoint.h"
 #include "store/lineage_db.h"
 #include "tests/e2e/processes.h"
+#include "tests/e2e/tiny_runs.h"
 #include "tests/store/small_filesystem.h"
 
 namespace baton {
@@ -38,11 +39,8 @@ using namespace std::chrono_literals;
 
 constexpr int kExitResourceExhausted = 6;  // api/cli.h
 
-struct TrialState {
-  store::TrialRecord rec;
-  std::vector<store::EpochRecord> epochs;
-};
-using Snapshot = std::map<std::string, std::map<int, TrialState>>;
+using testing::TrialState;
+using Snapshot = testing::RunSnapshot;
 
 class DiskFullTest : public ::testing::Test {
  protected:
@@ -58,72 +56,26 @@ class DiskFullTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  // Fashion-MNIST subset, a linear model, a 4-trial grid of plain SGD
-  // learning rates, 6 epochs each, 2 at a time; 3 attempts per trial, which
-  // a full disk must not spend.
+  // A 4-trial grid of plain SGD learning rates, 6 epochs each, 2 at a
+  // time; 3 attempts per trial, which a full disk must not spend.
   static Json Pipeline() {
-    Json doc = {{"schema_version", "1"}, {"name", "e2e-disk-full"}, {"seed", 13}};
-    doc["stages"]["prep"] = {{"type", "prepare"},
-                             {"dataset", {{"format", "idx"}, {"path", "/usr/share/datasets/fashion-mnist"}}},
-                             {"train_subset", 2000}, {"test_subset", 100},
-                             {"validation_fraction", 0.2}, {"normalize", true}};
-    doc["stages"]["tune"] = {
-        {"type", "tune"}, {"depends_on", {"prep"}},
-        {"model", {{"layers", Json::parse(R"([{"name": "flat", "type": "flatten"},
-                                             {"name": "fc", "type": "linear", "out_features": 10}])")}}},
-        {"hyperparameters", {{"batch_size", 50}, {"optimizer", "sgd"}}},
-        {"search_space", {{"lr", {{"type", "categorical"}, {"values", {0.1, 0.05, 0.02, 0.01}}}}}},
-        {"sampler", {{"type", "grid"}}},
-        {"objective", {{"metric", "val_accuracy"}, {"mode", "max"}}},
-        {"budget", {{"max_trials", 4}, {"max_parallel", 2}, {"max_epochs", 6}}},
-        {"retry", {{"max_attempts", 3}, {"backoff_seconds", 0}}}};
+    Json doc = testing::LinearGridPipeline("e2e-disk-full", 13, 2000, {0.1, 0.05, 0.02, 0.01}, 6, 2);
+    doc["stages"]["tune"]["retry"] = {{"max_attempts", 3}, {"backoff_seconds", 0}};
     return doc;
   }
 
   // Runs a baton command to its end; returns its exit status, stdout and
   // stderr in *out.
   int Baton(const fs::path& store, const std::string& args, std::string* out) {
-    const std::string command = "BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store " + store.string() + " " +
-                                args + " 2>&1";
-    std::fflush(nullptr);
-    FILE* p = popen(command.c_str(), "r");
-    if (p == nullptr) return -1;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out->append(buf, n);
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return testing::RunBaton(store, args, out, "2>&1");
   }
 
   // Starts `baton run` in the background, its output in `log`; returns its pid.
   pid_t StartRun(const fs::path& store, const fs::path& log) {
-    const std::string pipeline = (dir_ / "pipeline.json").string();
-    std::fflush(nullptr);  // the child must not write our buffered output again
-    pid_t pid = fork();
-    if (pid == 0) {
-      setenv("BATON_WORKER", BATON_WORKER_BIN, 1);
-      FILE* f = freopen(log.c_str(), "a", stdout);
-      if (f != nullptr) dup2(fileno(stdout), 2);
-      execl(BATON_BIN, "baton", "--store", store.c_str(), "run", pipeline.c_str(), "--workers", "2",
-            "--no-progress", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    return pid;
+    return testing::StartBatonRun(store, dir_ / "pipeline.json", log);
   }
 
-  // Every trial of every stage of the store's only run, with its epochs.
-  static Snapshot Read(const fs::path& store, std::string* run_id) {
-    auto db = store::LineageDb::Open(store / "lineage.db");
-    Snapshot out;
-    auto runs = db->ListRuns(10);
-    if (runs.empty()) return out;
-    *run_id = runs.front().id;
-    for (const auto& s : db->GetStages(*run_id)) {
-      auto& stage = out[s.name];
-      for (const auto& t : db->GetTrials(s.id)) stage[t.number] = {t, db->GetEpochs(t.id)};
-    }
-    return out;
-  }
+  static Snapshot Read(const fs::path& store, std::string* run_id) { return testing::ReadNewestRun(store, run_id); }
 
   static std::string Text(const fs::path& file) {
     std::ifstream in(file);

@@ -23,17 +23,16 @@
 
 #include "common/json_util.h"
 #include "tests/e2e/serve_process.h"
+#include "tests/e2e/tiny_runs.h"
 
 namespace baton::testing {
 
-// A prepare stage (600 Fashion-MNIST images) and a grid of two trials of a
-// small MLP for `epochs` epochs each: a run of a few seconds.
-inline Json TinyPipeline(const std::string& name, int seed, int epochs) {
+// A prepare stage (`train_subset` Fashion-MNIST images) and a grid of two
+// trials of a small MLP for `epochs` epochs each: with the defaults, a run of
+// a few seconds.
+inline Json TinyPipeline(const std::string& name, int seed, int epochs, int train_subset = 600) {
   Json doc = {{"schema_version", "1"}, {"name", name}, {"seed", seed}};
-  doc["stages"]["prep"] = {{"type", "prepare"},
-                           {"dataset", {{"format", "idx"}, {"path", "/usr/share/datasets/fashion-mnist"}}},
-                           {"train_subset", 600}, {"test_subset", 100},
-                           {"validation_fraction", 0.2}, {"normalize", true}};
+  doc["stages"]["prep"] = FashionMnistPrep(train_subset);
   doc["stages"]["tune"] = {
       {"type", "tune"}, {"depends_on", {"prep"}},
       {"model", {{"layers", Json::parse(R"([{"name": "flat", "type": "flatten"},

@@ -25,6 +25,7 @@
 
 #include "common/json_util.h"
 #include "tests/e2e/processes.h"
+#include "tests/e2e/tiny_runs.h"
 #include "store/blob_store.h"
 #include "store/checkpoint.h"
 #include "store/lineage_db.h"
@@ -35,10 +36,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-struct TrialState {
-  store::TrialRecord rec;
-  std::vector<store::EpochRecord> epochs;
-};
+using testing::TrialState;
 
 class ResumeRunTest : public ::testing::Test {
  protected:
@@ -52,71 +50,23 @@ class ResumeRunTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  // Fashion-MNIST subset, a linear model, a 4-trial grid of plain SGD
-  // learning rates, 4 epochs each, 2 at a time.
+  // A 4-trial grid of plain SGD learning rates, 4 epochs each, 2 at a time.
   static Json Pipeline() {
-    Json doc = {{"schema_version", "1"}, {"name", "e2e-resume"}, {"seed", 11}};
-    doc["stages"]["prep"] = {{"type", "prepare"},
-                             {"dataset", {{"format", "idx"}, {"path", "/usr/share/datasets/fashion-mnist"}}},
-                             {"train_subset", 2000}, {"test_subset", 100},
-                             {"validation_fraction", 0.2}, {"normalize", true}};
-    doc["stages"]["tune"] = {
-        {"type", "tune"}, {"depends_on", {"prep"}},
-        {"model", {{"layers", Json::parse(R"([{"name": "flat", "type": "flatten"},
-                                             {"name": "fc", "type": "linear", "out_features": 10}])")}}},
-        {"hyperparameters", {{"batch_size", 50}, {"optimizer", "sgd"}}},
-        {"search_space", {{"lr", {{"type", "categorical"}, {"values", {0.1, 0.05, 0.02, 0.01}}}}}},
-        {"sampler", {{"type", "grid"}}},
-        {"objective", {{"metric", "val_accuracy"}, {"mode", "max"}}},
-        {"budget", {{"max_trials", 4}, {"max_parallel", 2}, {"max_epochs", 4}}}};
-    return doc;
-  }
-
-  std::string Command(const fs::path& store, const std::string& args) const {
-    return "BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store " + store.string() + " " + args + " 2>>" +
-           (dir_ / "stderr.log").string();
+    return testing::LinearGridPipeline("e2e-resume", 11, 2000, {0.1, 0.05, 0.02, 0.01}, 4, 2);
   }
 
   // Runs a baton command to its end; returns its exit status, stdout in *out.
   int Baton(const fs::path& store, const std::string& args, std::string* out) {
-    FILE* p = popen(Command(store, args).c_str(), "r");
-    if (p == nullptr) return -1;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out->append(buf, n);
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return testing::RunBaton(store, args, out, "2>>" + (dir_ / "stderr.log").string());
   }
 
   // Starts `baton run` in the background; returns its pid.
   pid_t StartRun(const fs::path& store) {
-    const std::string log = (dir_ / "killed-run.log").string();
-    const std::string pipeline = (dir_ / "pipeline.json").string();
-    std::fflush(nullptr);  // the child must not write our buffered output again
-    pid_t pid = fork();
-    if (pid == 0) {
-      setenv("BATON_WORKER", BATON_WORKER_BIN, 1);
-      FILE* f = freopen(log.c_str(), "a", stdout);
-      if (f != nullptr) dup2(fileno(stdout), 2);
-      execl(BATON_BIN, "baton", "--store", store.c_str(), "run", pipeline.c_str(), "--workers", "2",
-            "--no-progress", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    return pid;
+    return testing::StartBatonRun(store, dir_ / "pipeline.json", dir_ / "killed-run.log");
   }
 
-  // Every trial of every stage of the store's only run, with its epochs.
-  static std::map<std::string, std::map<int, TrialState>> Snapshot(const fs::path& store, std::string* run_id) {
-    auto db = store::LineageDb::Open(store / "lineage.db");
-    std::map<std::string, std::map<int, TrialState>> out;
-    auto runs = db->ListRuns(10);
-    if (runs.empty()) return out;
-    *run_id = runs.front().id;
-    for (const auto& s : db->GetStages(*run_id)) {
-      auto& stage = out[s.name];
-      for (const auto& t : db->GetTrials(s.id)) stage[t.number] = {t, db->GetEpochs(t.id)};
-    }
-    return out;
+  static testing::RunSnapshot Snapshot(const fs::path& store, std::string* run_id) {
+    return testing::ReadNewestRun(store, run_id);
   }
 
   // The baton-worker processes whose parent is `parent`.
@@ -142,7 +92,7 @@ class ResumeRunTest : public ::testing::Test {
 // A kill point: true once the killed run's lineage DB shows it.
 struct KillPoint {
   std::string name;
-  std::function<bool(const std::map<std::string, std::map<int, TrialState>>&)> reached;
+  std::function<bool(const testing::RunSnapshot&)> reached;
 };
 
 TEST_F(ResumeRunTest, AKilledRunResumesToTheResultOfAnUninterruptedOne) {
@@ -180,7 +130,7 @@ TEST_F(ResumeRunTest, AKilledRunResumesToTheResultOfAnUninterruptedOne) {
     const pid_t pid = StartRun(store);
     ASSERT_GT(pid, 0);
     std::string run_id;
-    std::map<std::string, std::map<int, TrialState>> before;
+    testing::RunSnapshot before;
     bool reached = false;
     std::vector<pid_t> workers;
     const auto give_up = std::chrono::steady_clock::now() + 120s;

@@ -24,6 +24,7 @@
 #include "common/json_util.h"
 #include "store/blob_store.h"
 #include "store/lineage_db.h"
+#include "tests/e2e/http_e2e.h"
 #include "tests/e2e/serve_process.h"
 
 namespace baton {
@@ -33,24 +34,9 @@ namespace fs = std::filesystem;
 
 using testing::Server;
 
+// Two trials of a small MLP, seed 3 (tests/e2e/http_e2e.h).
 Json Pipeline(const std::string& name, int epochs, int train_subset) {
-  Json doc = {{"schema_version", "1"}, {"name", name}, {"seed", 3}};
-  doc["stages"]["prep"] = {{"type", "prepare"},
-                           {"dataset", {{"format", "idx"}, {"path", "/usr/share/datasets/fashion-mnist"}}},
-                           {"train_subset", train_subset}, {"test_subset", 100},
-                           {"validation_fraction", 0.2}, {"normalize", true}};
-  doc["stages"]["tune"] = {
-      {"type", "tune"}, {"depends_on", {"prep"}},
-      {"model", {{"layers", Json::parse(R"([{"name": "flat", "type": "flatten"},
-                                             {"name": "fc1", "type": "linear", "out_features": 16},
-                                             {"name": "act", "type": "relu"},
-                                             {"name": "fc2", "type": "linear", "out_features": 10}])")}}},
-      {"search_space", {{"lr", {{"type", "categorical"}, {"values", {0.1, 0.05}}}}}},
-      {"sampler", {{"type", "grid"}}},
-      {"hyperparameters", {{"batch_size", 50}, {"optimizer", "sgd"}}},
-      {"objective", {{"metric", "val_accuracy"}, {"mode", "max"}}},
-      {"budget", {{"max_trials", 2}, {"max_parallel", 2}, {"max_epochs", epochs}}}};
-  return doc;
+  return testing::TinyPipeline(name, 3, epochs, train_subset);
 }
 
 // A server-sent event as received.
@@ -94,10 +80,7 @@ std::vector<Sse> ReadEvents(const Server& server, const std::string& run_id, int
   return events;
 }
 
-Json Parse(const httplib::Result& res) {
-  if (!res) return Json{{"transport_error", httplib::to_string(res.error())}};
-  return Json::parse(res->body);
-}
+using testing::Parse;
 
 class ServeTest : public ::testing::Test {
  protected:
@@ -347,7 +330,7 @@ TEST_F(ServeTest, TraversalAttemptsGet404NotFiles) {
 TEST_F(ServeTest, PipelinesMayReadDataOnlyUnderTheDataRoots) {
   // A symlink inside the store that leads out of it does not count as inside.
   fs::create_symlink("/etc", *dir_ / "store" / "escape");
-  for (const std::string path : {std::string("/etc"), std::string("/usr/share/datasets/../../../etc"),
+  for (const std::string& path : {std::string("/etc"), std::string("/usr/share/datasets/../../../etc"),
                                  (*dir_ / "store" / "escape").string(), std::string("relative/../../etc")}) {
     Json doc = Pipeline("outside", 1, 600);
     doc["stages"]["prep"]["dataset"]["path"] = path;
@@ -415,12 +398,7 @@ TEST_F(ServeTest, CancelledRunStopsAndCannotBeCancelledTwice) {
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 201) << res->body;
   const std::string id = Json::parse(res->body)["run_id"];
-  // Wait for the first epoch so that workers are busy, then cancel.
-  for (int i = 0; i < 600; ++i) {
-    Json trials = Get("/api/v1/runs/" + id + "/stages/tune/trials");
-    if (trials.contains("trials") && !trials["trials"].empty() && !trials["trials"][0]["epochs"].empty()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  testing::WaitForFirstEpoch(*server_, id);  // workers are busy; then cancel
   auto cancel = c.Post(("/api/v1/runs/" + id + ":cancel").c_str(), "", "application/json");
   ASSERT_TRUE(cancel);
   EXPECT_EQ(cancel->status, 200) << cancel->body;
@@ -441,15 +419,9 @@ TEST_F(ServeTest, CliActsThroughTheServer) {
   std::ofstream(pipeline) << Pipeline("serve-e2e", 2, 600).dump();  // cached: quick
   auto cli = [&](const std::string& args, int* rc) {
     // No --store: the local default store must not be touched.
-    const std::string cmd = "cd " + dir_->string() + " && BATON_TOKEN=" + server_->token + " " BATON_BIN " --server " +
-                            url + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    char buf[4096];
-    for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
-    const int status = pclose(p);
-    *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return out;
+    return testing::Shell(
+        "cd " + dir_->string() + " && BATON_TOKEN=" + server_->token + " " BATON_BIN " --server " + url + " " + args,
+        rc);
   };
   int rc = -1;
   const std::string run = cli("run " + pipeline.string() + " --json --no-progress", &rc);
@@ -538,12 +510,8 @@ TEST(StoreGc, FreesOnlyUnreferencedBlobsAndOnlyWhenAsked) {
   std::ofstream(dir / "p.json") << Pipeline("gc", 2, 600).dump();
   ASSERT_EQ(std::system((baton + " run " + (dir / "p.json").string() + " --no-progress >/dev/null 2>&1").c_str()), 0);
   auto gc = [&](const std::string& flags) {
-    FILE* p = popen((baton + " store gc --json " + flags).c_str(), "r");
-    std::string out;
-    char buf[4096];
-    for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
-    pclose(p);
-    return Json::parse(out);
+    int rc = -1;
+    return Json::parse(testing::Shell("(" + baton + " store gc --json " + flags + " 2>/dev/null)", &rc));
   };
   EXPECT_EQ(gc("")["unreferenced_blobs"], 0);  // a finished run refers to every blob it stored
   // An upload whose report never came: bytes nothing refers to.
