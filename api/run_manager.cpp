@@ -128,13 +128,14 @@ RunManager::Triggered RunManager::Trigger(const orchestrator::Pipeline& pipeline
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) throw Error(ErrorCode::kUnavailable, "the server is stopping");
   if (!key.empty()) {
-    auto it = keys_.find(key);
-    if (it != keys_.end()) {
-      if (it->second.first != pipeline.id) {
-        throw Error(ErrorCode::kConflict, "Idempotency-Key \"" + key + "\" was used for run " + it->second.second +
-                                              " of another pipeline (" + it->second.first + ")");
+    // Kept in the lineage DB with the run, so a retry after a restart of
+    // the server finds it too; mu_ makes lookup and creation one step.
+    if (auto earlier = store_.db->GetIdempotencyKey(key)) {
+      if (earlier->pipeline_id != pipeline.id) {
+        throw Error(ErrorCode::kConflict, "Idempotency-Key \"" + key + "\" was used for run " + earlier->run_id +
+                                              " of another pipeline (" + earlier->pipeline_id + ")");
       }
-      return {it->second.second, false};
+      return {earlier->run_id, false};
     }
   }
   if (queue_.size() >= kMaxQueued) {
@@ -143,9 +144,8 @@ RunManager::Triggered RunManager::Trigger(const orchestrator::Pipeline& pipeline
   }
   auto entry = std::make_shared<Entry>();
   entry->pipeline = pipeline;
-  entry->run_id = orchestrator::CreateRun(*store_.db, pipeline);
+  entry->run_id = orchestrator::CreateRun(*store_.db, pipeline, key);
   runs_[entry->run_id] = entry;
-  if (!key.empty()) keys_[key] = {pipeline.id, entry->run_id};
   queue_.push_back(entry);
   cv_.notify_all();
   return {entry->run_id, true};

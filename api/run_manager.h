@@ -55,9 +55,10 @@ class RunManager {
     bool created = false;  // false: the Idempotency-Key named an earlier run
   };
   // Creates the run (its records are written before this returns) and
-  // queues it. A non-empty `idempotency_key` seen before returns the run it
-  // created, if the pipeline is the same; with another pipeline it throws
-  // Error(kConflict).
+  // queues it. A non-empty `idempotency_key` seen before (by this server or
+  // an earlier one on the store: keys live in the lineage DB) returns the
+  // run it created, if the pipeline is the same; with another pipeline it
+  // throws Error(kConflict).
   Triggered Trigger(const orchestrator::Pipeline& pipeline, const std::string& idempotency_key);
   // Queues an interrupted run (pending or running in the lineage DB, not
   // executed here, or "interrupted" by a full disk) to continue where it
@@ -89,12 +90,11 @@ class RunManager {
   RunManagerOptions options_;
   // Lock order: mu_, then a coordinator's own lock, then events_mu_ (the
   // coordinator calls Recorder with its lock held).
-  std::mutex mu_;               // runs_, keys_, queue_, stopping_, Entry::coordinator
+  std::mutex mu_;               // runs_, queue_, stopping_, Entry::coordinator; Idempotency-Keys
   std::condition_variable cv_;  // queue changes, shutdown
   std::mutex events_mu_;        // Entry::events and Entry::over
   std::condition_variable events_cv_;
   std::map<std::string, std::shared_ptr<Entry>> runs_;
-  std::map<std::string, std::pair<std::string, std::string>> keys_;  // key -> (pipeline id, run id)
   std::deque<std::shared_ptr<Entry>> queue_;
   std::vector<std::thread> threads_;
   bool stopping_ = false;

@@ -34,7 +34,7 @@ std::string NewRunId() {
 
 using namespace coordinator_detail;
 
-std::string CreateRun(store::LineageDb& db, const Pipeline& pipeline) {
+std::string CreateRun(store::LineageDb& db, const Pipeline& pipeline, const std::string& idempotency_key) {
   store::RunRecord run;
   run.id = NewRunId();
   run.pipeline_id = pipeline.id;
@@ -54,6 +54,7 @@ std::string CreateRun(store::LineageDb& db, const Pipeline& pipeline) {
       int64_t id = db.AddStage(stage);
       db.AddEdge({Node("stage", id), Node("run", run.id), "part_of", Json::object()});
     }
+    if (!idempotency_key.empty()) db.PutIdempotencyKey(idempotency_key, pipeline.id, run.id);
   });
   return run.id;
 }

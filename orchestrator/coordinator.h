@@ -32,9 +32,10 @@ struct CoordinatorOptions {
 };
 
 // Creates the run: stores the pipeline, writes the run and every stage
-// (status pending) with their part_of edges in one transaction, before
-// anything executes. Returns the run id.
-std::string CreateRun(store::LineageDb& db, const Pipeline& pipeline);
+// (status pending) with their part_of edges, and a non-empty
+// `idempotency_key` with the run, in one transaction, before anything
+// executes. Returns the run id.
+std::string CreateRun(store::LineageDb& db, const Pipeline& pipeline, const std::string& idempotency_key = "");
 
 // Runs one run's stages: decides what is cached, expands stages into tasks,
 // hands tasks to workers and records what they report. Transport-free: the

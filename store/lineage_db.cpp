@@ -150,6 +150,31 @@ class SqliteLineageDb : public LineageDb {
     return ReadRun(s);
   }
 
+  void PutIdempotencyKey(const std::string& key, const std::string& pipeline_id,
+                         const std::string& run_id) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    Prepare(
+        "INSERT OR IGNORE INTO idempotency_keys "
+        "(key, pipeline_id, run_id, created_at) VALUES (?, ?, ?, ?)",
+        "recording the Idempotency-Key of run " + run_id)
+        .Text(1, key)
+        .Text(2, pipeline_id)
+        .Text(3, run_id)
+        .Real(4, Now())
+        .Run();
+  }
+
+  std::optional<IdempotencyKey> GetIdempotencyKey(const std::string& key) override {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    Statement s = Prepare(
+        "SELECT pipeline_id, run_id, created_at FROM idempotency_keys "
+        "WHERE key = ?",
+        "reading an Idempotency-Key");
+    s.Text(1, key);
+    if (!s.Step()) return std::nullopt;
+    return IdempotencyKey{s.ColText(0), s.ColText(1), s.ColReal(2)};
+  }
+
   std::vector<RunRecord> ListRuns(int limit) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
     Statement s =

@@ -121,6 +121,16 @@ class LineageDb {
   virtual std::optional<RunRecord> GetRun(const std::string& id) = 0;
   // Newest first.
   virtual std::vector<RunRecord> ListRuns(int limit = 100) = 0;
+  // An Idempotency-Key and the run it created (of pipeline `pipeline_id`).
+  // A key names one run for good: putting it again keeps the first run.
+  struct IdempotencyKey {
+    std::string pipeline_id;
+    std::string run_id;
+    double created_at = 0;
+  };
+  virtual void PutIdempotencyKey(const std::string& key, const std::string& pipeline_id,
+                                 const std::string& run_id) = 0;
+  virtual std::optional<IdempotencyKey> GetIdempotencyKey(const std::string& key) = 0;
 
   // Stages.
   virtual int64_t AddStage(const StageRecord& stage) = 0;

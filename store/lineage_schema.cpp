@@ -147,6 +147,16 @@ CREATE TABLE pins (
   created_at REAL NOT NULL
 );
 )sql",
+      // 3: Idempotency-Keys of runs triggered over HTTP, kept with the run
+      // they created so that a retry after a server restart finds it.
+      R"sql(
+CREATE TABLE idempotency_keys (
+  key         TEXT PRIMARY KEY,
+  pipeline_id TEXT NOT NULL,
+  run_id      TEXT NOT NULL REFERENCES runs (id),
+  created_at  REAL NOT NULL
+) WITHOUT ROWID;
+)sql",
   };
   return kMigrations;
 }

@@ -614,6 +614,46 @@ TEST(ServeResume, RestartedServerFinishesAnInterruptedRun) {
   fs::remove_all(dir);
 }
 
+// An Idempotency-Key is written with its run, in one transaction: a client
+// that retries after the server died (SIGKILL right after its 201) or was
+// restarted gets the run the key created, never a second one.
+TEST(ServeRestart, IdempotencyKeysOutliveTheServer) {
+  const fs::path dir = fs::temp_directory_path() / ("baton-e2e-serve-keys-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  const Json pipeline = Pipeline("keyed", 2, 600);
+  const httplib::Headers key = {{"Idempotency-Key", "retry-after-restart"}};
+  std::string run_id;
+  {
+    Server server(dir / "store", "");
+    auto res = server.Client().Post("/api/v1/runs", key, Json{{"pipeline", pipeline}}.dump(), "application/json");
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 201) << res->body;
+    run_id = Json::parse(res->body)["run_id"].get<std::string>();
+    kill(server.pid(), SIGKILL);  // no clean shutdown
+  }
+  Server server(dir / "store", "");
+  auto again = server.Client().Post("/api/v1/runs", key, Json{{"pipeline", pipeline}}.dump(), "application/json");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200) << again->body;
+  EXPECT_EQ(Json::parse(again->body)["run_id"], run_id);
+  EXPECT_EQ(testing::WaitForRun(server, run_id), "succeeded");  // resumed by the new server
+  EXPECT_EQ(server.Stop(), 0);
+
+  Server restarted(dir / "store", "");
+  again = restarted.Client().Post("/api/v1/runs", key, Json{{"pipeline", pipeline}}.dump(), "application/json");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200) << again->body;
+  EXPECT_EQ(Json::parse(again->body)["run_id"], run_id);
+  auto other = restarted.Client().Post("/api/v1/runs", key, Json{{"pipeline", Pipeline("other", 1, 600)}}.dump(),
+                                       "application/json");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 409) << other->body;
+  EXPECT_NE(other->body.find(run_id), std::string::npos) << other->body;
+  EXPECT_EQ(Parse(restarted.Client().Get("/api/v1/runs?max_results=1000"))["runs"].size(), 1u);
+  EXPECT_EQ(restarted.Stop(), 0);
+  fs::remove_all(dir);
+}
+
 TEST(ServePublicRead, ReadsNeedNoTokenButMutationsDo) {
   const fs::path dir = fs::temp_directory_path() / ("baton-e2e-serve-public-" + std::to_string(getpid()));
   fs::remove_all(dir);

@@ -53,10 +53,31 @@ class LineageDbTest : public ::testing::Test {
 };
 
 TEST_F(LineageDbTest, MigrationsSetTheSchemaVersion) {
-  EXPECT_EQ(db_->SchemaVersion(), 2);
+  EXPECT_EQ(db_->SchemaVersion(), 3);
   db_.reset();
   db_ = LineageDb::Open(File());  // already migrated: a no-op
-  EXPECT_EQ(db_->SchemaVersion(), 2);
+  EXPECT_EQ(db_->SchemaVersion(), 3);
+}
+
+TEST_F(LineageDbTest, AnIdempotencyKeyNamesItsFirstRunForGoodAndOutlivesTheConnection) {
+  for (const char* id : {"r1", "r2"}) {
+    RunRecord run;
+    run.id = id;
+    run.pipeline_id = "p";
+    run.status = "pending";
+    db_->CreateRun(run);
+  }
+  EXPECT_FALSE(db_->GetIdempotencyKey("k").has_value());
+  db_->PutIdempotencyKey("k", "p", "r1");
+  db_->PutIdempotencyKey("k", "q", "r2");  // the first run stays
+  db_.reset();
+  db_ = LineageDb::Open(File());
+  auto key = db_->GetIdempotencyKey("k");
+  ASSERT_TRUE(key.has_value());
+  EXPECT_EQ(key->pipeline_id, "p");
+  EXPECT_EQ(key->run_id, "r1");
+  EXPECT_GT(key->created_at, 0);
+  EXPECT_FALSE(db_->GetIdempotencyKey("K").has_value());  // keys are exact
 }
 
 TEST_F(LineageDbTest, PipelinesAreIdempotent) {
