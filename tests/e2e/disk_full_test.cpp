@@ -75,8 +75,6 @@ class DiskFullTest : public ::testing::Test {
     return testing::StartBatonRun(store, dir_ / "pipeline.json", log);
   }
 
-  static Snapshot Read(const fs::path& store, std::string* run_id) { return testing::ReadNewestRun(store, run_id); }
-
   static std::string Text(const fs::path& file) {
     std::ifstream in(file);
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -93,7 +91,7 @@ TEST_F(DiskFullTest, ARunOnAFullDiskStopsWithResourceExhaustedAndResumesOnceSpac
             0)
       << out;
   std::string reference_run;
-  Snapshot reference = Read(dir_ / "reference", &reference_run);
+  Snapshot reference = testing::ReadNewestRun(dir_ / "reference", &reference_run);
   ASSERT_EQ(reference["tune"].size(), 4u);
 
   // The same run with its store on a 64 MiB file system.
@@ -108,7 +106,7 @@ TEST_F(DiskFullTest, ARunOnAFullDiskStopsWithResourceExhaustedAndResumesOnceSpac
   for (auto give_up = std::chrono::steady_clock::now() + 120s; !reached && std::chrono::steady_clock::now() < give_up;) {
     try {
       if (fs::exists(store / "lineage.db")) {
-        Snapshot now = Read(store, &run_id);
+        Snapshot now = testing::ReadNewestRun(store, &run_id);
         for (const auto& [n, t] : now["tune"]) reached = reached || !t.epochs.empty();
       }
     } catch (const std::exception&) {
@@ -153,7 +151,7 @@ TEST_F(DiskFullTest, ARunOnAFullDiskStopsWithResourceExhaustedAndResumesOnceSpac
 
   // What was recorded: no trial failed or spent a retry on the full disk;
   // the run can be resumed.
-  Snapshot before = Read(store, &run_id);
+  Snapshot before = testing::ReadNewestRun(store, &run_id);
   {
     auto db = store::LineageDb::Open(store / "lineage.db");
     const auto run = db->GetRun(run_id);
@@ -194,7 +192,7 @@ TEST_F(DiskFullTest, ARunOnAFullDiskStopsWithResourceExhaustedAndResumesOnceSpac
   out.clear();
   ASSERT_EQ(Baton(store, "resume " + run_id + " --no-progress", &out), 0) << out;
   std::string after_run;
-  Snapshot after = Read(store, &after_run);
+  Snapshot after = testing::ReadNewestRun(store, &after_run);
   ASSERT_EQ(after_run, run_id);
   {
     auto db = store::LineageDb::Open(store / "lineage.db");

@@ -65,10 +65,6 @@ class ResumeRunTest : public ::testing::Test {
     return testing::StartBatonRun(store, dir_ / "pipeline.json", dir_ / "killed-run.log");
   }
 
-  static testing::RunSnapshot Snapshot(const fs::path& store, std::string* run_id) {
-    return testing::ReadNewestRun(store, run_id);
-  }
-
   // The baton-worker processes whose parent is `parent`.
   static std::vector<pid_t> Workers(pid_t parent) {
     std::vector<pid_t> out;
@@ -101,7 +97,7 @@ TEST_F(ResumeRunTest, AKilledRunResumesToTheResultOfAnUninterruptedOne) {
   ASSERT_EQ(Baton(dir_ / "reference", "run " + (dir_ / "pipeline.json").string() + " --workers 2 --no-progress", &out), 0)
       << out;
   std::string reference_run;
-  auto reference = Snapshot(dir_ / "reference", &reference_run);
+  auto reference = testing::ReadNewestRun(dir_ / "reference", &reference_run);
   ASSERT_EQ(reference["tune"].size(), 4u);
 
   const std::vector<KillPoint> points = {
@@ -137,7 +133,7 @@ TEST_F(ResumeRunTest, AKilledRunResumesToTheResultOfAnUninterruptedOne) {
     while (!reached && std::chrono::steady_clock::now() < give_up) {
       if (fs::exists(store / "lineage.db")) {
         try {
-          before = Snapshot(store, &run_id);
+          before = testing::ReadNewestRun(store, &run_id);
           reached = points[k].reached(before);
         } catch (const std::exception&) {
           // The schema may not be there yet.
@@ -153,7 +149,7 @@ TEST_F(ResumeRunTest, AKilledRunResumesToTheResultOfAnUninterruptedOne) {
     ASSERT_TRUE(WIFSIGNALED(status));
     // What was recorded when it died (it may have got a little further
     // than the poll saw).
-    before = Snapshot(store, &run_id);
+    before = testing::ReadNewestRun(store, &run_id);
     {
       auto db = store::LineageDb::Open(store / "lineage.db");
       ASSERT_EQ(db->GetRun(run_id)->status, "running");
@@ -188,7 +184,7 @@ TEST_F(ResumeRunTest, AKilledRunResumesToTheResultOfAnUninterruptedOne) {
     ASSERT_EQ(Baton(store, "resume " + run_id + " --no-progress", &out), 0) << out;
     EXPECT_NE(out.find("resuming run " + run_id), std::string::npos) << out;
     std::string after_run;
-    auto after = Snapshot(store, &after_run);
+    auto after = testing::ReadNewestRun(store, &after_run);
     ASSERT_EQ(after_run, run_id);
     auto db = store::LineageDb::Open(store / "lineage.db");
     auto blobs = store::BlobStore::Open(store / "blobs");

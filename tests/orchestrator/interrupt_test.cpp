@@ -12,26 +12,18 @@
 #include "orchestrator/pipeline_spec.h"
 #include "tests/orchestrator/fake_worker.h"
 #include "tests/orchestrator/test_util.h"
+#include "tests/store/temp_dir.h"
 
 namespace baton::orchestrator {
 namespace {
 
 using testing::CoordinatorTest;
 using testing::FakeWorker;
+using store::testing::CodeOf;
 using testing::SmallPipeline;
 using namespace std::chrono_literals;
 
 using InterruptTest = CoordinatorTest;
-
-ErrorCode CodeOf(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return ErrorCode::kInternal;
-}
 
 TEST_F(InterruptTest, AFullDiskStopsTheRunWithoutFailingTrialsAndAResumeFinishesIt) {
   Json doc = SmallPipeline(data_.string());
