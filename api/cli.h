@@ -3,7 +3,7 @@
 #include <memory>
 #include <string>
 
-#include "store/blob_store.h"
+#include "store/guarded_blob_store.h"
 #include "store/lineage_db.h"
 
 namespace baton::api {
@@ -26,7 +26,7 @@ enum ExitCode {
 // A store folder opened for one command: blobs/ (RocksDB), lineage.db (SQLite).
 struct StoreHandle {
   std::string dir;
-  std::unique_ptr<store::BlobStore> blobs;
+  std::unique_ptr<store::GuardedBlobStore> blobs;  // gc may run beside writers
   std::unique_ptr<store::LineageDb> db;
 };
 StoreHandle OpenStore(const std::string& dir);

@@ -10,7 +10,6 @@
 #include "api/cli.h"
 #include "common/error.h"
 #include "orchestrator/retention.h"
-#include "store/guarded_blob_store.h"
 
 namespace baton::api {
 namespace {
@@ -59,17 +58,8 @@ GcReport CollectGarbage(StoreHandle& store, bool apply) {
     } catch (const DryRun&) {
     }
   }
-  auto* guarded = dynamic_cast<store::GuardedBlobStore*>(store.blobs.get());
   for (const auto& [digest, size] : garbage) {
-    bool freed = true;
-    if (apply) {
-      if (guarded != nullptr) {
-        freed = guarded->DeleteUnlessRecent(digest);
-      } else {
-        store.blobs->Delete(digest);
-      }
-    }
-    if (freed) {
+    if (!apply || store.blobs->DeleteUnlessRecent(digest)) {
       report.unreferenced.push_back(digest);
       report.bytes += size;
     } else {
