@@ -257,7 +257,9 @@ TEST_F(LeaseRunTest, AStoppedWorkersTrialIsRetriedElsewhereFromItsLastEpoch) {
     EXPECT_EQ(resumed, 1);
     // The other trials ran once.
     for (const auto& t : db->GetTrials(victim.stage_id)) {
-      if (t.id != victim.id) EXPECT_EQ(t.attempts, 1) << "trial " << t.number << ": " << t.reason;
+      if (t.id != victim.id) {
+        EXPECT_EQ(t.attempts, 1) << "trial " << t.number << ": " << t.reason;
+      }
     }
   }  // `baton show` opens the store itself
 
