@@ -37,6 +37,22 @@ bool IsOutOfSpace(const rocksdb::Status& s) {
 constexpr std::chrono::seconds kRecoveryWait{7};
 constexpr uint64_t kRoomToRecover = 64ull << 20;
 
+// How much space `dir`'s file system has, and how much a blob store that
+// hit a full disk needs before RocksDB writes again: without the second
+// figure a user who freed a little sees "No space left on device" next to a
+// disk with room.
+std::string RoomNote(const std::filesystem::path& dir) {
+  struct statvfs st;
+  if (::statvfs(dir.c_str(), &st) != 0) return "";
+  const double free_mib = static_cast<double>(st.f_bavail) * st.f_frsize / 1048576.0;
+  char note[200];
+  std::snprintf(note, sizeof(note),
+                " (%.1f MiB free there now; free at least %llu MiB: a blob store that ran out of space writes again "
+                "only once that much is free)",
+                free_mib, static_cast<unsigned long long>(kRoomToRecover >> 20));
+  return note;
+}
+
 }  // namespace
 
 ErrorCode CodeFor(const rocksdb::Status& s) {
@@ -115,7 +131,7 @@ void RocksBlobStore::Check(const rocksdb::Status& s,
   std::string message =
       "blob store " + dir_.string() + ": " + action + ": " + s.ToString();
   if (code == ErrorCode::kResourceExhausted) {
-    message += std::string(": ") + kFreeSpace;
+    message += std::string(": ") + kFreeSpace + RoomNote(dir_);
     out_of_space_.store(true);
   }
   throw Error(code, message);
