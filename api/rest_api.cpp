@@ -126,9 +126,12 @@ struct Api {
   // The body as JSON; ParseJson checks its nesting depth before it builds a DOM.
   static Json Body(const httplib::Request& req) { return ParseJson(req.body, "request body"); }
 
+  // The run as the lineage DB has it, or as it ended here if a full disk
+  // kept the DB from recording that (RunManager::Overlay).
   store::RunRecord MustRun(const std::string& id) const {
     auto run = store.db->GetRun(id);
     if (!run) throw Error(ErrorCode::kNotFound, "no run " + id);
+    runs.Overlay(*run);
     return *run;
   }
   // A checkpoint `store gc` released keeps its lineage rows, not its weights.
@@ -258,6 +261,7 @@ void Api::MountRuns() {
     const std::string status = req.get_param_value("status"), pipeline = req.get_param_value("pipeline_id");
     std::vector<store::RunRecord> all;
     for (auto& r : store.db->ListRuns(1 << 30)) {
+      runs.Overlay(r);
       if ((status.empty() || r.status == status) && (pipeline.empty() || r.pipeline_id == pipeline)) all.push_back(r);
     }
     Json out = {{"runs", Json::array()}};

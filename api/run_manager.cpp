@@ -79,6 +79,7 @@ struct RunManager::Entry {
   bool over = false;
   std::string cancel_reason;  // asked before it started
   bool resume = false;        // an interrupted run, continued (Coordinator::ForResume)
+  std::string interrupted;    // why a full disk stopped it (its run_finished event); under events_mu_
 };
 
 // Keeps a run's events for its stream. Called with the coordinator's lock
@@ -94,6 +95,9 @@ class RunManager::Recorder : public orchestrator::Observer {
       data["trial_number"] = e.trial_number;
     }
     std::lock_guard<std::mutex> lock(manager_.events_mu_);
+    if (e.type == "run_finished" && e.data.value("status", "") == "interrupted") {
+      entry_.interrupted = e.data.value("error", "");
+    }
     const int64_t id = static_cast<int64_t>(entry_.events.size()) + 1;
     data["id"] = id;
     entry_.events.push_back(RunEvent{id, e.type, std::move(data)});
@@ -156,8 +160,12 @@ void RunManager::Resume(const std::string& run_id) {
   if (stopping_) throw Error(ErrorCode::kUnavailable, "the server is stopping");
   auto it = runs_.find(run_id);
   if (it != runs_.end()) {
+    // One interrupted by a full disk has ended, though its workers may still
+    // be stopping: it may be resumed at once.
     std::lock_guard<std::mutex> events_lock(events_mu_);
-    if (!it->second->over) throw Error(ErrorCode::kConflict, "run " + run_id + " is already being executed here");
+    if (!it->second->over && it->second->interrupted.empty()) {
+      throw Error(ErrorCode::kConflict, "run " + run_id + " is already being executed here");
+    }
   }
   auto run = store_.db->GetRun(run_id);
   if (!run) throw Error(ErrorCode::kNotFound, "no run " + run_id);
@@ -185,14 +193,7 @@ void RunManager::Loop() {
     try {
       Execute(*entry);
     } catch (const std::exception& e) {
-      // The run's records say what happened when the coordinator got that
-      // far; otherwise record it here.
-      auto run = store_.db->GetRun(entry->run_id);
-      if (run && (run->status == "pending" || run->status == "running")) {
-        run->status = "failed";
-        run->error = std::string("could not execute the run: ") + e.what();
-        store_.db->UpdateRun(*run);
-      }
+      EndUnexecuted(*entry, e);
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -225,6 +226,58 @@ void RunManager::Execute(Entry& entry) {
   ExecuteRun(store_, coordinator, options_.workers, [] {});
   std::lock_guard<std::mutex> lock(mu_);
   entry.coordinator = nullptr;
+}
+
+void RunManager::Overlay(store::RunRecord& run) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = runs_.find(run.id);
+  if (it == runs_.end()) return;
+  const Entry& entry = *it->second;
+  std::lock_guard<std::mutex> events_lock(events_mu_);
+  if (!entry.interrupted.empty()) {
+    if (run.status == "pending" || run.status == "running") {
+      run.status = "interrupted";
+      run.error = entry.interrupted;
+    }
+  } else if (!entry.over && run.status == "interrupted") {
+    // Resumed: queued, or starting, until its coordinator records "running".
+    run.status = "pending";
+    run.error.clear();
+  }
+}
+
+// The run could not be executed (its coordinator could not be made or
+// started: a stored pipeline that no longer loads, a full disk while
+// resuming). The run's records say what happened when the coordinator got
+// that far; otherwise it is recorded here, if the disk lets it, and told to
+// the run's event stream. A full disk leaves it "interrupted", to be resumed
+// once there is space, not "failed".
+void RunManager::EndUnexecuted(Entry& entry, const std::exception& e) {
+  const auto* error = dynamic_cast<const Error*>(&e);
+  const bool full = error != nullptr && error->code() == ErrorCode::kResourceExhausted;
+  const std::string status = full ? "interrupted" : "failed";
+  const std::string reason =
+      full ? "run " + entry.run_id + " stopped: the store is out of space (RESOURCE_EXHAUSTED): " + e.what() +
+                 "; once space is freed, POST /runs/" + entry.run_id + ":resume continues it from its last stored epochs"
+           : std::string("could not execute the run: ") + e.what();
+  try {
+    auto run = store_.db->GetRun(entry.run_id);
+    if (run && (run->status == "pending" || run->status == "running" || (full && run->status == "interrupted"))) {
+      run->status = status;
+      run->error = reason;
+      store_.db->UpdateRun(*run);
+    }
+  } catch (const std::exception&) {
+    // The lineage DB is on the full disk too; Overlay tells readers.
+  }
+  std::lock_guard<std::mutex> lock(events_mu_);
+  if (!entry.events.empty() && entry.events.back().type == "run_finished") return;  // the coordinator told it
+  if (full) entry.interrupted = reason;
+  const int64_t id = static_cast<int64_t>(entry.events.size()) + 1;
+  entry.events.push_back(RunEvent{id, "run_finished",
+                                  {{"id", id}, {"type", "run_finished"}, {"run_id", entry.run_id},
+                                   {"data", {{"status", status}, {"error", reason}}}}});
+  events_cv_.notify_all();
 }
 
 // With mu_ held. The run never started: its records say so.

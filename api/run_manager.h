@@ -77,6 +77,12 @@ class RunManager {
                                bool* over);
   // Runs queued or executing now.
   int Active();
+  // What the lineage DB cannot say yet about a run this server executes:
+  // one a full disk interrupted may still read "running" there (the DB was
+  // on that disk too), so `run` gets "interrupted" and its reason; one
+  // resumed but not yet started again reads "interrupted" there, so `run`
+  // gets "pending". Other runs are left as they are.
+  void Overlay(store::RunRecord& run);
 
  private:
   struct Entry;
@@ -85,6 +91,7 @@ class RunManager {
   void Execute(Entry& entry);
   void Loop();
   void CancelQueued(Entry& entry, const std::string& reason);
+  void EndUnexecuted(Entry& entry, const std::exception& e);
 
   StoreHandle& store_;
   RunManagerOptions options_;
@@ -92,7 +99,7 @@ class RunManager {
   // coordinator calls Recorder with its lock held).
   std::mutex mu_;               // runs_, queue_, stopping_, Entry::coordinator; Idempotency-Keys
   std::condition_variable cv_;  // queue changes, shutdown
-  std::mutex events_mu_;        // Entry::events and Entry::over
+  std::mutex events_mu_;        // Entry::events, Entry::over and Entry::interrupted
   std::condition_variable events_cv_;
   std::map<std::string, std::shared_ptr<Entry>> runs_;
   std::deque<std::shared_ptr<Entry>> queue_;

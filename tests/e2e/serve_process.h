@@ -79,6 +79,21 @@ class Server {
   // The `baton serve` process itself (0 once stopped).
   pid_t pid() const { return pid_; }
 
+  // False once the process has ended by itself; then exit_status() says how.
+  bool Running() {
+    int st = 0;
+    if (pid_ <= 0) return false;
+    if (waitpid(pid_, &st, WNOHANG) != pid_) return true;
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    how_ = WIFSIGNALED(st) ? "killed by signal " + std::to_string(WTERMSIG(st))
+                           : "exited with status " + std::to_string(WEXITSTATUS(st));
+    fclose(stdout_);
+    pid_ = 0;
+    return false;
+  }
+  // How the process ended ("" while it runs or after Stop).
+  const std::string& exit_status() const { return how_; }
+
   int port = 0;
   std::string token;
 
@@ -86,6 +101,7 @@ class Server {
   pid_t pid_ = 0;
   FILE* stdout_ = nullptr;
   int status_ = -2;
+  std::string how_;
 };
 
 }  // namespace baton::testing
