@@ -53,7 +53,7 @@ int RunCli(int argc, char** argv) {
   bool json = false;
   RemoteOptions remote;
   if (const char* env = std::getenv("BATON_TOKEN"); env != nullptr) remote.token = env;
-  app.add_option("--server", remote.url, "act through a `baton serve` at this URL (run, runs, show, lineage)");
+  app.add_option("--server", remote.url, "act through a `baton serve` at this URL (run, resume, runs, show, lineage)");
   app.add_option("--token", remote.token, "the server's API token (default $BATON_TOKEN)");
 
   auto* validate = app.add_subcommand("validate", "check a pipeline file and print every problem");
@@ -72,7 +72,7 @@ int RunCli(int argc, char** argv) {
                            "worker killed (default 30)";
   run->add_option("--lease-seconds", run_options.lease_seconds, lease_help)->check(CLI::Range(0.1, 86400.0));
 
-  auto* resume = app.add_subcommand("resume", "resume a run whose `baton run` was killed, where it stopped");
+  auto* resume = app.add_subcommand("resume", "resume a run whose `baton run` was killed or ran out of disk, where it stopped");
   std::string resume_run;
   resume->add_option("RUN", resume_run, "run id")->required();
   resume->add_option("--workers", run_options.workers, "worker processes (default: cores, at most what stages use)");
@@ -150,10 +150,11 @@ int RunCli(int argc, char** argv) {
     if (!remote.url.empty()) {
       run_options.progress = !no_progress;
       if (*run) return RemoteRun(remote, run_options);
+      if (*resume) return RemoteResume(remote, resume_run, run_options);
       if (*runs) return RemoteRuns(remote, json, quiet);
       if (*show) return RemoteShow(remote, run_id, stage);
       if (*lineage) return RemoteLineage(remote, node, downstream, depth);
-      throw Error(ErrorCode::kInvalidArgument, "--server works with run, runs, show and lineage");
+      throw Error(ErrorCode::kInvalidArgument, "--server works with run, resume, runs, show and lineage");
     }
     if (*run) {
       run_options.progress = !no_progress;

@@ -108,6 +108,8 @@ struct RemoteOptions {
   std::string token;  // --token or $BATON_TOKEN
 };
 int RemoteRun(const RemoteOptions& remote, const RunOptions& options);
+// POST /runs/{id}:resume, then follows the run as RemoteRun does.
+int RemoteResume(const RemoteOptions& remote, const std::string& run_id, const RunOptions& options);
 int RemoteRuns(const RemoteOptions& remote, bool json, bool quiet);
 int RemoteShow(const RemoteOptions& remote, const std::string& run_id, const std::string& stage);
 int RemoteLineage(const RemoteOptions& remote, const std::string& id, bool downstream, int depth);

@@ -1,4 +1,4 @@
-// `baton --server URL run|runs|show|lineage`: the same commands through a
+// `baton --server URL run|resume|runs|show|lineage`: the same commands through a
 // `baton serve` instead of a local store. The token comes from --token or
 // $BATON_TOKEN (the server's <store>/api-token); a server started with
 // --public-read needs it only for `run`.
@@ -66,20 +66,11 @@ Json Check(const RemoteOptions& remote, const httplib::Result& res, const std::s
 
 void Print(const Json& j) { std::printf("%s\n", j.dump(2).c_str()); }
 
-}  // namespace
-
-int RemoteRun(const RemoteOptions& remote, const RunOptions& options) {
-  std::ifstream in(options.pipeline_file, std::ios::binary);
-  if (!in) throw Error(ErrorCode::kNotFound, "cannot read pipeline file " + options.pipeline_file);
-  std::stringstream text;
-  text << in.rdbuf();
-  const Json doc = ParseJson(text.str(), options.pipeline_file);
-  httplib::Client c = Connect(remote);
-  const Json made = Check(remote, c.Post("/api/v1/runs", Json{{"pipeline", doc}}.dump(), "application/json"),
-                          "triggering the run");
-  const std::string run_id = made["run_id"].get<std::string>();
+// Follows run `run_id` of pipeline `doc` on the server until it ends,
+// printing its progress as `baton run` does; the exit code of its end.
+int FollowRun(const RemoteOptions& remote, httplib::Client& c, const std::string& run_id, const Json& doc,
+              const RunOptions& options) {
   std::FILE* out = options.json ? stderr : stdout;
-  std::fprintf(out, "run %s on %s (it goes on if this command stops)\n", run_id.c_str(), remote.url.c_str());
   std::vector<std::string> order;
   std::map<std::string, std::pair<std::string, std::string>> objectives;
   for (const auto& [name, stage] : doc.value("stages", Json::object()).items()) {
@@ -134,6 +125,35 @@ int RemoteRun(const RemoteOptions& remote, const RunOptions& options) {
   }
   if (run.value("status", "") == "interrupted") return kExitResourceExhausted;  // the server's disk is full
   return run.value("status", "") == "succeeded" ? kExitOk : kExitRunFailed;
+}
+
+}  // namespace
+
+int RemoteRun(const RemoteOptions& remote, const RunOptions& options) {
+  std::ifstream in(options.pipeline_file, std::ios::binary);
+  if (!in) throw Error(ErrorCode::kNotFound, "cannot read pipeline file " + options.pipeline_file);
+  std::stringstream text;
+  text << in.rdbuf();
+  const Json doc = ParseJson(text.str(), options.pipeline_file);
+  httplib::Client c = Connect(remote);
+  const Json made = Check(remote, c.Post("/api/v1/runs", Json{{"pipeline", doc}}.dump(), "application/json"),
+                          "triggering the run");
+  const std::string run_id = made["run_id"].get<std::string>();
+  std::fprintf(options.json ? stderr : stdout, "run %s on %s (it goes on if this command stops)\n", run_id.c_str(),
+               remote.url.c_str());
+  return FollowRun(remote, c, run_id, doc, options);
+}
+
+int RemoteResume(const RemoteOptions& remote, const std::string& run_id, const RunOptions& options) {
+  httplib::Client c = Connect(remote);
+  Check(remote, c.Post(("/api/v1/runs/" + run_id + ":resume").c_str(), "", "application/json"),
+        "resuming run " + run_id);
+  const Json run = Check(remote, c.Get(("/api/v1/runs/" + run_id).c_str()), "reading run " + run_id);
+  const Json pipeline = Check(remote, c.Get(("/api/v1/pipelines/" + run.value("pipeline_id", "")).c_str()),
+                              "reading the pipeline of run " + run_id);
+  std::fprintf(options.json ? stderr : stdout, "resuming run %s on %s (it goes on if this command stops)\n",
+               run_id.c_str(), remote.url.c_str());
+  return FollowRun(remote, c, run_id, pipeline.value("pipeline", Json::object()), options);
 }
 
 int RemoteRuns(const RemoteOptions& remote, bool json, bool quiet) {

@@ -100,6 +100,7 @@ int CmdServe(const std::string& store_dir, const ServeOptions& options) {
   HttpServer server(server_options);
   server.MountApi(api, &store, &runs);
   server.Start();
+  runs.SetResumeCommand("baton --server " + server.url() + " resume");
   std::printf("listening on %s\n", server.url().c_str());
   std::fflush(stdout);
   if (created) {

@@ -1,5 +1,6 @@
 #include "api/progress.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -102,7 +103,9 @@ void ProgressPrinter::OnEvent(const orchestrator::Event& e) {
 }
 
 void ProgressPrinter::Log(const orchestrator::Event& e) {
-  double t = e.time - run_started_;
+  // Events stamped a moment before the printer saw the run start (a
+  // resumed run's first ones) print as 0.0s, not -0.0s.
+  double t = std::max(0.0, e.time - run_started_);
   std::string what;
   // "trial N", or an ablation task's "variant V (repeat R)".
   std::string trial = "trial " + std::to_string(e.trial_number);

@@ -208,6 +208,10 @@ void RunManager::Loop() {
 void RunManager::Execute(Entry& entry) {
   orchestrator::CoordinatorOptions coordinator_options;
   coordinator_options.lease = options_.lease;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    coordinator_options.resume_command = options_.resume_command;
+  }
   std::unique_ptr<orchestrator::Coordinator> owned =
       entry.resume ? orchestrator::Coordinator::ForResume(*store_.blobs, *store_.db, entry.run_id, coordinator_options)
                    : std::make_unique<orchestrator::Coordinator>(*store_.blobs, *store_.db, entry.pipeline, entry.run_id,
@@ -226,6 +230,11 @@ void RunManager::Execute(Entry& entry) {
   ExecuteRun(store_, coordinator, options_.workers, [] {});
   std::lock_guard<std::mutex> lock(mu_);
   entry.coordinator = nullptr;
+}
+
+void RunManager::SetResumeCommand(const std::string& command) {
+  std::lock_guard<std::mutex> lock(mu_);
+  options_.resume_command = command;
 }
 
 void RunManager::Overlay(store::RunRecord& run) {
@@ -256,9 +265,15 @@ void RunManager::EndUnexecuted(Entry& entry, const std::exception& e) {
   const auto* error = dynamic_cast<const Error*>(&e);
   const bool full = error != nullptr && error->code() == ErrorCode::kResourceExhausted;
   const std::string status = full ? "interrupted" : "failed";
+  std::string resume_command;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    resume_command = options_.resume_command;
+  }
   const std::string reason =
       full ? "run " + entry.run_id + " stopped: the store is out of space (RESOURCE_EXHAUSTED): " + e.what() +
-                 "; once space is freed, POST /runs/" + entry.run_id + ":resume continues it from its last stored epochs"
+                 "; once space is freed, `" + resume_command + " " + entry.run_id +
+                 "` continues it from its last stored epochs"
            : std::string("could not execute the run: ") + e.what();
   try {
     auto run = store_.db->GetRun(entry.run_id);

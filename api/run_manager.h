@@ -29,6 +29,9 @@ struct RunManagerOptions {
   int max_runs = 2;  // runs executing at once; later ones wait (pending)
   int workers = 0;   // worker processes per run; 0 = min(cores, largest max_parallel)
   std::chrono::milliseconds lease{30000};  // CoordinatorOptions::lease of every run. Default: 30 s
+  // CoordinatorOptions::resume_command: how a client resumes a run here
+  // (SetResumeCommand once the server's URL is known).
+  std::string resume_command = "baton --server URL resume";
 };
 
 // One event of a run's stream, numbered from 1 in the order it happened.
@@ -77,6 +80,8 @@ class RunManager {
                                bool* over);
   // Runs queued or executing now.
   int Active();
+  // RunManagerOptions::resume_command for the runs that start from now on.
+  void SetResumeCommand(const std::string& command);
   // What the lineage DB cannot say yet about a run this server executes:
   // one a full disk interrupted may still read "running" there (the DB was
   // on that disk too), so `run` gets "interrupted" and its reason; one
@@ -97,7 +102,7 @@ class RunManager {
   RunManagerOptions options_;
   // Lock order: mu_, then a coordinator's own lock, then events_mu_ (the
   // coordinator calls Recorder with its lock held).
-  std::mutex mu_;               // runs_, queue_, stopping_, Entry::coordinator; Idempotency-Keys
+  std::mutex mu_;               // runs_, queue_, stopping_, Entry::coordinator, options_.resume_command; Idempotency-Keys
   std::condition_variable cv_;  // queue changes, shutdown
   std::mutex events_mu_;        // Entry::events, Entry::over and Entry::interrupted
   std::condition_variable events_cv_;

@@ -711,7 +711,7 @@ bool Coordinator::Interrupt(const Error& cause) {
   std::lock_guard<std::mutex> lock(mu_);
   if (finished_) return false;
   interrupted_ = "run " + run_id_ + " stopped: the store is out of space (RESOURCE_EXHAUSTED): " + cause.what() +
-                 "; once space is freed, `baton resume " + run_id_ +
+                 "; once space is freed, `" + options_.resume_command + " " + run_id_ +
                  "` continues it from its last stored epochs";
   try {
     if (auto run = db_.GetRun(run_id_)) {

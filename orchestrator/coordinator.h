@@ -29,6 +29,9 @@ struct CoordinatorOptions {
   // task tells the worker this lease and to send a heartbeat every fifth of
   // it. Default: 30 s.
   std::chrono::milliseconds lease{30000};
+  // The command that resumes a run, without the run id, for the message of
+  // a run a full disk interrupted. Default: "baton resume".
+  std::string resume_command = "baton resume";
 };
 
 // Creates the run: stores the pipeline, writes the run and every stage

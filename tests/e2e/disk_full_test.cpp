@@ -7,7 +7,7 @@
 // ballast is gone `baton resume RUN` finishes the run, every trial ending
 // exactly where an uninterrupted run's does. The same holds for a run that
 // `baton serve` executes: the server stays up, says so over the API, and
-// `POST /runs/{id}:resume` finishes the run.
+// `baton --server URL resume RUN` finishes the run.
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,7 +270,7 @@ TEST_F(DiskFullTest, ARunOnAFullDiskStopsWithResourceExhaustedAndResumesOnceSpac
 // run` as a user would: the run is interrupted (not failed, no retries
 // spent), the client exits 6 naming the cause, the server stays up and says
 // so over the API; a resume while the disk is still full is interrupted
-// again without harm, and once space is freed `POST /runs/{id}:resume`
+// again without harm, and once space is freed `baton --server URL resume`
 // finishes the run exactly as the uninterrupted run ended.
 TEST_F(DiskFullTest, ARunThatBatonServeExecutesIsInterruptedAndResumesOverTheApi) {
   const std::map<int, TrialState> reference = ReferenceRun();
@@ -360,27 +360,32 @@ TEST_F(DiskFullTest, ARunThatBatonServeExecutesIsInterruptedAndResumesOverTheApi
 
   // The ballast gone, the file system has less than the 64 MiB a RocksDB
   // that ran out of space waits for: if the blob store was what found the
-  // disk full, a resume is interrupted again, and its error says how much
-  // is free and how much is needed. With room, the resume finishes the run.
+  // disk full, `baton --server URL resume` is interrupted again (exit 6),
+  // saying how much is free, how much is needed and how to resume. With
+  // room, it finishes the run.
   disk_->Free();
-  auto resume = [&] {
-    auto res = server->Client().Post(("/api/v1/runs/" + run_id + ":resume").c_str(), "", "application/json");
-    EXPECT_TRUE(res) << "baton serve " << (server->Running() ? "did not answer" : server->exit_status());
-    if (res) {
-      EXPECT_EQ(res->status, 202) << res->body;
-    }
-    return testing::WaitForRun(*server, run_id);
+  auto resume = [&](std::string* output) {
+    int rc = -1;
+    *output = testing::Shell("BATON_TOKEN=" + server->token + " " BATON_BIN " --server " + url + " resume " + run_id +
+                                 " --no-progress",
+                             &rc);
+    return rc;
   };
-  std::string ended = resume();
-  if (ended == "interrupted") {
+  std::string resume_output;
+  int resumed = resume(&resume_output);
+  if (resumed == kExitResourceExhausted) {
+    std::printf("[ disk full ] resume with too little room:\n%s\n", resume_output.c_str());
+    EXPECT_NE(resume_output.find("MiB free there now; free at least 64 MiB"), std::string::npos) << resume_output;
+    EXPECT_NE(resume_output.find("`baton --server " + url + " resume " + run_id + "`"), std::string::npos)
+        << resume_output;
     run = testing::Parse(server->Client().Get(("/api/v1/runs/" + run_id).c_str()));
-    const std::string error = run.value("error", "");
-    EXPECT_NE(error.find("MiB free there now; free at least 64 MiB"), std::string::npos) << error;
-    std::printf("[ disk full ] resume with too little room: %s\n", error.c_str());
+    EXPECT_EQ(run.value("status", ""), "interrupted") << run.dump();
     ASSERT_TRUE(disk_->Resize(256u << 20)) << disk_->error();
-    ended = resume();
+    resumed = resume(&resume_output);
   }
-  EXPECT_EQ(ended, "succeeded") << testing::Parse(server->Client().Get(("/api/v1/runs/" + run_id).c_str())).dump();
+  EXPECT_EQ(resumed, 0) << resume_output;
+  EXPECT_NE(resume_output.find("run " + run_id + " succeeded"), std::string::npos) << resume_output;
+  EXPECT_EQ(testing::Parse(server->Client().Get(("/api/v1/runs/" + run_id).c_str())).value("status", ""), "succeeded");
   EXPECT_EQ(server->Stop(), 0);
   server.reset();
   std::string after_run;
