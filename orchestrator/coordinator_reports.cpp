@@ -1,0 +1,275 @@
+// What the workers call: task hand-outs (tasks:next) and their reports on
+// a task (initial checkpoint, epochs, completion, failure), and a worker
+// process lost (docs/worker-protocol.md).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/crash_point.h"
+#include "common/digest.h"
+#include "common/error.h"
+#include "orchestrator/coordinator.h"
+#include "orchestrator/coordinator_internal.h"
+#include "store/checkpoint.h"
+
+namespace baton::orchestrator {
+
+using namespace coordinator_detail;
+
+Coordinator::Next Coordinator::NextTask(int worker_id, std::chrono::milliseconds wait, Json* task) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (true) {
+    if (finished_) return Next::kDone;
+    double now = Now();
+    double earliest_retry = 0;
+    for (size_t i = 0; i < stages_.size() && !finished_; ++i) ApplyTimeout(*stages_[i], now);
+    if (finished_) return Next::kDone;
+    for (auto& stage : stages_) {
+      if (stage->rec.status != "running" || stage->running >= stage->max_parallel) continue;
+      Task* t = Runnable(*stage, now, &earliest_retry);
+      if (t == nullptr) continue;
+      if (!t->sampled) SampleLazily(*stage, *t);
+      t->rec.status = "running";
+      t->rec.attempts += 1;
+      t->rec.started_at = now;
+      t->worker = worker_id;
+      RenewLease(*t);
+      t->stop_requested = false;
+      t->stop_reason.clear();
+      db_.UpdateTrial(t->rec);
+      CrashPoint("trial.started");
+      stage->running += 1;
+      *task = t->rec.task;
+      (*task)["id"] = t->rec.id;
+      (*task)["attempt"] = t->rec.attempts;
+      (*task)["lease_seconds"] = static_cast<double>(options_.lease.count()) / 1000.0;
+      (*task)["heartbeat_seconds"] = static_cast<double>(options_.lease.count()) / 5000.0;
+      t->resume_from.clear();
+      if (t->last_epoch >= 0) {
+        (*task)["start_epoch"] = t->last_epoch + 1;
+        (*task)["resume_checkpoint"] = t->last_checkpoint;
+        t->resume_from = t->last_checkpoint;
+      }
+      Emit("trial_started", stage->rec.name, t->rec.id, t->rec.number,
+           {{"attempt", t->rec.attempts}, {"worker", worker_id}, {"hyperparameters", t->rec.hyperparameters},
+            {"start_epoch", t->last_epoch + 1}});
+      return Next::kTask;
+    }
+    auto until = deadline;
+    auto wake_at = [&](double when) {
+      auto at = std::chrono::steady_clock::now() +
+                std::chrono::milliseconds(static_cast<int64_t>((when - now) * 1000) + 1);
+      until = std::min(until, at);
+    };
+    if (earliest_retry > 0) wake_at(earliest_retry);
+    for (auto& stage : stages_) {
+      if (stage->timeout > 0 && !stage->timed_out && stage->rec.status == "running") {
+        wake_at(stage->rec.started_at + stage->timeout);
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return Next::kWait;
+    cv_.wait_until(lock, until);
+  }
+}
+
+bool Coordinator::IsRepeatedReport(int64_t task_id, const std::string& status, const std::string& output) {
+  // Workers retry a report whose answer they did not see; the retry must be
+  // answered like the original, not refused.
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end() || it->second->rec.status == "running") return false;
+  const auto& rec = it->second->rec;
+  if (!status.empty()) {
+    // A stopped trial completes as pruned.
+    const bool same = rec.status == status || (status == "succeeded" && rec.status == "pruned");
+    return same && rec.output == output;
+  }
+  // A failure report for a task no longer running: it was already recorded
+  // (failed, diverged, or pending again for a retry).
+  return rec.status != "succeeded";
+}
+
+Coordinator::Task& Coordinator::FindTask(int64_t task_id) {
+  if (!interrupted_.empty()) throw Error(ErrorCode::kResourceExhausted, interrupted_);
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end()) throw Error(ErrorCode::kNotFound, "no task " + std::to_string(task_id) + " in run " + run_id_);
+  if (it->second->rec.status != "running") {
+    throw Error(ErrorCode::kConflict, "task " + std::to_string(task_id) + " is " + it->second->rec.status + ", not running");
+  }
+  return *it->second;
+}
+
+std::vector<std::pair<std::string, uint64_t>> Coordinator::CheckpointBlobs(const std::string& digest) {
+  if (!IsDigest(digest)) throw Error(ErrorCode::kInvalidArgument, "not a digest: " + digest);
+  std::string bytes;
+  try {
+    bytes = blobs_.Get(digest);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kNotFound) {
+      throw Error(ErrorCode::kInvalidArgument, "checkpoint " + digest + " was not uploaded");
+    }
+    throw;
+  }
+  store::Manifest m = store::ParseManifest(bytes);
+  std::vector<std::pair<std::string, uint64_t>> out;
+  out.push_back({digest, bytes.size()});
+  for (const auto& t : m.tensors) {
+    if (!blobs_.Has(t.blob)) {
+      throw Error(ErrorCode::kInvalidArgument, "checkpoint " + digest + " names tensor blob " + t.blob +
+                                                   " (" + t.name + ") that was not uploaded");
+    }
+    out.push_back({t.blob, t.bytes});
+  }
+  return out;
+}
+
+void Coordinator::ReportInitial(int64_t task_id, const Json& body) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CheckAttempt(task_id, body);
+  Task& t = FindTask(task_id);
+  const std::string digest = body.at("checkpoint").get<std::string>();
+  if (body.value("resumed", false)) {
+    // The state the worker loaded to resume, encoded again: it must be the
+    // checkpoint it was given, bit for bit.
+    if (t.resume_from.empty()) {
+      throw Error(ErrorCode::kInvalidArgument, "task " + std::to_string(task_id) + " was not given a checkpoint to resume from");
+    }
+    if (digest != t.resume_from) {
+      throw Error(ErrorCode::kInvalidArgument, "task " + std::to_string(task_id) + " resumed to state " + digest +
+                                                   ", not the checkpoint it was given (" + t.resume_from + ")");
+    }
+    // Idempotent on (trial, checkpoint): the first resumption from it is kept.
+    Json attrs = {{"epoch", t.last_epoch}, {"start_epoch", t.last_epoch + 1},
+                  {"promoted", t.promoted_at > 0 && t.promoted_at == t.last_epoch + 1},
+                  {"attempt", t.rec.attempts}, {"loaded", digest}};
+    if (!t.retry_reason.empty()) attrs["after"] = t.retry_reason;  // why the attempt before failed
+    db_.AddEdge({Node("trial", t.rec.id), Node("checkpoint", digest), "resumed_from", attrs});
+    return;
+  }
+  auto blob_list = CheckpointBlobs(digest);
+  const Json init = body.value("init", Json::object());
+  db_.InTransaction([&] {
+    db_.RecordCheckpoint(digest, t.rec.id, -1, blob_list);
+    t.rec.initial_checkpoint = digest;
+    db_.UpdateTrial(t.rec);
+    if (init.contains("source") && init["source"].is_string()) {
+      Json attrs = init;
+      const Json& resolved = t.stage->rec.resolved;
+      if (resolved.contains("init_from")) {
+        attrs["trial_id"] = resolved["init_from"]["trial_id"];
+        attrs["trial_number"] = resolved["init_from"]["trial_number"];
+        attrs["epoch"] = resolved["init_from"]["epoch"];
+        attrs["stage"] = resolved["init_from"]["stage"];
+      }
+      if (resolved.contains("compare") && t.rec.task.contains("variant")) {
+        // A compare run starts from its own epoch of the same trial.
+        for (const auto& v : resolved["compare"]["variants"]) {
+          if (v["variant"] == t.rec.task["variant"] && v.contains("epoch")) attrs["epoch"] = v["epoch"];
+        }
+      }
+      db_.AddEdge({Node("trial", t.rec.id), Node("checkpoint", init["source"].get<std::string>()),
+                   "initialized_from", attrs});
+    }
+  });
+  CrashPoint("initial.recorded");
+}
+
+std::string Coordinator::ReportEpoch(int64_t task_id, const Json& body) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CheckAttempt(task_id, body);
+  Task& t = FindTask(task_id);
+  store::EpochRecord e;
+  e.trial_id = t.rec.id;
+  e.epoch = body.at("epoch").get<int>();
+  e.metrics = body.at("metrics");
+  e.checkpoint = body.at("checkpoint").get<std::string>();
+  e.seconds = body.value("seconds", 0.0);
+  e.created_at = Now();
+  if (e.epoch <= t.last_epoch) return "continue";  // a retried report
+  if (e.epoch != t.last_epoch + 1) {
+    throw Error(ErrorCode::kInvalidArgument, "epoch " + std::to_string(e.epoch) + " reported after epoch " +
+                                                 std::to_string(t.last_epoch));
+  }
+  Stage& stage = *t.stage;
+  const bool tune = stage.rec.type == "tune";
+  if (tune && !(e.metrics.contains(stage.metric) && e.metrics[stage.metric].is_number())) {
+    throw Error(ErrorCode::kInvalidArgument, "epoch report lacks the objective metric " + stage.metric);
+  }
+  auto blob_list = CheckpointBlobs(e.checkpoint);
+  CrashPoint("epoch.unrecorded");
+  db_.RecordEpoch(e, blob_list);
+  CrashPoint("epoch.recorded");
+  t.last_epoch = e.epoch;
+  t.last_checkpoint = e.checkpoint;
+  if (tune) {
+    t.values.resize(static_cast<size_t>(e.epoch));  // a retry may resume below what was kept
+    t.values.push_back(e.metrics[stage.metric].get<double>());
+  }
+  Emit("epoch", stage.rec.name, t.rec.id, t.rec.number,
+        {{"epoch", e.epoch}, {"metrics", e.metrics}, {"checkpoint", e.checkpoint}, {"seconds", e.seconds},
+         {"epochs", t.rec.task.value("epochs", 0)}});
+  const std::string reason = tune ? PruneReason(stage, t) : "";
+  if (reason.empty()) return "continue";
+  t.stop_requested = true;
+  t.stop_reason = reason;
+  Emit("trial_stopping", stage.rec.name, t.rec.id, t.rec.number, {{"epoch", e.epoch}, {"reason", reason}});
+  return "stop";
+}
+
+void Coordinator::Complete(int64_t task_id, const Json& body) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CheckAttempt(task_id, body);
+  const std::string output = body.at("output").get<std::string>();
+  if (IsRepeatedReport(task_id, "succeeded", output)) return;
+  Task& t = FindTask(task_id);
+  if (t.promoted_at > 0 && t.last_epoch + 1 <= t.promoted_at && output == t.last_checkpoint) {
+    // A late repeat of the :complete that paused it, arriving after its
+    // promotion: the promoted segment has not reported an epoch yet.
+    return;
+  }
+  if (t.stop_requested) {
+    if (output != t.last_checkpoint) {
+      throw Error(ErrorCode::kInvalidArgument, "output " + output + " is not the last reported checkpoint");
+    }
+    t.rec.output = output;
+    FinishTask(t, "pruned", t.stop_reason);
+    return;
+  }
+  if (t.rec.kind == "prepare") {
+    auto blob_list = CheckpointBlobs(output);
+    store::Manifest m = store::ParseManifest(blobs_.Get(output));
+    if (m.kind != "dataset") throw Error(ErrorCode::kInvalidArgument, "prepare output " + output + " is not a dataset manifest");
+    db_.InTransaction([&] {
+      db_.PutArtifact(output, "dataset", t.stage->rec.id, m.meta, blob_list);
+      db_.AddEdge({Node("artifact", output), Node("stage", t.stage->rec.id), "derived_from", Json::object()});
+    });
+  } else if (output != t.last_checkpoint) {
+    throw Error(ErrorCode::kInvalidArgument, "output " + output + " is not the last reported checkpoint");
+  }
+  t.rec.output = output;
+  FinishTask(t, "succeeded", "");
+}
+
+void Coordinator::Fail(int64_t task_id, const Json& body) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CheckAttempt(task_id, body);
+  if (IsRepeatedReport(task_id, "", "")) return;
+  Task& t = FindTask(task_id);
+  std::string status = body.value("status", "failed");
+  if (status != "failed" && status != "diverged") status = "failed";
+  FinishTask(t, status, body.value("reason", "no reason given"));
+}
+
+void Coordinator::WorkerLost(int worker_id, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, t] : tasks_) {
+    if (t->rec.status != "running" || t->worker != worker_id) continue;
+    FenceAttempt(*t, reason);
+    FinishTask(*t, "failed", reason);
+  }
+}
+
+}  // namespace baton::orchestrator
