@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -15,7 +14,6 @@
 #include "common/digest.h"
 #include "common/error.h"
 #include "orchestrator/search.h"
-#include "store/checkpoint.h"
 
 namespace baton::orchestrator {
 namespace {

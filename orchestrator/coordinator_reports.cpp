@@ -3,7 +3,6 @@
 // process lost (docs/worker-protocol.md).
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
