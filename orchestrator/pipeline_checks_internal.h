@@ -1,0 +1,50 @@
+#pragma once
+
+// The checks behind ValidatePipeline and LoadPipeline, shared by their source
+// files (pipeline_schema_check.cpp: the document as such and the JSON Schema;
+// pipeline_semantics.cpp: dependencies, references and what else the schema
+// cannot express; pipeline_tune_checks.cpp: a tune stage's search space and
+// pruner; pipeline_spec.cpp: the public functions). Not for use outside
+// orchestrator/. Each check appends what it finds to `issues`, each problem
+// with a JSON pointer.
+
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/json_util.h"
+#include "orchestrator/pipeline_spec.h"
+
+namespace baton::orchestrator {
+namespace spec_detail {
+
+using Issues = std::vector<ErrorDetail>;
+
+inline std::string StagePtr(const std::string& stage) { return PointerAppend("/stages", stage); }
+inline std::string Quote(const std::string& s) { return "\"" + s + "\""; }
+
+// Problems with the document as such (nesting, sizes, UTF-8, int64 range),
+// found before the schema runs.
+void DocumentIssues(const Json& doc, Issues& issues);
+
+// Schema violations: the top level, then each stage against its type's
+// definition. Expects a document DocumentIssues found nothing wrong with.
+void SchemaIssues(const Json& doc, Issues& issues);
+
+// Dependencies (dangling, cyclic), selectors that name a stage that is not
+// upstream, search-space bounds, "$name" references and the like. Expects a
+// document valid against the schema. When `plan` is not null and nothing is
+// wrong, fills its order, depends_on and data_stage.
+void SemanticIssues(const Json& doc, Pipeline* plan, Issues& issues);
+
+// The bounds of each parameter of a tune stage's search space at pointer `sp`,
+// and for the grid sampler how many values it would enumerate.
+void CheckSearchSpace(const std::string& sp, const Json& space,
+                      const std::string& sampler, Issues& issues);
+
+// A tune stage's pruner and sampler settings, against their types and its
+// epoch budget; `sp` is the stage's pointer.
+void CheckPruner(const std::string& sp, const Json& stage, Issues& issues);
+
+}  // namespace spec_detail
+}  // namespace baton::orchestrator

@@ -1,0 +1,370 @@
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "orchestrator/pipeline_checks_internal.h"
+#include "orchestrator/pipeline_spec.h"
+
+namespace baton::orchestrator {
+namespace spec_detail {
+namespace {
+
+// The tune stage a selector names, if valid; records an issue otherwise.
+bool CheckTuneRef(const Json& stages, const std::string& stage,
+                  const std::string& ref, const std::set<std::string>& upstream,
+                  const std::string& pointer, Issues& issues) {
+  if (!stages.contains(ref)) {
+    issues.push_back({pointer, "unknown stage " + Quote(ref)});
+    return false;
+  }
+  if (stages.at(ref).value("type", "") != "tune") {
+    issues.push_back({pointer, "stage " + Quote(ref) + " is a " +
+                                   stages.at(ref).value("type", "") +
+                                   " stage; only tune stages have trials to select"});
+    return false;
+  }
+  if (!upstream.count(ref)) {
+    issues.push_back({pointer, "stage " + Quote(ref) + " is not upstream of " +
+                                   Quote(stage) + "; add it to depends_on"});
+    return false;
+  }
+  return true;
+}
+
+// Every "$name" in the model's layers must be a known hyperparameter.
+void CheckModelRefs(const std::string& mp, const Json& model,
+                    const std::set<std::string>& known, Issues& issues) {
+  if (!model.is_object() || !model.contains("layers") || !model["layers"].is_array()) return;
+  const Json& layers = model["layers"];
+  std::set<std::string> names;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    std::string lp = PointerAppend(mp + "/layers", std::to_string(i));
+    if (!layers[i].is_object()) continue;
+    if (layers[i].contains("name") && layers[i]["name"].is_string() &&
+        !names.insert(layers[i]["name"].get<std::string>()).second) {
+      issues.push_back({lp + "/name", "duplicate layer name " + layers[i]["name"].dump()});
+    }
+    for (const auto& [key, value] : layers[i].items()) {
+      if (key == "name" || key == "type" || !value.is_string()) continue;
+      std::string ref = value.get<std::string>();
+      if (ref.size() > 1 && ref[0] == '$' && !known.count(ref.substr(1))) {
+        issues.push_back({PointerAppend(lp, key),
+                          Quote(ref) + " names no search-space parameter or hyperparameter of this stage"});
+      }
+    }
+  }
+}
+
+std::set<std::string> TuneHyperparameterNames(const Json& tune) {
+  std::set<std::string> known;
+  for (const char* field : {"search_space", "hyperparameters"}) {
+    if (!tune.contains(field)) continue;
+    for (const auto& [k, v] : tune[field].items()) known.insert(k);
+  }
+  return known;
+}
+
+void CheckInitFrom(const Json& stages, const std::string& name, const Json& stage,
+                   const std::set<std::string>& upstream, Issues& issues) {
+  // Where init_from names a tune stage, the epoch must exist there.
+  const std::string sp = StagePtr(name);
+  if (stage.contains("init_from")) {
+    const Json& init = stage["init_from"];
+    std::string from = init["stage"].get<std::string>();
+    if (CheckTuneRef(stages, name, from, upstream, sp + "/init_from/stage", issues) &&
+        init["epoch"].is_number_integer()) {
+      int64_t max_epochs = stages.at(from)["budget"]["max_epochs"].get<int64_t>();
+      if (init["epoch"].get<int64_t>() >= max_epochs) {
+        issues.push_back({sp + "/init_from/epoch",
+                          "epoch " + init["epoch"].dump() + " does not exist: stage " + Quote(from) +
+                              " trains epochs 0.." + std::to_string(max_epochs - 1) + " (0-based)"});
+      }
+    }
+  }
+}
+
+std::vector<std::string> LayerNames(const Json& model) {
+  std::vector<std::string> names;
+  if (!model.is_object() || !model.contains("layers") || !model["layers"].is_array()) return names;
+  for (const auto& layer : model["layers"]) {
+    if (layer.is_object() && layer.contains("name") && layer["name"].is_string()) {
+      names.push_back(layer["name"].get<std::string>());
+    }
+  }
+  return names;
+}
+
+// The header of a CSV file, split at commas and trimmed; empty if unreadable,
+// not a regular file (a pipeline may name /dev/zero or a FIFO) or without a
+// line end in its first MiB.
+std::vector<std::string> CsvHeader(const std::string& path) {
+  constexpr size_t kMaxHeaderBytes = 1 << 20;
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return out;
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  for (char c; line.size() <= kMaxHeaderBytes && in.get(c) && c != '\n';) line += c;
+  if (line.size() > kMaxHeaderBytes || (line.empty() && !in)) return out;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  std::stringstream ss(line);
+  std::string cell;
+  while (std::getline(ss, cell, ',')) {
+    const auto b = cell.find_first_not_of(" \t\"");
+    const auto e = cell.find_last_not_of(" \t\"");
+    out.push_back(b == std::string::npos ? "" : cell.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+void CheckAblate(const Json& stages, const std::string& name, const Json& stage,
+                 const std::set<std::string>& upstream, const std::string& data_stage, Issues& issues) {
+  const std::string sp = StagePtr(name);
+  const Json& base = stage["base"];
+  Json model;
+  if (base.contains("from")) {
+    if (!base.contains("trial")) issues.push_back({sp + "/base/trial", "required with \"from\""});
+    for (const char* k : {"model", "hyperparameters"}) {
+      if (base.contains(k)) {
+        issues.push_back({PointerAppend(sp + "/base", k),
+                          "give either \"from\" and \"trial\" or \"model\" and \"hyperparameters\", not both"});
+      }
+    }
+    const std::string from = base["from"].get<std::string>();
+    if (CheckTuneRef(stages, name, from, upstream, sp + "/base/from", issues)) model = stages.at(from)["model"];
+  } else if (base.contains("model")) {
+    if (base.contains("trial")) issues.push_back({sp + "/base/trial", "needs \"from\""});
+    std::set<std::string> known;
+    const Json fixed = base.value("hyperparameters", Json::object());
+    for (const auto& [k, v] : fixed.items()) known.insert(k);
+    CheckModelRefs(sp + "/base/model", base["model"], known, issues);
+    model = base["model"];
+  } else {
+    issues.push_back({sp + "/base", "needs {\"from\": STAGE, \"trial\": SEL} or a \"model\" (with \"hyperparameters\")"});
+  }
+  const Json components = stage.value("components", Json::array());
+  const Json features = stage.value("features", Json::array());
+  if (components.empty() && features.empty()) {
+    issues.push_back({sp + "/components", "nothing to ablate: list components (layers) or features"});
+  }
+  const std::vector<std::string> layers = LayerNames(model);
+  std::set<std::string> labels;
+  for (size_t i = 0; i < components.size() && !layers.empty(); ++i) {
+    const std::string cp = PointerAppend(sp + "/components", std::to_string(i));
+    const Json& c = components[i];
+    std::vector<std::string> removed;
+    std::string label;
+    if (c.is_string()) {
+      label = c.get<std::string>();
+      if (std::find(layers.begin(), layers.end(), label) == layers.end()) {
+        issues.push_back({cp, "the model has no layer " + Quote(label)});
+        continue;
+      }
+      removed.push_back(label);
+    } else if (c.contains("prefix")) {
+      const std::string prefix = c["prefix"].get<std::string>();
+      label = prefix + "*";
+      for (const auto& l : layers) {
+        if (l.rfind(prefix, 0) == 0) removed.push_back(l);
+      }
+      if (removed.empty()) {
+        issues.push_back({cp + "/prefix", "no layer name starts with " + Quote(prefix)});
+        continue;
+      }
+    } else {
+      label = c["name"].get<std::string>();
+      const Json& group = c["layers"];
+      for (size_t j = 0; j < group.size(); ++j) {
+        const std::string l = group[j].get<std::string>();
+        if (std::find(layers.begin(), layers.end(), l) == layers.end()) {
+          issues.push_back({PointerAppend(cp + "/layers", std::to_string(j)), "the model has no layer " + Quote(l)});
+        }
+        removed.push_back(l);
+      }
+    }
+    if (!labels.insert(label).second) issues.push_back({cp, "another component is also called " + Quote(label)});
+    if (removed.size() >= layers.size()) issues.push_back({cp, "removes every layer of the model"});
+  }
+  if (!features.empty() && !data_stage.empty()) {
+    const Json& dataset = stages.at(data_stage)["dataset"];
+    if (dataset.value("format", "idx") != "csv") {
+      issues.push_back({sp + "/features", "stage " + Quote(data_stage) +
+                                              " prepares an image dataset (idx); features need a csv dataset"});
+    } else {
+      const std::vector<std::string> header = CsvHeader(dataset.value("path", ""));
+      const std::string label_column = dataset.value("label_column", "label");
+      for (size_t i = 0; i < features.size(); ++i) {
+        const std::string f = features[i].get<std::string>();
+        const std::string fp = PointerAppend(sp + "/features", std::to_string(i));
+        if (f == label_column) {
+          issues.push_back({fp, Quote(f) + " is the label column"});
+        } else if (!header.empty() && std::find(header.begin(), header.end(), f) == header.end()) {
+          issues.push_back({fp, "no column " + Quote(f) + " in " + dataset.value("path", "")});
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void SemanticIssues(const Json& doc, Pipeline* plan, Issues& issues) {
+  const Json& stages = doc.at("stages");
+  std::map<std::string, std::vector<std::string>> deps;
+  for (const auto& [name, stage] : stages.items()) {
+    auto& d = deps[name];
+    const Json list = stage.value("depends_on", Json::array());
+    for (size_t i = 0; i < list.size(); ++i) {
+      std::string dep = list[i].get<std::string>();
+      std::string p = PointerAppend(StagePtr(name) + "/depends_on", std::to_string(i));
+      if (dep == name) {
+        issues.push_back({p, "a stage cannot depend on itself"});
+      } else if (!stages.contains(dep)) {
+        issues.push_back({p, "unknown stage " + Quote(dep)});
+      } else {
+        d.push_back(dep);
+      }
+    }
+  }
+  // Kahn's algorithm; stable by name so the plan is deterministic.
+  std::map<std::string, int> indegree;
+  for (const auto& [name, d] : deps) indegree[name] = static_cast<int>(d.size());
+  std::vector<std::string> order;
+  std::set<std::string> ready;
+  for (const auto& [name, n] : indegree) if (n == 0) ready.insert(name);
+  while (!ready.empty()) {
+    std::string next = *ready.begin();
+    ready.erase(ready.begin());
+    order.push_back(next);
+    for (const auto& [name, d] : deps) {
+      if (std::find(d.begin(), d.end(), next) != d.end() && --indegree[name] == 0) {
+        ready.insert(name);
+      }
+    }
+  }
+  if (order.size() != deps.size()) {
+    std::string members;
+    for (const auto& [name, n] : indegree) {
+      if (n > 0) members += (members.empty() ? "" : ", ") + Quote(name);
+    }
+    for (const auto& [name, n] : indegree) {
+      if (n > 0) {
+        issues.push_back({StagePtr(name) + "/depends_on",
+                          "dependency cycle among stages " + members});
+        break;
+      }
+    }
+    return;
+  }
+  std::map<std::string, std::set<std::string>> upstream;
+  for (const auto& name : order) {
+    auto& up = upstream[name];
+    for (const auto& d : deps[name]) {
+      up.insert(d);
+      up.insert(upstream[d].begin(), upstream[d].end());
+    }
+  }
+  std::map<std::string, std::string> data_stage;
+  for (const auto& name : order) {
+    const Json& stage = stages.at(name);
+    std::string type = stage.value("type", "");
+    std::string sp = StagePtr(name);
+    if (type == "prepare") {
+      const Json& dataset = stage["dataset"];
+      const std::string path = dataset.value("path", "");
+      const bool csv = dataset.value("format", "idx") == "csv";
+      std::error_code ec;
+      if (csv && !std::filesystem::is_regular_file(path, ec)) {
+        issues.push_back({sp + "/dataset/path", "no such file: " + path});
+      } else if (!csv && !std::filesystem::is_directory(path, ec)) {
+        issues.push_back({sp + "/dataset/path", "no such directory: " + path});
+      }
+      if (!csv && dataset.contains("label_column")) {
+        issues.push_back({sp + "/dataset/label_column", "is a setting of the \"csv\" format only"});
+      }
+      if (!csv && stage.contains("test_fraction")) {
+        issues.push_back({sp + "/test_fraction", "is a setting of the \"csv\" format only (idx files have a test split)"});
+      }
+      continue;
+    }
+    std::vector<std::string> preps;
+    for (const auto& u : upstream[name]) {
+      if (stages.at(u).value("type", "") == "prepare") preps.push_back(u);
+    }
+    if (preps.size() != 1) {
+      issues.push_back({sp + "/depends_on",
+                        preps.empty() ? "needs a prepare stage upstream for its data"
+                                      : "has " + std::to_string(preps.size()) +
+                                            " prepare stages upstream; exactly one must feed it data"});
+    } else {
+      data_stage[name] = preps.front();
+    }
+    if (type == "tune") {
+      std::string sampler = stage.contains("sampler") ? stage["sampler"].value("type", "random") : "random";
+      CheckSearchSpace(sp + "/search_space", stage["search_space"], sampler, issues);
+      const Json fixed = stage.value("hyperparameters", Json::object());
+      for (const auto& [k, v] : fixed.items()) {
+        if (stage["search_space"].contains(k)) {
+          issues.push_back({PointerAppend(sp + "/hyperparameters", k),
+                            Quote(k) + " is also in search_space; give it one place"});
+        }
+      }
+      CheckModelRefs(sp + "/model", stage["model"], TuneHyperparameterNames(stage), issues);
+      CheckPruner(sp, stage, issues);
+    } else if (type == "train") {
+      const Json& hp = stage["hyperparameters"];
+      std::set<std::string> known;
+      const Json* tune = nullptr;
+      if (hp.contains("from")) {
+        std::string from = hp["from"].get<std::string>();
+        if (CheckTuneRef(stages, name, from, upstream[name], sp + "/hyperparameters/from", issues)) {
+          tune = &stages.at(from);
+          known = TuneHyperparameterNames(*tune);
+        }
+      } else {
+        for (const auto& [k, v] : hp.items()) known.insert(k);
+      }
+      if (stage.contains("model")) {
+        CheckModelRefs(sp + "/model", stage["model"], known, issues);
+      } else if (!hp.contains("from")) {
+        issues.push_back({sp + "/model", "required when hyperparameters are not taken from a tune stage"});
+      }
+      CheckInitFrom(stages, name, stage, upstream[name], issues);
+      if (stage.contains("compare")) {
+        const Json& compare = stage["compare"];
+        if (!stage.contains("init_from")) {
+          issues.push_back({sp + "/compare", "needs init_from: it compares starts from that trial's epochs with the baseline"});
+        } else if (compare.contains("epochs_from")) {
+          const std::string from = stage["init_from"].value("stage", "");
+          const Json& eps = compare["epochs_from"];
+          for (size_t i = 0; i < eps.size() && stages.contains(from) && stages.at(from).contains("budget"); ++i) {
+            const int64_t max_epochs = stages.at(from)["budget"].value("max_epochs", int64_t{0});
+            if (eps[i].is_number_integer() && eps[i].get<int64_t>() >= max_epochs) {
+              issues.push_back({PointerAppend(sp + "/compare/epochs_from", std::to_string(i)),
+                                "epoch " + eps[i].dump() + " does not exist: stage " + Quote(from) +
+                                    " trains epochs 0.." + std::to_string(max_epochs - 1) + " (0-based)"});
+            }
+          }
+        }
+      }
+    } else if (type == "ablate") {
+      CheckAblate(stages, name, stage, upstream[name], data_stage.count(name) ? data_stage[name] : "", issues);
+      CheckInitFrom(stages, name, stage, upstream[name], issues);
+    }
+  }
+  if (plan != nullptr) {
+    plan->order = order;
+    plan->depends_on = deps;
+    plan->data_stage = data_stage;
+  }
+}
+
+}  // namespace spec_detail
+}  // namespace baton::orchestrator
