@@ -485,7 +485,8 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
       }
       if (s.resolved.contains("init_from")) {
         const Json& r = s.resolved["init_from"];
-        result += "; init from " + r["stage"].get<std::string>() + " trial " + std::to_string(r["trial_number"].get<int>()) +
+        const bool separated = result.empty() || (result.size() >= 2 && result.compare(result.size() - 2, 2, "; ") == 0);
+        result += std::string(separated ? "" : "; ") + "init from " + r["stage"].get<std::string>() + " trial " + std::to_string(r["trial_number"].get<int>()) +
                   " epoch " + r["epoch"].dump() + " (" + Short(r["checkpoint"].get<std::string>()) + ")";
       }
     }
