@@ -118,7 +118,14 @@ RunManager::~RunManager() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
-    for (auto& entry : queue_) CancelQueued(*entry, "the server stopped before the run started");
+    for (auto& entry : queue_) {
+      try {
+        CancelQueued(*entry, "the server stopped before the run started");
+      } catch (const std::exception&) {
+        // Not recorded (a full disk): the run stays pending, and the next
+        // server on the store starts it.
+      }
+    }
     queue_.clear();
     for (auto& [id, entry] : runs_) {
       if (entry->coordinator) entry->coordinator->Cancel("the server stopped");
