@@ -1,8 +1,9 @@
 #pragma once
 
 // What the HTTP end-to-end tests share: a tiny tuning pipeline, raw
-// sockets (requests sent byte for byte, a reader that never reads), and
-// polling a `baton serve` (tests/e2e/serve_process.h) for a run's end.
+// sockets (requests sent byte for byte, a reader that never reads), polling
+// a `baton serve` (tests/e2e/serve_process.h) for a run's end, and reading
+// a run's event stream.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -15,11 +16,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/json_util.h"
 #include "tests/e2e/serve_process.h"
@@ -146,6 +149,47 @@ inline std::string Trigger(const Server& server, const Json& pipeline) {
     return "";
   }
   return Json::parse(res->body)["run_id"];
+}
+
+// A server-sent event as received.
+struct Sse {
+  int64_t id = 0;
+  std::string type;
+  Json data;
+};
+
+// Reads the run's event stream to its end (the server closes it once the
+// run has finished).
+inline std::vector<Sse> ReadEvents(const Server& server, const std::string& run_id, int64_t last_id = 0) {
+  httplib::Client c = server.Client();
+  httplib::Headers headers;
+  if (last_id > 0) headers.emplace("Last-Event-ID", std::to_string(last_id));
+  std::string buffer;
+  std::vector<Sse> events;
+  auto res = c.Get(("/api/v1/runs/" + run_id + "/events").c_str(), headers, [&](const char* data, size_t n) {
+    buffer.append(data, n);
+    size_t end;
+    while ((end = buffer.find("\n\n")) != std::string::npos) {
+      const std::string block = buffer.substr(0, end);
+      buffer.erase(0, end + 2);
+      Sse e;
+      std::istringstream lines(block);
+      std::string line;
+      while (std::getline(lines, line)) {
+        if (line.rfind("id: ", 0) == 0) e.id = std::stoll(line.substr(4));
+        if (line.rfind("event: ", 0) == 0) e.type = line.substr(7);
+        if (line.rfind("data: ", 0) == 0) e.data = Json::parse(line.substr(6));
+      }
+      if (!e.type.empty()) events.push_back(e);
+    }
+    return true;
+  });
+  EXPECT_TRUE(res) << "event stream failed";
+  if (res) {
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->get_header_value("Content-Type"), "text/event-stream");
+  }
+  return events;
 }
 
 // Waits until the run has recorded an epoch (its workers are busy).

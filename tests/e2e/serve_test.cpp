@@ -1,125 +1,39 @@
-// `baton serve` end to end: the real binary on a free loopback port, real
+// `baton serve` end to end, through one running server (ServeTest in
+// tests/e2e/serve_fixture.h): the real binary on a free loopback port, real
 // worker processes for the runs it is asked for, a real store, and a real
-// HTTP client (cpp-httplib). One server for the suite; its first run is
-// triggered in SetUpTestSuite and followed over server-sent events.
-#include <signal.h>
-#include <stdio.h>
+// HTTP client (cpp-httplib). Reads of runs, trials, checkpoints, blobs and
+// lineage; triggers, idempotency, cancelling and the event stream; tokens,
+// traversal, data roots and hostile bodies; the CLI through the server.
+// Restarts, resume, gc and --public-read: serve_lifecycle_test.cpp.
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <httplib.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/digest.h"
 #include "common/json_util.h"
-#include "store/blob_store.h"
-#include "store/lineage_db.h"
 #include "tests/e2e/http_e2e.h"
-#include "tests/e2e/serve_process.h"
+#include "tests/e2e/serve_fixture.h"
 
 namespace baton {
 namespace {
 
 namespace fs = std::filesystem;
 
-using testing::Server;
-
-// Two trials of a small MLP, seed 3 (tests/e2e/http_e2e.h).
-Json Pipeline(const std::string& name, int epochs, int train_subset) {
-  return testing::TinyPipeline(name, 3, epochs, train_subset);
-}
-
-// A server-sent event as received.
-struct Sse {
-  int64_t id = 0;
-  std::string type;
-  Json data;
-};
-
-// Reads the run's event stream to its end (the server closes it once the
-// run has finished).
-std::vector<Sse> ReadEvents(const Server& server, const std::string& run_id, int64_t last_id = 0) {
-  httplib::Client c = server.Client();
-  httplib::Headers headers;
-  if (last_id > 0) headers.emplace("Last-Event-ID", std::to_string(last_id));
-  std::string buffer;
-  std::vector<Sse> events;
-  auto res = c.Get(("/api/v1/runs/" + run_id + "/events").c_str(), headers, [&](const char* data, size_t n) {
-    buffer.append(data, n);
-    size_t end;
-    while ((end = buffer.find("\n\n")) != std::string::npos) {
-      const std::string block = buffer.substr(0, end);
-      buffer.erase(0, end + 2);
-      Sse e;
-      std::istringstream lines(block);
-      std::string line;
-      while (std::getline(lines, line)) {
-        if (line.rfind("id: ", 0) == 0) e.id = std::stoll(line.substr(4));
-        if (line.rfind("event: ", 0) == 0) e.type = line.substr(7);
-        if (line.rfind("data: ", 0) == 0) e.data = Json::parse(line.substr(6));
-      }
-      if (!e.type.empty()) events.push_back(e);
-    }
-    return true;
-  });
-  EXPECT_TRUE(res) << "event stream failed";
-  if (res) {
-    EXPECT_EQ(res->status, 200);
-    EXPECT_EQ(res->get_header_value("Content-Type"), "text/event-stream");
-  }
-  return events;
-}
-
 using testing::Parse;
-
-class ServeTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new fs::path(fs::temp_directory_path() / ("baton-e2e-serve-" + std::to_string(getpid())));
-    fs::remove_all(*dir_);
-    server_ = new Server(*dir_ / "store", "--max-runs 2");
-    httplib::Client c = server_->Client();
-    httplib::Headers key = {{"Idempotency-Key", "first-run"}};
-    auto res = c.Post("/api/v1/runs", key, Json{{"pipeline", Pipeline("serve-e2e", 2, 600)}}.dump(),
-                      "application/json");
-    ASSERT_TRUE(res);
-    ASSERT_EQ(res->status, 201) << res->body;
-    run_id_ = new std::string(Json::parse(res->body)["run_id"].get<std::string>());
-    events_ = new std::vector<Sse>(ReadEvents(*server_, *run_id_));
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    fs::remove_all(*dir_);
-    delete dir_;
-    delete run_id_;
-    delete events_;
-  }
-  Json Get(const std::string& path) { return Parse(server_->Client().Get(path.c_str())); }
-  // The tune stage's best trial's last checkpoint.
-  std::string SomeCheckpoint() {
-    Json trials = Get("/api/v1/runs/" + *run_id_ + "/stages/tune/trials");
-    return trials["trials"][0]["epochs"].back()["checkpoint"].get<std::string>();
-  }
-
-  static fs::path* dir_;
-  static Server* server_;
-  static std::string* run_id_;
-  static std::vector<Sse>* events_;
-};
-fs::path* ServeTest::dir_ = nullptr;
-Server* ServeTest::server_ = nullptr;
-std::string* ServeTest::run_id_ = nullptr;
-std::vector<Sse>* ServeTest::events_ = nullptr;
+using testing::Pipeline;
+using testing::ReadEvents;
+using testing::ServeTest;
+using testing::Sse;
 
 TEST_F(ServeTest, TriggeredRunStreamsItsEventsInOrderAndSucceeds) {
   ASSERT_FALSE(events_->empty());
@@ -499,194 +413,6 @@ TEST_F(ServeTest, EveryDocumentedRouteIsServed) {
     EXPECT_FALSE(unknown_path) << url;
     EXPECT_NE(res->status, 401) << url;
   }
-}
-
-// gc frees what nothing refers to, and only with --apply / {"apply": true}.
-TEST(StoreGc, FreesOnlyUnreferencedBlobsAndOnlyWhenAsked) {
-  const fs::path dir = fs::temp_directory_path() / ("baton-e2e-gc-" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  const std::string baton = "BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store " + (dir / "store").string();
-  std::ofstream(dir / "p.json") << Pipeline("gc", 2, 600).dump();
-  ASSERT_EQ(std::system((baton + " run " + (dir / "p.json").string() + " --no-progress >/dev/null 2>&1").c_str()), 0);
-  auto gc = [&](const std::string& flags) {
-    int rc = -1;
-    return Json::parse(testing::Shell("(" + baton + " store gc --json " + flags + " 2>/dev/null)", &rc));
-  };
-  EXPECT_EQ(gc("")["unreferenced_blobs"], 0);  // a finished run refers to every blob it stored
-  // An upload whose report never came: bytes nothing refers to.
-  const std::string orphan(300000, 'x');
-  std::vector<std::string> kept;
-  {
-    auto blobs = store::BlobStore::Open(dir / "store" / "blobs");
-    blobs->Put(orphan);
-    blobs->ForEach([&](const std::string& d, uint64_t) { kept.push_back(d); });
-  }
-  Json dry = gc("");
-  EXPECT_EQ(dry["unreferenced_blobs"], 1);
-  EXPECT_EQ(dry["bytes"], orphan.size());
-  EXPECT_EQ(dry["blobs"][0], Sha256Hex(orphan));
-  EXPECT_EQ(dry["applied"], false);
-  Json applied = gc("--apply");
-  EXPECT_EQ(applied["unreferenced_blobs"], 1);
-  EXPECT_EQ(applied["applied"], true);
-  EXPECT_EQ(gc("")["unreferenced_blobs"], 0);
-  auto blobs = store::BlobStore::Open(dir / "store" / "blobs");
-  EXPECT_FALSE(blobs->Has(Sha256Hex(orphan)));
-  for (const auto& d : kept) {
-    if (d == Sha256Hex(orphan)) continue;
-    EXPECT_NO_THROW(blobs->Get(d)) << d;  // everything else is still there and verifies
-  }
-  blobs.reset();
-  // Over HTTP: a dry run by default; apply needs the token and no active run.
-  {
-    Server server(dir / "store", "");
-    httplib::Client c = server.Client();
-    Json report = Parse(c.Post("/api/v1/store:gc", "", "application/json"));
-    EXPECT_EQ(report["applied"], false) << report.dump();
-    EXPECT_EQ(report["unreferenced_blobs"], 0);
-    Json applied_http = Parse(c.Post("/api/v1/store:gc", R"({"apply": true})", "application/json"));
-    EXPECT_EQ(applied_http["applied"], true) << applied_http.dump();
-    auto anonymous = server.Client(/*with_token=*/false).Post("/api/v1/store:gc", "", "application/json");
-    ASSERT_TRUE(anonymous);
-    EXPECT_EQ(anonymous->status, 401);
-  }
-  fs::remove_all(dir);
-}
-
-// A `baton run` killed after its first epoch leaves a run "running" in the
-// store; `baton serve` on that store continues it by itself, and :resume
-// refuses a run that is not interrupted.
-TEST(ServeResume, RestartedServerFinishesAnInterruptedRun) {
-  const fs::path dir = fs::temp_directory_path() / ("baton-e2e-serve-resume-" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  std::ofstream(dir / "p.json") << Pipeline("resume", 6, 2000).dump();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);  // its workers too, for the kill below
-    execl("/bin/sh", "sh", "-c",
-          ("exec env BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store " + (dir / "store").string() + " run " +
-           (dir / "p.json").string() + " --no-progress >/dev/null 2>&1")
-              .c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  // Kill the orchestrator once an epoch is recorded.
-  std::string run_id;
-  for (int i = 0; i < 600 && run_id.empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (!fs::exists(dir / "store" / "lineage.db")) continue;
-    try {
-      auto db = store::LineageDb::Open(dir / "store" / "lineage.db");
-      for (const auto& r : db->ListRuns(1)) {
-        for (const auto& st : db->GetStages(r.id)) {
-          for (const auto& t : db->GetTrials(st.id)) {
-            if (st.name == "tune" && !db->GetEpochs(t.id).empty()) run_id = r.id;
-          }
-        }
-      }
-    } catch (const std::exception&) {
-    }
-  }
-  ASSERT_FALSE(run_id.empty()) << "no epoch recorded within 60 s";
-  kill(-pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  {
-    auto db = store::LineageDb::Open(dir / "store" / "lineage.db");
-    ASSERT_EQ(db->GetRun(run_id)->status, "running");  // cut short
-  }
-  Server server(dir / "store", "");
-  std::vector<Sse> events = ReadEvents(server, run_id);  // the resumed part
-  ASSERT_FALSE(events.empty());
-  EXPECT_EQ(events.back().data["data"]["status"], "succeeded") << events.back().data.dump();
-  Json run = Parse(server.Client().Get(("/api/v1/runs/" + run_id).c_str()));
-  EXPECT_EQ(run["status"], "succeeded");
-  Json trials = Parse(server.Client().Get(("/api/v1/runs/" + run_id + "/stages/tune/trials").c_str()));
-  for (const auto& t : trials["trials"]) EXPECT_EQ(t["epochs"].size(), 6u) << t.dump();  // no epoch lost or doubled
-  auto again = server.Client().Post(("/api/v1/runs/" + run_id + ":resume").c_str(), "", "application/json");
-  ASSERT_TRUE(again);
-  EXPECT_EQ(again->status, 409) << again->body;
-  auto unknown = server.Client().Post("/api/v1/runs/20000101-000000-0000:resume", "", "application/json");
-  ASSERT_TRUE(unknown);
-  EXPECT_EQ(unknown->status, 404);
-  EXPECT_EQ(server.Stop(), 0);
-  fs::remove_all(dir);
-}
-
-// An Idempotency-Key is written with its run, in one transaction: a client
-// that retries after the server died (SIGKILL right after its 201) or was
-// restarted gets the run the key created, never a second one.
-TEST(ServeRestart, IdempotencyKeysOutliveTheServer) {
-  const fs::path dir = fs::temp_directory_path() / ("baton-e2e-serve-keys-" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  const Json pipeline = Pipeline("keyed", 2, 600);
-  const httplib::Headers key = {{"Idempotency-Key", "retry-after-restart"}};
-  std::string run_id;
-  {
-    Server server(dir / "store", "");
-    auto res = server.Client().Post("/api/v1/runs", key, Json{{"pipeline", pipeline}}.dump(), "application/json");
-    ASSERT_TRUE(res);
-    ASSERT_EQ(res->status, 201) << res->body;
-    run_id = Json::parse(res->body)["run_id"].get<std::string>();
-    kill(server.pid(), SIGKILL);  // no clean shutdown
-  }
-  Server server(dir / "store", "");
-  auto again = server.Client().Post("/api/v1/runs", key, Json{{"pipeline", pipeline}}.dump(), "application/json");
-  ASSERT_TRUE(again);
-  EXPECT_EQ(again->status, 200) << again->body;
-  EXPECT_EQ(Json::parse(again->body)["run_id"], run_id);
-  EXPECT_EQ(testing::WaitForRun(server, run_id), "succeeded");  // resumed by the new server
-  EXPECT_EQ(server.Stop(), 0);
-
-  Server restarted(dir / "store", "");
-  again = restarted.Client().Post("/api/v1/runs", key, Json{{"pipeline", pipeline}}.dump(), "application/json");
-  ASSERT_TRUE(again);
-  EXPECT_EQ(again->status, 200) << again->body;
-  EXPECT_EQ(Json::parse(again->body)["run_id"], run_id);
-  auto other = restarted.Client().Post("/api/v1/runs", key, Json{{"pipeline", Pipeline("other", 1, 600)}}.dump(),
-                                       "application/json");
-  ASSERT_TRUE(other);
-  EXPECT_EQ(other->status, 409) << other->body;
-  EXPECT_NE(other->body.find(run_id), std::string::npos) << other->body;
-  EXPECT_EQ(Parse(restarted.Client().Get("/api/v1/runs?max_results=1000"))["runs"].size(), 1u);
-  EXPECT_EQ(restarted.Stop(), 0);
-  fs::remove_all(dir);
-}
-
-TEST(ServePublicRead, ReadsNeedNoTokenButMutationsDo) {
-  const fs::path dir = fs::temp_directory_path() / ("baton-e2e-serve-public-" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  {
-    Server server(dir / "store", "--public-read");
-    httplib::Client anonymous = server.Client(/*with_token=*/false);
-    auto read = anonymous.Get("/api/v1/runs");
-    ASSERT_TRUE(read);
-    EXPECT_EQ(read->status, 200) << read->body;
-    auto write = anonymous.Post("/api/v1/pipelines", Pipeline("x", 1, 600).dump(), "application/json");
-    ASSERT_TRUE(write);
-    EXPECT_EQ(write->status, 401);
-    EXPECT_EQ(server.Stop(), 0);
-  }
-  // The token survives a restart; a token file others can read is refused.
-  const std::string first = [&] {
-    std::string t;
-    std::ifstream(dir / "store" / "api-token") >> t;
-    return t;
-  }();
-  {
-    Server again(dir / "store", "");
-    EXPECT_EQ(again.token, first);
-  }
-  chmod((dir / "store" / "api-token").c_str(), 0644);
-  const std::string cmd = std::string(BATON_BIN) + " --store " + (dir / "store").string() + " serve --port 0 >/dev/null 2>" +
-                          (dir / "refused.log").string();
-  const int status = std::system(cmd.c_str());
-  EXPECT_NE(WEXITSTATUS(status), 0);
-  std::ifstream log(dir / "refused.log");
-  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
-  EXPECT_NE(text.find("chmod 600"), std::string::npos) << text;
-  fs::remove_all(dir);
 }
 
 }  // namespace
