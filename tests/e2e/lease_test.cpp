@@ -277,9 +277,11 @@ TEST_F(LeaseRunTest, AStoppedWorkersTrialIsRetriedElsewhereFromItsLastEpoch) {
 }
 
 TEST_F(LeaseRunTest, OrphanedWorkersExitMidEpochByTheirHeartbeats) {
-  // Epochs far longer than the test waits (several seconds even on a fast
-  // machine): 16000 training examples through a hidden layer of 2048 units.
-  StartRun(Pipeline(/*train_subset=*/20000, /*hidden=*/2048, {0.05}, 3), "1", "2");
+  // Epochs far longer than the test waits (over ten seconds even on a fast
+  // machine): 48000 training examples through a hidden layer of 4096 units.
+  // (16000 through 2048 took 2.2 s on a fast day: the epoch could end in
+  // the ~2 s the heartbeats need to give up.)
+  StartRun(Pipeline(/*train_subset=*/60000, /*hidden=*/4096, {0.05}, 3), "1", "2");
   std::string run_id;
   int64_t trial_id = 0;
   const auto give_up = Clock::now() + 180s;
