@@ -54,6 +54,7 @@ void ProgressPrinter::OnEvent(const orchestrator::Event& e) {
       s.status = "running";
       s.type = e.data.value("type", "");
       s.tasks = e.data.value("tasks", 0);
+      s.done = e.data.value("finished_before", 0);  // a resumed stage's trials that had ended
       s.started = e.time;
     } else if (e.type == "stage_cached") {
       s.status = "cached";
@@ -119,7 +120,11 @@ void ProgressPrinter::Log(const orchestrator::Event& e) {
     what = "run " + e.run_id + " " + e.data.value("status", "");
     if (!e.data.value("error", "").empty()) what += ": " + e.data.value("error", "");
   } else if (e.type == "stage_started") {
-    what = e.stage + ": started, " + std::to_string(e.data.value("tasks", 0)) + " task(s)";
+    what = e.stage + (e.data.value("resumed", false) ? ": resumed, " : ": started, ") +
+           std::to_string(e.data.value("tasks", 0)) + " task(s)";
+    if (e.data.value("resumed", false)) {
+      what += ", " + std::to_string(e.data.value("finished_before", 0)) + " of them finished before";
+    }
   } else if (e.type == "stage_cached") {
     what = e.stage + ": cache hit (reusing run " + e.data.value("cached_from_run", "") + ")";
   } else if (e.type == "stage_finished") {

@@ -41,7 +41,6 @@ class ProgressPrinter : public orchestrator::Observer {
     double best = 0;
     double started = 0;
     double finished = 0;
-    std::map<int64_t, int> epochs_of_task;
   };
   void Redraw();
   std::string Line(const std::string& name, const StageLine& s, double now);
