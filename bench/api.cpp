@@ -35,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_common.h"
 #include "common/json_util.h"
 #include "store/lineage_db.h"
 
@@ -408,8 +409,7 @@ void PrintTable(const Options& options, const std::string& wrk_version, const Ta
 }
 
 bool ParseOptions(int argc, char** argv, Options* options) {
-  const fs::path self = fs::read_symlink("/proc/self/exe");
-  options->baton = (self.parent_path().parent_path() / "api" / "baton").string();
+  options->baton = ::baton::bench::BatonBinary();
   if (argc % 2 == 0) {
     std::fprintf(stderr, "option %s needs a value\n", argv[argc - 1]);
     return false;
@@ -454,11 +454,4 @@ int Run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return Run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_api: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return ::baton::bench::GuardedMain("bench_api", Run, argc, argv); }

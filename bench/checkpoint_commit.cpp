@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_common.h"
 #include "api/http_server.h"
 #include "common/digest.h"
 #include "common/error.h"
@@ -487,11 +488,4 @@ int Run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return Run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_checkpoint_commit: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return ::baton::bench::GuardedMain("bench_checkpoint_commit", Run, argc, argv); }

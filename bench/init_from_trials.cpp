@@ -20,6 +20,7 @@
 #include <sstream>
 #include <string>
 
+#include "bench/bench_common.h"
 #include "common/json_util.h"
 #include "store/lineage_db.h"
 
@@ -91,8 +92,7 @@ int main(int argc, char** argv) {
   std::string epochs_from = "1,3,last";
   std::string schedule = "constant";  // the reference measurement's
   std::string pipeline = BATON_SOURCE_DIR "/examples/fashion-mnist.json";
-  const fs::path self = fs::read_symlink("/proc/self/exe");
-  std::string baton = (self.parent_path().parent_path() / "api" / "baton").string();
+  std::string baton = ::baton::bench::BatonBinary();
   std::string base = "/tmp", out_file;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];

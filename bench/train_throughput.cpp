@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_common.h"
 #include "common/error.h"
 #include "common/json_util.h"
 #include "stages/dataset.h"
@@ -456,8 +457,8 @@ int Run(int argc, char** argv) {
   std::string rows_arg = "bare,bare-malloc,bare-malloc-cl,baton,pytorch,pytorch-malloc";
   std::string python = "/usr/bin/python3", child_mode, child_dir;
   const fs::path self = fs::read_symlink("/proc/self/exe");
-  std::string baton = (self.parent_path().parent_path() / "api" / "baton").string();
-  std::string script = (self.parent_path() / "pytorch_loop.py").string();
+  std::string baton = ::baton::bench::BatonBinary();
+  std::string script = (::baton::bench::BenchDir() / "pytorch_loop.py").string();
   std::string base = fs::temp_directory_path().string();
   bool keep = false;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -686,11 +687,4 @@ int Run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return Run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_train_throughput: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return ::baton::bench::GuardedMain("bench_train_throughput", Run, argc, argv); }

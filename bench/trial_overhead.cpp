@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_common.h"
 #include "common/json_util.h"
 #include "store/lineage_db.h"
 
@@ -233,9 +234,8 @@ int Run(int argc, char** argv) {
   int trials = 500, workers = 2, repeats = 3;
   std::string samplers_arg = "random,tpe", jobs_arg = "1";
   std::string python = "/usr/bin/python3";
-  const fs::path self = fs::read_symlink("/proc/self/exe");
-  std::string baton = (self.parent_path().parent_path() / "api" / "baton").string();
-  std::string script = (self.parent_path() / "optuna_trivial.py").string();
+  std::string baton = ::baton::bench::BatonBinary();
+  std::string script = (::baton::bench::BenchDir() / "optuna_trivial.py").string();
   std::string base = fs::temp_directory_path().string();
   bool keep = false;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -380,11 +380,4 @@ int Run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return Run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_trial_overhead: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return ::baton::bench::GuardedMain("bench_trial_overhead", Run, argc, argv); }

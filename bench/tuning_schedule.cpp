@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_common.h"
 #include "common/json_util.h"
 #include "store/lineage_db.h"
 
@@ -108,8 +109,7 @@ int main(int argc, char** argv) {
   double validation_fraction = 0.6;
   int64_t seed = -1;  // the pipeline's
   std::string pipeline = BATON_SOURCE_DIR "/examples/fashion-mnist.json";
-  const fs::path self = fs::read_symlink("/proc/self/exe");
-  std::string baton = (self.parent_path().parent_path() / "api" / "baton").string();
+  std::string baton = ::baton::bench::BatonBinary();
   std::string base = "/tmp";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
