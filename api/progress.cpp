@@ -120,11 +120,9 @@ void ProgressPrinter::Log(const orchestrator::Event& e) {
     what = "run " + e.run_id + " " + e.data.value("status", "");
     if (!e.data.value("error", "").empty()) what += ": " + e.data.value("error", "");
   } else if (e.type == "stage_started") {
-    what = e.stage + (e.data.value("resumed", false) ? ": resumed, " : ": started, ") +
-           std::to_string(e.data.value("tasks", 0)) + " task(s)";
-    if (e.data.value("resumed", false)) {
-      what += ", " + std::to_string(e.data.value("finished_before", 0)) + " of them finished before";
-    }
+    const bool resumed = e.data.value("resumed", false);
+    what = e.stage + (resumed ? ": resumed, " : ": started, ") + std::to_string(e.data.value("tasks", 0)) + " task(s)";
+    if (resumed) what += ", " + std::to_string(e.data.value("finished_before", 0)) + " of them finished before";
   } else if (e.type == "stage_cached") {
     what = e.stage + ": cache hit (reusing run " + e.data.value("cached_from_run", "") + ")";
   } else if (e.type == "stage_finished") {

@@ -215,10 +215,7 @@ void RunManager::Loop() {
 void RunManager::Execute(Entry& entry) {
   orchestrator::CoordinatorOptions coordinator_options;
   coordinator_options.lease = options_.lease;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    coordinator_options.resume_command = options_.resume_command;
-  }
+  coordinator_options.resume_command = ResumeCommand();
   std::unique_ptr<orchestrator::Coordinator> owned =
       entry.resume ? orchestrator::Coordinator::ForResume(*store_.blobs, *store_.db, entry.run_id, coordinator_options)
                    : std::make_unique<orchestrator::Coordinator>(*store_.blobs, *store_.db, entry.pipeline, entry.run_id,
@@ -242,6 +239,20 @@ void RunManager::Execute(Entry& entry) {
 void RunManager::SetResumeCommand(const std::string& command) {
   std::lock_guard<std::mutex> lock(mu_);
   options_.resume_command = command;
+}
+
+std::string RunManager::ResumeCommand() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return options_.resume_command;
+}
+
+// With events_mu_ held.
+void RunManager::AppendRunFinished(Entry& entry, const std::string& status, const std::string& error) {
+  const int64_t id = static_cast<int64_t>(entry.events.size()) + 1;
+  entry.events.push_back(RunEvent{id, "run_finished",
+                                  {{"id", id}, {"type", "run_finished"}, {"run_id", entry.run_id},
+                                   {"data", {{"status", status}, {"error", error}}}}});
+  events_cv_.notify_all();
 }
 
 void RunManager::Overlay(store::RunRecord& run) {
@@ -272,16 +283,8 @@ void RunManager::EndUnexecuted(Entry& entry, const std::exception& e) {
   const auto* error = dynamic_cast<const Error*>(&e);
   const bool full = error != nullptr && error->code() == ErrorCode::kResourceExhausted;
   const std::string status = full ? "interrupted" : "failed";
-  std::string resume_command;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    resume_command = options_.resume_command;
-  }
-  const std::string reason =
-      full ? "run " + entry.run_id + " stopped: the store is out of space (RESOURCE_EXHAUSTED): " + e.what() +
-                 "; once space is freed, `" + resume_command + " " + entry.run_id +
-                 "` continues it from its last stored epochs"
-           : std::string("could not execute the run: ") + e.what();
+  const std::string reason = full ? orchestrator::OutOfSpaceReason(entry.run_id, e.what(), ResumeCommand())
+                                  : std::string("could not execute the run: ") + e.what();
   try {
     auto run = store_.db->GetRun(entry.run_id);
     if (run && (run->status == "pending" || run->status == "running" || (full && run->status == "interrupted"))) {
@@ -295,11 +298,7 @@ void RunManager::EndUnexecuted(Entry& entry, const std::exception& e) {
   std::lock_guard<std::mutex> lock(events_mu_);
   if (!entry.events.empty() && entry.events.back().type == "run_finished") return;  // the coordinator told it
   if (full) entry.interrupted = reason;
-  const int64_t id = static_cast<int64_t>(entry.events.size()) + 1;
-  entry.events.push_back(RunEvent{id, "run_finished",
-                                  {{"id", id}, {"type", "run_finished"}, {"run_id", entry.run_id},
-                                   {"data", {{"status", status}, {"error", reason}}}}});
-  events_cv_.notify_all();
+  AppendRunFinished(entry, status, reason);
 }
 
 // With mu_ held. The run never started: its records say so.
@@ -316,12 +315,8 @@ void RunManager::CancelQueued(Entry& entry, const std::string& reason) {
     }
   }
   std::lock_guard<std::mutex> lock(events_mu_);
-  const int64_t id = static_cast<int64_t>(entry.events.size()) + 1;
-  entry.events.push_back(RunEvent{id, "run_finished",
-                                  {{"id", id}, {"type", "run_finished"}, {"run_id", entry.run_id},
-                                   {"data", {{"status", "cancelled"}, {"error", reason}}}}});
   entry.over = true;
-  events_cv_.notify_all();
+  AppendRunFinished(entry, "cancelled", reason);
 }
 
 void RunManager::Cancel(const std::string& run_id, const std::string& reason) {

@@ -97,6 +97,8 @@ class RunManager {
   void Loop();
   void CancelQueued(Entry& entry, const std::string& reason);
   void EndUnexecuted(Entry& entry, const std::exception& e);
+  void AppendRunFinished(Entry& entry, const std::string& status, const std::string& error);
+  std::string ResumeCommand();
 
   StoreHandle& store_;
   RunManagerOptions options_;

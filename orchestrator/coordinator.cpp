@@ -57,6 +57,11 @@ std::string CreateRun(store::LineageDb& db, const Pipeline& pipeline, const std:
   return run.id;
 }
 
+std::string OutOfSpaceReason(const std::string& run_id, const std::string& cause, const std::string& resume_command) {
+  return "run " + run_id + " stopped: the store is out of space (RESOURCE_EXHAUSTED): " + cause +
+         "; once space is freed, `" + resume_command + " " + run_id + "` continues it from its last stored epochs";
+}
+
 Coordinator::Coordinator(store::BlobStore& blobs, store::LineageDb& db, Pipeline pipeline,
                          std::string run_id, CoordinatorOptions options)
     : blobs_(blobs), db_(db), pipeline_(std::move(pipeline)), run_id_(std::move(run_id)),
@@ -455,9 +460,7 @@ bool Coordinator::Cancel(const std::string& reason) {
 bool Coordinator::Interrupt(const Error& cause) {
   std::lock_guard<std::mutex> lock(mu_);
   if (finished_) return false;
-  interrupted_ = "run " + run_id_ + " stopped: the store is out of space (RESOURCE_EXHAUSTED): " + cause.what() +
-                 "; once space is freed, `" + options_.resume_command + " " + run_id_ +
-                 "` continues it from its last stored epochs";
+  interrupted_ = OutOfSpaceReason(run_id_, cause.what(), options_.resume_command);
   try {
     if (auto run = db_.GetRun(run_id_)) {
       run->status = "interrupted";

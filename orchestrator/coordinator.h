@@ -40,6 +40,10 @@ struct CoordinatorOptions {
 // executes. Returns the run id.
 std::string CreateRun(store::LineageDb& db, const Pipeline& pipeline, const std::string& idempotency_key = "");
 
+// Why a full disk stopped run `run_id` (RESOURCE_EXHAUSTED, the write that
+// failed) and the command that continues it once space is freed.
+std::string OutOfSpaceReason(const std::string& run_id, const std::string& cause, const std::string& resume_command);
+
 // Runs one run's stages: decides what is cached, expands stages into tasks,
 // hands tasks to workers and records what they report. Transport-free: the
 // HTTP face (api/) and the executors call these methods. All methods are
