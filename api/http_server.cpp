@@ -275,7 +275,16 @@ int HttpServer::Start() {
     throw Error(ErrorCode::kUnavailable, "cannot listen on " + impl.options.host + ":" +
                                              std::to_string(impl.options.port));
   }
-  impl.thread = std::thread([&impl] { impl.server.listen_after_bind(); });
+  impl.thread = std::thread([&impl] {
+    impl.server.listen_after_bind();
+    impl.listen_returned = true;
+  });
+  // cpp-httplib's stop() does nothing until the listener has started
+  // (is_running): a Stop right after Start (a resumed run with nothing left
+  // to do) would leave the listener, and Stop's join, running forever.
+  while (!impl.server.is_running() && !impl.listen_returned) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   return impl.port;
 }
 

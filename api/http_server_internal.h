@@ -3,6 +3,7 @@
 // What the translation units of api/ that register routes share: the
 // server's state and the one way errors and JSON leave it. Includes
 // cpp-httplib, so only api/*.cpp may include this.
+#include <atomic>
 #include <exception>
 #include <memory>
 #include <thread>
@@ -21,6 +22,7 @@ struct HttpServer::Impl {
   HttpServerOptions options;
   httplib::Server server;
   std::thread thread;
+  std::atomic<bool> listen_returned{false};  // the listener thread's listen_after_bind has returned
   int port = 0;
   std::vector<std::pair<std::string, std::string>> routes;  // MountApi's (method, OpenAPI path)
   std::vector<std::shared_ptr<void>> keep;                  // state the routes' handlers use
