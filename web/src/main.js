@@ -1,0 +1,78 @@
+// Baton's web UI: the shell (top bar, breadcrumb, token dialog, toasts) and
+// the route table. Pages live in pages/; they talk only to /api/v1.
+import './app.css';
+import { render } from 'preact';
+import { useState } from 'preact/hooks';
+import { html, crumbs, Toasts } from './ui.js';
+import { token, tokenPrompt, setToken, askToken } from './api.js';
+import { usePlace, match, Link } from './router.js';
+import { useSignal } from './state.js';
+import { RunsPage } from './pages/runs.js';
+import { RunPage } from './pages/run.js';
+import { StagePage } from './pages/stage.js';
+import { TrialPage } from './pages/trial.js';
+import { CheckpointPage } from './pages/checkpoint.js';
+import { StorePage } from './pages/store.js';
+import { NewRunPage } from './pages/new.js';
+
+const ROUTES = [
+  ['/', RunsPage],
+  ['/new', NewRunPage],
+  ['/store', StorePage],
+  ['/runs/:run', RunPage],
+  ['/runs/:run/stages/:stage', StagePage],
+  ['/trials/:trial', TrialPage],
+  ['/checkpoints/:digest', CheckpointPage],
+];
+
+function TokenDialog() {
+  const p = useSignal(tokenPrompt);
+  const [value, setValue] = useState('');
+  if (!p) return null;
+  const submit = (e) => { e.preventDefault(); setToken(value.trim()); setValue(''); p.done(value.trim()); };
+  const cancel = () => p.done(null);
+  return html`<div class="overlay" role="dialog" aria-modal="true" aria-labelledby="tokhead" onKeyDown=${(e) => e.key === 'Escape' && cancel()}>
+    <form class="dialog" onSubmit=${submit} data-testid="token-dialog">
+      <h2 id="tokhead">API token</h2>
+      <div class="muted small">${p.reason} It is in the store's <code>api-token</code> file (printed by <code>baton serve</code> on its first start).
+        It stays in this tab only (session storage), never in a URL.</div>
+      <input type="password" autofocus autocomplete="off" aria-label="API token" value=${value} onInput=${(e) => setValue(e.currentTarget.value)} />
+      <div class="row"><span class="spacer"></span><button type="button" onClick=${cancel}>Cancel</button><button class="primary" type="submit">Use token</button></div>
+    </form></div>`;
+}
+
+function TopBar() {
+  const list = useSignal(crumbs);
+  const t = useSignal(token);
+  const lock = () => (t ? (setToken(''), location.reload()) : askToken('Enter the API token to act on runs.').then((v) => v && location.reload()));
+  return html`<header class="topbar">
+    <${Link} class="brand" href="/">Baton<//>
+    <nav class="crumbs" aria-label="breadcrumb">
+      <${Link} href="/">Runs<//>
+      ${list.map((c) => html`<span class="sep">›</span>${c.href ? html`<${Link} href=${c.href}>${c.label}<//>` : html`<span>${c.label}</span>`}`)}
+    </nav>
+    <div class="right">
+      <${Link} href="/new">New run<//>
+      <${Link} href="/store">Store<//>
+      <a href="/api/v1/openapi.json" target="_blank" rel="noopener">API</a>
+      <button class="lock" onClick=${lock} title=${t ? 'token set for this tab: click to forget it' : 'no token: click to enter one'} data-testid="lock">
+        ${t ? '🔓 token' : '🔒 no token'}</button>
+    </div></header>`;
+}
+
+function NotFound() {
+  crumbs.set([]);
+  return html`<div class="card empty">No page at this address. <${Link} href="/">Back to the runs<//>.</div>`;
+}
+
+function App() {
+  const p = usePlace();
+  let page = null;
+  for (const [pattern, Page] of ROUTES) {
+    const params = match(pattern, p.path);
+    if (params) { page = html`<${Page} key=${p.path} ...${params} />`; break; }
+  }
+  return html`<${TopBar} /><main>${page || html`<${NotFound} />`}</main><${TokenDialog} /><${Toasts} />`;
+}
+
+render(html`<${App} />`, document.getElementById('app'));
