@@ -126,14 +126,15 @@ int RunCli(int argc, char** argv) {
 
   auto* serve = app.add_subcommand("serve", "serve the REST API (/api/v1), the web UI and runs triggered over HTTP");
   ServeOptions serve_options;
-  serve_options.web_dir = BATON_SOURCE_DIR "/web";
   serve->add_option("--host", serve_options.host, "address to listen on (default 127.0.0.1)");
   serve->add_option("--port", serve_options.port, "port (default 8080; 0 = any free one)");
   serve->add_flag("--public-read", serve_options.public_read, "let reads through without the token");
   serve->add_option("--max-runs", serve_options.max_runs, "runs executing at once (default 2)")->check(CLI::PositiveNumber);
   serve->add_option("--workers", serve_options.workers, "worker processes per run (default: as baton run)");
   serve->add_option("--lease-seconds", serve_options.lease_seconds, lease_help)->check(CLI::Range(0.1, 86400.0));
-  serve->add_option("--web-dir", serve_options.web_dir, "the web UI's files (default: the source tree's web/)");
+  serve->add_option("--web-dir", serve_options.web_dir,
+                    "serve the web UI from this folder (e.g. node web/build.mjs DIR --dev) instead of the files built "
+                    "into baton; for working on the UI");
   serve->add_option("--data-root", serve_options.data_roots,
                     "folder that pipelines sent over HTTP may read data from; repeatable (default: the store and "
                     "/usr/share/datasets)");

@@ -96,7 +96,7 @@ struct ServeOptions {
   int workers = 0;                  // worker processes per run (0 = as `baton run`)
   int threads = 16;                 // request threads (each event stream holds one)
   size_t max_body_bytes = 16u << 20;  // largest request body (413 above)
-  std::string web_dir;              // the web UI's files, served under /
+  std::string web_dir;              // a folder to serve the web UI from; "" = the files built into baton
   std::vector<std::string> data_roots;  // empty: the store and /usr/share/datasets
   double lease_seconds = 30;        // as RunOptions::lease_seconds, for every run it executes
 };

@@ -76,7 +76,11 @@ int CmdServe(const std::string& store_dir, const ServeOptions& options) {
   api.web_dir = options.web_dir;
   api.data_roots = options.data_roots;
   if (api.data_roots.empty()) api.data_roots = {store_dir, "/usr/share/datasets"};
-  if (!api.web_dir.empty() && !std::filesystem::is_directory(api.web_dir)) api.web_dir.clear();
+  if (!api.web_dir.empty() && !std::filesystem::is_regular_file(std::filesystem::path(api.web_dir) / "index.html")) {
+    throw Error(ErrorCode::kInvalidArgument, "--web-dir " + api.web_dir +
+                                                 ": no index.html there (build one with: node web/build.mjs " +
+                                                 api.web_dir + " --dev)");
+  }
 
   RunManagerOptions run_options;
   run_options.max_runs = options.max_runs;

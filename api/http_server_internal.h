@@ -40,5 +40,16 @@ void SendJson(httplib::Response& res, const Json& body);
 // The envelope of an exception a handler threw (baton::Error by its code).
 void SendException(httplib::Response& res, std::exception_ptr ep);
 
+// The web UI (web_ui.cpp): its embedded files, or those of `web_dir` when
+// not empty, and index.html for the UI's own paths (deep links). Mount
+// after every other route: it answers what they did not.
+void MountWebUi(httplib::Server& server, const std::string& web_dir);
+// HMAC-SHA256 of "path\nexpires" under `key`, hex: a download URL that
+// carries no token and works until `expires` (Unix seconds).
+std::string SignPath(const std::string& key, const std::string& path, int64_t expires);
+// Whether the request's ?expires=&signature= sign its path and have not
+// expired at `now`.
+bool SignatureValid(const std::string& key, const httplib::Request& req, int64_t now);
+
 }  // namespace detail
 }  // namespace baton::api

@@ -6,6 +6,9 @@
 // leave through detail::SendError, in MLflow's envelope.
 #include <algorithm>
 #include <atomic>
+#include <ctime>
+#include <map>
+#include <mutex>
 #include <filesystem>
 #include <regex>
 
@@ -26,6 +29,7 @@ using Handler = std::function<void(const httplib::Request&, httplib::Response&)>
 
 constexpr int kDefaultPage = 100;
 constexpr int kMaxPage = 1000;
+constexpr int64_t kLinkSeconds = 60;  // a signed download URL's life
 
 // The regex of one OpenAPI path parameter.
 std::string ParamPattern(const std::string& name) {
@@ -97,8 +101,19 @@ struct Api {
   int max_streams = 1;
   std::shared_ptr<std::atomic<int>> streams = std::make_shared<std::atomic<int>>(0);
 
-  bool Authorized(const httplib::Request& req, httplib::Response& res, bool mutation) const {
+  // Signs the short-lived download URLs of GET .../download-link; new for
+  // each server, so a restart ends every link.
+  std::string link_key = NewToken();
+  // Ended runs' summaries for the runs list (they no longer change).
+  struct Summaries {
+    std::mutex mu;
+    std::map<std::string, Json> by_run;
+  };
+  std::shared_ptr<Summaries> summaries = std::make_shared<Summaries>();
+
+  bool Authorized(const httplib::Request& req, httplib::Response& res, bool mutation, bool signed_ok) const {
     if (!mutation && options.public_read) return true;
+    if (signed_ok && detail::SignatureValid(link_key, req, static_cast<int64_t>(std::time(nullptr)))) return true;
     const std::string given = req.get_header_value("Authorization");
     const std::string expected = "Bearer " + options.token;
     unsigned char diff = given.size() == expected.size() ? 0 : 1;
@@ -111,12 +126,14 @@ struct Api {
     return false;
   }
 
-  void Route(const std::string& method, const std::string& path, Handler handler) {
+  // `signed_ok`: a URL signed by GET .../download-link may stand in for the
+  // token (downloads a browser starts cannot send a header).
+  void Route(const std::string& method, const std::string& path, Handler handler, bool signed_ok = false) {
     routes.emplace_back(method, path);
     const std::string pattern = "/api/v1" + PathRegex(path);
     const bool mutation = method != "GET";
-    auto guarded = [this, mutation, handler](const httplib::Request& req, httplib::Response& res) {
-      if (Authorized(req, res, mutation)) handler(req, res);
+    auto guarded = [this, mutation, signed_ok, handler](const httplib::Request& req, httplib::Response& res) {
+      if (Authorized(req, res, mutation, signed_ok)) handler(req, res);
     };
     if (method == "GET") server.Get(pattern, guarded);
     else if (method == "POST") server.Post(pattern, guarded);
@@ -176,6 +193,22 @@ struct Api {
                   issues);
     }
     return orchestrator::LoadPipeline(doc);
+  }
+
+  // RunSummaryJson, kept once the run has ended.
+  Json Summary(const store::RunRecord& run) {
+    const bool ended = run.status == "succeeded" || run.status == "failed" || run.status == "cancelled";
+    if (ended) {
+      std::lock_guard<std::mutex> lock(summaries->mu);
+      auto it = summaries->by_run.find(run.id);
+      if (it != summaries->by_run.end()) return it->second;
+    }
+    Json summary = RunSummaryJson(store, run);
+    if (ended) {
+      std::lock_guard<std::mutex> lock(summaries->mu);
+      summaries->by_run[run.id] = summary;
+    }
+    return summary;
   }
 
   void Mount();
@@ -267,6 +300,7 @@ void Api::MountRuns() {
     Json out = {{"runs", Json::array()}};
     for (size_t i = offset; i < all.size() && i < static_cast<size_t>(offset) + max; ++i) {
       out["runs"].push_back(RunJson(all[i]));
+      out["runs"].back()["summary"] = Summary(all[i]);
     }
     if (static_cast<size_t>(offset) + max < all.size()) out["next_page_token"] = "o" + std::to_string(offset + max);
     SendJson(res, out);
@@ -362,6 +396,12 @@ void Api::MountRuns() {
     if (c.is_null()) throw Error(ErrorCode::kNotFound, "stage " + s.name + " has no comparison (yet)");
     SendJson(res, c);
   });
+  Route("GET", "/runs/{run_id}/stages/{stage}/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+    SendJson(res, StageMetricsJson(store, MustStage(req.matches[1], req.matches[2])));
+  });
+  Route("GET", "/trials/{trial_id}", [this](const httplib::Request& req, httplib::Response& res) {
+    SendJson(res, TrialPageJson(store, std::stoll(req.matches[1])));
+  });
   Route("GET", "/trials/{trial_id}/metrics", [this](const httplib::Request& req, httplib::Response& res) {
     const int64_t id = std::stoll(req.matches[1]);
     auto trial = store.db->GetTrial(id);
@@ -382,6 +422,16 @@ void Api::MountStore() {
   Route("GET", "/checkpoints/{digest}", [this](const httplib::Request& req, httplib::Response& res) {
     MustBeKept(req.matches[1]);
     SendJson(res, CheckpointJson(*store.blobs, *store.db, req.matches[1]));
+  });
+  Route("GET", "/checkpoints/{digest}/download-link", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string digest = req.matches[1];
+    MustBeKept(digest);
+    CheckpointJson(*store.blobs, *store.db, digest);  // 404 for what is not a checkpoint
+    const int64_t expires = static_cast<int64_t>(std::time(nullptr)) + kLinkSeconds;
+    const std::string path = "/api/v1/checkpoints/" + digest + "/safetensors";
+    SendJson(res, {{"url", path + "?expires=" + std::to_string(expires) + "&signature=" +
+                               detail::SignPath(link_key, path, expires)},
+                   {"expires_at", expires}});
   });
   Route("GET", "/checkpoints/{digest}/safetensors", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string digest = req.matches[1];
@@ -407,7 +457,7 @@ void Api::MountStore() {
                                }
                                return true;
                              });
-  });
+  }, /*signed_ok=*/true);
   Route("GET", "/blobs/{sha256}", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string digest = req.matches[1];
     const std::string etag = "\"" + digest + "\"";
@@ -473,7 +523,7 @@ void HttpServer::MountApi(const ApiOptions& options, StoreHandle* store, RunMana
   api->max_streams = std::max(1, impl_->options.threads / 2);
   api->Mount();
   impl_->keep.push_back(api);
-  if (!options.web_dir.empty()) s.set_mount_point("/", options.web_dir);
+  detail::MountWebUi(s, options.web_dir);
 }
 
 std::vector<std::pair<std::string, std::string>> HttpServer::ApiRoutes() const { return impl_->routes; }

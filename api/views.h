@@ -45,4 +45,14 @@ Json ComparisonJson(StoreHandle& store, const store::StageRecord& stage);
 // digest): {node, direction, edges, nodes, initialized_from}.
 Json LineageJson(StoreHandle& store, const std::string& id, bool downstream, int depth);
 
+// For the web UI (web_views.cpp). A run's summary for the runs list: stage
+// counts and states, the best objective of its first tune stage and where
+// its train stage's weights came from.
+Json RunSummaryJson(StoreHandle& store, const store::RunRecord& run);
+// Every trial of a stage with its metric history as columns, one answer
+// for all trials (a tune stage's curves and parallel coordinates).
+Json StageMetricsJson(StoreHandle& store, const store::StageRecord& stage);
+// A trial as in its stage's trial list, with its run, stage and objective.
+Json TrialPageJson(StoreHandle& store, int64_t trial_id);
+
 }  // namespace baton::api
