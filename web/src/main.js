@@ -56,7 +56,9 @@ function TopBar() {
       <${Link} href="/store">Store<//>
       <a href="/api/v1/openapi.json" target="_blank" rel="noopener">API</a>
       <button class="lock" onClick=${lock} title=${t ? 'token set for this tab: click to forget it' : 'no token: click to enter one'} data-testid="lock">
-        ${t ? '🔓 token' : '🔒 no token'}</button>
+        <svg viewBox="0 0 24 24" aria-hidden="true"><rect x="5" y="11" width="14" height="10" rx="2" />
+          <path d=${t ? 'M8 11V7a4 4 0 0 1 7.5-2' : 'M8 11V7a4 4 0 0 1 8 0v4'} /></svg>
+        ${t ? 'token set' : 'no token'}</button>
     </div></header>`;
 }
 

@@ -44,7 +44,7 @@ export const short = (d) => (d && d.length > 12 ? d.slice(0, 12) : d || '');
 
 // The Okabe-Ito palette, for curves of many trials.
 export const PALETTE = ['#0072B2', '#E69F00', '#009E73', '#D55E00', '#CC79A7', '#56B4E9', '#F0E442', '#777777'];
-export const STATUSES = ['succeeded', 'running', 'pending', 'pruned', 'failed', 'diverged', 'cancelled', 'interrupted', 'skipped'];
+export const STATUSES = ['succeeded', 'running', 'pending', 'pruned', 'failed', 'diverged', 'cancelled', 'interrupted', 'skipped', 'cached'];
 
 // ---- small components ----
 export function Badge({ status, title }) {
@@ -118,7 +118,8 @@ export function ActionButton({ run, label, done, children, ...rest }) {
     setBusy(true);
     try {
       const r = await run();
-      if (done) toast(typeof done === 'function' ? done(r) : done);
+      const text = typeof done === 'function' ? done(r) : done;
+      if (text) toast(text);  // a function may return nothing (e.g. a declined confirm)
     } catch (e) {
       toast(e.message, true);
     } finally {
