@@ -95,6 +95,20 @@ function TrialBody({ t, live }) {
   ], [groups, bestEpoch, t]);
 
   const hps = Object.entries(t.hyperparameters || {});
+  // Where its weights and hyperparameters came from: the lineage one hop up.
+  const lin = useApi(`/lineage?node=${enc('trial:' + t.trial_id)}&direction=upstream&depth=1`);
+  const up = useMemo(() => {
+    const out = { init: null, hpFrom: null, resumed: [] };
+    if (!lin.data) return out;
+    const nodes = lin.data.nodes || {};
+    for (const e of lin.data.edges || []) {
+      if (e.src !== 'trial:' + t.trial_id) continue;
+      if (e.kind === 'initialized_from') out.init = { ...(e.attrs || {}), node: nodes[e.dst] || {}, checkpoint: e.dst.slice(e.dst.indexOf(':') + 1) };
+      else if (e.kind === 'hyperparameters_from') out.hpFrom = { id: e.dst.slice(e.dst.indexOf(':') + 1), node: nodes[e.dst] || {} };
+      else if (e.kind === 'resumed_from') out.resumed.push({ ...(e.attrs || {}), dst: e.dst });
+    }
+    return out;
+  }, [lin.data, t.trial_id]);
   return html`
     <${PageHead} title=${`Trial ${t.number}`} status=${t.status} meta=${meta}
       actions=${html`<${Link} class="btn" href=${`${stageHref}?sel=${t.number}`} title="the stage's trials with this one's curves drawn">All trials of ${t.stage}<//>`} />
@@ -104,6 +118,8 @@ function TrialBody({ t, live }) {
         <${Card} title="Hyperparameters" data-testid="trial-hparams">
           ${hps.length ? html`<dl class="kv">${hps.map(([k, v]) => html`<dt>${k}</dt><dd class="mono">${hp(v)}</dd>`)}</dl>`
             : html`<div class="muted small">none (fixed model and training settings)</div>`}
+          ${up.hpFrom ? html`<div class="small muted" style="margin-top:8px">taken from ${up.hpFrom.node.stage || 'stage'}${' '}
+            <${Link} href=${`/trials/${up.hpFrom.id}`}>trial ${up.hpFrom.node.trial_number ?? up.hpFrom.id}<//></div>` : null}
         <//>
         <${Card} title="Objective" data-testid="trial-objective">
           <dl class="kv">
@@ -114,10 +130,13 @@ function TrialBody({ t, live }) {
         <//>
         <${Card} title="Weights" data-testid="trial-warmstart">
           <dl class="kv">
-            <dt>started from</dt><dd>${t.initial_checkpoint
+            <dt>started from</dt><dd>${up.init ? html`<${WarmStart} init=${up.init} />`
+              : t.initial_checkpoint
               ? html`<${Digest} value=${t.initial_checkpoint} href=${`/checkpoints/${t.initial_checkpoint}`} />${t.initial_checkpoint_released ? html` <span class="tag released-tag">released</span>` : null}
-                <div class="muted small">warm start: the weights this trial was initialised from</div>`
-              : html`<span class="muted">fresh initialisation (no warm start)</span>`}</dd>
+                <div class="muted small">${lin.data ? 'random initialisation (stored, so the run can be repeated)' : 'its initial weights'}</div>`
+              : html`<span class="muted">random initialisation</span>`}</dd>
+            ${up.resumed.map((r) => html`<dt>resumed</dt><dd>${r.promoted ? 'promoted by ASHA, ' : ''}from epoch ${r.start_epoch ?? '?'}${
+              r.dst.startsWith('checkpoint:') ? html` (<${Digest} value=${r.dst.slice(11)} href=${`/checkpoints/${r.dst.slice(11)}`} />)` : ''}</dd>`)}
             ${t.output ? html`<dt>output</dt><dd><${Digest} value=${t.output} href=${`/checkpoints/${t.output}`} /></dd>` : null}
             ${epochs.length && epochs[epochs.length - 1].checkpoint ? html`<dt>last epoch</dt><dd><${Digest} value=${epochs[epochs.length - 1].checkpoint}
               href=${`/checkpoints/${epochs[epochs.length - 1].checkpoint}`} /></dd>` : null}
@@ -150,4 +169,23 @@ function MetricChart({ g, epochs, objective, log, toggleLog }) {
       ${loglike || log ? html`<button class="chip" aria-pressed=${log} onClick=${toggleLog} title="logarithmic y axis">log</button>` : null}</div>
     <${LineChart} testid=${'curve-' + g.key} series=${series} yLabel=${g.key + (log ? ' (log)' : '')} log=${log} height=${200} />
   </section>`;
+}
+
+// "started from tune trial 7, epoch 3: 11 tensors transferred" with links to
+// the source trial and checkpoint, and the re-initialised tensors with why.
+function WarmStart({ init }) {
+  const n = init.node || {};
+  const trialId = init.trial_id ?? n.trial_id;
+  const number = init.trial_number ?? n.trial_number;
+  const stage = init.stage || n.stage;
+  const transferred = Array.isArray(init.transferred) ? init.transferred : [];
+  const reinit = Array.isArray(init.reinitialized) ? init.reinitialized : [];
+  const name = (r) => (typeof r === 'string' ? r : r && (r.name || r.tensor) ? `${r.name || r.tensor}${r.reason ? ` (${r.reason})` : ''}` : JSON.stringify(r));
+  return html`<div data-testid="warm-start">
+    <div>warm start from ${stage || 'a'} ${trialId !== undefined ? html`<${Link} href=${`/trials/${trialId}`}>trial ${number ?? trialId}<//>` : 'checkpoint'}${
+      init.epoch !== undefined && init.epoch !== null ? `, epoch ${init.epoch}` : ''}</div>
+    <div><${Digest} value=${init.checkpoint} href=${`/checkpoints/${init.checkpoint}`} /></div>
+    <div class="small">${transferred.length} tensor${transferred.length === 1 ? '' : 's'} transferred${reinit.length ? `, ${reinit.length} re-initialised` : ''}</div>
+    ${reinit.length ? html`<details class="small"><summary>re-initialised tensors</summary><ul class="tensorlist">${reinit.map((r) => html`<li class="mono">${name(r)}</li>`)}</ul></details>` : null}
+  </div>`;
 }

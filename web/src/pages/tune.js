@@ -15,9 +15,10 @@ import { ParallelCoordinates, Scatter, buildAxis, brushTest, parseBrush, formatB
 const LIVE = new Set(['running', 'pending']);
 const ORDER = ['succeeded', 'running', 'pending', 'pruned', 'failed', 'diverged', 'cancelled', 'interrupted', 'skipped'];
 const MAX_CURVES = 60;
-// Curve colours by trial number from the palette, less its yellow (too
-// faint on a white background for a thin line).
-const CURVE = PALETTE.filter((c) => c.toUpperCase() !== '#F0E442');
+// Curve colours by trial number from the palette; its yellow darkened
+// (#F0E442 is too faint on white for a thin line), so that eight
+// consecutive trials still get eight colours.
+const CURVE = PALETTE.map((c) => (c.toUpperCase() === '#F0E442' ? '#B09A00' : c));
 export const trialColor = (n) => CURVE[((n % CURVE.length) + CURVE.length) % CURVE.length];
 
 // Rows of the table from the metrics answer: final and best objective,
