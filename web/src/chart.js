@@ -14,12 +14,15 @@ export function LineChart({ series, xLabel = 'epoch', yLabel, log = false, heigh
   const zoomed = useRef(false);
   const onHotRef = useRef(onHot);
   onHotRef.current = onHot;
+  const latest = useRef(null);
+  latest.current = { series, lines };
   // Align every series on the union of x values (uPlot wants one x array).
   const xs = [...new Set(series.flatMap((s) => s.points.map((p) => p[0])).concat(lines.flatMap((l) => l.points ? l.points.map((p) => p[0]) : [])))].sort((a, b) => a - b);
   const index = new Map(xs.map((x, i) => [x, i]));
   const column = (pts) => { const c = new Array(xs.length).fill(null); for (const [x, y] of pts) c[index.get(x)] = (log && !(y > 0)) ? null : y; return c; };
   const data = [xs, ...series.map((s) => column(s.points))];
-  const shape = series.map((s) => `${s.label}|${s.color}|${s.width}|${s.dash}`).join(',') + `|${log}|${yLabel}|${xLabel}|${height}`;
+  const extras = series.some((s) => s.band && s.band.length) || lines.some((l) => l.y !== undefined);
+  const shape = series.map((s) => `${s.label}|${s.color}|${s.width}|${s.dash}`).join(',') + `|${log}|${yLabel}|${xLabel}|${height}|${extras}|${xs.every(Number.isInteger)}`;
 
   useEffect(() => {
     const el = box.current;
@@ -27,8 +30,8 @@ export function LineChart({ series, xLabel = 'epoch', yLabel, log = false, heigh
     const opts = {
       width: Math.max(320, el.clientWidth),
       height,
-      scales: { x: { time: false }, y: { distr: log ? 3 : 1 } },
-      axes: [{ label: xLabel, stroke: 'currentColor', grid: { stroke: 'rgba(128,128,128,.18)' } },
+      scales: { x: { time: false }, y: { distr: log ? 3 : 1, range: log || !extras ? undefined : rangeWith(latest) } },
+      axes: [{ label: xLabel, stroke: 'currentColor', grid: { stroke: 'rgba(128,128,128,.18)' }, incrs: xs.every(Number.isInteger) ? INT_STEPS : undefined },
         { label: yLabel, stroke: 'currentColor', grid: { stroke: 'rgba(128,128,128,.18)' }, size: 60 }],
       cursor: { drag: { x: true, y: false }, focus: { prox: 16 } },
       focus: { alpha: 0.25 },
@@ -40,7 +43,8 @@ export function LineChart({ series, xLabel = 'epoch', yLabel, log = false, heigh
       hooks: {
         setSelect: [() => { zoomed.current = true; }],
         setSeries: [(u, i) => { if (onHotRef.current) onHotRef.current(i == null ? null : series[i - 1] && series[i - 1].label); }],
-        draw: [(u) => drawExtras(u, lines)],
+        drawAxes: [(u) => drawBands(u, latest.current.series)],
+        draw: [(u) => drawExtras(u, latest.current.lines)],
       },
     };
     const u = new uPlot(opts, data, el);
@@ -62,6 +66,47 @@ export function LineChart({ series, xLabel = 'epoch', yLabel, log = false, heigh
   return html`<div ref=${box} data-testid=${testid} class="chart"></div>`;
 }
 
+// Whole epochs: no tick at 0.5.
+const INT_STEPS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000];
+
+// The y range also covers ± sd bands and target lines (uPlot sees only the
+// series' own values), padded a little.
+function rangeWith(latest) {
+  return (u, min, max) => {
+    const { series, lines } = latest.current;
+    const extra = [];
+    for (const s of series) for (const b of s.band || []) extra.push(b[1], b[2]);
+    for (const l of lines) if (l.y !== undefined) extra.push(l.y);
+    if (!extra.length) return [min ?? 0, max ?? 1];
+    const lo = Math.min(min ?? Infinity, ...extra.filter(isFinite)), hi = Math.max(max ?? -Infinity, ...extra.filter(isFinite));
+    if (!isFinite(lo) || !isFinite(hi)) return [min, max];
+    const pad = (hi - lo || Math.abs(hi) || 1) * 0.05;
+    return [lo - pad, hi + pad];
+  };
+}
+
+// A series' band ([[x, lo, hi], ...], e.g. mean ± sd over seeds) as a
+// translucent area under the lines.
+function drawBands(u, series) {
+  const ctx = u.ctx;
+  for (const s of series) {
+    const b = (s.band || []).filter((p) => isFinite(p[1]) && isFinite(p[2]));
+    if (b.length < 2) continue;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(u.bbox.left, u.bbox.top, u.bbox.width, u.bbox.height);
+    ctx.clip();
+    ctx.fillStyle = s.color || '#777';
+    ctx.globalAlpha = s.bandAlpha || 0.16;
+    ctx.beginPath();
+    b.forEach(([x, , hi], i) => { const px = u.valToPos(x, 'x', true), py = u.valToPos(hi, 'y', true); if (i) ctx.lineTo(px, py); else ctx.moveTo(px, py); });
+    for (let i = b.length - 1; i >= 0; i--) ctx.lineTo(u.valToPos(b[i][0], 'x', true), u.valToPos(b[i][1], 'y', true));
+    ctx.closePath();
+    ctx.fill();
+    ctx.restore();
+  }
+}
+
 // Horizontal target lines and point markers drawn on the canvas.
 function drawExtras(u, lines) {
   const ctx = u.ctx;
@@ -70,6 +115,8 @@ function drawExtras(u, lines) {
     ctx.strokeStyle = l.color || '#777';
     ctx.fillStyle = l.color || '#777';
     ctx.lineWidth = 1.5 * devicePixelRatio;
+    ctx.textAlign = 'left';
+    ctx.textBaseline = 'alphabetic';
     if (l.y !== undefined) {
       const y = u.valToPos(l.y, 'y', true);
       ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);

@@ -1,0 +1,388 @@
+// A checkpoint: what it is (trial, epoch), its tensors and which other
+// checkpoints share each blob, a safetensors download (a signed link, never
+// loaded into the page), its lineage as a graph (upstream: dataset → trial
+// → epoch; downstream: the models initialised from it), the init_from uses
+// in words, and a tensor-level diff against another checkpoint (URL: with=)
+// with tensors that never change across the trial's epochs flagged.
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { html, useApi, useCrumbs, DataTable, Loading, ErrorState, Empty, Card, Digest, PageHead, ActionButton, bytes, short, toast } from '../ui.js';
+import { Link, useQuery, navigate } from '../router.js';
+import { enc, get, downloadSafetensors } from '../api.js';
+import { Graph } from '../graph.js';
+
+const RELEASED = /released by baton store gc/;
+const isDigest = (s) => /^[0-9a-f]{64}$/.test(s);
+
+// "tune trial 3, epoch 2" from a lineage node's description.
+export function checkpointWords(d) {
+  if (!d || d.trial_number === undefined) return null;
+  const ep = d.epoch < 0 ? 'initial weights' : `epoch ${d.epoch}`;
+  return `${d.stage} trial ${d.trial_number}, ${ep}`;
+}
+
+export function CheckpointPage({ digest }) {
+  const ck = useApi(`/checkpoints/${enc(digest)}`);
+  const up = useApi(`/lineage?node=${enc(digest)}&direction=upstream&depth=4`);
+  const down = useApi(`/lineage?node=${enc(digest)}&direction=downstream&depth=2`);
+  const [withD, setWith] = useQuery('with', '');
+  const released = ck.error && ck.error.status === 404 && RELEASED.test(ck.error.message);
+  const me = up.data && up.data.nodes ? up.data.nodes['checkpoint:' + digest] : null;
+  const words = checkpointWords(me);
+  const recorded = (ck.data && ck.data.recorded) || (me && me.trial_id !== undefined ? { trial_id: me.trial_id, epoch: me.epoch } : null);
+  const trial = useTrial(recorded && recorded.trial_id, me);
+
+  useCrumbs(me && me.run_id ? [
+    { label: me.run_id, href: '/runs/' + enc(me.run_id) },
+    { label: me.stage, href: `/runs/${enc(me.run_id)}/stages/${enc(me.stage)}` },
+    { label: `trial ${me.trial_number}`, href: '/trials/' + me.trial_id },
+    { label: (me.epoch < 0 ? 'initial ' : `epoch ${me.epoch} `) + short(digest) },
+  ] : [{ label: 'checkpoint ' + short(digest) }], [digest, me && me.run_id]);
+
+  if (!isDigest(digest)) {
+    return html`<div data-page="checkpoint"><${PageHead} title="Checkpoint" /><div class="card"><${Empty}>
+      “${digest}” is not a checkpoint digest (64 hexadecimal characters).<//></div></div>`;
+  }
+  const d = ck.data;
+  const head = html`<${PageHead} title=${html`Checkpoint <span class="muted" style="font-weight:400">${words || ''}</span>`}
+    meta=${[html`<span data-testid="digest"><${Digest} value=${digest} full /></span>`,
+      d ? `${d.tensors.length} tensors` : null, d ? bytes(d.total_bytes) : null, d && d.kind ? d.kind : null]}
+    actions=${released ? null : html`<${ActionButton} class="primary" data-testid="download" disabled=${!d}
+      run=${() => downloadSafetensors(digest)} done="download started">Download safetensors<//>`} />`;
+  return html`<div data-page="checkpoint">
+    ${head}
+    ${released ? html`<div class="callout released" data-testid="released" role="status"><strong>Weights released.</strong>
+      This checkpoint was released by <code>baton store gc</code> (its stage's <code>checkpoints.keep</code> did not keep it):
+      its lineage is kept below, its tensors are not. ${recorded ? html`Its trial: <${Link} href=${'/trials/' + recorded.trial_id}>${words || 'trial ' + recorded.trial_id}<//>.` : null}</div>`
+      : ck.error ? html`<${ErrorState} error=${ck.error} retry=${ck.reload} />` : null}
+    <${InitUses} down=${down.data} digest=${digest} />
+    ${released ? null : html`<${Card} title="Tensors" right=${d ? html`<span class="muted small">${d.tensors.length} tensors · ${bytes(d.total_bytes)} · shared blobs link to the other checkpoints holding them</span>` : null}>
+      ${!d ? html`<${Loading} lines=${6} />` : html`<${Tensors} data=${d} trial=${trial} digest=${digest} />`}
+    <//>`}
+    <${Card} title="Lineage" right=${html`<span class="muted small">upstream: what it came from · downstream: what started from it · every node links to its page</span>`}>
+      ${up.error && down.error ? html`<${ErrorState} error=${up.error} retry=${() => { up.reload(); down.reload(); }} />`
+        : !up.data && !down.data ? html`<${Loading} lines=${4} />`
+        : html`<${Lineage} up=${up.data} down=${down.data} digest=${digest} />`}
+    <//>
+    ${released ? null : html`<${Diff} digest=${digest} data=${d} withD=${withD} setWith=${setWith} trial=${trial} recorded=${recorded} down=${down.data} />`}
+  </div>`;
+}
+
+// The checkpoint's trial (its epochs, for prev/next and the frozen check).
+function useTrial(id, me) {
+  const [state, setState] = useState(null);
+  useEffect(() => {
+    if (id === undefined || id === null) return undefined;
+    let alive = true;
+    get(`/trials/${id}`).catch(() => (me && me.run_id
+      ? get(`/runs/${enc(me.run_id)}/stages/${enc(me.stage)}/trials`).then((x) => x.trials.find((t) => t.trial_id === id) || null)
+      : null)).then((t) => alive && setState(t), () => alive && setState(null));
+    return () => { alive = false; };
+  }, [id, me && me.run_id]);
+  return state;
+}
+
+// Names this trial's checkpoints by epoch, for links ("epoch 2").
+function epochNames(trial) {
+  const m = new Map();
+  if (!trial) return m;
+  if (trial.initial_checkpoint) m.set(trial.initial_checkpoint, 'initial');
+  for (const e of trial.epochs || []) if (e.checkpoint) m.set(e.checkpoint, 'epoch ' + e.epoch);
+  return m;
+}
+
+// Blobs that stay the same in every checkpoint of the trial (at most 50
+// manifests read): a frozen layer, or a bug.
+function useFrozen(trial, digest) {
+  const [frozen, setFrozen] = useState(null);
+  useEffect(() => {
+    if (!trial) return undefined;
+    const list = [...(trial.epochs || []).filter((e) => e.checkpoint && !e.released).map((e) => e.checkpoint)];
+    if (trial.initial_checkpoint && !trial.initial_checkpoint_released) list.unshift(trial.initial_checkpoint);
+    const digests = [...new Set(list)].slice(0, 50);
+    if (digests.length < 2 || !digests.includes(digest)) { setFrozen(null); return undefined; }
+    let alive = true;
+    Promise.all(digests.map((x) => get(`/checkpoints/${x}`).catch(() => null))).then((all) => {
+      if (!alive) return;
+      const got = all.filter(Boolean);
+      if (got.length < 2) return;
+      const blobs = new Map();
+      for (const c of got) for (const t of c.tensors) (blobs.get(t.name) || blobs.set(t.name, new Set()).get(t.name)).add(t.blob);
+      const same = new Set();
+      for (const [name, set] of blobs) if (set.size === 1) same.add(name);
+      setFrozen({ names: same, checkpoints: got.length });
+    });
+    return () => { alive = false; };
+  }, [trial && trial.trial_id, digest]);
+  return frozen;
+}
+
+function Tensors({ data, trial, digest }) {
+  const [sort, setSort] = useQuery('sort', '');
+  const [dir, setDir] = useQuery('dir', 'asc');
+  const [filter, setFilter] = useQuery('q', '');
+  const names = useMemo(() => epochNames(trial), [trial]);
+  const frozen = useFrozen(trial, digest);
+  const rows = data.tensors.filter((t) => !filter || t.name.toLowerCase().includes(filter.toLowerCase()));
+  const sharedLink = (x) => html`<${Link} href=${'/checkpoints/' + x} title=${x} class="mono">${names.get(x) || short(x)}<//>`;
+  const columns = [
+    { key: 'name', label: 'Tensor', mono: true, render: (t) => html`<span>${t.name}${frozen && frozen.names.has(t.name)
+      ? html` <span class="tag frozen" title=${`the same blob in all ${frozen.checkpoints} checkpoints of this trial`}>unchanged in every epoch: frozen?</span>` : null}</span>` },
+    { key: 'dtype', label: 'dtype', mono: true },
+    { key: 'shape', label: 'Shape', mono: true, value: (t) => t.shape.reduce((a, b) => a * b, 1), render: (t) => `[${t.shape.join(', ')}]` },
+    { key: 'bytes', label: 'Bytes', num: true, render: (t) => html`<span title=${t.bytes + ' bytes'}>${bytes(t.bytes)}</span>` },
+    { key: 'blob', label: 'Blob', render: (t) => html`<${Digest} value=${t.blob} />` },
+    { key: 'shared', label: 'Shared with', value: (t) => t.shared_with.length, render: (t) => (t.shared_with.length
+      ? html`<span class="shared">${t.shared_with.slice(0, 4).map((x, i) => html`${i ? ', ' : ''}${sharedLink(x)}`)}${t.shared_with.length > 4
+        ? html` <span class="muted" title=${t.shared_with.slice(4).join('\n')}>+${t.shared_with.length - 4}${t.shared_with.length >= 100 ? '+' : ''} more</span>` : null}</span>`
+      : html`<span class="muted">only here</span>`) },
+  ];
+  return html`
+    <div class="row" style="margin-bottom:8px">
+      <input type="search" placeholder="filter tensors" aria-label="filter tensors" value=${filter} onInput=${(e) => setFilter(e.currentTarget.value)} style="width:240px" />
+      ${frozen ? html`<span class="muted small">${frozen.names.size ? `${frozen.names.size} tensor(s) unchanged across the trial's ${frozen.checkpoints} checkpoints` : `every tensor changes across the trial's ${frozen.checkpoints} checkpoints`}</span>` : null}
+    </div>
+    <${DataTable} testid="tensors-table" columns=${columns} rows=${rows} rowKey=${(t) => t.name} sort=${sort} dir=${dir}
+      onSort=${(k, d) => { setSort(k); setDir(d); }} maxHeight=${420} empty=${filter ? 'No tensor matches the filter.' : 'This checkpoint has no tensors.'} />`;
+}
+
+// ---- lineage ----
+
+const EDGE_WORDS = { initialized_from: 'initialised from', resumed_from: 'resumed from', hyperparameters_from: 'hyperparameters', trained_on: 'trained on' };
+
+function nodeOf(id, d, current) {
+  const kind = id.slice(0, id.indexOf(':'));
+  const key = id.slice(id.indexOf(':') + 1);
+  d = d || {};
+  if (kind === 'checkpoint') {
+    return { id, title: d.trial_number !== undefined ? (d.epoch < 0 ? 'initial weights' : `epoch ${d.epoch}`) : 'checkpoint',
+      sub: d.stage ? `${d.stage} trial ${d.trial_number}` : '', sub2: short(key), href: '/checkpoints/' + key, current };
+  }
+  if (kind === 'trial') {
+    return { id, title: d.stage ? `${d.stage} trial ${d.trial_number}` : 'trial ' + key, status: d.status, sub: `trial id ${key}`,
+      sub2: d.run_id ? 'run ' + d.run_id : '', href: '/trials/' + key };
+  }
+  if (kind === 'stage') {
+    return { id, title: d.stage ? `stage ${d.stage}` : 'stage ' + key, status: d.status, sub: d.type || '', sub2: d.run_id ? 'run ' + d.run_id : '',
+      href: d.run_id ? `/runs/${enc(d.run_id)}/stages/${enc(d.stage)}` : null };
+  }
+  if (kind === 'artifact') {
+    const a = d.artifact || {};
+    const m = a.meta || {};
+    const path = m.source && m.source.path ? String(m.source.path).split('/').filter(Boolean).pop() : '';
+    const split = ['train', 'validation', 'test'].filter((k) => typeof m[k] === 'number').map((k) => `${m[k]} ${k === 'validation' ? 'val' : k}`).join(' · ');
+    return { id, title: a.kind || 'dataset', sub: [path, short(key)].filter(Boolean).join(' · '), sub2: split };
+  }
+  if (kind === 'run') return { id, title: 'run ' + key, href: '/runs/' + enc(key) };
+  return { id, title: id };
+}
+
+function edgeLabel(e) {
+  const a = e.attrs || {};
+  if (e.kind === 'initialized_from' && a.transferred) {
+    const re = (a.reinitialized || []).length;
+    return `init: ${a.transferred.length}/${a.transferred.length + re} xfer${re ? `, ${re} re-init` : ''}`;
+  }
+  return EDGE_WORDS[e.kind] || '';
+}
+
+// Upstream and downstream merged; a trial's epochs collapse into one node
+// when the graph would have more than 12 nodes.
+export function lineageGraph(up, down, digest) {
+  const nodes = new Map();
+  const edges = [];
+  const seen = new Set();
+  for (const part of [up, down]) {
+    if (!part) continue;
+    for (const [id, d] of Object.entries(part.nodes || {})) if (!nodes.has(id) && (!id.startsWith('run:') || id === part.node)) nodes.set(id, d);
+    for (const e of part.edges || []) {
+      // The stage node names its run, and its trials say what they trained
+      // on: run nodes and stage-level trained_on edges only add clutter.
+      if (e.dst.startsWith('run:') || e.src.startsWith('run:') || (e.kind === 'trained_on' && e.src.startsWith('stage:'))) continue;
+      const k = e.src + '|' + e.dst + '|' + e.kind;
+      if (!seen.has(k)) { seen.add(k); edges.push(e); }
+    }
+  }
+  const me = 'checkpoint:' + digest;
+  // Checkpoints that matter on their own: this one and those that others start from.
+  const keep = new Set([me]);
+  for (const e of edges) if (e.kind === 'initialized_from' || e.kind === 'resumed_from') keep.add(e.dst);
+  const group = new Map();  // checkpoint id -> group id
+  const folded = new Map();  // trial id -> its collapsed checkpoints
+  if (nodes.size > 12) {
+    const byTrial = new Map();
+    for (const [id, d] of nodes) {
+      if (!id.startsWith('checkpoint:') || keep.has(id) || d.trial_id === undefined) continue;
+      (byTrial.get(d.trial_id) || byTrial.set(d.trial_id, []).get(d.trial_id)).push(id);
+    }
+    for (const [tid, ids] of byTrial) {
+      if (ids.length < 2) continue;
+      const d = nodes.get(ids[0]);
+      const epochs = ids.map((x) => nodes.get(x).epoch).sort((a, b) => a - b);
+      // Into the trial's own node when the graph has it, else one node per trial.
+      const trialId = `trial:${tid}`;
+      const gid = nodes.has(trialId) ? trialId : `epochs:${tid}`;
+      for (const id of ids) group.set(id, gid);
+      if (gid === trialId) folded.set(trialId, { count: ids.length, epochs });
+      else nodes.set(gid, { kind: 'group', count: ids.length, trial_id: tid, stage: d.stage, trial_number: d.trial_number, epochs });
+      for (const id of ids) nodes.delete(id);
+    }
+  }
+  const out = [];
+  for (const [id, d] of nodes) {
+    if (d.kind === 'group') {
+      const eps = d.epochs.filter((x) => x >= 0);
+      out.push({ id, title: `${d.count} checkpoints`, sub: `${d.stage} trial ${d.trial_number}`,
+        sub2: eps.length ? `epochs ${eps[0]}–${eps[eps.length - 1]}` : '', href: '/trials/' + d.trial_id });
+    } else {
+      const n = nodeOf(id, d, id === me);
+      const f = folded.get(id);
+      if (f) {
+        const eps = f.epochs.filter((x) => x >= 0);
+        n.sub = `${f.count} checkpoints${eps.length ? `, epochs ${eps[0]}–${eps[eps.length - 1]}` : ''}`;
+      }
+      out.push(n);
+    }
+  }
+  // Edges point from the origin to what was made from it (left to right).
+  const outEdges = [];
+  const eseen = new Set();
+  for (const e of edges) {
+    const from = group.get(e.dst) || e.dst, to = group.get(e.src) || e.src;
+    if (from === to) continue;
+    const label = edgeLabel(e);
+    const k = from + '>' + to + '>' + label;
+    if (eseen.has(k)) continue;
+    eseen.add(k);
+    outEdges.push({ from, to, label });
+  }
+  return { nodes: out, edges: outEdges };
+}
+
+function Lineage({ up, down, digest }) {
+  const g = useMemo(() => lineageGraph(up, down, digest), [up, down, digest]);
+  if (g.nodes.length <= 1) return html`<div data-testid="lineage-graph"><${Empty}>No lineage recorded around this checkpoint.<//></div>`;
+  const height = Math.min(520, Math.max(260, 70 * Math.ceil(Math.sqrt(g.nodes.length)) + 80));
+  return html`<${Graph} testid="lineage-graph" nodes=${g.nodes} edges=${g.edges} height=${height} />`;
+}
+
+// "train trial 0 of run R started from this checkpoint: 13 of 13 tensors transferred"
+function InitUses({ down, digest }) {
+  if (!down) return null;
+  const me = 'checkpoint:' + digest;
+  const uses = (down.edges || []).filter((e) => e.dst === me && (e.kind === 'initialized_from' || e.kind === 'resumed_from'));
+  if (!uses.length) return null;
+  const inits = uses.filter((e) => e.kind === 'initialized_from');
+  const resumes = uses.filter((e) => e.kind === 'resumed_from');
+  const line = (e) => {
+    const t = (down.nodes || {})[e.src] || {};
+    const id = e.src.slice(e.src.indexOf(':') + 1);
+    const a = e.attrs || {};
+    const tr = (a.transferred || []).length, re = (a.reinitialized || []).length;
+    const who = t.stage ? html`<${Link} href=${'/trials/' + id}>${t.stage} trial ${t.trial_number}<//>${t.run_id ? html` of run <${Link} href=${'/runs/' + enc(t.run_id)}>${t.run_id}<//>` : ''}` : html`<${Link} href=${'/trials/' + id}>trial ${id}<//>`;
+    return html`<li>${who} started from this checkpoint${a.transferred ? html`: <strong>${tr} of ${tr + re} tensors transferred</strong>${re ? html`, re-initialised: <span class="mono small">${a.reinitialized.join(', ')}</span>` : ''}` : ''}.</li>`;
+  };
+  return html`<${Card} title="Used as init_from" data-testid="init-uses">
+    <ul class="uses">${inits.slice(0, 12).map(line)}${inits.length > 12 ? html`<li class="muted">and ${inits.length - 12} more</li>` : null}</ul>
+    ${resumes.length ? html`<div class="muted small">${resumes.length} trial(s) resumed from it (ASHA promotion or retry).</div>` : null}
+  <//>`;
+}
+
+// ---- diff ----
+
+export function diffManifests(a, b) {
+  const A = new Map(a.tensors.map((t) => [t.name, t]));
+  const B = new Map(b.tensors.map((t) => [t.name, t]));
+  const rows = [];
+  for (const name of new Set([...A.keys(), ...B.keys()])) {
+    const x = A.get(name), y = B.get(name);
+    let state;
+    if (!y) state = 'removed';
+    else if (!x) state = 'added';
+    else if (JSON.stringify(x.shape) !== JSON.stringify(y.shape) || x.dtype !== y.dtype) state = 'reshaped';
+    else state = x.blob === y.blob ? 'identical' : 'changed';
+    rows.push({ name, state, a: x, b: y });
+  }
+  rows.sort((p, q) => (p.name < q.name ? -1 : 1));
+  return rows;
+}
+
+const STATES = ['identical', 'changed', 'reshaped', 'added', 'removed'];
+
+function Diff({ digest, data, withD, setWith, trial, recorded, down }) {
+  const [only, setOnly] = useQuery('only', '');
+  const [paste, setPaste] = useState('');
+  const other = useApi(withD && isDigest(withD) ? `/checkpoints/${enc(withD)}` : null);
+  // Choices: the previous and next epoch of the same trial, its initial
+  // weights, and the trials' checkpoints that started from this one.
+  const options = [];
+  if (trial && recorded) {
+    const eps = trial.epochs || [];
+    const at = recorded.epoch;
+    const prev = at === 0 ? (trial.initial_checkpoint ? { checkpoint: trial.initial_checkpoint, label: 'initial weights' } : null)
+      : (eps.find((e) => e.epoch === at - 1) || null);
+    const next = eps.find((e) => e.epoch === at + 1);
+    if (prev) options.push({ d: prev.checkpoint, label: prev.label ? `previous: ${prev.label}` : `previous epoch (${prev.epoch})` });
+    if (next) options.push({ d: next.checkpoint, label: `next epoch (${next.epoch})` });
+    if (at > 0 && trial.initial_checkpoint && trial.initial_checkpoint !== (prev && prev.checkpoint)) options.push({ d: trial.initial_checkpoint, label: 'initial weights of the trial' });
+    const last = eps[eps.length - 1];
+    if (last && last.epoch !== at && last.epoch !== at + 1) options.push({ d: last.checkpoint, label: `last epoch (${last.epoch})` });
+  }
+  if (down) {
+    for (const e of down.edges || []) {
+      if (e.kind !== 'derived_from' || !e.src.startsWith('checkpoint:')) continue;
+      const n = (down.nodes || {})[e.src] || {};
+      if (n.trial_id === (recorded && recorded.trial_id)) continue;
+      const d = e.src.slice(11);
+      if (!options.some((o) => o.d === d)) options.push({ d, label: `${n.stage} trial ${n.trial_number}, ${n.epoch < 0 ? 'initial' : 'epoch ' + n.epoch} (started from this)` });
+    }
+  }
+  const opts = options.filter((o) => o.d && o.d !== digest).slice(0, 30);
+  const rows = useMemo(() => (data && other.data ? diffManifests(data, other.data) : []), [data, other.data]);
+  const counts = Object.fromEntries(STATES.map((s) => [s, rows.filter((r) => r.state === s).length]));
+  const shown = only === 'diff' ? rows.filter((r) => r.state !== 'identical') : rows;
+  const submit = (e) => {
+    e.preventDefault();
+    const v = paste.trim().toLowerCase().replace(/^checkpoint:/, '');
+    if (!isDigest(v)) { toast('a checkpoint digest is 64 hexadecimal characters', true); return; }
+    setWith(v);
+    setPaste('');
+  };
+  const cell = (t) => (t ? html`<span><span class="mono">[${t.shape.join(', ')}]</span> <span class="muted mono small">${t.dtype}</span></span>` : html`<span class="muted">—</span>`);
+  const columns = [
+    { key: 'name', label: 'Tensor', mono: true },
+    { key: 'state', label: 'Difference', value: (r) => STATES.indexOf(r.state), render: (r) => html`<span class=${'diffstate ds-' + r.state}>${r.state}</span>` },
+    { key: 'a', label: 'This checkpoint', sortable: false, render: (r) => cell(r.a) },
+    { key: 'ablob', label: 'Blob', sortable: false, render: (r) => (r.a ? html`<span class="mono small" title=${r.a.blob}>${short(r.a.blob)}</span>` : '') },
+    { key: 'b', label: 'Other', sortable: false, render: (r) => cell(r.b) },
+    { key: 'bblob', label: 'Blob', sortable: false, render: (r) => (r.b ? html`<span class="mono small" title=${r.b.blob}>${short(r.b.blob)}</span>` : '') },
+  ];
+  return html`<${Card} title="Compare with another checkpoint" data-testid="diff">
+    <div class="row" style="margin-bottom:10px">
+      <label class="small muted" for="diffwith">Compare with</label>
+      <select id="diffwith" data-testid="diff-select" value=${opts.some((o) => o.d === withD) ? withD : ''} onChange=${(e) => setWith(e.currentTarget.value)}>
+        <option value="">${opts.length ? 'choose a checkpoint…' : 'no neighbouring checkpoint known'}</option>
+        ${opts.map((o) => html`<option value=${o.d}>${o.label} · ${short(o.d)}</option>`)}
+      </select>
+      <form class="row" onSubmit=${submit} style="gap:6px">
+        <input type="text" class="mono" placeholder="or paste a digest" aria-label="digest to compare with" value=${paste} onInput=${(e) => setPaste(e.currentTarget.value)} style="width:300px" />
+        <button type="submit">Compare</button>
+      </form>
+      ${withD ? html`<button onClick=${() => setWith('')}>Clear</button>` : null}
+    </div>
+    ${!withD ? html`<div class="muted small">Pick the previous or next epoch (or paste any digest) to see, tensor by tensor, what changed: identical tensors share their blob, nothing is downloaded.</div>`
+      : !isDigest(withD) ? html`<${ErrorState} error=${{ message: `“${withD}” is not a checkpoint digest.` }} />`
+      : other.error ? html`<${ErrorState} error=${other.error} retry=${other.reload} />`
+      : !other.data || !data ? html`<${Loading} lines=${4} />`
+      : html`
+        <div class="row small" style="margin-bottom:8px">
+          <span>against <${Link} href=${'/checkpoints/' + withD} class="mono" title=${withD}>${short(withD)}<//>
+            ${other.data.recorded ? html` <span class="muted">(trial id ${other.data.recorded.trial_id}, ${other.data.recorded.epoch < 0 ? 'initial weights' : 'epoch ' + other.data.recorded.epoch})</span>` : null}:</span>
+          ${STATES.map((s) => html`<span class=${'diffstate ds-' + s} data-count=${counts[s]}>${counts[s]} ${s}</span>`)}
+          <span class="spacer"></span>
+          <button class="chip" aria-pressed=${only === 'diff'} onClick=${() => setOnly(only === 'diff' ? '' : 'diff')}>differences only</button>
+          <button class="chip" onClick=${() => navigate(`/checkpoints/${withD}?with=${digest}`)} title="open the other checkpoint's page, compared with this one">swap</button>
+        </div>
+        <${DataTable} testid="diff-table" columns=${columns} rows=${shown} rowKey=${(r) => r.name} maxHeight=${420}
+          empty=${only === 'diff' ? 'The two checkpoints hold the same tensors: nothing differs.' : 'No tensors.'} />`}
+  <//>`;
+}
