@@ -56,7 +56,7 @@ export function Digest({ value, href, full = false }) {
   if (!value) return html`<span class="muted">–</span>`;
   const copy = (e) => { e.preventDefault(); navigator.clipboard && navigator.clipboard.writeText(value).then(() => toast('copied ' + short(value))); };
   const text = html`<span class="mono" title=${value}>${full ? value : short(value)}</span>`;
-  return html`<span>${href ? html`<${Link} href=${href}>${text}<//>` : text}<button class="copy" title="copy the whole digest" aria-label="copy digest" onClick=${copy}>⧉</button></span>`;
+  return html`<span>${href ? html`<${Link} href=${href}>${text}<//>` : text}<button class="copy" title="copy the whole digest" aria-label="copy digest" onClick=${copy}><svg viewBox="0 0 24 24" width="12" height="12" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2"><rect x="9" y="9" width="11" height="11" rx="2" /><path d="M5 15V5a2 2 0 0 1 2-2h10" /></svg></button></span>`;
 }
 
 export const Loading = ({ lines = 3 }) => html`<div aria-busy="true" aria-label="loading">${Array.from({ length: lines }, (_, i) => html`<div class="skeleton" style=${{ width: `${90 - i * 15}%` }}></div>`)}</div>`;
