@@ -65,8 +65,8 @@ void SqliteLineageDb::RecordEpoch(const EpochRecord& epoch,
 }
 
 std::vector<EpochRecord> SqliteLineageDb::GetEpochs(int64_t trial_id) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s = Prepare(
+  Reading read(*this);
+  Statement s = read.Prepare(
       "SELECT trial_id, epoch, metrics, checkpoint, seconds, created_at "
       "FROM epochs WHERE trial_id = ? ORDER BY epoch",
       "listing the epochs of trial " + std::to_string(trial_id));
@@ -103,10 +103,10 @@ void SqliteLineageDb::RecordCheckpoint(const std::string& digest,
 
 std::optional<std::pair<int64_t, int>> SqliteLineageDb::FindCheckpoint(
     const std::string& digest) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
+  Reading read(*this);
   Statement s =
-      Prepare("SELECT trial_id, epoch FROM checkpoints WHERE digest = ?",
-              "looking up checkpoint " + digest);
+      read.Prepare("SELECT trial_id, epoch FROM checkpoints WHERE digest = ?",
+                   "looking up checkpoint " + digest);
   s.Text(1, digest);
   if (!s.Step()) return std::nullopt;
   return std::make_pair(s.ColInt(0), static_cast<int>(s.ColInt(1)));
@@ -120,8 +120,8 @@ std::vector<std::string> SqliteLineageDb::CheckpointsWithBlob(
     throw Error(ErrorCode::kInvalidArgument,
                 "limit must be >= 0, got " + std::to_string(limit));
   }
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s = Prepare(
+  Reading read(*this);
+  Statement s = read.Prepare(
       "SELECT checkpoint FROM checkpoint_blobs WHERE blob = ? "
       "ORDER BY checkpoint LIMIT ?",
       "listing the checkpoints that hold blob " + blob);
@@ -163,8 +163,8 @@ void SqliteLineageDb::PutArtifact(const std::string& digest,
 
 // {"digest", "kind", "stage_id" (0 if none), "meta", "created_at"}.
 std::optional<Json> SqliteLineageDb::GetArtifact(const std::string& digest) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s = Prepare(
+  Reading read(*this);
+  Statement s = read.Prepare(
       "SELECT kind, COALESCE(stage_id, 0), meta, created_at FROM artifacts "
       "WHERE digest = ?",
       "reading artifact " + digest);
@@ -207,13 +207,13 @@ std::vector<Edge> SqliteLineageDb::Downstream(const std::string& node,
 
 std::pair<uint64_t, uint64_t> SqliteLineageDb::CheckpointBytes(
     const std::string& digest, int64_t stage_id) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s = Prepare(R"sql(
+  Reading read(*this);
+  Statement s = read.Prepare(R"sql(
 SELECT COALESCE(SUM(b.size), 0),
        COALESCE(SUM(CASE WHEN b.first_stage_id = ?2 THEN b.size ELSE 0 END), 0)
   FROM checkpoint_blobs cb JOIN blobs b ON b.digest = cb.blob
  WHERE cb.checkpoint = ?1)sql",
-                        "computing a checkpoint's bytes");
+                             "computing a checkpoint's bytes");
   s.Text(1, digest);
   s.Int(2, stage_id);
   if (!s.Step()) return {0, 0};
@@ -221,10 +221,10 @@ SELECT COALESCE(SUM(b.size), 0),
 }
 
 std::vector<std::string> SqliteLineageDb::ReferencedBlobs() {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
+  Reading read(*this);
   // Every accounted blob is linked to a checkpoint or an artifact, so the
   // links (of kept checkpoints) say which blobs are referred to.
-  Statement s = Prepare(R"sql(
+  Statement s = read.Prepare(R"sql(
 SELECT cb.blob FROM checkpoint_blobs cb
   JOIN checkpoints c ON c.digest = cb.checkpoint WHERE c.released_at = 0
 UNION SELECT digest FROM checkpoints WHERE released_at = 0
@@ -237,7 +237,7 @@ UNION SELECT initial_checkpoint FROM trials WHERE initial_checkpoint != ''
  AND initial_checkpoint NOT IN (SELECT digest FROM checkpoints WHERE released_at != 0)
 UNION SELECT json_extract(resolved, '$.comparison') FROM stages
  WHERE json_extract(resolved, '$.comparison') IS NOT NULL)sql",
-                        "listing the blobs the lineage refers to");
+                             "listing the blobs the lineage refers to");
   std::vector<std::string> out;
   while (s.Step()) out.push_back(s.ColText(0));
   return out;
@@ -262,8 +262,8 @@ std::vector<std::string> SqliteLineageDb::BlobReferrers(const std::string& blob,
     throw Error(ErrorCode::kInvalidArgument,
                 "limit must be >= 0, got " + std::to_string(limit));
   }
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s = Prepare(R"sql(
+  Reading read(*this);
+  Statement s = read.Prepare(R"sql(
 SELECT 'checkpoint:' || checkpoint FROM checkpoint_blobs WHERE blob = ?1
 UNION SELECT 'checkpoint:' || digest FROM checkpoints WHERE digest = ?1
 UNION SELECT 'trial:' || trial_id FROM checkpoint_records WHERE digest = ?1
@@ -276,7 +276,7 @@ UNION SELECT 'stage:' || id FROM stages
 UNION SELECT 'trial:' || id FROM trials
  WHERE output = ?1 OR initial_checkpoint = ?1
 ORDER BY 1 LIMIT ?2)sql",
-                        "listing what refers to blob " + blob);
+                             "listing what refers to blob " + blob);
   s.Text(1, blob).Int(2, limit);
   std::vector<std::string> out;
   while (s.Step()) out.push_back(s.ColText(0));
@@ -361,29 +361,37 @@ bool SqliteLineageDb::RecordCheckpointRows(const std::string& digest,
 }
 
 // Breadth first from `node`; every node is expanded once, so each edge is
-// returned once and cycles end.
+// returned once and cycles end. More than one hop reads one snapshot, so
+// that an edge written meanwhile cannot show up in a later hop only.
 std::vector<Edge> SqliteLineageDb::Traverse(const std::string& node, int depth,
                                             bool upstream) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
+  Reading read(*this);
   const std::string sql =
       std::string("SELECT src, dst, kind, attrs FROM edges WHERE ") +
       (upstream ? "src" : "dst") + " = ? ORDER BY rowid";
   std::vector<Edge> edges;
-  std::set<std::string> visited = {node};
-  std::vector<std::string> frontier = {node};
-  for (int hop = 0; hop < depth && !frontier.empty(); ++hop) {
-    std::vector<std::string> next;
-    for (const std::string& current : frontier) {
-      Statement s = Prepare(sql, "following the lineage of " + current);
-      s.Text(1, current);
-      while (s.Step()) {
-        Edge edge{s.ColText(0), s.ColText(1), s.ColText(2), s.ColJson(3)};
-        const std::string& other = upstream ? edge.dst : edge.src;
-        if (visited.insert(other).second) next.push_back(other);
-        edges.push_back(std::move(edge));
+  auto walk = [&] {
+    std::set<std::string> visited = {node};
+    std::vector<std::string> frontier = {node};
+    for (int hop = 0; hop < depth && !frontier.empty(); ++hop) {
+      std::vector<std::string> next;
+      for (const std::string& current : frontier) {
+        Statement s = read.Prepare(sql, "following the lineage of " + current);
+        s.Text(1, current);
+        while (s.Step()) {
+          Edge edge{s.ColText(0), s.ColText(1), s.ColText(2), s.ColJson(3)};
+          const std::string& other = upstream ? edge.dst : edge.src;
+          if (visited.insert(other).second) next.push_back(other);
+          edges.push_back(std::move(edge));
+        }
       }
+      frontier = std::move(next);
     }
-    frontier = std::move(next);
+  };
+  if (depth > 1) {
+    read.connection().ReadTransaction(walk);
+  } else {
+    walk();
   }
   return edges;
 }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <mutex>
+#include <thread>
 
 #include "common/error.h"
 #include "store/lineage_schema.h"
@@ -50,14 +51,44 @@ void SqliteLineageDb::Migrate() {
   });
 }
 
+SqliteLineageDb::SqliteLineageDb(std::unique_ptr<sql::Connection> connection,
+                                 int busy_timeout_ms)
+    : connection_(std::move(connection)), file_(connection_->file()) {
+  if (!file_.empty() && file_ != ":memory:") {
+    readers_ = std::make_unique<sql::ReaderPool>(file_, busy_timeout_ms,
+                                                 kMaxIdleReaders);
+  }
+}
+
+SqliteLineageDb::Reading::Reading(SqliteLineageDb& db) {
+  if (db.readers_ == nullptr ||
+      db.transaction_thread_.load() == std::this_thread::get_id()) {
+    lock_ = std::unique_lock<std::recursive_mutex>(db.mu_);
+    connection_ = db.connection_.get();
+  } else {
+    lease_.emplace(db.readers_->Borrow());
+    connection_ = &lease_->connection();
+  }
+}
+
 void SqliteLineageDb::InTransaction(const std::function<void()>& fn) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
-  connection_->Transaction(fn);
+  if (transaction_depth_++ == 0) {
+    transaction_thread_.store(std::this_thread::get_id());
+  }
+  try {
+    connection_->Transaction(fn);
+  } catch (...) {
+    if (--transaction_depth_ == 0) transaction_thread_.store({});
+    throw;
+  }
+  if (--transaction_depth_ == 0) transaction_thread_.store({});
 }
 
 int SqliteLineageDb::SchemaVersion() {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s = Prepare("PRAGMA user_version", "reading the schema version");
+  Reading read(*this);
+  Statement s =
+      read.Prepare("PRAGMA user_version", "reading the schema version");
   s.Step();
   return static_cast<int>(s.ColInt(0));
 }
@@ -77,9 +108,9 @@ void SqliteLineageDb::PutPipeline(const std::string& id,
 }
 
 std::optional<Json> SqliteLineageDb::GetPipeline(const std::string& id) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s = Prepare("SELECT spec FROM pipelines WHERE id = ?",
-                        "reading pipeline " + id);
+  Reading read(*this);
+  Statement s = read.Prepare("SELECT spec FROM pipelines WHERE id = ?",
+                             "reading pipeline " + id);
   s.Text(1, id);
   if (!s.Step()) return std::nullopt;
   return s.ColJson(0);
@@ -87,8 +118,8 @@ std::optional<Json> SqliteLineageDb::GetPipeline(const std::string& id) {
 
 std::vector<LineageDb::PipelineSummary> SqliteLineageDb::ListPipelines(
     int limit, int offset) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s = Prepare(
+  Reading read(*this);
+  Statement s = read.Prepare(
       "SELECT id, name, created_at FROM pipelines "
       "ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
       "listing pipelines");
@@ -129,10 +160,10 @@ void SqliteLineageDb::UpdateRun(const RunRecord& run) {
 }
 
 std::optional<RunRecord> SqliteLineageDb::GetRun(const std::string& id) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s =
-      Prepare(std::string("SELECT ") + kRunCols + " FROM runs WHERE id = ?",
-              "reading run " + id);
+  Reading read(*this);
+  Statement s = read.Prepare(
+      std::string("SELECT ") + kRunCols + " FROM runs WHERE id = ?",
+      "reading run " + id);
   s.Text(1, id);
   if (!s.Step()) return std::nullopt;
   return ReadRun(s);
@@ -155,8 +186,8 @@ void SqliteLineageDb::PutIdempotencyKey(const std::string& key,
 
 std::optional<LineageDb::IdempotencyKey> SqliteLineageDb::GetIdempotencyKey(
     const std::string& key) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s = Prepare(
+  Reading read(*this);
+  Statement s = read.Prepare(
       "SELECT pipeline_id, run_id, created_at FROM idempotency_keys "
       "WHERE key = ?",
       "reading an Idempotency-Key");
@@ -166,11 +197,11 @@ std::optional<LineageDb::IdempotencyKey> SqliteLineageDb::GetIdempotencyKey(
 }
 
 std::vector<RunRecord> SqliteLineageDb::ListRuns(int limit) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s =
-      Prepare(std::string("SELECT ") + kRunCols +
-                  " FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?",
-              "listing runs");
+  Reading read(*this);
+  Statement s = read.Prepare(
+      std::string("SELECT ") + kRunCols +
+          " FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?",
+      "listing runs");
   s.Int(1, limit > 0 ? limit : -1);
   std::vector<RunRecord> runs;
   while (s.Step()) runs.push_back(ReadRun(s));
@@ -224,8 +255,8 @@ void SqliteLineageDb::UpdateStage(const StageRecord& stage) {
 }
 
 std::optional<StageRecord> SqliteLineageDb::GetStage(int64_t id) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s = Prepare(
+  Reading read(*this);
+  Statement s = read.Prepare(
       std::string("SELECT ") + kStageCols + " FROM stages WHERE id = ?",
       "reading stage " + std::to_string(id));
   s.Int(1, id);
@@ -234,10 +265,10 @@ std::optional<StageRecord> SqliteLineageDb::GetStage(int64_t id) {
 }
 
 std::vector<StageRecord> SqliteLineageDb::GetStages(const std::string& run_id) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s = Prepare(std::string("SELECT ") + kStageCols +
-                            " FROM stages WHERE run_id = ? ORDER BY id",
-                        "listing the stages of run " + run_id);
+  Reading read(*this);
+  Statement s = read.Prepare(std::string("SELECT ") + kStageCols +
+                                 " FROM stages WHERE run_id = ? ORDER BY id",
+                             "listing the stages of run " + run_id);
   s.Text(1, run_id);
   std::vector<StageRecord> stages;
   while (s.Step()) stages.push_back(ReadStage(s));
@@ -247,12 +278,12 @@ std::vector<StageRecord> SqliteLineageDb::GetStages(const std::string& run_id) {
 std::optional<StageRecord> SqliteLineageDb::FindCachedStage(
     const std::string& cache_key) {
   if (cache_key.empty()) return std::nullopt;
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s =
-      Prepare(std::string("SELECT ") + kStageCols +
-                  " FROM stages WHERE cache_key = ? AND status = 'succeeded' "
-                  "AND cached_from = 0 ORDER BY id LIMIT 1",
-              "looking up cache key " + cache_key);
+  Reading read(*this);
+  Statement s = read.Prepare(
+      std::string("SELECT ") + kStageCols +
+          " FROM stages WHERE cache_key = ? AND status = 'succeeded' "
+          "AND cached_from = 0 ORDER BY id LIMIT 1",
+      "looking up cache key " + cache_key);
   s.Text(1, cache_key);
   if (!s.Step()) return std::nullopt;
   return ReadStage(s);
@@ -309,8 +340,8 @@ void SqliteLineageDb::UpdateTrial(const TrialRecord& trial) {
 }
 
 std::optional<TrialRecord> SqliteLineageDb::GetTrial(int64_t id) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s = Prepare(
+  Reading read(*this);
+  Statement s = read.Prepare(
       std::string("SELECT ") + kTrialCols + " FROM trials WHERE id = ?",
       "reading trial " + std::to_string(id));
   s.Int(1, id);
@@ -319,11 +350,11 @@ std::optional<TrialRecord> SqliteLineageDb::GetTrial(int64_t id) {
 }
 
 std::vector<TrialRecord> SqliteLineageDb::GetTrials(int64_t stage_id) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
+  Reading read(*this);
   Statement s =
-      Prepare(std::string("SELECT ") + kTrialCols +
-                  " FROM trials WHERE stage_id = ? ORDER BY number",
-              "listing the trials of stage " + std::to_string(stage_id));
+      read.Prepare(std::string("SELECT ") + kTrialCols +
+                       " FROM trials WHERE stage_id = ? ORDER BY number",
+                   "listing the trials of stage " + std::to_string(stage_id));
   s.Int(1, stage_id);
   std::vector<TrialRecord> trials;
   while (s.Step()) trials.push_back(ReadTrial(s));
@@ -338,8 +369,8 @@ Statement SqliteLineageDb::Prepare(const std::string& sql,
 // The first column of every row of `sql`.
 std::vector<std::string> SqliteLineageDb::Digests(const std::string& sql,
                                                   const std::string& purpose) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s = Prepare(sql, purpose);
+  Reading read(*this);
+  Statement s = read.Prepare(sql, purpose);
   std::vector<std::string> out;
   while (s.Step()) out.push_back(s.ColText(0));
   return out;
@@ -357,9 +388,10 @@ Error SqliteLineageDb::NotFound(const std::string& what) const {
 }  // namespace detail
 
 std::unique_ptr<LineageDb> LineageDb::Open(const std::filesystem::path& file) {
+  constexpr int kBusyTimeoutMs = 10000;
   auto lineage = std::make_unique<detail::SqliteLineageDb>(
-      sql::Connection::Open(file, /*busy_timeout_ms=*/10000));
-  lineage->Migrate();
+      sql::Connection::Open(file, kBusyTimeoutMs), kBusyTimeoutMs);
+  lineage->Migrate();  // on the writer, before any reader opens
   return lineage;
 }
 

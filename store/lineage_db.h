@@ -91,8 +91,10 @@ struct StageUsage {
 
 // Lineage metadata in SQLite (WAL, synchronous=FULL, busy timeout 10 s,
 // versioned migrations applied on Open). One LineageDb may be used from many
-// threads: calls are serialised internally. Several processes may open the
-// same file; SQLite's locking applies.
+// threads: writes are serialised internally; reads run alongside each other
+// and alongside writes, each seeing what was committed when it began (reads
+// on the thread inside InTransaction see that transaction's writes too).
+// Several processes may open the same file; SQLite's locking applies.
 class LineageDb {
  public:
   static std::unique_ptr<LineageDb> Open(const std::filesystem::path& file);

@@ -48,10 +48,10 @@ void SqliteLineageDb::ReleaseCheckpoints(
 }
 
 double SqliteLineageDb::CheckpointReleasedAt(const std::string& digest) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
+  Reading read(*this);
   Statement s =
-      Prepare("SELECT released_at FROM checkpoints WHERE digest = ?",
-              "reading checkpoint " + digest);
+      read.Prepare("SELECT released_at FROM checkpoints WHERE digest = ?",
+                   "reading checkpoint " + digest);
   s.Text(1, digest);
   return s.Step() ? s.ColReal(0) : 0;
 }
@@ -63,8 +63,8 @@ std::vector<std::string> SqliteLineageDb::ReleasedCheckpoints() {
 }
 
 std::vector<Edge> SqliteLineageDb::EdgesOfKind(const std::string& kind) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s = Prepare(
+  Reading read(*this);
+  Statement s = read.Prepare(
       "SELECT src, dst, kind, attrs FROM edges WHERE kind = ? ORDER BY rowid",
       "listing the " + kind + " edges");
   s.Text(1, kind);
@@ -76,8 +76,8 @@ std::vector<Edge> SqliteLineageDb::EdgesOfKind(const std::string& kind) {
 }
 
 std::vector<StageUsage> SqliteLineageDb::Usage(const std::string& run_id) {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  Statement s = Prepare(R"sql(
+  Reading read(*this);
+  Statement s = read.Prepare(R"sql(
 SELECT s.id, s.run_id, s.name,
   (SELECT COUNT(DISTINCT cr.digest)
      FROM trials t JOIN checkpoint_records cr ON cr.trial_id = t.id
@@ -96,7 +96,7 @@ SELECT s.id, s.run_id, s.name,
 FROM stages s
 WHERE ?1 = '' OR s.run_id = ?1
 ORDER BY s.id)sql",
-                        "computing disk use");
+                             "computing disk use");
   s.Text(1, run_id);
   std::vector<StageUsage> usage;
   while (s.Step()) {

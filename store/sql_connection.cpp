@@ -161,6 +161,25 @@ std::unique_ptr<Connection> Connection::Open(const std::filesystem::path& file,
   return connection;
 }
 
+std::unique_ptr<Connection> Connection::OpenReadOnly(
+    const std::filesystem::path& file, int busy_timeout_ms) {
+  const std::string name = file.string();
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(
+      name.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    const std::string message =
+        db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close_v2(db);
+    throw Error(CodeFor(rc),
+                "lineage db " + name + ": cannot open for reading: " + message);
+  }
+  std::unique_ptr<Connection> connection(new Connection(db, name));
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, busy_timeout_ms);
+  return connection;
+}
+
 Connection::Connection(sqlite3* db, std::string file)
     : db_(db), file_(std::move(file)) {}
 
@@ -215,6 +234,29 @@ void Connection::Transaction(const std::function<void()>& fn) {
     }
   } catch (...) {
     RollBack(savepoint);
+    throw;
+  }
+}
+
+void Connection::ReadTransaction(const std::function<void()>& fn) {
+  if (depth_ > 0) {
+    fn();
+    return;
+  }
+  Exec("BEGIN DEFERRED", "starting a read transaction");
+  ++depth_;
+  try {
+    fn();
+  } catch (...) {
+    --depth_;
+    RollBack("");
+    throw;
+  }
+  --depth_;
+  try {
+    Exec("COMMIT", "ending a read transaction");
+  } catch (...) {
+    RollBack("");
     throw;
   }
 }

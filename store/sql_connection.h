@@ -56,7 +56,8 @@ class Statement {
 };
 
 // One SQLite connection in WAL mode with synchronous=FULL, foreign keys on
-// and a busy timeout. Not thread-safe: the owner serialises calls.
+// and a busy timeout, or (OpenReadOnly) a read-only one to a file that such
+// a connection has set up. Not thread-safe: the owner serialises calls.
 // Error codes: SQLITE_BUSY/LOCKED or a read-only file -> kUnavailable; a
 // full disk or quota -> kResourceExhausted; a damaged file -> kCorrupt; a
 // foreign key -> kNotFound; a unique key -> kConflict; other constraints ->
@@ -65,6 +66,12 @@ class Connection {
  public:
   static std::unique_ptr<Connection> Open(const std::filesystem::path& file,
                                           int busy_timeout_ms);
+  // A connection that only reads `file`, which must exist and be in WAL mode
+  // already (Open made it so): it reads while another connection writes,
+  // seeing what was committed when each statement (or ReadTransaction)
+  // began. Does not create the file or its folder.
+  static std::unique_ptr<Connection> OpenReadOnly(
+      const std::filesystem::path& file, int busy_timeout_ms);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -80,6 +87,10 @@ class Connection {
   // SAVEPOINT when nested. If `fn` throws, its writes are rolled back and the
   // exception rethrown.
   void Transaction(const std::function<void()>& fn);
+  // Runs `fn`, which only reads, on one snapshot: a deferred transaction at
+  // the outermost level; inside Transaction, that transaction (which sees
+  // its own writes).
+  void ReadTransaction(const std::function<void()>& fn);
 
   int64_t LastInsertId() const;
   const std::string& file() const { return file_; }

@@ -10,12 +10,14 @@
 //   lineage_retention.cpp    pins, released checkpoints, edges of a kind,
 //                            disk use
 // Internal to store/.
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -23,6 +25,7 @@
 #include "common/json_util.h"
 #include "store/lineage_db.h"
 #include "store/sql_connection.h"
+#include "store/sql_reader_pool.h"
 
 namespace baton::store::detail {
 
@@ -33,12 +36,22 @@ using sql::Statement;
 // Seconds since the Unix epoch, now.
 double Now();
 
-// The LineageDb of one SQLite file. Safe to call from many threads: every
-// call that uses the connection holds mu_.
+// The LineageDb of one SQLite file. Safe to call from many threads. Writes
+// and transactions use the one writer connection and hold mu_ while they
+// do. Reads use read-only connections of their own (WAL: they read the
+// last commit while a write goes on, and never wait for mu_), except on
+// the thread that is inside InTransaction, whose reads use the writer and
+// so see the transaction's own writes, and except for a database that is
+// not a file (":memory:" or ""), where another connection would open
+// another database: there every call uses the writer.
 class SqliteLineageDb : public LineageDb {
  public:
-  explicit SqliteLineageDb(std::unique_ptr<sql::Connection> connection)
-      : connection_(std::move(connection)), file_(connection_->file()) {}
+  // Read-only connections kept open between reads (serve's 16 request
+  // threads each find one).
+  static constexpr size_t kMaxIdleReaders = 16;
+
+  SqliteLineageDb(std::unique_ptr<sql::Connection> connection,
+                  int busy_timeout_ms);
 
   void Migrate();
 
@@ -113,8 +126,26 @@ class SqliteLineageDb : public LineageDb {
   std::vector<StageUsage> Usage(const std::string& run_id) override;
 
  private:
+  // The connection of one read call, held for as long as this lives: a
+  // borrowed reader, or the writer under mu_ (see the class comment).
+  // Statements prepared through it must end before it does.
+  class Reading {
+   public:
+    explicit Reading(SqliteLineageDb& db);
+    Statement Prepare(const std::string& sql, const std::string& purpose) {
+      return connection_->Prepare(sql, purpose);
+    }
+    sql::Connection& connection() { return *connection_; }
+
+   private:
+    std::unique_lock<std::recursive_mutex> lock_;  // held when on the writer
+    std::optional<sql::ReaderPool::Lease> lease_;  // held when on a reader
+    sql::Connection* connection_ = nullptr;
+  };
+
   // --- lineage_db.cpp ------------------------------------------------------
 
+  // On the writer: callers hold mu_.
   Statement Prepare(const std::string& sql, const std::string& purpose);
   std::vector<std::string> Digests(const std::string& sql,
                                    const std::string& purpose);
@@ -131,9 +162,15 @@ class SqliteLineageDb : public LineageDb {
   std::vector<Edge> Traverse(const std::string& node, int depth,
                              bool upstream);
 
-  std::recursive_mutex mu_;  // serialises every call on the connection
-  std::unique_ptr<sql::Connection> connection_;
+  std::recursive_mutex mu_;  // serialises every call on the writer
+  std::unique_ptr<sql::Connection> connection_;  // the writer
   const std::string file_;
+  // The thread inside InTransaction, if any (set and cleared under mu_).
+  std::atomic<std::thread::id> transaction_thread_{};
+  int transaction_depth_ = 0;  // nested InTransaction calls; guarded by mu_
+  // Null for a database that is not a file. Declared after the writer, so
+  // that the readers close first.
+  std::unique_ptr<sql::ReaderPool> readers_;
 };
 
 }  // namespace baton::store::detail
