@@ -6,7 +6,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { html, useApi, useCrumbs, DataTable, Badge, Loading, ErrorState, Empty, Card, PageHead, Digest, ActionButton,
   when, duration, metric, toast } from '../ui.js';
-import { Link } from '../router.js';
+import { Link, useTick, useQuery } from '../router.js';
 import { enc, get, post, followEvents } from '../api.js';
 import { Graph } from '../graph.js';
 
@@ -62,7 +62,7 @@ function useTrialCounts(run, stages, specs, bump) {
     const spec = specs && specs[s.name];
     const planned = s.type === 'tune' && spec && spec.budget ? spec.budget.max_trials : null;
     if (!c && planned) out[s.name] = { done: 0, total: planned, by: {} };
-    else if (c && (c.created || planned)) out[s.name] = { done: c.done, total: Math.max(c.created, isActive(s.status) && planned ? planned : 0), by: c.by };
+    else if (c && (c.created || planned)) out[s.name] = { done: c.done, total: Math.max(c.created, (isActive(s.status) || !c.created) && planned ? planned : 0), by: c.by };
   }
   return out;
 }
@@ -102,11 +102,14 @@ export function RunPage({ run }) {
   }, [run, active]);
 
   const counts = useTrialCounts(run, data && data.stages, specs, bump);
+  useTick(1000, active);  // the running duration counts up between events
   const [pinned, setPinned] = useState(undefined);
   const pinState = pinned !== undefined ? pinned : data && typeof data.pinned === 'boolean' ? data.pinned : undefined;
 
   if (error && !data) {
-    return html`<div data-page="run"><${PageHead} title=${run} /><${ErrorState} error=${error} retry=${reload} /></div>`;
+    return html`<div data-page="run"><${PageHead} title=${run} />${error.status === 404
+      ? html`<section class="card empty" data-testid="no-run">There is no run <code>${run}</code> on this server. <${Link} href="/">See the runs<//>.</section>`
+      : html`<${ErrorState} error=${error} retry=${reload} />`}</div>`;
   }
   if (!data) return html`<div data-page="run"><${PageHead} title=${run} /><section class="card"><${Loading} lines=${6} /></section></div>`;
 
@@ -121,7 +124,7 @@ export function RunPage({ run }) {
     ${active ? html`<${ActionButton} data-testid="cancel" class="danger" label="Cancel" title="cancel the run; epochs stored so far stay"
         run=${async () => { if (!confirm(`Cancel run ${run}? Epochs stored so far stay.`)) return null; return act('cancel')(); }}
         done=${(r) => r && 'cancel requested'} />` : null}
-    ${['interrupted', 'failed', 'cancelled'].includes(status) ? html`<${ActionButton} data-testid="resume" class="primary" label="Resume"
+    ${status === 'interrupted' ? html`<${ActionButton} data-testid="resume" class="primary" label="Resume"
         title="continue the run: finished trials stay, interrupted ones continue from their last stored epoch"
         run=${act('resume')} done="resume queued: the run reads pending until it starts" />` : null}
     ${pinState === undefined
@@ -162,8 +165,9 @@ export function RunPage({ run }) {
 
   return html`<div data-page="run">
     <${PageHead} title=${html`<span class="mono runid" data-testid="run-id">${run}</span>`} status=${status} meta=${meta} actions=${actions} />
-    ${ended && !active ? html`<${Ended} ended=${ended} />` : null}
-    ${data.error ? html`<div class="run-error" role="alert" data-testid="run-error"><strong>${status === 'cancelled' ? 'Cancelled' : 'Run ' + status}:</strong> ${data.error}</div>` : null}
+    ${ended && !active ? html`<${Ended} ended=${ended} shown=${data.error} />` : null}
+    ${data.error ? html`<div class=${'run-error' + (status === 'cancelled' ? ' calm' : '')} role="alert" data-testid="run-error"><strong>${status === 'cancelled' ? 'Cancelled' : 'Run ' + status}:</strong> ${data.error}${
+      status === 'interrupted' ? html`<div class="small" style="margin-top:4px">Resume continues it: finished trials stay, interrupted ones go on from their last stored epoch.</div>` : null}</div>` : null}
     ${error ? html`<div class="callout small">Could not refresh: ${error.message} <button onClick=${reload}>Retry</button></div>` : null}
     <${Card} title="Stages" right=${html`<span class="muted small">drag to pan, wheel to zoom, double-click to fit</span>`}>
       ${stages.length
@@ -176,13 +180,16 @@ export function RunPage({ run }) {
   </div>`;
 }
 
-function Ended({ ended }) {
+// Said once the stream's run_finished arrives (the error, if any, is in the box below).
+function Ended({ ended, shown }) {
   const s = ended.status || 'finished';
   return html`<div class=${'run-ended st-' + s} role="status" data-testid="run-ended">
-    The run ended: <strong>${s}</strong>${ended.error ? html` — ${ended.error}` : s === 'succeeded' ? ' — every stage finished.' : ''}</div>`;
+    The run ended while you watched: <strong>${s}</strong>${ended.error && ended.error !== shown ? html` — ${ended.error}` : s === 'succeeded' ? ' — every stage finished.' : '.'}</div>`;
 }
 
 function StagesTable({ run, stages, counts }) {
+  const [sort, setSort] = useQuery('sort', '');  // none: the pipeline's order
+  const [dir, setDir] = useQuery('dir', 'desc');
   const columns = [
     { key: 'name', label: 'Stage', value: (s) => s.name, render: (s) => html`<${Link} href=${stageHref(run, s.name)}>${s.name}<//>` },
     { key: 'type', label: 'Type', value: (s) => s.type, render: (s) => html`<span class="tag">${s.type}</span>` },
@@ -198,7 +205,8 @@ function StagesTable({ run, stages, counts }) {
         : html`<span class="muted">–</span>`) },
     { key: 'error', label: 'Error', sortable: false, render: (s) => (s.error ? html`<span class="stage-error" title=${s.error}>${s.error}</span>` : '') },
   ];
-  return html`<${DataTable} testid="stages-table" columns=${columns} rows=${stages} rowKey=${(s) => s.name} maxHeight=${400} />`;
+  return html`<${DataTable} testid="stages-table" columns=${columns} rows=${stages} rowKey=${(s) => s.name} maxHeight=${400}
+    sort=${sort} dir=${dir} onSort=${(k, d) => { setSort(k); setDir(d); }} />`;
 }
 
 // "The final model started from tune trial 8, epoch 4 (val_accuracy 0.8970)".

@@ -21,7 +21,9 @@ export function StagePage({ run, stage }) {
   const spec = pipe.data && pipe.data.pipeline && pipe.data.pipeline.stages ? pipe.data.pipeline.stages[stage] : null;
 
   if (error && !data) {
-    return html`<div data-page="stage"><${PageHead} title=${stage} /><${ErrorState} error=${error} retry=${reload} /></div>`;
+    return html`<div data-page="stage"><${PageHead} title=${stage} />${error.status === 404
+      ? html`<section class="card empty">There is no run <code>${run}</code> on this server. <${Link} href="/">See the runs<//>.</section>`
+      : html`<${ErrorState} error=${error} retry=${reload} />`}</div>`;
   }
   if (!data) return html`<div data-page="stage"><${PageHead} title=${stage} /><section class="card"><${Loading} lines=${6} /></section></div>`;
   if (!info) {
