@@ -27,12 +27,14 @@ export function LineChart({ series, xLabel = 'epoch', yLabel, log = false, heigh
   useEffect(() => {
     const el = box.current;
     if (!el) return undefined;
+    // Canvas text does not follow CSS: take the theme's colour now.
+    const fg = getComputedStyle(el).color || '#777';
     const opts = {
       width: Math.max(320, el.clientWidth),
       height,
       scales: { x: { time: false }, y: { distr: log ? 3 : 1, range: log || !extras ? undefined : rangeWith(latest) } },
-      axes: [{ label: xLabel, stroke: 'currentColor', grid: { stroke: 'rgba(128,128,128,.18)' }, incrs: xs.every(Number.isInteger) ? INT_STEPS : undefined },
-        { label: yLabel, stroke: 'currentColor', grid: { stroke: 'rgba(128,128,128,.18)' }, size: 60 }],
+      axes: [{ label: xLabel, stroke: fg, grid: { stroke: 'rgba(128,128,128,.18)' }, incrs: xs.every(Number.isInteger) ? INT_STEPS : undefined },
+        { label: yLabel, stroke: fg, grid: { stroke: 'rgba(128,128,128,.18)' }, size: 60 }],
       cursor: { drag: { x: true, y: false }, focus: { prox: 16 } },
       focus: { alpha: 0.25 },
       legend: { live: true },

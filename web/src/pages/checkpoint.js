@@ -50,9 +50,8 @@ export function CheckpointPage({ digest }) {
       run=${() => downloadSafetensors(digest)} done="download started">Download safetensors<//>`} />`;
   return html`<div data-page="checkpoint">
     ${head}
-    ${released ? html`<div class="callout released" data-testid="released" role="status"><strong>Weights released.</strong>
-      This checkpoint was released by <code>baton store gc</code> (its stage's <code>checkpoints.keep</code> did not keep it):
-      its lineage is kept below, its tensors are not. ${recorded ? html`Its trial: <${Link} href=${'/trials/' + recorded.trial_id}>${words || 'trial ' + recorded.trial_id}<//>.` : null}</div>`
+    ${released ? html`<div class="callout released" data-testid="released" role="status"><strong>Weights released.</strong>${' '}This checkpoint was released by <code>baton store gc</code> (its stage's <code>checkpoints.keep</code> did not keep it):
+      its lineage is kept below, its tensors are not. ${recorded ? html`Its trial: <${Link} href=${'/trials/' + recorded.trial_id}>${me && me.stage ? `${me.stage} trial ${me.trial_number}` : 'trial ' + recorded.trial_id}<//>.` : null}</div>`
       : ck.error ? html`<${ErrorState} error=${ck.error} retry=${ck.reload} />` : null}
     <${InitUses} down=${down.data} digest=${digest} />
     ${released ? null : html`<${Card} title="Tensors" right=${d ? html`<span class="muted small">${d.tensors.length} tensors · ${bytes(d.total_bytes)} · shared blobs link to the other checkpoints holding them</span>` : null}>
@@ -63,7 +62,7 @@ export function CheckpointPage({ digest }) {
         : !up.data && !down.data ? html`<${Loading} lines=${4} />`
         : html`<${Lineage} up=${up.data} down=${down.data} digest=${digest} />`}
     <//>
-    ${released ? null : html`<${Diff} digest=${digest} data=${d} withD=${withD} setWith=${setWith} trial=${trial} recorded=${recorded} down=${down.data} />`}
+    ${released ? null : html`<${Diff} digest=${digest} data=${d} withD=${withD} setWith=${setWith} trial=${trial} recorded=${recorded} down=${down.data} up=${up.data} />`}
   </div>`;
 }
 
@@ -308,7 +307,7 @@ export function diffManifests(a, b) {
 
 const STATES = ['identical', 'changed', 'reshaped', 'added', 'removed'];
 
-function Diff({ digest, data, withD, setWith, trial, recorded, down }) {
+function Diff({ digest, data, withD, setWith, trial, recorded, down, up }) {
   const [only, setOnly] = useQuery('only', '');
   const [paste, setPaste] = useState('');
   const other = useApi(withD && isDigest(withD) ? `/checkpoints/${enc(withD)}` : null);
@@ -323,7 +322,14 @@ function Diff({ digest, data, withD, setWith, trial, recorded, down }) {
     const next = eps.find((e) => e.epoch === at + 1);
     if (prev) options.push({ d: prev.checkpoint, label: prev.label ? `previous: ${prev.label}` : `previous epoch (${prev.epoch})` });
     if (next) options.push({ d: next.checkpoint, label: `next epoch (${next.epoch})` });
-    if (at > 0 && trial.initial_checkpoint && trial.initial_checkpoint !== (prev && prev.checkpoint)) options.push({ d: trial.initial_checkpoint, label: 'initial weights of the trial' });
+    // The trial's warm start (init_from) names its source.
+    const init = up && (up.edges || []).find((e) => e.kind === 'initialized_from' && e.src === 'trial:' + recorded.trial_id);
+    const initLabel = init && init.attrs && init.attrs.stage !== undefined ? `warm start: ${init.attrs.stage} trial ${init.attrs.trial_number}, epoch ${init.attrs.epoch}` : 'initial weights of the trial';
+    if (init && init.dst.slice(11) !== trial.initial_checkpoint && init.dst.slice(11) !== digest) options.push({ d: init.dst.slice(11), label: initLabel });
+    const sameAsSource = init && init.dst.slice(11) === trial.initial_checkpoint;
+    if (at > 0 && trial.initial_checkpoint && trial.initial_checkpoint !== (prev && prev.checkpoint)) {
+      options.push({ d: trial.initial_checkpoint, label: !init || sameAsSource ? initLabel : 'initial weights of the trial (after the warm start)' });
+    }
     const last = eps[eps.length - 1];
     if (last && last.epoch !== at && last.epoch !== at + 1) options.push({ d: last.checkpoint, label: `last epoch (${last.epoch})` });
   }
