@@ -8,6 +8,9 @@ import { useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { html } from './ui.js';
 
 // ---- axes and scales ----
+// A category's identity (values may be numbers, strings, lists or objects).
+const ck = (v) => (v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v));
+
 // axis: {key, label, kind: 'linear' | 'log' | 'cat', lo, hi, cats, index, get(row)}
 // spec: the search-space entry ({type, low, high, log, values}) or null.
 export function buildAxis({ key, label, spec, get, rows, pad = 0 }) {
@@ -19,9 +22,9 @@ export function buildAxis({ key, label, spec, get, rows, pad = 0 }) {
   const categorical = (spec && spec.type === 'categorical') || values.some((v) => typeof v !== 'number');
   if (categorical) {
     const cats = spec && Array.isArray(spec.values) ? [...spec.values] : [];
-    const index = new Map(cats.map((c, i) => [String(c), i]));
+    const index = new Map(cats.map((c, i) => [ck(c), i]));
     for (const v of values) {
-      if (!index.has(String(v))) { index.set(String(v), cats.length); cats.push(v); }
+      if (!index.has(ck(v))) { index.set(ck(v), cats.length); cats.push(v); }
     }
     return { key, label, kind: 'cat', cats, index, get };
   }
@@ -44,7 +47,7 @@ export function buildAxis({ key, label, spec, get, rows, pad = 0 }) {
 export function frac(a, v) {
   if (v === undefined || v === null) return null;
   if (a.kind === 'cat') {
-    const i = a.index.get(String(v));
+    const i = a.index.get(ck(v));
     return i === undefined ? null : (i + 0.5) / a.cats.length;
   }
   if (typeof v !== 'number' || !isFinite(v)) return null;
@@ -74,7 +77,7 @@ export function tickLabel(v) {
 }
 
 export function ticks(a) {
-  if (a.kind === 'cat') return a.cats.map((c) => ({ v: c, label: String(c) }));
+  if (a.kind === 'cat') return a.cats.map((c) => ({ v: c, label: ck(c) }));
   if (a.kind === 'log') {
     let out = [];
     for (const mult of [[1], [1, 3], [1, 2, 5]]) {
@@ -107,9 +110,9 @@ export function brushTest(axes, brush) {
     const b = brush && brush[a.key];
     if (!b) continue;
     if (a.kind === 'cat') {
-      const lo = a.index.get(String(b[0])), hi = a.index.get(String(b[1]));
+      const lo = a.index.get(ck(b[0])), hi = a.index.get(ck(b[1]));
       if (lo === undefined || hi === undefined) continue;
-      parts.push((r) => { const i = a.index.get(String(a.get(r))); return i !== undefined && i >= lo && i <= hi; });
+      parts.push((r) => { const i = a.index.get(ck(a.get(r))); return i !== undefined && i >= lo && i <= hi; });
     } else {
       const lo = Number(b[0]), hi = Number(b[1]);
       if (!isFinite(lo) || !isFinite(hi)) continue;
@@ -173,7 +176,6 @@ const keyOf = (e) => {
   const t = e.target && e.target.getAttribute ? e.target.getAttribute('data-k') : null;
   return t === null ? null : Number(t);
 };
-const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]));
 
 // ---- parallel coordinates ----
 // axes: from buildAxis; rows: items with a numeric key (rowKey); colorBy:
@@ -362,15 +364,17 @@ export function Scatter({ xAxis, yAxis, rows, rowKey, status, label, hot, onHot,
       const st = status(r);
       const c = STATUS_COLOR[st] || '#888888';
       const k = rowKey(r);
-      byKey.set(k, [x, y, c]);
-      const t = `<title>${esc(label(r))}</title>`;
-      if (st === 'succeeded') s += `<circle data-k="${k}" cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="4" fill="${c}">${t}</circle>`;
-      else if (st === 'pruned') s += `<circle data-k="${k}" cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="3.5" fill="none" stroke="${c}" stroke-width="1.6">${t}</circle>`;
-      else s += `<rect data-k="${k}" x="${(x - 3.5).toFixed(1)}" y="${(y - 3.5).toFixed(1)}" width="7" height="7" fill="${c}">${t}</rect>`;
+      byKey.set(k, [x, y, c, r]);
+      if (st === 'succeeded') s += `<circle data-k="${k}" cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="4" fill="${c}"/>`;
+      else if (st === 'pruned') s += `<circle data-k="${k}" cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="3.5" fill="none" stroke="${c}" stroke-width="1.6"/>`;
+      else s += `<rect data-k="${k}" x="${(x - 3.5).toFixed(1)}" y="${(y - 3.5).toFixed(1)}" width="7" height="7" fill="${c}"/>`;
     }
     return { points: s, missing, byKey };
   }, [rows, xAxis, yAxis, width, height]);
-  const statuses = useMemo(() => [...new Set(rows.map(status))], [rows]);
+  const statuses = useMemo(() => {
+    const order = Object.keys(STATUS_COLOR);
+    return [...new Set(rows.map(status))].sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99));
+  }, [rows]);
   const h = hot === null || hot === undefined ? null : byKey.get(hot);
   const yt = ticks(yAxis), xt = ticks(xAxis);
   if (!width) return html`<div class="pc scatter" ref=${wrap} data-testid=${testid} style=${{ height: height + 24 + 'px' }}></div>`;
@@ -386,7 +390,9 @@ export function Scatter({ xAxis, yAxis, rows, rowKey, status, label, hot, onHot,
       <text class="pc-name" transform=${`translate(14,${(top + bottom) / 2}) rotate(-90)`} text-anchor="middle">${yAxis.label}</text>
       <g class="sc-points" onMouseOver=${(e) => onHot && onHot(keyOf(e))} onMouseOut=${() => onHot && onHot(null)}
         onClick=${(e) => { const k = keyOf(e); if (k !== null && onPick) onPick(k); }} dangerouslySetInnerHTML=${{ __html: points }}></g>
-      ${h ? html`<circle class="sc-hot" cx=${h[0]} cy=${h[1]} r="8" stroke=${h[2]} />` : null}
+      ${h ? html`<circle class="sc-hot" cx=${h[0]} cy=${h[1]} r="8" stroke=${h[2]} />
+        <text class="sc-tip" x=${h[0] > (left + right) / 2 ? h[0] - 12 : h[0] + 12} y=${h[1] < top + 14 ? h[1] + 16 : h[1] - 10}
+          text-anchor=${h[0] > (left + right) / 2 ? 'end' : 'start'}>${label(h[3])}</text>` : null}
     </svg>
     <div class="row small muted sc-legend">
       ${statuses.map((s) => html`<span class="row" style="gap:4px"><svg width="10" height="10" aria-hidden="true">${

@@ -18,8 +18,13 @@ const MAX_CURVES = 60;
 // Curve colours by trial number from the palette; its yellow darkened
 // (#F0E442 is too faint on white for a thin line), so that eight
 // consecutive trials still get eight colours.
+// Its grey becomes the theme's text colour (a grey best trial reads as
+// disabled).
 const CURVE = PALETTE.map((c) => (c.toUpperCase() === '#F0E442' ? '#B09A00' : c));
-export const trialColor = (n) => CURVE[((n % CURVE.length) + CURVE.length) % CURVE.length];
+export function trialColor(n) {
+  const c = CURVE[((n % CURVE.length) + CURVE.length) % CURVE.length];
+  return c === '#777777' ? getComputedStyle(document.body).color || c : c;
+}
 
 // Rows of the table from the metrics answer: final and best objective,
 // epochs, seconds, a lower-case text to filter on; ranked like the server
@@ -138,7 +143,8 @@ function TuneBody({ d, spec, live, refreshError }) {
   const [metricName, setMetric] = useQuery('metric', obj.metric);
   const [logText, setLog] = useQuery('log', '');
   const [brushText, setBrushText] = useQuery('brush', '');
-  const [xKey, setX] = useQuery('x', hpKeys[0] || '');
+  const [xParam, setX] = useQuery('x', hpKeys[0] || '');
+  const xKey = hpKeys.includes(xParam) ? xParam : hpKeys[0];
   const [hot, setHot] = useState(null);
 
   const statuses = useMemo(() => new Set(statusText ? statusText.split(',') : []), [statusText]);
@@ -252,7 +258,7 @@ function TuneBody({ d, spec, live, refreshError }) {
       <div class="row cardhead"><h2>${xKey || 'hyperparameter'} → ${obj.metric}</h2><span class="spacer"></span>
         <label class="small muted">parameter <select value=${xKey} onChange=${(e) => setX(e.currentTarget.value)} data-testid="scatter-param">
           ${hpKeys.map((k) => html`<option value=${k}>${k}</option>`)}</select></label></div>
-      ${hpKeys.length && axes.find((a) => a.key === xKey)
+      ${hpKeys.length
         ? html`<${Scatter} testid="scatter" xAxis=${axes.find((a) => a.key === xKey)} yAxis=${axes[axes.length - 1]} rows=${shown}
             rowKey=${(r) => r.n} status=${(r) => r.status} label=${(r) => `trial ${r.n} (${r.status}): ${xKey}=${hp(r.hp[xKey])}, ${obj.metric} ${fixed(r.final, 4)}`}
             hot=${hot} onHot=${setHot} onPick=${toggle} height=${260} />`
