@@ -180,8 +180,11 @@ const keyOf = (e) => {
 // ---- parallel coordinates ----
 // axes: from buildAxis; rows: items with a numeric key (rowKey); colorBy:
 // {get(row), lo, hi, better: 'max'|'min', label}; brush/onBrush as above;
-// hot/onHot: the hovered key; onPick(key): a click on a line.
-export function ParallelCoordinates({ axes, rows, rowKey, colorBy, brush, onBrush, hot, onHot, onPick, title, height = 300, testid }) {
+// hot/onHot: the hovered key; onPick(key): a click on a line. `only`: the
+// rows to draw (a subset of rows, e.g. after a text filter), or null for
+// all: the lines' geometry is computed once for `rows`, so filtering only
+// chooses among them.
+export function ParallelCoordinates({ axes, rows, only = null, rowKey, colorBy, brush, onBrush, hot, onHot, onPick, title, height = 300, testid }) {
   const wrap = useRef(null);
   const svg = useRef(null);
   const width = useWidth(wrap, 600);
@@ -222,15 +225,17 @@ export function ParallelCoordinates({ axes, rows, rowKey, colorBy, brush, onBrus
     return next;
   }, [brush, drag, axes]);
   const test = useMemo(() => brushTest(axes, effective), [axes, effective]);
-  const { dim, live, shown } = useMemo(() => {
-    let dim = '', live = '', shown = 0;
+  const inside = useMemo(() => (only ? new Set(only.map(rowKey)) : null), [only]);
+  const { dim, live, shown, drawn } = useMemo(() => {
+    let dim = '', live = '', shown = 0, drawn = 0;
     for (const p of paths) {
-      if (!p.d) continue;
+      if (!p.d || (inside && !inside.has(p.k))) continue;
+      drawn++;
       if (test && !test(p.r)) dim += `<path data-k="${p.k}" d="${p.d}"/>`;
       else { live += `<path data-k="${p.k}" d="${p.d}" stroke="${p.c}"/>`; shown++; }
     }
-    return { dim, live, shown };
-  }, [paths, test]);
+    return { dim, live, shown, drawn };
+  }, [paths, test, inside]);
 
   function rangeOf(a, y0, y1) {
     const ya = Math.max(y0, y1), yb = Math.min(y0, y1);
@@ -300,12 +305,12 @@ export function ParallelCoordinates({ axes, rows, rowKey, colorBy, brush, onBrus
   const gid = 'pcramp' + (testid || '');
   if (!width) return html`<div class="pc" ref=${wrap} data-testid=${testid} style=${{ height: height + 22 + 'px' }}></div>`;
   return html`<div class="pc" ref=${wrap} data-testid=${testid}>
-    <svg ref=${svg} width=${width} height=${height} role="img" aria-label=${`parallel coordinates of ${rows.length} trials${title ? ': ' + title : ''}`}>
+    <svg ref=${svg} width=${width} height=${height} role="img" aria-label=${`parallel coordinates of ${drawn} trials${title ? ': ' + title : ''}`}>
       <defs><linearGradient id=${gid} x1="0" y1="1" x2="0" y2="0">
         ${RAMP.map((c, i) => html`<stop offset=${i / (RAMP.length - 1)} stop-color=${colorBy.better === 'min' ? RAMP[RAMP.length - 1 - i] : c} />`)}
       </linearGradient></defs>
       <g class="pc-dim" dangerouslySetInnerHTML=${{ __html: dim }}></g>
-      <g class="pc-lines" stroke-opacity=${rows.length > 300 ? 0.45 : rows.length > 60 ? 0.7 : 0.9}
+      <g class="pc-lines" stroke-opacity=${drawn > 300 ? 0.45 : drawn > 60 ? 0.7 : 0.9}
         onMouseOver=${(e) => onHot && onHot(keyOf(e))} onMouseOut=${() => onHot && onHot(null)}
         onClick=${(e) => { const k = keyOf(e); if (k !== null && onPick) onPick(k); }}
         dangerouslySetInnerHTML=${{ __html: live }}></g>
@@ -331,7 +336,7 @@ export function ParallelCoordinates({ axes, rows, rowKey, colorBy, brush, onBrus
         <text x="9" y=${(top + bottom) / 2} dy="0.32em">${colorBy.better === 'min' ? 'better ↓' : 'better ↑'}</text>
       </g>
     </svg>
-    <div class="muted small pc-note">${test ? `${shown} of ${paths.filter((p) => p.d).length} trials inside the brushes` : 'Drag along an axis to filter the trials; click outside a brush to clear it.'}</div>
+    <div class="muted small pc-note">${test ? `${shown} of ${drawn} trials inside the brushes` : 'Drag along an axis to filter the trials; click outside a brush to clear it.'}</div>
   </div>`;
 }
 

@@ -139,6 +139,17 @@ function TuneBody({ d, spec, live, refreshError }) {
   const [dir] = useQuery('dir', d.max ? 'desc' : 'asc');
   const [statusText, setStatusText] = useQuery('status', '');
   const [q, setQ] = useQuery('q', '');
+  // The box answers every key; the filter (table, charts, URL) follows
+  // 150 ms after the last one, so typing never waits for a redraw.
+  const [qInput, setQInput] = useState(q);
+  const qTimer = useRef(null);
+  useEffect(() => { if (!qTimer.current) setQInput(q); }, [q]);
+  const typed = (v) => {
+    setQInput(v);
+    clearTimeout(qTimer.current);
+    qTimer.current = setTimeout(() => { qTimer.current = null; setQ(v); }, 150);
+  };
+  useEffect(() => () => clearTimeout(qTimer.current), []);
   const [selText, setSelText] = useQuery('sel', '');
   const [metricName, setMetric] = useQuery('metric', obj.metric);
   const [logText, setLog] = useQuery('log', '');
@@ -230,7 +241,7 @@ function TuneBody({ d, spec, live, refreshError }) {
       <section class="card">
         <div class="row cardhead"><h2>Hyperparameters → ${obj.metric}</h2><span class="spacer"></span>
           ${Object.keys(brush).length ? html`<button class="chip" onClick=${() => setBrushText('')} data-testid="clear-brush">Clear brushes</button>` : null}</div>
-        <${ParallelCoordinates} testid="parcoords" axes=${axes} rows=${filtered} rowKey=${(r) => r.n} colorBy=${colorBy}
+        <${ParallelCoordinates} testid="parcoords" axes=${axes} rows=${d.rows} only=${filtered.length === d.rows.length ? null : filtered} rowKey=${(r) => r.n} colorBy=${colorBy}
           brush=${brush} onBrush=${(b) => setBrushText(formatBrush(b))} hot=${hot} onHot=${setHot} onPick=${toggle} height=${300} />
       </section>
     </div>
@@ -240,7 +251,7 @@ function TuneBody({ d, spec, live, refreshError }) {
         <span class="muted small" data-testid="trials-count">${shown.length === d.rows.length ? `${d.rows.length} trials` : `${shown.length} of ${d.rows.length} trials`}</span>
         <span class="spacer"></span>
         <input type="search" ref=${filterBox} placeholder="Filter trials  ( / )" aria-label="filter trials by number, status, reason or hyperparameter"
-          value=${q} onInput=${(e) => setQ(e.currentTarget.value)} class="tune-filter" data-testid="trials-filter" />
+          value=${qInput} onInput=${(e) => typed(e.currentTarget.value)} class="tune-filter" data-testid="trials-filter" />
       </div>
       <div class="row" style="margin-bottom:10px" role="group" aria-label="filter by status" data-testid="status-filter">
         <button class="chip" aria-pressed=${!statuses.size} onClick=${() => chipClick('all')}>all <span class="muted">${d.rows.length}</span></button>
@@ -252,7 +263,7 @@ function TuneBody({ d, spec, live, refreshError }) {
       <${DataTable} testid="trials-table" columns=${columns} rows=${shown} rowKey=${(r) => r.n} sort=${sort} dir=${dir}
         onSort=${(k, dd) => setQueries({ sort: k === 'objective' ? '' : k, dir: dd === (d.max ? 'desc' : 'asc') ? '' : dd })} selected=${sel} hot=${hot} onHot=${setHot} maxHeight=${460}
         onRowClick=${(r, e) => { if (e.target.closest && e.target.closest('a')) return; toggle(r.n); }}
-        empty=${html`No trial matches the filters. <button class="chip" onClick=${() => { setQ(''); setStatusText(''); setBrushText(''); }}>Clear filters</button>`} />
+        empty=${html`No trial matches the filters. <button class="chip" onClick=${() => { setQInput(''); setQueries({ q: '', status: '', brush: '' }); }}>Clear filters</button>`} />
     </section>
     <section class="card">
       <div class="row cardhead"><h2>${xKey || 'hyperparameter'} → ${obj.metric}</h2><span class="spacer"></span>
