@@ -142,10 +142,12 @@ before(async () => {
     const child = startGroup(opt.baton, ['--store', store, 'run', path.join(HERE, 'ui-pipeline.json'), '--workers', '2', '--no-progress'],
       { env: { BATON_WORKER: path.resolve(opt.worker) }, logFile });
     child.stdout.pipe(fs.createWriteStream(path.join(dir, 'run.out')));
+    const started = Date.now();
     const timer = setTimeout(() => stopGroup(child, 2000), RUN_WAIT);
     const r = await child.done;
     clearTimeout(timer);
     if (r.code !== 0) throw new Error(`baton run of ui-pipeline.json ended with ${r.code ?? r.signal}:\n${tail(logFile)}\n${tail(path.join(dir, 'run.out'))}`);
+    console.log(`# the fixture's pipeline ran in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], headless: true });
   server = await startServer(store, ['--public-read']);
@@ -310,6 +312,10 @@ uiTest('tune page: table sorts by the objective, curves are drawn, brushing filt
   const total = await rowCount(table);
   const trials = await api(server, `/runs/${run.run_id}/stages/tune/trials`, { token: false });
   assert.equal(total, trials.trials.length, 'one row per trial');
+  // Median pruning stopped some trials: the table says so in words.
+  const pruned = trials.trials.filter((x) => x.status === 'pruned').length;
+  assert.ok(pruned > 0, 'the fixture\'s tune stage pruned a trial');
+  assert.equal((await column(page, table, 'status')).filter((x) => x.startsWith('pruned')).length, pruned, 'pruned rows');
 
   // Sort by the objective: click its header, then again for the other way.
   const key = await table.evaluate((el) => {
