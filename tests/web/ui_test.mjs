@@ -167,10 +167,10 @@ after(async () => {
 });
 
 // ---- pages: console errors collected per page, checked per subtest ----
-// allow: [{status, url: RegExp}]: expected failed requests (a validation's
-// 400, a 401 before the token) that Chromium logs as console errors.
 // One browser context for all (its HTTP cache keeps the bundle between
 // checks); a tab per page, so each has its own sessionStorage (the token).
+// allow: [{status, url: RegExp}]: expected failed requests (a validation's
+// 400, a 401 before the token) that Chromium logs as console errors.
 let context;
 async function openPage(t, { token, allow = [], base } = {}) {
   if (!context) {
@@ -199,12 +199,13 @@ async function openPage(t, { token, allow = [], base } = {}) {
   return page;
 }
 
-// Runs body(page, t) and then asserts that no page logged a console error.
+// Runs body(page, {t, open}) and then asserts that no page it opened logged
+// a console error or warning; a failure saves a screenshot (failed-*.png).
 function uiTest(name, body, opts = {}) {
   test(name, async (t) => {
     const pages = [];
     const open = async (o) => { const p = await openPage(t, { allow: opts.allow, ...o }); pages.push(p); return p; };
-    const page = await open(opts.page || {});
+    const page = await open();
     try {
       await body(page, { t, open });
     } catch (e) {
