@@ -32,7 +32,8 @@ export function LineChart({ series, xLabel = 'epoch', yLabel, log = false, heigh
     const opts = {
       width: Math.max(320, el.clientWidth),
       height,
-      scales: { x: { time: false }, y: { distr: log ? 3 : 1, range: log || !extras ? undefined : rangeWith(latest) } },
+      // One epoch alone: uPlot would span 0..100 around it; centre it instead.
+      scales: { x: { time: false, range: (u, min, max) => (u.data[0].length === 1 ? [u.data[0][0] - 0.5, u.data[0][0] + 0.5] : [min, max]) }, y: { distr: log ? 3 : 1, range: log || !extras ? undefined : rangeWith(latest) } },
       axes: [{ label: xLabel, stroke: fg, grid: { stroke: 'rgba(128,128,128,.18)' }, incrs: xs.every(Number.isInteger) ? INT_STEPS : undefined },
         { label: yLabel, stroke: fg, grid: { stroke: 'rgba(128,128,128,.18)' }, size: 60 }],
       cursor: { drag: { x: true, y: false }, focus: { prox: 16 } },
