@@ -224,12 +224,13 @@ function uiTest(name, body, opts = {}) {
 const withToken = (page, token) => page.addInitScript((tk) => sessionStorage.setItem('baton.token', tk), token);
 const page$ = (page, name) => page.locator(`[data-page="${name}"]`).first();
 
-// A screenshot of the first screen (light; dark too when asked), once the
-// page's fonts and pending frames have settled.
+// A screenshot of the first screen (light; dark too when asked) and one of
+// the whole page, once the page's fonts and pending frames have settled.
 async function shot(page, name, { dark = false } = {}) {
   await page.evaluate(() => document.fonts.ready.then(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))));
   const file = path.join(OUT, name + '.png');
   await page.screenshot({ path: file });
+  await page.screenshot({ path: path.join(OUT, name + '-full.png'), fullPage: true });  // the whole page, for review
   if (dark) {
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
@@ -385,7 +386,7 @@ uiTest('comparison page shows its table and curves', async (page) => {
   await assertCanvasDrawn(page, cmp.locator('[data-testid="comparison-chart"]'));
   await page$(page, 'train').locator('[data-testid="warm-start"]').waitFor();
   await shot(page, 'train');
-  await cmp.scrollIntoViewIfNeeded();
+  await cmp.evaluate((el) => window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - 60));  // below the sticky top bar
   await shot(page, 'comparison');
 });
 
