@@ -109,6 +109,9 @@ Json TrialJson(const TrialView& v) {
     if (v.released.count(e.checkpoint)) j["epochs"].back()["released"] = "released by baton store gc";
   }
   if (v.released.count(v.trial.initial_checkpoint)) j["initial_checkpoint_released"] = true;
+  // Which start and seed of an ablation or a compare this trial is.
+  if (v.trial.task.contains("variant")) j["variant"] = v.trial.task["variant"];
+  if (v.trial.task.contains("repeat")) j["repeat"] = v.trial.task["repeat"];
   return j;
 }
 

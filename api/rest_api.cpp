@@ -306,7 +306,10 @@ void Api::MountRuns() {
     SendJson(res, out);
   });
   Route("GET", "/runs/{run_id}", [this](const httplib::Request& req, httplib::Response& res) {
-    SendJson(res, RunDetailJson(store, MustRun(req.matches[1])));
+    Json out = RunDetailJson(store, MustRun(req.matches[1]));
+    const auto pinned = store.db->PinnedRuns();
+    out["pinned"] = std::find(pinned.begin(), pinned.end(), out["run_id"].get<std::string>()) != pinned.end();
+    SendJson(res, out);
   });
   Route("POST", "/runs/{run_id}:cancel", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];

@@ -72,6 +72,7 @@ Json StageMetricsJson(StoreHandle& store, const store::StageRecord& stage) {
                 {"hyperparameters", t.hyperparameters}, {"epochs", Json::array()}, {"seconds", Json::array()},
                 {"checkpoints", Json::array()}, {"values", Json::object()}, {"promotions", Json::array()}};
     if (t.task.contains("variant")) row["variant"] = t.task["variant"];
+    if (t.task.contains("repeat")) row["repeat"] = t.task["repeat"];
     for (const auto& e : epochs) {
       row["epochs"].push_back(e.epoch);
       row["seconds"].push_back(e.seconds);
@@ -105,7 +106,6 @@ Json TrialPageJson(StoreHandle& store, int64_t trial_id) {
     out["stage"] = stage->name;
     out["stage_type"] = stage->type;
     out["objective"] = Objective(*stage);
-    if (v.trial.task.contains("variant")) out["variant"] = v.trial.task["variant"];
     out["started_at"] = v.trial.started_at;
     out["finished_at"] = v.trial.finished_at;
     return out;
