@@ -60,15 +60,46 @@ SqliteLineageDb::SqliteLineageDb(std::unique_ptr<sql::Connection> connection,
   }
 }
 
+namespace {
+
+// The reader of each database this thread is inside ReadSnapshot of (rarely
+// more than one), innermost last.
+thread_local std::vector<std::pair<const SqliteLineageDb*, sql::Connection*>>
+    snapshot_readers;
+
+}  // namespace
+
+sql::Connection* SqliteLineageDb::SnapshotReader() const {
+  for (const auto& [db, connection] : snapshot_readers) {
+    if (db == this) return connection;
+  }
+  return nullptr;
+}
+
 SqliteLineageDb::Reading::Reading(SqliteLineageDb& db) {
-  if (db.readers_ == nullptr ||
-      db.transaction_thread_.load() == std::this_thread::get_id()) {
+  if (db.readers_ == nullptr || db.InTransactionOnThisThread()) {
     lock_ = std::unique_lock<std::recursive_mutex>(db.mu_);
     connection_ = db.connection_.get();
+  } else if (sql::Connection* snapshot = db.SnapshotReader()) {
+    connection_ = snapshot;
   } else {
     lease_.emplace(db.readers_->Borrow());
     connection_ = &lease_->connection();
   }
+}
+
+void SqliteLineageDb::ReadSnapshot(const std::function<void()>& fn) {
+  if (readers_ == nullptr || InTransactionOnThisThread() ||
+      SnapshotReader() != nullptr) {
+    fn();
+    return;
+  }
+  sql::ReaderPool::Lease lease = readers_->Borrow();
+  snapshot_readers.emplace_back(this, &lease.connection());
+  struct Forget {
+    ~Forget() { snapshot_readers.pop_back(); }
+  } forget;  // before the lease ends
+  lease.connection().ReadTransaction(fn);
 }
 
 void SqliteLineageDb::InTransaction(const std::function<void()>& fn) {

@@ -103,6 +103,13 @@ class LineageDb {
   // Runs `fn` in one transaction (nested calls join the outer one). If `fn`
   // throws, everything it wrote is rolled back and the exception rethrown.
   virtual void InTransaction(const std::function<void()>& fn) = 0;
+  // Runs `fn` with every read that this thread makes through this LineageDb
+  // on one snapshot: what was committed when the first of them began. That
+  // makes the reads of, e.g., one API request agree with each other, and
+  // costs less than a snapshot per call. Writes are not held up; those made
+  // inside `fn`, by this thread too, are not seen by its later reads. Inside
+  // InTransaction (reads see the transaction) or nested, just runs `fn`.
+  virtual void ReadSnapshot(const std::function<void()>& fn) = 0;
   virtual int SchemaVersion() = 0;
 
   // Pipelines: stored by id (digest of canonical JSON); idempotent.

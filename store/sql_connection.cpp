@@ -243,7 +243,8 @@ void Connection::ReadTransaction(const std::function<void()>& fn) {
     fn();
     return;
   }
-  Exec("BEGIN DEFERRED", "starting a read transaction");
+  // Prepared once: a request's reads may each start one.
+  Prepare("BEGIN DEFERRED", "starting a read transaction").Run();
   ++depth_;
   try {
     fn();
@@ -254,7 +255,7 @@ void Connection::ReadTransaction(const std::function<void()>& fn) {
   }
   --depth_;
   try {
-    Exec("COMMIT", "ending a read transaction");
+    Prepare("COMMIT", "ending a read transaction").Run();
   } catch (...) {
     RollBack("");
     throw;

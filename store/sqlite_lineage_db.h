@@ -41,7 +41,8 @@ double Now();
 // do. Reads use read-only connections of their own (WAL: they read the
 // last commit while a write goes on, and never wait for mu_), except on
 // the thread that is inside InTransaction, whose reads use the writer and
-// so see the transaction's own writes, and except for a database that is
+// so see the transaction's own writes; on a thread inside ReadSnapshot they
+// use that snapshot's reader; and except for a database that is
 // not a file (":memory:" or ""), where another connection would open
 // another database: there every call uses the writer.
 class SqliteLineageDb : public LineageDb {
@@ -58,6 +59,7 @@ class SqliteLineageDb : public LineageDb {
   // --- lineage_db.cpp ------------------------------------------------------
 
   void InTransaction(const std::function<void()>& fn) override;
+  void ReadSnapshot(const std::function<void()>& fn) override;
   int SchemaVersion() override;
 
   void PutPipeline(const std::string& id, const std::string& name,
@@ -127,7 +129,8 @@ class SqliteLineageDb : public LineageDb {
 
  private:
   // The connection of one read call, held for as long as this lives: a
-  // borrowed reader, or the writer under mu_ (see the class comment).
+  // borrowed reader, this thread's ReadSnapshot reader, or the writer under
+  // mu_ (see the class comment).
   // Statements prepared through it must end before it does.
   class Reading {
    public:
@@ -144,6 +147,12 @@ class SqliteLineageDb : public LineageDb {
   };
 
   // --- lineage_db.cpp ------------------------------------------------------
+
+  bool InTransactionOnThisThread() const {
+    return transaction_thread_.load() == std::this_thread::get_id();
+  }
+  // This thread's ReadSnapshot reader of this database, or null.
+  sql::Connection* SnapshotReader() const;
 
   // On the writer: callers hold mu_.
   Statement Prepare(const std::string& sql, const std::string& purpose);

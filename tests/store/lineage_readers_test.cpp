@@ -1,6 +1,6 @@
 // LineageDb's reads on connections of their own: they go on while another
 // thread holds a write transaction, see every commit, and inside a
-// transaction see that transaction's writes.
+// transaction see that transaction's writes; ReadSnapshot keeps one view.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -209,6 +209,52 @@ TEST_F(LineageReadersTest, AfterAFailedTransactionReadsDoNotWaitForAWriter) {
   EXPECT_FALSE(db_->GetRun("r-new"));
   writer.Commit();
   EXPECT_TRUE(writer.released_in_time());
+}
+
+// Runs CreateRun(run_id) on another thread; false if it did not return
+// within kPatience.
+bool CommitRunElsewhere(LineageDb& db, const std::string& run_id) {
+  auto done = std::async(std::launch::async,
+                         [&db, run_id] { db.CreateRun(RunNamed(run_id)); });
+  if (done.wait_for(kPatience) != std::future_status::ready) return false;
+  done.get();
+  return true;
+}
+
+TEST_F(LineageReadersTest, AReadSnapshotKeepsOneViewAcrossCalls) {
+  db_->CreateRun(RunNamed("r1"));
+  db_->ReadSnapshot([&] {
+    ASSERT_TRUE(db_->GetRun("r1"));
+    // A commit on another thread is not held up by the snapshot, and the
+    // snapshot's later reads do not see it.
+    ASSERT_TRUE(CommitRunElsewhere(*db_, "r2"));
+    EXPECT_FALSE(db_->GetRun("r2"));
+    db_->ReadSnapshot([&] { EXPECT_EQ(db_->ListRuns(0).size(), 1u); });
+    // Other threads read the latest commit meanwhile.
+    auto other =
+        std::async(std::launch::async, [&] { return db_->ListRuns(0).size(); });
+    ASSERT_EQ(other.wait_for(kPatience), std::future_status::ready);
+    EXPECT_EQ(other.get(), 2u);
+  });
+  EXPECT_EQ(db_->ListRuns(0).size(), 2u);
+}
+
+TEST_F(LineageReadersTest, AReadSnapshotThatThrowsLeavesLaterReadsCurrent) {
+  db_->CreateRun(RunNamed("r1"));
+  EXPECT_THROW(db_->ReadSnapshot([&] {
+    ASSERT_TRUE(db_->GetRun("r1"));
+    throw std::runtime_error("stop");
+  }),
+               std::runtime_error);
+  ASSERT_TRUE(CommitRunElsewhere(*db_, "r2"));
+  EXPECT_TRUE(db_->GetRun("r2"));
+}
+
+TEST_F(LineageReadersTest, AReadSnapshotInsideATransactionSeesTheTransaction) {
+  db_->InTransaction([&] {
+    db_->CreateRun(RunNamed("r1"));
+    db_->ReadSnapshot([&] { EXPECT_TRUE(db_->GetRun("r1")); });
+  });
 }
 
 // Reads have connections of their own, so a database only one connection
