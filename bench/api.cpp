@@ -1,20 +1,27 @@
 // REST API throughput and latency: wrk against `baton serve` and against a
-// bare cpp-httplib server that answers the same two paths with the same bytes.
-//   1. `baton run` of a tiny pipeline (prepare on 100 Fashion-MNIST images, a
-//      tune stage of 2 one-epoch trials of flatten -> linear 10) fills a store.
+// bare cpp-httplib server that answers the same paths with the same bytes.
+//   1. The bench writes a store through the store's own API, as a finished
+//      run would have left it: a pipeline, a run with a prepare stage and a
+//      tune stage of T trials x E epochs (flatten -> linear 10 on
+//      Fashion-MNIST; each epoch's metrics as the trainer records them, and
+//      a checkpoint per epoch, lineage edges and blob accounting included).
+//      Trial 0's last checkpoint is real: its manifest and two tensors
+//      (fc.weight 10x784, fc.bias 10; seeded random float32) are in the blob
+//      store; the other checkpoints are lineage rows only.
 //   2. `baton serve --public-read` on that store, on a free loopback port.
 //   3. The bare server, in this process: same cpp-httplib, TCP_NODELAY, as
 //      many request threads as serve (16), keep-alive as serve's; its answers
 //      are the bodies Baton returned, fetched once. It is the floor: what
 //      serving these bytes costs here without Baton's lookups and encoding.
-//   4. For GET /api/v1/runs/{run_id} and GET /api/v1/checkpoints/{digest}:
-//      wrk -t2 -cC -dSs --latency, Baton then bare. All traffic stays on
-//      127.0.0.1; each measurement lasts S seconds.
+//   4. For GET /api/v1/runs/{run_id}, GET /api/v1/checkpoints/{digest} (trial
+//      0's last checkpoint) and GET /api/v1/runs/{run_id}/stages/tune/metrics
+//      (every trial's per-epoch metrics in one answer): wrk -t2 -cC -dSs
+//      --timeout 30s --latency, Baton then bare. All traffic stays on
+//      127.0.0.1; each measurement lasts S seconds. A route that `baton serve`
+//      answers with 404 is reported as missing.
 //
-//   build/bench/bench_api [--seconds 5] [--connections 8] [--baton PATH]
-//       [--wrk wrk] [--dir /tmp] [--keep 0]
-//
-// baton-worker is found beside baton (or BATON_WORKER).
+//   build/bench/bench_api [--seconds 5] [--connections 8] [--trials 1000]
+//       [--epochs 50] [--baton PATH] [--wrk wrk] [--dir /tmp] [--keep 0]
 #include <fcntl.h>
 #include <httplib.h>
 #include <sys/wait.h>
@@ -22,6 +29,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -30,13 +38,17 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bench/bench_common.h"
+#include "common/digest.h"
 #include "common/json_util.h"
+#include "store/blob_store.h"
+#include "store/checkpoint.h"
 #include "store/lineage_db.h"
 
 namespace {
@@ -51,6 +63,8 @@ constexpr int kServerThreads = 16;
 struct Options {
   int seconds = 5;      // wrk -d, per measurement
   int connections = 8;  // wrk -c
+  int trials = 1000;    // tune trials in the store
+  int epochs = 50;      // epochs per trial
   std::string baton;    // default: ../api/baton beside this binary
   std::string wrk = "wrk";
   std::string base = "/tmp";  // the bench's folder is created under it
@@ -133,8 +147,8 @@ class Child {
   std::string name_;
 };
 
-Json PipelineJson() {
-  return Json::parse(R"({
+Json PipelineJson(int trials, int epochs) {
+  Json pipeline = Json::parse(R"({
   "schema_version": "1",
   "name": "bench-api",
   "seed": 7,
@@ -150,37 +164,109 @@ Json PipelineJson() {
              "budget": {"max_trials": 2, "max_parallel": 1, "max_epochs": 1}}
   }
 })");
+  pipeline["stages"]["tune"]["budget"] = {{"max_trials", trials}, {"max_parallel", 1}, {"max_epochs", epochs}};
+  return pipeline;
 }
 
-// What the two URLs name: the run, and one tune trial's final checkpoint.
+// What the URLs name: the run, its tune stage, and one trial's last
+// checkpoint (the only one whose weights are in the blob store).
 struct Target {
   std::string run_id;
+  std::string stage = "tune";
   std::string checkpoint;
 };
 
-Target FillStore(const std::string& baton, const fs::path& dir, const fs::path& store) {
-  std::ofstream(dir / "pipeline.json") << PipelineJson().dump(2);
-  const pid_t pid = Spawn({baton, "--store", store.string(), "run", (dir / "pipeline.json").string(), "--json",
-                           "--no-progress"},
-                          dir / "run.json", dir / "run.log");
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (status != 0) {
-    throw std::runtime_error("baton run failed (" + DescribeStatus(status) + "); see " + (dir / "run.log").string());
+// The real checkpoint of flatten -> linear 10 on 28x28 images: its tensors
+// and manifest go into `blobs`. Returns the manifest's digest; `blob_list`
+// gets the (digest, size) of its three blobs, as RecordEpoch takes them.
+std::string PutCheckpoint(baton::store::BlobStore& blobs,
+                          std::vector<std::pair<std::string, uint64_t>>* blob_list) {
+  std::mt19937 random(7);
+  std::uniform_real_distribution<float> weight(-0.05f, 0.05f);
+  baton::store::Manifest manifest;
+  for (const auto& [name, shape] : std::vector<std::pair<std::string, std::vector<int64_t>>>{
+           {"fc.bias", {10}}, {"fc.weight", {10, 784}}}) {
+    int64_t numel = 1;
+    for (int64_t d : shape) numel *= d;
+    std::vector<float> values(numel);
+    for (float& v : values) v = weight(random);
+    const std::string bytes(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+    baton::store::TensorEntry t{name, "float32", shape, blobs.Put(bytes), bytes.size()};
+    blob_list->emplace_back(t.blob, t.bytes);
+    manifest.tensors.push_back(std::move(t));
   }
-  Target target;
-  target.run_id = Json::parse(ReadFile(dir / "run.json")).at("run_id").get<std::string>();
+  const std::string bytes = baton::store::ManifestBytes(manifest);
+  const std::string digest = blobs.Put(bytes);
+  blob_list->emplace_back(digest, bytes.size());
+  return digest;
+}
+
+// A finished run of PipelineJson written through the store's API (see the
+// comment at the top), in one transaction.
+Target FillStore(const fs::path& store, int trials, int epochs) {
+  auto blobs = baton::store::BlobStore::Open(store / "blobs");
   auto db = baton::store::LineageDb::Open(store / "lineage.db");
-  for (const auto& stage : db->GetStages(target.run_id)) {
-    if (stage.name != "tune") continue;
-    for (const auto& trial : db->GetTrials(stage.id)) {
-      if (trial.status == "succeeded" && !trial.output.empty()) {
-        target.checkpoint = trial.output;
-        return target;
+  const Json pipeline = PipelineJson(trials, epochs);
+  const std::string pipeline_id = baton::Sha256Hex(baton::CanonicalJson(pipeline));
+  Target target;
+  target.run_id = "20261205-120000-be01";
+  std::vector<std::pair<std::string, uint64_t>> real_blobs;
+  target.checkpoint = PutCheckpoint(*blobs, &real_blobs);
+  const double start = static_cast<double>(std::time(nullptr)) - 3600;
+  std::mt19937 random(11);
+  std::uniform_real_distribution<double> unit(0, 1);
+  db->InTransaction([&] {
+    db->PutPipeline(pipeline_id, "bench-api", pipeline);
+    db->CreateRun({target.run_id, pipeline_id, "bench-api", "succeeded", start, start + 3000, ""});
+    baton::store::StageRecord prep;
+    prep.run_id = target.run_id;
+    prep.name = "prep";
+    prep.type = "prepare";
+    prep.status = "succeeded";
+    prep.spec = pipeline["stages"]["prep"];
+    prep.started_at = start;
+    prep.finished_at = start + 2;
+    db->AddStage(prep);
+    baton::store::StageRecord tune = prep;
+    tune.name = target.stage;
+    tune.type = "tune";
+    tune.spec = pipeline["stages"]["tune"];
+    tune.started_at = start + 2;
+    tune.finished_at = start + 3000;
+    const int64_t stage_id = db->AddStage(tune);
+    for (int n = 0; n < trials; ++n) {
+      baton::store::TrialRecord trial;
+      trial.stage_id = stage_id;
+      trial.number = n;
+      trial.kind = "train";
+      const double lr = 0.001 * std::pow(300.0, unit(random));
+      trial.hyperparameters = {{"lr", lr}};
+      trial.seed = 7 + n;
+      trial.status = "succeeded";
+      trial.attempts = 1;
+      trial.started_at = start + 2 + n;
+      trial.finished_at = start + 3 + n;
+      trial.id = db->AddTrial(trial);
+      double loss = 2.3;
+      for (int e = 0; e < epochs; ++e) {
+        loss *= 0.9 + 0.08 * unit(random);
+        const Json metrics = {{"train_loss", loss},
+                              {"lr", lr},
+                              {"samples_per_second", 40000 + 5000 * unit(random)},
+                              {"val_loss", loss * 1.1},
+                              {"val_accuracy", 1 - loss / 2.5}};
+        const bool real = n == 0 && e == epochs - 1;
+        const std::string checkpoint =
+            real ? target.checkpoint
+                 : baton::Sha256Hex("bench-api trial " + std::to_string(n) + " epoch " + std::to_string(e));
+        db->RecordEpoch({trial.id, e, metrics, checkpoint, 0.02, trial.started_at + 0.02 * (e + 1)},
+                        real ? real_blobs : std::vector<std::pair<std::string, uint64_t>>{{checkpoint, 300}});
+        trial.output = checkpoint;
       }
+      db->UpdateTrial(trial);
     }
-  }
-  throw std::runtime_error("run " + target.run_id + " has no succeeded tune trial with a checkpoint");
+  });
+  return target;
 }
 
 // `baton serve` on `store`, from its first stdout line
@@ -223,10 +309,16 @@ class ServeProcess {
   std::string url_;
 };
 
-std::string Fetch(const std::string& base_url, const std::string& path) {
+// The body of a 200 answer; nullopt for a 404 (a route this server lacks:
+// everything the bench asks for is in the store).
+std::optional<std::string> Fetch(const std::string& base_url, const std::string& path) {
   httplib::Client client(base_url);
   auto res = client.Get(path.c_str());
   if (!res) throw std::runtime_error("GET " + base_url + path + ": " + httplib::to_string(res.error()));
+  if (res->status == 404) {
+    std::fprintf(stderr, "GET %s answered 404 (route missing?): %s\n", path.c_str(), res->body.c_str());
+    return std::nullopt;
+  }
   if (res->status != 200) {
     throw std::runtime_error("GET " + base_url + path + " answered " + std::to_string(res->status) + ": " + res->body);
   }
@@ -243,7 +335,7 @@ class BareServer {
     server_.new_task_queue = [] { return new httplib::ThreadPool(kServerThreads); };
     // cpp-httplib's default closes a connection after 5 requests; serve keeps it.
     server_.set_keep_alive_max_count(100000);
-    server_.Get(R"(/api/v1/(runs|checkpoints)/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    server_.Get(R"(/api/v1/.*)", [this](const httplib::Request& req, httplib::Response& res) {
       const auto it = bodies_.find(req.path);
       if (it == bodies_.end()) {
         res.status = 404;
@@ -332,7 +424,7 @@ WrkResult RunWrk(const Options& options, const std::string& url) {
   const int threads = std::min(2, options.connections);  // wrk needs connections >= threads
   const std::string command = Quote(options.wrk) + " -t" + std::to_string(threads) + " -c" +
                               std::to_string(options.connections) + " -d" + std::to_string(options.seconds) +
-                              "s --latency " + Quote(url) + " 2>&1";
+                              "s --timeout 30s --latency " + Quote(url) + " 2>&1";
   int status = 0;
   const std::string out = RunCommand(command, &status);
   if (status != 0) throw std::runtime_error(command + " failed:\n" + out);
@@ -354,19 +446,28 @@ struct Row {
   std::string server;  // baton | bare
   WrkResult wrk;
   size_t body_bytes = 0;
+  bool missing = false;  // baton serve answered 404: not measured
 };
 
 std::vector<Row> Measure(const Options& options, const fs::path& dir, const fs::path& store, const Target& target) {
   ServeProcess serve(options.baton, store, dir);
   const std::vector<std::pair<std::string, std::string>> routes = {
       {"GET /api/v1/runs/{run_id}", "/api/v1/runs/" + target.run_id},
-      {"GET /api/v1/checkpoints/{digest}", "/api/v1/checkpoints/" + target.checkpoint}};
+      {"GET /api/v1/checkpoints/{digest}", "/api/v1/checkpoints/" + target.checkpoint},
+      {"GET /api/v1/runs/{run_id}/stages/{stage}/metrics",
+       "/api/v1/runs/" + target.run_id + "/stages/" + target.stage + "/metrics"}};
   std::map<std::string, std::string> bodies;
-  for (const auto& [route, path] : routes) bodies[path] = Fetch(serve.url(), path);
-  BareServer bare(bodies);
-  const std::pair<std::string, std::string> servers[] = {{"baton", serve.url()}, {"bare", bare.url()}};
   std::vector<Row> rows;
   for (const auto& [route, path] : routes) {
+    if (auto body = Fetch(serve.url(), path)) bodies[path] = std::move(*body);
+  }
+  BareServer bare(bodies);
+  const std::pair<std::string, std::string> servers[] = {{"baton", serve.url()}, {"bare", bare.url()}};
+  for (const auto& [route, path] : routes) {
+    if (!bodies.count(path)) {
+      rows.push_back({route, "baton", {}, 0, /*missing=*/true});
+      continue;
+    }
     for (const auto& [name, base_url] : servers) {
       rows.push_back({route, name, RunWrk(options, base_url + path), bodies[path].size()});
       std::fprintf(stderr, "%-32s %-5s %9.0f req/s\n", route.c_str(), name.c_str(), rows.back().wrk.requests_per_second);
@@ -380,7 +481,7 @@ void PrintTable(const Options& options, const std::string& wrk_version, const Ta
   std::time_t now = std::time(nullptr);
   char when[32];
   std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-  std::printf("REST API under wrk: %s, -t%d -c%d -d%ds --latency per row; `baton serve` and the bare server %d request "
+  std::printf("REST API under wrk: %s, -t%d -c%d -d%ds --timeout 30s --latency per row; `baton serve` and the bare server %d request "
               "threads each; %u CPU cores shared by wrk and the servers; %s\n\n",
               wrk_version.c_str(), std::min(2, options.connections), options.connections, options.seconds,
               kServerThreads, std::thread::hardware_concurrency(), when);
@@ -390,15 +491,24 @@ void PrintTable(const Options& options, const std::string& wrk_version, const Ta
     if (row.server == "bare") bare_rate[row.route] = row.wrk.requests_per_second;
   }
   for (const auto& row : rows) {
+    if (row.missing) {
+      std::printf("| `%s` | %s | route missing (404) | | | |\n", row.route.c_str(), row.server.c_str());
+      continue;
+    }
     std::printf("| `%s` | %s | %.0f | %.3f | %.3f | %.2f |\n", row.route.c_str(), row.server.c_str(),
                 row.wrk.requests_per_second, row.wrk.p50_ms, row.wrk.p99_ms,
                 row.wrk.requests_per_second / bare_rate.at(row.route));
   }
-  std::printf("\n- run_id %s, checkpoint %s (a tune trial's final checkpoint); bodies: ", target.run_id.c_str(),
-              target.checkpoint.c_str());
-  for (size_t i = 0; i < rows.size(); i += 2) std::printf("%s%zu bytes", i ? ", " : "", rows[i].body_bytes);
+  std::printf("\n- store: %d tune trials x %d epochs; run_id %s, checkpoint %s (trial 0's last); bodies: ",
+              options.trials, options.epochs, target.run_id.c_str(), target.checkpoint.c_str());
+  bool first = true;
+  for (const auto& row : rows) {
+    if (row.server != "baton" || row.missing) continue;
+    std::printf("%s`%s` %zu bytes", first ? "" : ", ", row.route.c_str(), row.body_bytes);
+    first = false;
+  }
   std::printf(
-      ".\n- bare: cpp-httplib in the bench process answering the two paths with the bytes Baton returned "
+      ".\n- bare: cpp-httplib in the bench process answering the same paths with the bytes Baton returned "
       "(fetched once before), Content-Type application/json; TCP_NODELAY, %d threads, keep-alive as serve's. "
       "Per url, Baton is measured first, then bare; one wrk run each.\n",
       kServerThreads);
@@ -418,6 +528,8 @@ bool ParseOptions(int argc, char** argv, Options* options) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--seconds") options->seconds = std::stoi(v);
     else if (a == "--connections") options->connections = std::stoi(v);
+    else if (a == "--trials") options->trials = std::stoi(v);
+    else if (a == "--epochs") options->epochs = std::stoi(v);
     else if (a == "--baton") options->baton = v;
     else if (a == "--wrk") options->wrk = v;
     else if (a == "--dir") options->base = v;
@@ -427,8 +539,8 @@ bool ParseOptions(int argc, char** argv, Options* options) {
       return false;
     }
   }
-  if (options->seconds < 1 || options->connections < 1) {
-    std::fprintf(stderr, "--seconds and --connections must be at least 1\n");
+  if (options->seconds < 1 || options->connections < 1 || options->trials < 1 || options->epochs < 1) {
+    std::fprintf(stderr, "--seconds, --connections, --trials and --epochs must be at least 1\n");
     return false;
   }
   return true;
@@ -442,8 +554,12 @@ int Run(int argc, char** argv) {
   const fs::path store = dir / "store";
   fs::remove_all(dir);
   fs::create_directories(dir);
-  std::fprintf(stderr, "filling a store in %s with `baton run`\n", dir.c_str());
-  const Target target = FillStore(options.baton, dir, store);
+  std::fprintf(stderr, "filling a store in %s: %d trials x %d epochs\n", dir.c_str(), options.trials,
+               options.epochs);
+  const auto fill_start = std::chrono::steady_clock::now();
+  const Target target = FillStore(store, options.trials, options.epochs);
+  std::fprintf(stderr, "filled in %.1f s\n",
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - fill_start).count());
   // The bare server writes to sockets that wrk closes when its time is up.
   std::signal(SIGPIPE, SIG_IGN);
   const std::vector<Row> rows = Measure(options, dir, store, target);
