@@ -193,6 +193,16 @@ std::string PValue(const Json& test) {
 
 // The one line the demo prints: the start from a trial's weights with the
 // largest speed-up, or, if none has one, the first start.
+// "epoch:last" -> "last epoch", "epoch:3" -> "epoch 3", "epoch:initial" ->
+// "initial weights": a compare start in words.
+std::string StartWords(const std::string& variant) {
+  if (variant.rfind("epoch:", 0) != 0) return variant;
+  const std::string e = variant.substr(6);
+  if (e == "last" || e == "best") return e + " epoch";
+  if (e == "initial") return "initial weights";
+  return "epoch " + e;
+}
+
 std::string SpeedupLine(const Json& c) {
   const Json* pick = nullptr;
   for (const auto& v : c["variants"]) {
@@ -212,7 +222,7 @@ std::string SpeedupLine(const Json& c) {
       std::snprintf(buf, sizeof(buf),
                     "speed-up: starting from the tuning trial's %s reached %.4f val_accuracy in %.1f epochs vs %.1f "
                     "for Kaiming uniform: %.2fx (%.2fx counting its %d tuning epochs; %.2fx in seconds), %d seeds",
-                    v["variant"].get<std::string>().c_str(), c["target"]["value"].get<double>(),
+                    StartWords(v["variant"].get<std::string>()).c_str(), c["target"]["value"].get<double>(),
                     tta["epochs"]["mean"].get<double>(),
                     tta["epochs"]["mean"].get<double>() * tta["speedup_epochs"].get<double>(),
                     tta["speedup_epochs"].get<double>(), tta["speedup_epochs_with_tuning"].get<double>(),
@@ -223,7 +233,8 @@ std::string SpeedupLine(const Json& c) {
                     "speed-up: none measured: the target %.4f val_accuracy was reached by %d of %d seeds from "
                     "Kaiming uniform and %d of %d from %s (a speed-up needs every seed of both)",
                     c["target"]["value"].get<double>(), base["reached"].get<int>(), base["seeds"].get<int>(),
-                    tta["reached"].get<int>(), tta["seeds"].get<int>(), v["variant"].get<std::string>().c_str());
+                    tta["reached"].get<int>(), tta["seeds"].get<int>(),
+                    ("the tuning trial's " + StartWords(v["variant"].get<std::string>())).c_str());
     }
     return buf;
   }
