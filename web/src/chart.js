@@ -6,9 +6,11 @@ import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import { html } from './ui.js';
 
-// series: [{label, points: [[x, y], ...], color, width, dash, band: [[x, lo, hi]...]}]
+// series: [{label, points: [[x, y], ...], color, width, dash, band: [[x, lo, hi]...], pointSize, pointFill}]
+// (a series of one or two points shows them: pointSize px, filled with its colour when pointFill)
 // hot: the label to highlight (hover elsewhere), onHot(label|null)
-export function LineChart({ series, xLabel = 'epoch', yLabel, log = false, height = 300, hot, onHot, testid, lines = [] }) {
+// legend: false hides uPlot's legend (the caller draws its own).
+export function LineChart({ series, xLabel = 'epoch', yLabel, log = false, height = 300, hot, onHot, testid, lines = [], legend = true }) {
   const box = useRef(null);
   const plot = useRef(null);
   const zoomed = useRef(false);
@@ -22,7 +24,7 @@ export function LineChart({ series, xLabel = 'epoch', yLabel, log = false, heigh
   const column = (pts) => { const c = new Array(xs.length).fill(null); for (const [x, y] of pts) c[index.get(x)] = (log && !(y > 0)) ? null : y; return c; };
   const data = [xs, ...series.map((s) => column(s.points))];
   const extras = series.some((s) => s.band && s.band.length) || lines.some((l) => l.y !== undefined);
-  const shape = series.map((s) => `${s.label}|${s.color}|${s.width}|${s.dash}`).join(',') + `|${log}|${yLabel}|${xLabel}|${height}|${extras}|${xs.every(Number.isInteger)}`;
+  const shape = series.map((s) => `${s.label}|${s.color}|${s.width}|${s.dash}|${s.pointSize}|${s.pointFill}`).join(',') + `|${log}|${yLabel}|${xLabel}|${height}|${extras}|${xs.every(Number.isInteger)}|${legend}`;
 
   useEffect(() => {
     const el = box.current;
@@ -38,10 +40,10 @@ export function LineChart({ series, xLabel = 'epoch', yLabel, log = false, heigh
         { label: yLabel, stroke: fg, grid: { stroke: 'rgba(128,128,128,.18)' }, size: 60 }],
       cursor: { drag: { x: true, y: false }, focus: { prox: 16 } },
       focus: { alpha: 0.25 },
-      legend: { live: true },
+      legend: { show: legend, live: true },
       series: [{ label: xLabel }, ...series.map((s) => ({
         label: s.label, stroke: s.color, width: s.width || 1.5, dash: s.dash, spanGaps: true,
-        points: { show: s.points.length < 3, size: 5 }, fill: s.fill,
+        points: { show: s.points.length < 3, size: s.pointSize || 5, ...(s.pointFill ? { fill: s.color } : {}) }, fill: s.fill,
       }))],
       hooks: {
         setSelect: [() => { zoomed.current = true; }],

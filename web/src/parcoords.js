@@ -188,7 +188,7 @@ export function ParallelCoordinates({ axes, rows, only = null, rowKey, colorBy, 
   const wrap = useRef(null);
   const svg = useRef(null);
   const width = useWidth(wrap, 600);
-  const M = { l: 50, r: 78, t: 34, b: 14 };
+  const M = { l: 50, r: 96, t: 34, b: 14 };
   const top = M.t, bottom = height - M.b;
   const ypos = (a, v) => { const f = frac(a, v); return f === null ? null : bottom - f * (bottom - top); };
   const xs = useMemo(() => axes.map((_, i) => (axes.length === 1 ? (width - M.r + M.l) / 2
@@ -301,7 +301,7 @@ export function ParallelCoordinates({ axes, rows, only = null, rowKey, colorBy, 
   };
 
   const hotPath = hot === null || hot === undefined ? null : byKey.get(hot);
-  const legendX = width - M.r + 34;
+  const legendX = width - M.r + 50;
   const gid = 'pcramp' + (testid || '');
   if (!width) return html`<div class="pc" ref=${wrap} data-testid=${testid} style=${{ height: height + 22 + 'px' }}></div>`;
   return html`<div class="pc" ref=${wrap} data-testid=${testid}>
@@ -315,15 +315,20 @@ export function ParallelCoordinates({ axes, rows, only = null, rowKey, colorBy, 
         onClick=${(e) => { const k = keyOf(e); if (k !== null && onPick) onPick(k); }}
         dangerouslySetInnerHTML=${{ __html: live }}></g>
       ${hotPath && hotPath.d ? html`<path class="pc-hot" d=${hotPath.d} stroke=${hotPath.c} />` : null}
-      ${axes.map((a, i) => html`<g class="pc-axis" transform=${`translate(${xs[i].toFixed(1)},0)`}>
-        <line y1=${top} y2=${bottom} />
-        ${ticks(a).map((t) => { const y = ypos(a, t.v); return y === null ? null : html`<g transform=${`translate(0,${y.toFixed(1)})`}>
-          <line x1="-4" x2="0" /><text x="-6" dy="0.32em" text-anchor="end">${t.label}</text></g>`; })}
-        <text class="pc-name" y=${top - 14} text-anchor="middle">${a.label}${a.kind === 'log' ? ' (log)' : ''}</text>
-      </g>`)}
       ${axes.map((a, i) => {
         const box = brushBox(a, effective[a.key]);
         return box ? html`<rect class="pc-brush" x=${xs[i] - 7} y=${box[0]} width="14" height=${Math.max(2, box[1] - box[0])} rx="2" />` : null;
+      })}
+      ${axes.map((a, i) => {
+        // On top of the lines and brushes, with a halo of the card's colour;
+        // the last axis (the objective) labels its right side, where no line runs.
+        const right = i === axes.length - 1 && axes.length > 1;
+        return html`<g class="pc-axis" transform=${`translate(${xs[i].toFixed(1)},0)`}>
+        <line y1=${top} y2=${bottom} />
+        ${ticks(a).map((t) => { const y = ypos(a, t.v); return y === null ? null : html`<g transform=${`translate(0,${y.toFixed(1)})`}>
+          <line x1=${right ? 4 : -4} x2="0" /><text x=${right ? 6 : -6} dy="0.32em" text-anchor=${right ? 'start' : 'end'}>${t.label}</text></g>`; })}
+        <text class="pc-name" y=${top - 14} text-anchor="middle">${a.label}${a.kind === 'log' ? ' (log)' : ''}</text>
+      </g>`;
       })}
       ${axes.map((a, i) => html`<rect class="pc-hit" x=${xs[i] - 13} y=${top - 4} width="26" height=${bottom - top + 8}
         tabindex="0" role="slider" aria-label=${`${a.label}: drag to filter${brush[a.key] ? ` (now ${brush[a.key].join(' to ')}; Delete clears)` : ''}`}

@@ -76,6 +76,19 @@ function setQueries(values) {
 }
 
 const label = (r) => `trial ${r.n} (${r.status})`;
+const STOPPED = new Set(['pruned', 'failed', 'diverged']);
+
+// The curves drawn when the URL names none: the four best trials by the
+// objective, plus the two stopped early (pruned, failed, diverged) that got
+// furthest, so that early stopping shows on the first screen.
+export function defaultSelection(d) {
+  const out = new Set(d.ranked.filter((r) => r.final !== null && !STOPPED.has(r.status)).slice(0, 4).map((r) => r.n));
+  if (d.best) out.add(d.best.n);
+  const stopped = d.rows.filter((r) => STOPPED.has(r.status) && r.best !== null)
+    .sort((a, b) => (d.max ? b.best - a.best : a.best - b.best) || a.n - b.n);
+  for (const r of stopped.slice(0, 2)) out.add(r.n);
+  return out;
+}
 
 // info: the stage's StageJson (status); spec: the stage's part of the
 // pipeline (search space, depends_on) when the caller has it; otherwise
@@ -163,9 +176,7 @@ function TuneBody({ d, spec, live, refreshError }) {
   const sel = useMemo(() => {
     if (selText === 'none') return new Set();
     if (selText) return new Set(selText.split(',').map(Number).filter((n) => Number.isFinite(n)));
-    const top = new Set(d.ranked.filter((r) => r.final !== null).slice(0, 5).map((r) => r.n));
-    if (d.best) top.add(d.best.n);
-    return top;
+    return defaultSelection(d);
   }, [selText, d]);
   const selRef = useRef(sel);
   selRef.current = sel;
@@ -324,7 +335,8 @@ function Curves({ d, sel, hot, setHot, metricName, setMetric, log, setLog, setSe
         const at = before.length ? before[before.length - 1] : pts.find((p) => p[0] === start);
         if (at) markers.push({ markers: [at], color: trialColor(r.n) });
       }
-      return { label: label(r), points: pts, color: trialColor(r.n), width: r === d.best ? 3.2 : pruned ? 1.2 : 1.8, dash: pruned ? [6, 4] : undefined };
+      return { label: label(r), points: pts, color: trialColor(r.n), width: r === d.best ? 3.2 : pruned ? 1.2 : 1.8, dash: pruned ? [6, 4] : undefined,
+        pointSize: pruned && pts.length < 3 ? 9 : undefined, pointFill: pruned && pts.length < 3, r, last: pts.length ? pts[pts.length - 1] : null };
     });
     return { series, markers, byLabel, capped };
   }, [d, sel, name]);
@@ -335,16 +347,27 @@ function Curves({ d, sel, hot, setHot, metricName, setMetric, log, setLog, setSe
       <label class="small muted">metric <select value=${name} onChange=${(e) => setMetric(e.currentTarget.value)} data-testid="curve-metric">
         ${metricList.map((k) => html`<option value=${k}>${k}${k === d.obj.metric ? ' (objective)' : ''}</option>`)}</select></label>
       <button class="chip" aria-pressed=${log} onClick=${() => setLog(!log)} title="logarithmic y axis" data-testid="curve-log">log</button>
-      <button class="chip" onClick=${() => setSelText('')} title="the five best trials and the best one">top 5</button>
+      <button class="chip" onClick=${() => setSelText('')} title="the four best trials and the two stopped early (pruned, failed or diverged) that got furthest">best + pruned</button>
       <button class="chip" onClick=${() => setSelText('none')} disabled=${!sel.size}>clear</button>
     </div>
     ${series.length
       ? html`<${LineChart} testid="curves" series=${series} yLabel=${name + (log ? ' (log)' : '')} log=${log} height=${264} lines=${markers}
-          hot=${hotLabel} onHot=${(l) => setHot(l === null ? null : byLabel.has(l) ? byLabel.get(l) : null)} />`
+          hot=${hotLabel} onHot=${(l) => setHot(l === null ? null : byLabel.has(l) ? byLabel.get(l) : null)} legend=${false} />
+        <ul class="curve-legend" data-testid="curve-legend" aria-label="curves drawn">
+          ${[...series].sort((a, b) => a.r.n - b.r.n).map((s) => html`<li class=${hot === s.r.n ? 'hot' : ''}
+              onMouseEnter=${() => setHot(s.r.n)} onMouseLeave=${() => setHot(null)}
+              title=${`trial ${s.r.n} (${s.r.status}${s.r.reason ? ': ' + s.r.reason : ''})${s.last ? `: ${name} ${fixed(s.last[1], 4)} at epoch ${s.last[0]}` : ''}`}>
+            <svg width="22" height="10" aria-hidden="true"><line x1="1" x2="21" y1="5" y2="5" stroke=${s.color}
+              stroke-width=${Math.min(3, s.width)} stroke-dasharray=${s.dash ? '4 3' : undefined} />${s.pointFill ? html`<circle cx="11" cy="5" r="3.5" fill=${s.color} />` : null}</svg>
+            <span class="cl-name">trial ${s.r.n}</span>
+            <span class="cl-status" style=${{ color: `var(--st-${s.r.status}-fg, var(--muted))` }}>${s.r.status}</span>
+            <span class="num cl-value">${s.last ? fixed(s.last[1], 4) : '–'}</span>
+          </li>`)}
+        </ul>`
       : html`<div data-testid="curves" class="curves-empty"><${Empty}>No trials selected. Click rows of the table (or lines of the parallel coordinates) to draw their curves.<//></div>`}
     <div class="muted small curve-note">
       ${d.best && sel.has(d.best.n) ? html`<span>thick: best trial ${d.best.n}</span>` : null}
-      <span>dashed: pruned, failed or diverged (ends where it stopped)</span>
+      <span>${series.some((s) => s.pointFill) ? 'dashed or a dot' : 'dashed'}: stopped early (pruned, failed, diverged)</span>
       ${anyPromotions ? html`<span>▲ ASHA promotion</span>` : null}
       ${capped ? html`<span>showing ${MAX_CURVES} of ${capped} selected</span>` : null}
     </div>
