@@ -8,14 +8,22 @@ import { navigate } from './router.js';
 
 const W = 190, H = 58;
 
-// nodes: [{id, title, sub, status, href, current}]; edges: [{from, to, label}]
+// A label's box for the layout (11 px text), so that dagre keeps labels of
+// fanned-out edges apart instead of letting them run into each other.
+const labelBox = (s) => ({ width: Math.ceil(String(s).length * 6.2) + 12, height: 18 });
+
+// nodes: [{id, title, sub, status, href, current}]; edges: [{from, to, label,
+// title}] (title: the label's full text, shown on hover).
 export function Graph({ nodes, edges, height = 320, testid, rankdir = 'LR' }) {
   const layout = useMemo(() => {
     const g = new dagre.graphlib.Graph();
-    g.setGraph({ rankdir, nodesep: 22, ranksep: 60, marginx: 16, marginy: 16 });
+    g.setGraph({ rankdir, nodesep: 22, ranksep: 60, edgesep: 12, marginx: 16, marginy: 16 });
     g.setDefaultEdgeLabel(() => ({}));
     for (const n of nodes) g.setNode(n.id, { width: W, height: H });
-    for (const e of edges) if (g.hasNode(e.from) && g.hasNode(e.to)) g.setEdge(e.from, e.to, { label: e.label || '', width: e.label ? 90 : 0, height: e.label ? 14 : 0 });
+    for (const e of edges) {
+      if (!g.hasNode(e.from) || !g.hasNode(e.to)) continue;
+      g.setEdge(e.from, e.to, e.label ? { label: e.label, title: e.title || '', labelpos: 'c', ...labelBox(e.label) } : { label: '', width: 0, height: 0 });
+    }
     dagre.layout(g);
     return g;
   }, [nodes, edges, rankdir]);
@@ -54,7 +62,8 @@ export function Graph({ nodes, edges, height = 320, testid, rankdir = 'LR' }) {
           const ed = layout.edge(e);
           const d = 'M' + ed.points.map((p) => `${p.x},${p.y}`).join(' L');
           return html`<g class="edge"><path d=${d} marker-end="url(#arrow)" />
-            ${ed.label ? html`<text x=${ed.x} y=${ed.y} text-anchor="middle">${ed.label}</text>` : null}</g>`;
+            ${ed.label ? html`<rect class="elabel-bg" x=${ed.x - ed.width / 2 + 3} y=${ed.y - 8} width=${ed.width - 6} height="16" rx="3" />` : null}
+            ${ed.label ? html`<text x=${ed.x} y=${ed.y} dy="0.35em" text-anchor="middle" class="elabel">${ed.label}${ed.title ? html`<title>${ed.title}</title>` : null}</text>` : null}</g>`;
         })}
         ${layout.nodes().map((id) => {
           const n = byId[id];

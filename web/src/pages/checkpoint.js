@@ -48,21 +48,23 @@ export function CheckpointPage({ digest }) {
       d ? `${d.tensors.length} tensors` : null, d ? bytes(d.total_bytes) : null, d && d.kind ? d.kind : null]}
     actions=${released ? null : html`<${ActionButton} class="primary" data-testid="download" disabled=${!d}
       run=${() => downloadSafetensors(digest)} done="download started">Download safetensors<//>`} />`;
+  const lineage = html`<${Card} title="Lineage" right=${html`<span class="muted small">what it came from (left) and what started from it (right) · nodes link to their pages · drag, wheel, double-click to fit</span>`}>
+      ${up.error && down.error ? html`<${ErrorState} error=${up.error} retry=${() => { up.reload(); down.reload(); }} />`
+        : !up.data && !down.data ? html`<${Loading} lines=${4} />`
+        : html`<${Lineage} up=${up.data} down=${down.data} digest=${digest} />`}
+    <//>`;
+  const uses = html`<${InitUses} down=${down.data} digest=${digest} run=${me && me.run_id} />`;
+  const diff = released ? null : html`<${Diff} digest=${digest} data=${d} withD=${withD} setWith=${setWith} trial=${trial} recorded=${recorded} down=${down.data} up=${up.data} />`;
   return html`<div data-page="checkpoint">
     ${head}
     ${released ? html`<div class="callout released" data-testid="released" role="status"><strong>Weights released.</strong>${' '}This checkpoint was released by <code>baton store gc</code> (its stage's <code>checkpoints.keep</code> did not keep it):
       its lineage is kept below, its tensors are not. ${recorded ? html`Its trial: <${Link} href=${'/trials/' + recorded.trial_id}>${me && me.stage ? `${me.stage} trial ${me.trial_number}` : 'trial ' + recorded.trial_id}<//>.` : null}</div>`
       : ck.error ? html`<${ErrorState} error=${ck.error} retry=${ck.reload} />` : null}
-    <${InitUses} down=${down.data} digest=${digest} />
+    ${lineage}
+    <div class=${'ck-row' + (withD && !released ? ' stacked' : '')}>${uses}${diff}</div>
     ${released ? null : html`<${Card} title="Tensors" right=${d ? html`<span class="muted small">${d.tensors.length} tensors · ${bytes(d.total_bytes)} · shared blobs link to the other checkpoints holding them</span>` : null}>
       ${!d ? html`<${Loading} lines=${6} />` : html`<${Tensors} data=${d} trial=${trial} digest=${digest} />`}
     <//>`}
-    <${Card} title="Lineage" right=${html`<span class="muted small">upstream: what it came from · downstream: what started from it · every node links to its page</span>`}>
-      ${up.error && down.error ? html`<${ErrorState} error=${up.error} retry=${() => { up.reload(); down.reload(); }} />`
-        : !up.data && !down.data ? html`<${Loading} lines=${4} />`
-        : html`<${Lineage} up=${up.data} down=${down.data} digest=${digest} />`}
-    <//>
-    ${released ? null : html`<${Diff} digest=${digest} data=${d} withD=${withD} setWith=${setWith} trial=${trial} recorded=${recorded} down=${down.data} up=${up.data} />`}
   </div>`;
 }
 
@@ -175,17 +177,25 @@ function nodeOf(id, d, current) {
   return { id, title: id };
 }
 
+// Short labels (the full text in the edge's title): "11/11" tensors
+// transferred by an init_from, words for the other kinds.
+function transferText(a) {
+  const tr = (a.transferred || []).length, re = (a.reinitialized || []).length;
+  return { short: `${tr}/${tr + re}`, long: `${tr} of ${tr + re} tensors transferred${re ? `; re-initialised: ${a.reinitialized.join(', ')}` : ''}` };
+}
 function edgeLabel(e) {
   const a = e.attrs || {};
   if (e.kind === 'initialized_from' && a.transferred) {
-    const re = (a.reinitialized || []).length;
-    return `init: ${a.transferred.length}/${a.transferred.length + re} xfer${re ? `, ${re} re-init` : ''}`;
+    const t = transferText(a);
+    return { label: t.short, title: `initialised from it: ${t.long}` };
   }
-  return EDGE_WORDS[e.kind] || '';
+  return { label: EDGE_WORDS[e.kind] || '', title: '' };
 }
 
 // Upstream and downstream merged; a trial's epochs collapse into one node
-// when the graph would have more than 12 nodes.
+// when the graph would have more than 12 nodes, and when more than three
+// trials started from the checkpoint, they collapse into one node per stage
+// (the "used as init_from" list beside the graph names each).
 export function lineageGraph(up, down, digest) {
   const nodes = new Map();
   const edges = [];
@@ -205,7 +215,29 @@ export function lineageGraph(up, down, digest) {
   // Checkpoints that matter on their own: this one and those that others start from.
   const keep = new Set([me]);
   for (const e of edges) if (e.kind === 'initialized_from' || e.kind === 'resumed_from') keep.add(e.dst);
-  const group = new Map();  // checkpoint id -> group id
+  const group = new Map();  // node id -> the id of the node it is drawn in
+  // The trials that started from this checkpoint, by run and stage.
+  const users = edges.filter((e) => e.kind === 'initialized_from' && e.dst === me && nodes.has(e.src));
+  const userGroups = new Map();  // group id -> {run_id, stage, trials: [{id, d, edge}]}
+  if (users.length > 3) {
+    for (const e of users) {
+      const d = nodes.get(e.src);
+      const gid = `users:${d.run_id || ''}|${d.stage || ''}`;
+      (userGroups.get(gid) || userGroups.set(gid, { run_id: d.run_id, stage: d.stage, trials: [] }).get(gid)).trials.push({ id: e.src, d, edge: e });
+    }
+    for (const [gid, u] of userGroups) {
+      if (u.trials.length < 2) { userGroups.delete(gid); continue; }
+      const tids = new Set(u.trials.map((t) => String(t.id.slice(t.id.indexOf(':') + 1))));
+      let cps = 0;
+      for (const [id, d] of nodes) {
+        if (id.startsWith('checkpoint:') && !keep.has(id) && d.trial_id !== undefined && tids.has(String(d.trial_id))) { group.set(id, gid); nodes.delete(id); cps += 1; }
+      }
+      u.checkpoints = cps;
+      for (const t of u.trials) { group.set(t.id, gid); nodes.delete(t.id); }
+      u.trials.sort((a, b) => a.d.trial_number - b.d.trial_number);
+      nodes.set(gid, { kind: 'users', ...u });
+    }
+  }
   const folded = new Map();  // trial id -> its collapsed checkpoints
   if (nodes.size > 12) {
     const byTrial = new Map();
@@ -228,7 +260,15 @@ export function lineageGraph(up, down, digest) {
   }
   const out = [];
   for (const [id, d] of nodes) {
-    if (d.kind === 'group') {
+    if (d.kind === 'users') {
+      const st = [...new Set(d.trials.map((t) => t.d.status).filter(Boolean))];
+      const nums = d.trials.map((t) => t.d.trial_number);
+      out.push({ id, title: `${d.stage}: ${d.trials.length} trials`, status: st.length === 1 ? st[0] : undefined,
+        sub: [clipList('trials ', nums), d.checkpoints ? `${d.checkpoints} checkpoints` : ''].filter(Boolean).join(' · ').length <= 30
+          ? [clipList('trials ', nums), d.checkpoints ? `${d.checkpoints} checkpoints` : ''].filter(Boolean).join(' · ') : clipList('trials ', nums),
+        sub2: d.run_id ? 'run ' + d.run_id : '',
+        href: d.run_id && d.stage ? `/runs/${enc(d.run_id)}/stages/${enc(d.stage)}` : null });
+    } else if (d.kind === 'group') {
       const eps = d.epochs.filter((x) => x >= 0);
       out.push({ id, title: `${d.count} checkpoints`, sub: `${d.stage} trial ${d.trial_number}`,
         sub2: eps.length ? `epochs ${eps[0]}–${eps[eps.length - 1]}` : '', href: '/trials/' + d.trial_id });
@@ -248,41 +288,63 @@ export function lineageGraph(up, down, digest) {
   for (const e of edges) {
     const from = group.get(e.dst) || e.dst, to = group.get(e.src) || e.src;
     if (from === to) continue;
-    const label = edgeLabel(e);
+    if (userGroups.has(to) && e.kind === 'initialized_from') continue;  // one edge per group, below
+    const { label, title } = edgeLabel(e);
     const k = from + '>' + to + '>' + label;
     if (eseen.has(k)) continue;
     eseen.add(k);
-    outEdges.push({ from, to, label });
+    outEdges.push({ from, to, label, title });
+  }
+  for (const [gid, u] of userGroups) {
+    const texts = u.trials.map((t) => (t.edge.attrs && t.edge.attrs.transferred ? transferText(t.edge.attrs) : null));
+    const shorts = [...new Set(texts.filter(Boolean).map((t) => t.short))];
+    outEdges.push({ from: me, to: gid, label: shorts.length ? shorts.join(', ') : 'initialised from',
+      title: u.trials.map((t, i) => `${u.stage} trial ${t.d.trial_number}: ${texts[i] ? texts[i].long : 'initialised from it'}`).join('\n') });
   }
   return { nodes: out, edges: outEdges };
+}
+
+function clipList(prefix, nums) {
+  const s = prefix + nums.join(', ');
+  return s.length <= 30 ? s : prefix + nums.slice(0, 5).join(', ') + ` +${nums.length - 5}`;
 }
 
 function Lineage({ up, down, digest }) {
   const g = useMemo(() => lineageGraph(up, down, digest), [up, down, digest]);
   if (g.nodes.length <= 1) return html`<div data-testid="lineage-graph"><${Empty}>No lineage recorded around this checkpoint.<//></div>`;
-  const height = Math.min(520, Math.max(260, 70 * Math.ceil(Math.sqrt(g.nodes.length)) + 80));
-  return html`<${Graph} testid="lineage-graph" nodes=${g.nodes} edges=${g.edges} height=${height} />`;
+  // Compact: the first screen shows the lineage and what started from it.
+  return html`<${Graph} testid="lineage-graph" nodes=${g.nodes} edges=${g.edges} height=${g.nodes.length > 8 ? 300 : 260} />`;
 }
 
-// "train trial 0 of run R started from this checkpoint: 13 of 13 tensors transferred"
-function InitUses({ down, digest }) {
+// The trials that started from this checkpoint, one compact row each:
+// trial (linked), run when it is another run's, tensors transferred.
+function InitUses({ down, digest, run }) {
   if (!down) return null;
   const me = 'checkpoint:' + digest;
   const uses = (down.edges || []).filter((e) => e.dst === me && (e.kind === 'initialized_from' || e.kind === 'resumed_from'));
   if (!uses.length) return null;
   const inits = uses.filter((e) => e.kind === 'initialized_from');
   const resumes = uses.filter((e) => e.kind === 'resumed_from');
-  const line = (e) => {
+  const other = inits.some((e) => ((down.nodes || {})[e.src] || {}).run_id !== run);
+  const anyRe = inits.some((e) => ((e.attrs || {}).reinitialized || []).length);
+  const row = (e) => {
     const t = (down.nodes || {})[e.src] || {};
     const id = e.src.slice(e.src.indexOf(':') + 1);
     const a = e.attrs || {};
     const tr = (a.transferred || []).length, re = (a.reinitialized || []).length;
-    const who = t.stage ? html`<${Link} href=${'/trials/' + id}>${t.stage} trial ${t.trial_number}<//>${t.run_id ? html` of run <${Link} href=${'/runs/' + enc(t.run_id)}>${t.run_id}<//>` : ''}` : html`<${Link} href=${'/trials/' + id}>trial ${id}<//>`;
-    return html`<li>${who} started from this checkpoint${a.transferred ? html`: <strong>${tr} of ${tr + re} tensors transferred</strong>${re ? html`, re-initialised: <span class="mono small">${a.reinitialized.join(', ')}</span>` : ''}` : ''}.</li>`;
+    return html`<tr>
+      <td><${Link} href=${'/trials/' + id}>${t.stage ? `${t.stage} trial ${t.trial_number}` : 'trial ' + id}<//></td>
+      ${other ? html`<td class="mono small">${t.run_id ? html`<${Link} href=${'/runs/' + enc(t.run_id)}>${t.run_id}<//>` : ''}</td>` : null}
+      <td class="num" title=${a.transferred ? `${tr} of ${tr + re} tensors transferred` : 'no transfer record'}>${a.transferred ? `${tr} / ${tr + re}` : '–'}</td>
+      ${anyRe ? html`<td class="small mono muted reinit" title=${re ? a.reinitialized.join(', ') : ''}>${re ? a.reinitialized.join(', ') : ''}</td>` : null}
+    </tr>`;
   };
-  return html`<${Card} title="Used as init_from" data-testid="init-uses">
-    <ul class="uses">${inits.slice(0, 12).map(line)}${inits.length > 12 ? html`<li class="muted">and ${inits.length - 12} more</li>` : null}</ul>
-    ${resumes.length ? html`<div class="muted small">${resumes.length} trial(s) resumed from it (ASHA promotion or retry).</div>` : null}
+  return html`<${Card} title=${`Used as init_from by ${inits.length} trial${inits.length === 1 ? '' : 's'}`} data-testid="init-uses"
+      right=${run && !other ? html`<span class="muted small">all in run <${Link} href=${'/runs/' + enc(run)} class="mono">${run}<//></span>` : null}>
+    ${inits.length ? html`<div class="uses-wrap"><table class="uses small">
+      <thead><tr><th>Trial</th>${other ? html`<th>Run</th>` : null}<th class="num" title="tensors transferred / tensors of the model">Transferred</th>${anyRe ? html`<th>Re-initialised</th>` : null}</tr></thead>
+      <tbody>${inits.map(row)}</tbody></table></div>` : null}
+    ${resumes.length ? html`<div class="muted small" style="margin-top:4px">${resumes.length} trial(s) resumed from it (ASHA promotion or retry).</div>` : null}
   <//>`;
 }
 
@@ -362,18 +424,19 @@ function Diff({ digest, data, withD, setWith, trial, recorded, down, up }) {
     { key: 'b', label: 'Other', sortable: false, render: (r) => cell(r.b) },
     { key: 'bblob', label: 'Blob', sortable: false, render: (r) => (r.b ? html`<span class="mono small" title=${r.b.blob}>${short(r.b.blob)}</span>` : '') },
   ];
-  return html`<${Card} title="Compare with another checkpoint" data-testid="diff">
-    <div class="row" style="margin-bottom:10px">
-      <label class="small muted" for="diffwith">Compare with</label>
-      <select id="diffwith" data-testid="diff-select" value=${opts.some((o) => o.d === withD) ? withD : ''} onChange=${(e) => setWith(e.currentTarget.value)}>
+  // Beside the init_from list while nothing is compared; the whole width
+  // once a comparison is shown.
+  return html`<${Card} title="Compare with another checkpoint" data-testid="diff" class=${'card diffcard' + (withD ? ' wide' : '')}>
+    <div class="diffpick">
+      <select id="diffwith" data-testid="diff-select" aria-label="checkpoint to compare with" value=${opts.some((o) => o.d === withD) ? withD : ''} onChange=${(e) => setWith(e.currentTarget.value)}>
         <option value="">${opts.length ? 'choose a checkpoint…' : 'no neighbouring checkpoint known'}</option>
         ${opts.map((o) => html`<option value=${o.d}>${o.label} · ${short(o.d)}</option>`)}
       </select>
-      <form class="row" onSubmit=${submit} style="gap:6px">
-        <input type="text" class="mono" placeholder="or paste a digest" aria-label="digest to compare with" value=${paste} onInput=${(e) => setPaste(e.currentTarget.value)} style="width:300px" />
+      <form class="row" onSubmit=${submit} style="gap:6px; flex-wrap:nowrap">
+        <input type="text" class="mono" placeholder="or paste a digest" aria-label="digest to compare with" value=${paste} onInput=${(e) => setPaste(e.currentTarget.value)} />
         <button type="submit">Compare</button>
+        ${withD ? html`<button type="button" onClick=${() => setWith('')}>Clear</button>` : null}
       </form>
-      ${withD ? html`<button onClick=${() => setWith('')}>Clear</button>` : null}
     </div>
     ${!withD ? html`<div class="muted small">Pick the previous or next epoch (or paste any digest) to see, tensor by tensor, what changed: identical tensors share their blob, nothing is downloaded.</div>`
       : !isDigest(withD) ? html`<${ErrorState} error=${{ message: `“${withD}” is not a checkpoint digest.` }} />`

@@ -174,7 +174,12 @@ function ModelCard({ info, model, live }) {
 }
 
 // The source trial's curve up to the start epoch, the final model's after
-// it on a total-epochs axis, and the Kaiming-uniform baseline from epoch 0.
+// it on a total-epochs axis, and the Kaiming-uniform baseline (trained from
+// scratch) drawn alongside the final model's epochs: its epoch e at total
+// epoch k + 1 + e, like the final model's. At each x both have trained the
+// same number of epochs of their own, so the gap between them is what the
+// warm start gives; the k + 1 tuning epochs before it were spent by the tune
+// stage anyway (the comparison's "+ tuning" speed-up counts them).
 function JoinedCurves({ init, source, model, roles, metricName }) {
   const k = typeof init.epoch === 'number' ? init.epoch : -1;
   const src = source.data;
@@ -194,11 +199,17 @@ function JoinedCurves({ init, source, model, roles, metricName }) {
   const baseline = roles.filter((r) => r.variant === BASELINE).map((r) => curveOf(r.trial, metricName));
   if (baseline.length) {
     const { mean } = meanBand(baseline);
-    series.push({ label: `Kaiming uniform, mean of ${baseline.length} seed${baseline.length === 1 ? '' : 's'}`, points: mean, color: 'rgba(128,128,128,.75)', width: 1.2, dash: [2, 3] });
+    series.push({ label: `Kaiming uniform from scratch, aligned with the final model's epochs (mean of ${baseline.length} seed${baseline.length === 1 ? '' : 's'})`,
+      points: mean.map(([x, y]) => [x + k + 1, y]), color: 'rgba(128,128,128,.75)', width: 1.2, dash: [2, 3] });
   }
   return html`<${Card} title="Joined curves" right=${html`<span class="muted small">${metricName} over total epochs: tuning epochs 0–${k}, then the final model from ${k + 1}</span>`}>
     ${source.error ? html`<div class="muted small">The source trial could not be read: ${source.error.message}</div>` : null}
     ${!own.length && !src ? html`<${Loading} />` : html`<${LineChart} testid="joined-chart" series=${series} lines=${lines} xLabel="total epochs" yLabel=${metricName} height=${260} />`}
+    <div class="muted small" style="margin-top:4px" data-testid="joined-caption">${k < 0
+      ? `The final model started from the source trial's initial weights, so no tuning epoch comes before it${baseline.length ? '; the Kaiming-uniform baseline (from scratch) shares its epochs' : ''}.`
+      : baseline.length
+      ? `Alignment: the Kaiming-uniform baseline starts from scratch where the final model starts (total epoch ${k + 1}), so at each epoch both have trained equally long after their start and the gap between them is what the warm start gives. The ${k + 1} tuning epoch${k ? 's' : ''} before the start (0–${k}) were spent by the tune stage, which runs anyway; to charge them to the warm start, read the comparison's “+ tuning” speed-up.`
+      : `The source trial's epochs 0–${k}, then the final model's from total epoch ${k + 1}; dashed: the source trial had it continued.`}</div>
   <//>`;
 }
 
