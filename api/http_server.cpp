@@ -1,11 +1,13 @@
 #include "api/http_server.h"
 #include "api/http_server_internal.h"
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <thread>
 
 #include <httplib.h>
+#include <zlib.h>
 
 #include "common/digest.h"
 #include "common/error.h"
@@ -107,7 +109,7 @@ void SendError(httplib::Response& res, ErrorCode code, const std::string& messag
   // A message may quote the request (a query value, a header), whose bytes
   // need not be UTF-8: they become U+FFFD instead of an exception out of the
   // exception handler, which would end the server.
-  res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+  res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json; charset=utf-8");
 }
 
 void SendException(httplib::Response& res, std::exception_ptr ep) {
@@ -124,9 +126,62 @@ void SendException(httplib::Response& res, std::exception_ptr ep) {
   }
 }
 
+constexpr const char* kJson = "application/json; charset=utf-8";
+
 void SendJson(httplib::Response& res, const Json& body) {
   res.status = 200;
-  res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+  res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), kJson);
+}
+
+void SendJson(const httplib::Request& req, httplib::Response& res, const Json& body) {
+  auto raw = std::make_shared<const std::string>(body.dump(-1, ' ', false, Json::error_handler_t::replace));
+  if (raw->size() < kGzipAbove || !AcceptsGzip(req)) {
+    res.status = 200;
+    res.set_content(*raw, kJson);
+    return;
+  }
+  res.status = 200;
+  SendBody(req, res, raw, std::make_shared<const std::string>(Gzip(*raw, 1)), kJson);
+}
+
+bool AcceptsGzip(const httplib::Request& req) {
+  return req.get_header_value("Accept-Encoding").find("gzip") != std::string::npos;
+}
+
+void SendBody(const httplib::Request& req, httplib::Response& res, std::shared_ptr<const std::string> raw,
+              std::shared_ptr<const std::string> gzipped, const std::string& content_type) {
+  std::shared_ptr<const std::string> body = raw;
+  if (gzipped && AcceptsGzip(req)) {
+    body = gzipped;
+    res.set_header("Content-Encoding", "gzip");
+  }
+  if (gzipped) res.set_header("Vary", "Accept-Encoding");
+  if (body->empty()) {
+    res.set_content("", content_type);
+    return;
+  }
+  res.set_content_provider(body->size(), content_type,
+                           [body](size_t offset, size_t length, httplib::DataSink& sink) {
+                             return sink.write(body->data() + offset, std::min(length, body->size() - offset));
+                           });
+}
+
+std::string Gzip(std::string_view bytes, int level) {
+  z_stream z{};
+  // 15 window bits + 16: a gzip header and trailer rather than zlib's.
+  if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    throw Error(ErrorCode::kInternal, "zlib: deflateInit2 failed");
+  }
+  std::string out(deflateBound(&z, bytes.size()), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  z.avail_in = static_cast<uInt>(bytes.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  if (rc != Z_STREAM_END) throw Error(ErrorCode::kInternal, "zlib: deflate did not finish");
+  return out;
 }
 
 }  // namespace detail

@@ -30,6 +30,7 @@ using Handler = std::function<void(const httplib::Request&, httplib::Response&)>
 constexpr int kDefaultPage = 100;
 constexpr int kMaxPage = 1000;
 constexpr int64_t kLinkSeconds = 60;  // a signed download URL's life
+constexpr size_t kMetricsCached = 8;  // ended stages whose metrics answer is kept encoded
 
 // The regex of one OpenAPI path parameter.
 std::string ParamPattern(const std::string& name) {
@@ -110,6 +111,17 @@ struct Api {
     std::map<std::string, Json> by_run;
   };
   std::shared_ptr<Summaries> summaries = std::make_shared<Summaries>();
+  // The metrics answers of ended stages, raw and gzipped (a 1,000-trial
+  // stage's is megabytes): the last few, by stage id.
+  struct EncodedAnswer {
+    int64_t stage_id = 0;
+    std::shared_ptr<const std::string> raw, gzipped;
+  };
+  struct MetricsCache {
+    std::mutex mu;
+    std::vector<EncodedAnswer> recent;  // newest last, at most kMetricsCached
+  };
+  std::shared_ptr<MetricsCache> metrics_cache = std::make_shared<MetricsCache>();
 
   bool Authorized(const httplib::Request& req, httplib::Response& res, bool mutation, bool signed_ok) const {
     if (!mutation && options.public_read) return true;
@@ -133,7 +145,12 @@ struct Api {
     const std::string pattern = "/api/v1" + PathRegex(path);
     const bool mutation = method != "GET";
     auto guarded = [this, mutation, signed_ok, handler](const httplib::Request& req, httplib::Response& res) {
-      if (Authorized(req, res, mutation, signed_ok)) handler(req, res);
+      if (!Authorized(req, res, mutation, signed_ok)) return;
+      // A read sees one snapshot of the lineage DB on a reader connection
+      // of its own: it waits for no writer, and opening one read
+      // transaction per request instead of one per query halves its cost.
+      if (mutation) handler(req, res);
+      else store.db->ReadSnapshot([&] { handler(req, res); });
     };
     if (method == "GET") server.Get(pattern, guarded);
     else if (method == "POST") server.Post(pattern, guarded);
@@ -246,7 +263,7 @@ int PageOffset(const httplib::Request& req) {
 
 void Api::Mount() {
   Route("GET", "/openapi.json", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(OpenApiRaw(), "application/json");
+    res.set_content(OpenApiRaw(), "application/json; charset=utf-8");
   });
   Route("POST", "/pipelines", [this](const httplib::Request& req, httplib::Response& res) {
     const Json doc = Body(req);
@@ -254,7 +271,7 @@ void Api::Mount() {
     const orchestrator::Pipeline p = LoadChecked(doc, "");
     store.db->PutPipeline(p.id, p.name, p.doc);
     res.status = 201;
-    res.set_content(Json{{"pipeline_id", p.id}, {"name", p.name}, {"stages", p.order}}.dump(), "application/json");
+    res.set_content(Json{{"pipeline_id", p.id}, {"name", p.name}, {"stages", p.order}}.dump(), "application/json; charset=utf-8");
   });
   Route("GET", "/pipelines", [this](const httplib::Request& req, httplib::Response& res) {
     const int max = IntParam(req, "max_results", kDefaultPage, 1, kMaxPage);
@@ -286,7 +303,7 @@ void Api::MountRuns() {
     const RunManager::Triggered t = runs.Trigger(p, key);
     res.status = t.created ? 201 : 200;
     res.set_content(Json{{"run_id", t.run_id}, {"pipeline_id", p.id}, {"created", t.created}}.dump(),
-                    "application/json");
+                    "application/json; charset=utf-8");
   });
   Route("GET", "/runs", [this](const httplib::Request& req, httplib::Response& res) {
     const int max = IntParam(req, "max_results", kDefaultPage, 1, kMaxPage);
@@ -303,13 +320,13 @@ void Api::MountRuns() {
       out["runs"].back()["summary"] = Summary(all[i]);
     }
     if (static_cast<size_t>(offset) + max < all.size()) out["next_page_token"] = "o" + std::to_string(offset + max);
-    SendJson(res, out);
+    SendJson(req, res, out);
   });
   Route("GET", "/runs/{run_id}", [this](const httplib::Request& req, httplib::Response& res) {
     Json out = RunDetailJson(store, MustRun(req.matches[1]));
     const auto pinned = store.db->PinnedRuns();
     out["pinned"] = std::find(pinned.begin(), pinned.end(), out["run_id"].get<std::string>()) != pinned.end();
-    SendJson(res, out);
+    SendJson(req, res, out);
   });
   Route("POST", "/runs/{run_id}:cancel", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
@@ -330,7 +347,7 @@ void Api::MountRuns() {
     const std::string id = req.matches[1];
     runs.Resume(id);
     res.status = 202;
-    res.set_content(RunJson(MustRun(id)).dump(), "application/json");
+    res.set_content(RunJson(MustRun(id)).dump(), "application/json; charset=utf-8");
   });
   Route("GET", "/runs/{run_id}/events", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
@@ -364,7 +381,7 @@ void Api::MountRuns() {
     }, [counter = streams](bool) { counter->fetch_sub(1); });
   });
   Route("GET", "/runs/{run_id}/stages/{stage}", [this](const httplib::Request& req, httplib::Response& res) {
-    SendJson(res, StageDetailJson(store, MustStage(req.matches[1], req.matches[2])));
+    SendJson(req, res, StageDetailJson(store, MustStage(req.matches[1], req.matches[2])));
   });
   Route("GET", "/runs/{run_id}/stages/{stage}/trials", [this](const httplib::Request& req, httplib::Response& res) {
     const store::StageRecord s = MustStage(req.matches[1], req.matches[2]);
@@ -386,7 +403,7 @@ void Api::MountRuns() {
     }
     Json out = {{"run_id", s.run_id}, {"stage", s.name}, {"trials", Json::array()}};
     for (const auto& v : trials) out["trials"].push_back(TrialJson(v));
-    SendJson(res, out);
+    SendJson(req, res, out);
   });
   Route("GET", "/runs/{run_id}/stages/{stage}/ablation", [this](const httplib::Request& req, httplib::Response& res) {
     const store::StageRecord s = MustStage(req.matches[1], req.matches[2]);
@@ -400,10 +417,31 @@ void Api::MountRuns() {
     SendJson(res, c);
   });
   Route("GET", "/runs/{run_id}/stages/{stage}/metrics", [this](const httplib::Request& req, httplib::Response& res) {
-    SendJson(res, StageMetricsJson(store, MustStage(req.matches[1], req.matches[2])));
+    const store::StageRecord stage = MustStage(req.matches[1], req.matches[2]);
+    const bool ended = stage.status == "succeeded" || stage.status == "failed" || stage.status == "cancelled" ||
+                       stage.status == "cached" || stage.status == "skipped";
+    if (!ended) return SendJson(req, res, StageMetricsJson(store, stage));
+    EncodedAnswer answer;
+    {
+      std::lock_guard<std::mutex> lock(metrics_cache->mu);
+      for (const auto& a : metrics_cache->recent) {
+        if (a.stage_id == stage.id) answer = a;
+      }
+    }
+    if (!answer.raw) {
+      answer.stage_id = stage.id;
+      answer.raw = std::make_shared<const std::string>(
+          StageMetricsJson(store, stage).dump(-1, ' ', false, Json::error_handler_t::replace));
+      answer.gzipped = std::make_shared<const std::string>(detail::Gzip(*answer.raw, 6));
+      std::lock_guard<std::mutex> lock(metrics_cache->mu);
+      metrics_cache->recent.push_back(answer);
+      if (metrics_cache->recent.size() > kMetricsCached) metrics_cache->recent.erase(metrics_cache->recent.begin());
+    }
+    res.status = 200;
+    detail::SendBody(req, res, answer.raw, answer.gzipped, "application/json; charset=utf-8");
   });
   Route("GET", "/trials/{trial_id}", [this](const httplib::Request& req, httplib::Response& res) {
-    SendJson(res, TrialPageJson(store, std::stoll(req.matches[1])));
+    SendJson(req, res, TrialPageJson(store, std::stoll(req.matches[1])));
   });
   Route("GET", "/trials/{trial_id}/metrics", [this](const httplib::Request& req, httplib::Response& res) {
     const int64_t id = std::stoll(req.matches[1]);
@@ -424,7 +462,7 @@ void Api::MountRuns() {
 void Api::MountStore() {
   Route("GET", "/checkpoints/{digest}", [this](const httplib::Request& req, httplib::Response& res) {
     MustBeKept(req.matches[1]);
-    SendJson(res, CheckpointJson(*store.blobs, *store.db, req.matches[1]));
+    SendJson(req, res, CheckpointJson(*store.blobs, *store.db, req.matches[1]));
   });
   Route("GET", "/checkpoints/{digest}/download-link", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string digest = req.matches[1];
@@ -481,7 +519,7 @@ void Api::MountStore() {
     if (direction != "upstream" && direction != "downstream") {
       throw Error(ErrorCode::kInvalidArgument, "direction must be upstream or downstream, got \"" + direction + "\"");
     }
-    SendJson(res, LineageJson(store, node, direction == "downstream", IntParam(req, "depth", 64, 1, 64)));
+    SendJson(req, res, LineageJson(store, node, direction == "downstream", IntParam(req, "depth", 64, 1, 64)));
   });
   Route("POST", "/store:gc", [this](const httplib::Request& req, httplib::Response& res) {
     const Json body = req.body.empty() ? Json::object() : Body(req);

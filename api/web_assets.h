@@ -11,6 +11,7 @@ struct WebAsset {
   const char* path;          // "/app.js"
   const char* content_type;  // "text/javascript; charset=utf-8"
   std::string_view body;
+  std::string_view gzipped;  // body, gzipped (level 9)
   const char* etag;          // quoted, from the SHA-256 of body
 };
 

@@ -25,24 +25,23 @@ bool IsUiPath(const std::string& path) {
   return path.size() <= 512 && std::regex_match(path, ui);
 }
 
-const WebAsset* FindAsset(const std::string& path) {
-  for (const WebAsset& a : WebAssets()) {
-    if (path == a.path) return &a;
-  }
-  return nullptr;
-}
+// An embedded file and its two bodies, shared by every request that sends it.
+struct Served {
+  const WebAsset* asset;
+  std::shared_ptr<const std::string> body, gzipped;
+};
 
-void SendAsset(const httplib::Request& req, httplib::Response& res, const WebAsset& asset) {
-  res.set_header("ETag", asset.etag);
+void SendAsset(const httplib::Request& req, httplib::Response& res, const Served& served) {
+  res.set_header("ETag", served.asset->etag);
   // Revalidate every time (the ETag makes that a 304): a new binary's UI
   // is never mixed with a cached old one.
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Content-Type-Options", "nosniff");
-  if (req.get_header_value("If-None-Match") == asset.etag) {
+  if (req.get_header_value("If-None-Match") == served.asset->etag) {
     res.status = 304;
     return;
   }
-  res.set_content(asset.body.data(), asset.body.size(), asset.content_type);
+  SendBody(req, res, served.body, served.gzipped, served.asset->content_type);
 }
 
 std::string ReadFileOrEmpty(const std::string& path) {
@@ -66,13 +65,19 @@ void MountWebUi(httplib::Server& server, const std::string& web_dir) {
     });
     return;
   }
+  auto served = std::make_shared<std::vector<Served>>();
   for (const WebAsset& a : WebAssets()) {
-    const std::string path = a.path;
-    server.Get(std::regex_replace(path, std::regex(R"(\.)"), "\\."),
-               [&a](const httplib::Request& req, httplib::Response& res) { SendAsset(req, res, a); });
+    served->push_back({&a, std::make_shared<const std::string>(a.body), std::make_shared<const std::string>(a.gzipped)});
   }
-  server.Get(".*", [](const httplib::Request& req, httplib::Response& res) {
-    const WebAsset* index = FindAsset("/index.html");
+  for (const Served& one : *served) {
+    server.Get(std::regex_replace(std::string(one.asset->path), std::regex(R"(\.)"), "\\."),
+               [served, &one](const httplib::Request& req, httplib::Response& res) { SendAsset(req, res, one); });
+  }
+  server.Get(".*", [served](const httplib::Request& req, httplib::Response& res) {
+    const Served* index = nullptr;
+    for (const Served& one : *served) {
+      if (std::string_view(one.asset->path) == "/index.html") index = &one;
+    }
     if (!IsUiPath(req.path) || index == nullptr) return SendError(res, ErrorCode::kNotFound, "no such resource");
     SendAsset(req, res, *index);
   });

@@ -70,13 +70,12 @@ Json StageMetricsJson(StoreHandle& store, const store::StageRecord& stage) {
     }
     Json row = {{"trial_id", t.id}, {"number", t.number}, {"status", t.status}, {"reason", t.reason},
                 {"hyperparameters", t.hyperparameters}, {"epochs", Json::array()}, {"seconds", Json::array()},
-                {"checkpoints", Json::array()}, {"values", Json::object()}, {"promotions", Json::array()}};
+                {"values", Json::object()}, {"promotions", Json::array()}};
     if (t.task.contains("variant")) row["variant"] = t.task["variant"];
     if (t.task.contains("repeat")) row["repeat"] = t.task["repeat"];
     for (const auto& e : epochs) {
       row["epochs"].push_back(e.epoch);
       row["seconds"].push_back(e.seconds);
-      row["checkpoints"].push_back(e.checkpoint);
       for (auto& [k, column] : values) column.push_back(e.metrics.contains(k) ? e.metrics[k] : Json());
     }
     for (auto& [k, column] : values) row["values"][k] = std::move(column);

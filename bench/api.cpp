@@ -22,6 +22,9 @@
 //
 //   build/bench/bench_api [--seconds 5] [--connections 8] [--trials 1000]
 //       [--epochs 50] [--baton PATH] [--wrk wrk] [--dir /tmp] [--keep 0]
+//   build/bench/bench_api --fill-only DIR [--trials 1000] [--epochs 50]
+//       only writes that store into DIR and prints {"run_id", ...}: the web
+//       UI's benchmark (bench/web_ui.mjs) serves it to Chromium.
 #include <fcntl.h>
 #include <httplib.h>
 #include <sys/wait.h>
@@ -69,6 +72,7 @@ struct Options {
   std::string wrk = "wrk";
   std::string base = "/tmp";  // the bench's folder is created under it
   bool keep = false;          // keep the store and logs
+  std::string fill_only;      // write the store here, print {"run_id"} and stop (bench/web_ui.mjs)
 };
 
 std::string Quote(const std::string& s) { return "'" + s + "'"; }
@@ -534,6 +538,7 @@ bool ParseOptions(int argc, char** argv, Options* options) {
     else if (a == "--wrk") options->wrk = v;
     else if (a == "--dir") options->base = v;
     else if (a == "--keep") options->keep = v == "1";
+    else if (a == "--fill-only") options->fill_only = v;
     else {
       std::fprintf(stderr, "unknown option %s (see the comment at the top of bench/api.cpp)\n", a.c_str());
       return false;
@@ -549,6 +554,13 @@ bool ParseOptions(int argc, char** argv, Options* options) {
 int Run(int argc, char** argv) {
   Options options;
   if (!ParseOptions(argc, argv, &options)) return 2;
+  if (!options.fill_only.empty()) {
+    const Target target = FillStore(options.fill_only, options.trials, options.epochs);
+    std::printf("%s\n", Json{{"run_id", target.run_id}, {"stage", target.stage}, {"checkpoint", target.checkpoint}}
+                             .dump()
+                             .c_str());
+    return 0;
+  }
   const std::string wrk_version = WrkVersion(options.wrk);
   const fs::path dir = fs::path(options.base) / ("baton-bench-api-" + std::to_string(getpid()));
   const fs::path store = dir / "store";

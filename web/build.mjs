@@ -1,8 +1,9 @@
 // Bundles the web UI with esbuild into OUT_DIR (app.js, app.css, index.html)
 // and, with --cpp FILE, writes the C++ table that embeds those files in the
-// baton binary (path, content type, bytes, ETag). The server compresses
-// what it sends (cpp-httplib: brotli or gzip, as the browser accepts); the
-// gzip sizes printed here are the bundle budget's measure.
+// baton binary (path, content type, bytes, the same gzipped at level 9, and
+// ETag): the server sends the gzipped bytes to browsers that accept gzip,
+// so nothing is compressed per request. The gzip sizes printed here are the
+// bundle budget's measure.
 //   node build.mjs OUT_DIR [--cpp FILE] [--dev]
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
@@ -71,11 +72,12 @@ if (cpp) {
              '#include "api/web_assets.h"\n\nnamespace baton::api {\nnamespace {\n';
   rows.forEach((r, i) => {
     text += `const char kBody${i}[] =\n  ${literal(r.bytes)};\n`;
+    text += `const char kGzip${i}[] =\n  ${literal(r.gz)};\n`;
   });
   text += '}  // namespace\n\nconst std::vector<WebAsset>& WebAssets() {\n  static const std::vector<WebAsset> assets = {\n';
   rows.forEach((r, i) => {
     text += `    {"${r.path}", "${r.type}", std::string_view(kBody${i}, ${r.bytes.length}), ` +
-            `${JSON.stringify(r.etag)}},\n`;
+            `std::string_view(kGzip${i}, ${r.gz.length}), ${JSON.stringify(r.etag)}},\n`;
   });
   text += '  };\n  return assets;\n}\n\n}  // namespace baton::api\n';
   mkdirSync(dirname(cpp), { recursive: true });
