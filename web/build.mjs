@@ -7,8 +7,8 @@
 //   node build.mjs OUT_DIR [--cpp FILE] [--dev]
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
@@ -23,25 +23,34 @@ const cppAt = args.indexOf('--cpp');
 const cpp = cppAt >= 0 ? args[cppAt + 1] : null;
 const dev = args.includes('--dev');
 
+// Start empty: chunk names change with their contents.
+rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
-await build({
+const result = await build({
   entryPoints: { app: join(here, 'src/main.js') },
+  metafile: true,
   bundle: true,
+  splitting: true,
   minify: !dev,
   sourcemap: dev ? 'inline' : false,
   format: 'esm',
   target: ['chrome110', 'firefox110', 'safari16'],
   outdir: out,
+  entryNames: '[name]',
+  chunkNames: 'chunk-[hash]',
   logLevel: 'warning',
   legalComments: 'none',
 });
-copyFileSync(join(here, 'src/index.html'), join(out, 'index.html'));
+// index.html names the chunks app.js imports statically, so the browser
+// fetches them beside app.js instead of after parsing it.
+const app = Object.entries(result.metafile.outputs).find(([name]) => name.endsWith('/app.js'))[1];
+const preloads = app.imports.filter((i) => i.kind === 'import-statement')
+  .map((i) => `<link rel="modulepreload" href="/${i.path.split('/').pop()}">`).join('\n');
+writeFileSync(join(out, 'index.html'),
+  readFileSync(join(here, 'src/index.html'), 'utf8').replace('<!-- modulepreload -->', preloads));
 
-const files = [
-  ['/index.html', 'text/html; charset=utf-8'],
-  ['/app.js', 'text/javascript; charset=utf-8'],
-  ['/app.css', 'text/css; charset=utf-8'],
-];
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
+const files = readdirSync(out).filter((f) => TYPES[extname(f)]).sort().map((f) => ['/' + f, TYPES[extname(f)]]);
 let total = 0;
 const rows = files.map(([path, type]) => {
   const bytes = readFileSync(join(out, path.slice(1)));

@@ -47,7 +47,17 @@ TEST_F(ServeTest, TheUiIsServedFromTheBinaryAndItsPathsLoadDeepLinks) {
   ASSERT_TRUE(js);
   ASSERT_EQ(js->status, 200);
   EXPECT_EQ(js->get_header_value("Content-Type"), "text/javascript; charset=utf-8");
-  EXPECT_GT(js->body.size(), 10000u);
+  EXPECT_NE(js->body.find("import"), std::string::npos) << "an ES module that loads its chunks";
+  // The chunks index.html preloads are served too.
+  const std::string marker = "<link rel=\"modulepreload\" href=\"";
+  const size_t at = index->body.find(marker);
+  ASSERT_NE(at, std::string::npos) << index->body;
+  const std::string chunk = index->body.substr(at + marker.size(), index->body.find('"', at + marker.size()) -
+                                                                        at - marker.size());
+  auto chunk_res = Anonymous(*server_, chunk);
+  ASSERT_TRUE(chunk_res) << chunk;
+  EXPECT_EQ(chunk_res->status, 200) << chunk;
+  EXPECT_GT(chunk_res->body.size(), 10000u) << chunk;
   const std::string etag = js->get_header_value("ETag");
   ASSERT_FALSE(etag.empty());
   auto again = Anonymous(*server_, "/app.js", {{"If-None-Match", etag}});

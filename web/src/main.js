@@ -1,19 +1,39 @@
 // Baton's web UI: the shell (top bar, breadcrumb, token dialog, toasts) and
 // the route table. Pages live in pages/; they talk only to /api/v1.
 import './app.css';
-import { render } from 'preact';
-import { useState } from 'preact/hooks';
-import { html, crumbs, Toasts } from './ui.js';
+import { h, render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { html, crumbs, Toasts, Loading, ErrorState } from './ui.js';
 import { token, tokenPrompt, setToken, askToken } from './api.js';
 import { usePlace, match, Link } from './router.js';
 import { useSignal } from './state.js';
 import { RunsPage } from './pages/runs.js';
-import { RunPage } from './pages/run.js';
-import { StagePage } from './pages/stage.js';
-import { TrialPage } from './pages/trial.js';
-import { CheckpointPage } from './pages/checkpoint.js';
-import { StorePage } from './pages/store.js';
-import { NewRunPage } from './pages/new.js';
+
+// Pages other than the runs list load on first use (esbuild splits them,
+// with uPlot and dagre, into chunks of their own): the home page parses a
+// fraction of the code.
+function lazyPage(load, name) {
+  let Page = null, promise = null, error = null;
+  return function LazyPage(props) {
+    const [, redraw] = useState(0);
+    useEffect(() => {
+      if (Page) return undefined;
+      let alive = true;
+      if (!promise) promise = load().then((m) => { Page = m[name]; error = null; }, (e) => { error = e; promise = null; });
+      promise.then(() => alive && redraw((n) => n + 1));
+      return () => { alive = false; };
+    }, [error]);
+    if (Page) return h(Page, props);
+    if (error) return html`<${ErrorState} error=${new Error('this page could not be loaded: ' + error.message)} retry=${() => { error = null; redraw((n) => n + 1); }} />`;
+    return html`<${Loading} />`;
+  };
+}
+const RunPage = lazyPage(() => import('./pages/run.js'), 'RunPage');
+const StagePage = lazyPage(() => import('./pages/stage.js'), 'StagePage');
+const TrialPage = lazyPage(() => import('./pages/trial.js'), 'TrialPage');
+const CheckpointPage = lazyPage(() => import('./pages/checkpoint.js'), 'CheckpointPage');
+const StorePage = lazyPage(() => import('./pages/store.js'), 'StorePage');
+const NewRunPage = lazyPage(() => import('./pages/new.js'), 'NewRunPage');
 
 const ROUTES = [
   ['/', RunsPage],
