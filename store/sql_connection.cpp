@@ -133,21 +133,9 @@ std::unique_ptr<Connection> Connection::Open(const std::filesystem::path& file,
           "lineage db " + name + ": cannot create its folder: " + ec.message());
     }
   }
-  sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(
-      name.c_str(), &db,
-      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-      nullptr);
-  if (rc != SQLITE_OK) {
-    const std::string message =
-        db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-    sqlite3_close_v2(db);
-    throw Error(CodeFor(rc),
-                "lineage db " + name + ": cannot open: " + message);
-  }
-  std::unique_ptr<Connection> connection(new Connection(db, name));
-  sqlite3_extended_result_codes(db, 1);
-  sqlite3_busy_timeout(db, busy_timeout_ms);
+  std::unique_ptr<Connection> connection = OpenWith(
+      name, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, busy_timeout_ms,
+      "cannot open");
   connection->Exec("PRAGMA foreign_keys = ON", "enabling foreign keys");
   {
     Statement s =
@@ -163,16 +151,23 @@ std::unique_ptr<Connection> Connection::Open(const std::filesystem::path& file,
 
 std::unique_ptr<Connection> Connection::OpenReadOnly(
     const std::filesystem::path& file, int busy_timeout_ms) {
-  const std::string name = file.string();
+  return OpenWith(file.string(), SQLITE_OPEN_READONLY, busy_timeout_ms,
+                  "cannot open for reading");
+}
+
+std::unique_ptr<Connection> Connection::OpenWith(const std::string& name,
+                                                 int flags,
+                                                 int busy_timeout_ms,
+                                                 const char* failure) {
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(
-      name.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  const int rc = sqlite3_open_v2(name.c_str(), &db,
+                                 flags | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     const std::string message =
         db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close_v2(db);
     throw Error(CodeFor(rc),
-                "lineage db " + name + ": cannot open for reading: " + message);
+                "lineage db " + name + ": " + failure + ": " + message);
   }
   std::unique_ptr<Connection> connection(new Connection(db, name));
   sqlite3_extended_result_codes(db, 1);

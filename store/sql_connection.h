@@ -99,6 +99,11 @@ class Connection {
 
  private:
   Connection(sqlite3* db, std::string file);
+  // sqlite3_open_v2 with `flags` (plus NOMUTEX), extended result codes and
+  // the busy timeout; throws "lineage db NAME: <failure>: <sqlite's words>".
+  static std::unique_ptr<Connection> OpenWith(const std::string& name,
+                                              int flags, int busy_timeout_ms,
+                                              const char* failure);
   void RollBack(const std::string& savepoint);
 
   sqlite3* db_;
