@@ -28,7 +28,9 @@ export function RunsPage() {
   const { data, error, loading, reload } = useApi('/runs?' + q.toString());
   const runs = (data && data.runs) || [];
   const live = runs.some((r) => r.status === 'running' || r.status === 'pending');
-  const tick = useTick(2000, live);
+  // Every 2 s while a run on the page is unfinished; every 10 s otherwise,
+  // so that runs started elsewhere (CLI, API, another tab) appear too.
+  const tick = useTick(live ? 2000 : 10000, true);
   useEffect(() => { if (tick) reload(); }, [tick]);
 
   const columns = [
