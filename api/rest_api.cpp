@@ -5,6 +5,7 @@
 // unless public_read), and records the route for the OpenAPI test. Errors
 // leave through detail::SendError, in MLflow's envelope.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <ctime>
 #include <map>
@@ -31,6 +32,7 @@ constexpr int kDefaultPage = 100;
 constexpr int kMaxPage = 1000;
 constexpr int64_t kLinkSeconds = 60;  // a signed download URL's life
 constexpr size_t kMetricsCached = 8;  // ended stages whose metrics answer is kept encoded
+constexpr size_t kRunAnswersCached = 1024;  // succeeded runs whose GET answer is kept; then it starts over
 
 // The regex of one OpenAPI path parameter.
 std::string ParamPattern(const std::string& name) {
@@ -122,6 +124,12 @@ struct Api {
     std::vector<EncodedAnswer> recent;  // newest last, at most kMetricsCached
   };
   std::shared_ptr<MetricsCache> metrics_cache = std::make_shared<MetricsCache>();
+  // GET /runs/{id} of succeeded runs, encoded (unpinned, pinned).
+  struct RunAnswers {
+    std::mutex mu;
+    std::map<std::string, std::shared_ptr<const std::array<std::string, 2>>> by_run;
+  };
+  std::shared_ptr<RunAnswers> run_answers = std::make_shared<RunAnswers>();
 
   bool Authorized(const httplib::Request& req, httplib::Response& res, bool mutation, bool signed_ok) const {
     if (!mutation && options.public_read) return true;
@@ -323,10 +331,36 @@ void Api::MountRuns() {
     SendJson(req, res, out);
   });
   Route("GET", "/runs/{run_id}", [this](const httplib::Request& req, httplib::Response& res) {
-    Json out = RunDetailJson(store, MustRun(req.matches[1]));
-    const auto pinned = store.db->PinnedRuns();
-    out["pinned"] = std::find(pinned.begin(), pinned.end(), out["run_id"].get<std::string>()) != pinned.end();
-    SendJson(req, res, out);
+    const store::RunRecord run = MustRun(req.matches[1]);
+    const auto pins = store.db->PinnedRuns();
+    const bool pinned = std::find(pins.begin(), pins.end(), run.id) != pins.end();
+    if (run.status != "succeeded") {
+      Json out = RunDetailJson(store, run);
+      out["pinned"] = pinned;
+      return SendJson(req, res, out);
+    }
+    // A succeeded run no longer changes but for its pin: its answer is
+    // encoded once, in both pin states.
+    std::shared_ptr<const std::array<std::string, 2>> encoded;
+    {
+      std::lock_guard<std::mutex> lock(run_answers->mu);
+      auto it = run_answers->by_run.find(run.id);
+      if (it != run_answers->by_run.end()) encoded = it->second;
+    }
+    if (!encoded) {
+      Json out = RunDetailJson(store, run);
+      std::array<std::string, 2> both;
+      for (const bool p : {false, true}) {
+        out["pinned"] = p;
+        both[p ? 1 : 0] = out.dump(-1, ' ', false, Json::error_handler_t::replace);
+      }
+      encoded = std::make_shared<const std::array<std::string, 2>>(std::move(both));
+      std::lock_guard<std::mutex> lock(run_answers->mu);
+      if (run_answers->by_run.size() >= kRunAnswersCached) run_answers->by_run.clear();
+      run_answers->by_run[run.id] = encoded;
+    }
+    res.status = 200;
+    res.set_content((*encoded)[pinned ? 1 : 0], "application/json; charset=utf-8");
   });
   Route("POST", "/runs/{run_id}:cancel", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
