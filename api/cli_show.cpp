@@ -48,7 +48,7 @@ store::RunRecord MustRun(StoreHandle& store, const std::string& id) {
   return *run;
 }
 
-int64_t Effective(const store::StageRecord& s) { return s.cached_from != 0 ? s.cached_from : s.id; }
+int64_t Effective(const store::StageRecord& s) { return EffectiveStageId(s); }
 
 std::string SpeedupLine(const Json& comparison);
 
@@ -58,7 +58,7 @@ std::string SpeedupLine(const Json& comparison);
 // final epoch (the order init_from's "best" and ranks use).
 
 std::vector<TrialView> RankedTrials(StoreHandle& store, const store::StageRecord& stage) {
-  const Json objective = stage.spec.value("objective", Json{{"metric", "val_accuracy"}, {"mode", "max"}});
+  const Json objective = StageObjective(stage);
   const std::string metric = objective["metric"].get<std::string>();
   const bool max = objective["mode"] == "max";
   std::vector<TrialView> out;

@@ -452,9 +452,7 @@ void Api::MountRuns() {
   });
   Route("GET", "/runs/{run_id}/stages/{stage}/metrics", [this](const httplib::Request& req, httplib::Response& res) {
     const store::StageRecord stage = MustStage(req.matches[1], req.matches[2]);
-    const bool ended = stage.status == "succeeded" || stage.status == "failed" || stage.status == "cancelled" ||
-                       stage.status == "cached" || stage.status == "skipped";
-    if (!ended) return SendJson(req, res, StageMetricsJson(store, stage));
+    if (!StageEnded(stage.status)) return SendJson(req, res, StageMetricsJson(store, stage));
     EncodedAnswer answer;
     {
       std::lock_guard<std::mutex> lock(metrics_cache->mu);

@@ -8,20 +8,16 @@
 #include "common/error.h"
 
 namespace baton::api {
-namespace {
-
-bool StageFinished(const std::string& status) {
+bool StageEnded(const std::string& status) {
   return status == "succeeded" || status == "failed" || status == "cancelled" || status == "skipped" ||
          status == "cached";
 }
 
-int64_t Effective(const store::StageRecord& s) { return s.cached_from != 0 ? s.cached_from : s.id; }
+int64_t EffectiveStageId(const store::StageRecord& s) { return s.cached_from != 0 ? s.cached_from : s.id; }
 
-Json Objective(const store::StageRecord& s) {
+Json StageObjective(const store::StageRecord& s) {
   return s.spec.value("objective", Json{{"metric", "val_accuracy"}, {"mode", "max"}});
 }
-
-}  // namespace
 
 Json RunSummaryJson(StoreHandle& store, const store::RunRecord& run) {
   Json out = {{"stages_total", 0}, {"stages_finished", 0}, {"stages", Json::array()}, {"best", nullptr},
@@ -29,10 +25,10 @@ Json RunSummaryJson(StoreHandle& store, const store::RunRecord& run) {
   int total = 0, finished = 0;
   for (const auto& s : store.db->GetStages(run.id)) {
     ++total;
-    finished += StageFinished(s.status) ? 1 : 0;
+    finished += StageEnded(s.status) ? 1 : 0;
     out["stages"].push_back({{"name", s.name}, {"type", s.type}, {"status", s.status}});
     if (s.type == "tune" && out["best"].is_null()) {
-      const Json objective = Objective(s);
+      const Json objective = StageObjective(s);
       for (const auto& v : RankedTrials(store, s)) {
         if (!v.has_final) continue;
         out["best"] = {{"stage", s.name}, {"metric", objective["metric"]}, {"mode", objective["mode"]},
@@ -56,10 +52,10 @@ Json RunSummaryJson(StoreHandle& store, const store::RunRecord& run) {
 Json StageMetricsJson(StoreHandle& store, const store::StageRecord& stage) {
   const bool asha = stage.spec.contains("pruner") && stage.spec["pruner"].is_object() &&
                     stage.spec["pruner"].value("type", "") == "asha";
-  Json out = {{"run_id", stage.run_id}, {"stage", stage.name}, {"objective", Objective(stage)},
+  Json out = {{"run_id", stage.run_id}, {"stage", stage.name}, {"objective", StageObjective(stage)},
               {"metrics", Json::array()}, {"trials", Json::array()}};
   std::set<std::string> names;
-  for (const auto& t : store.db->GetTrials(Effective(stage))) {
+  for (const auto& t : store.db->GetTrials(EffectiveStageId(stage))) {
     const auto epochs = store.db->GetEpochs(t.id);
     std::map<std::string, Json> values;
     for (const auto& e : epochs) {
@@ -104,7 +100,7 @@ Json TrialPageJson(StoreHandle& store, int64_t trial_id) {
     out["run_id"] = stage->run_id;
     out["stage"] = stage->name;
     out["stage_type"] = stage->type;
-    out["objective"] = Objective(*stage);
+    out["objective"] = StageObjective(*stage);
     out["started_at"] = v.trial.started_at;
     out["finished_at"] = v.trial.finished_at;
     return out;
