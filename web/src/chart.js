@@ -2,7 +2,7 @@
 // or start, legend and crosshair values from uPlot, drag to zoom and
 // double-click to reset. New points keep the zoom (setData without
 // rescaling once the person has zoomed).
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { html } from './ui.js';
 
@@ -24,13 +24,24 @@ export function LineChart({ series, xLabel = 'epoch', yLabel, log = false, heigh
   const column = (pts) => { const c = new Array(xs.length).fill(null); for (const [x, y] of pts) c[index.get(x)] = (log && !(y > 0)) ? null : y; return c; };
   const data = [xs, ...series.map((s) => column(s.points))];
   const extras = series.some((s) => s.band && s.band.length) || lines.some((l) => l.y !== undefined);
-  const shape = series.map((s) => `${s.label}|${s.color}|${s.width}|${s.dash}|${s.pointSize}|${s.pointFill}`).join(',') + `|${log}|${yLabel}|${xLabel}|${height}|${extras}|${xs.every(Number.isInteger)}|${legend}`;
+  // Axis and text colours come from the theme when the chart is made: make
+  // it again when the system switches between light and dark.
+  const [dark, setDark] = useState(() => matchMedia('(prefers-color-scheme: dark)').matches);
+  useEffect(() => {
+    const m = matchMedia('(prefers-color-scheme: dark)');
+    const change = () => setDark(m.matches);
+    m.addEventListener('change', change);
+    return () => m.removeEventListener('change', change);
+  }, []);
+  const shape = `${dark}|` + series.map((s) => `${s.label}|${s.color}|${s.width}|${s.dash}|${s.pointSize}|${s.pointFill}`).join(',') + `|${log}|${yLabel}|${xLabel}|${height}|${extras}|${xs.every(Number.isInteger)}|${legend}`;
 
   useEffect(() => {
     const el = box.current;
     if (!el) return undefined;
     // Canvas text does not follow CSS: take the theme's colour now.
     const fg = getComputedStyle(el).color || '#777';
+    // 'currentColor' (a canvas cannot resolve it) is the theme's text colour.
+    const paint = (c) => (c === 'currentColor' ? fg : c);
     const opts = {
       width: Math.max(320, el.clientWidth),
       height,
@@ -42,14 +53,14 @@ export function LineChart({ series, xLabel = 'epoch', yLabel, log = false, heigh
       focus: { alpha: 0.25 },
       legend: { show: legend, live: true },
       series: [{ label: xLabel }, ...series.map((s) => ({
-        label: s.label, stroke: s.color, width: s.width || 1.5, dash: s.dash, spanGaps: true,
-        points: { show: s.points.length < 3, size: s.pointSize || 5, ...(s.pointFill ? { fill: s.color } : {}) }, fill: s.fill,
+        label: s.label, stroke: paint(s.color), width: s.width || 1.5, dash: s.dash, spanGaps: true,
+        points: { show: s.points.length < 3, size: s.pointSize || 5, ...(s.pointFill ? { fill: paint(s.color) } : {}) }, fill: s.fill,
       }))],
       hooks: {
         setSelect: [() => { zoomed.current = true; }],
         setSeries: [(u, i) => { if (onHotRef.current) onHotRef.current(i == null ? null : series[i - 1] && series[i - 1].label); }],
         drawAxes: [(u) => drawBands(u, latest.current.series)],
-        draw: [(u) => drawExtras(u, latest.current.lines)],
+        draw: [(u) => drawExtras(u, latest.current.lines.map((l) => ({ ...l, color: paint(l.color) })))],
       },
     };
     const u = new uPlot(opts, data, el);

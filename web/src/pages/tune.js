@@ -23,7 +23,7 @@ const MAX_CURVES = 60;
 const CURVE = PALETTE.map((c) => (c.toUpperCase() === '#F0E442' ? '#B09A00' : c));
 export function trialColor(n) {
   const c = CURVE[((n % CURVE.length) + CURVE.length) % CURVE.length];
-  return c === '#777777' ? getComputedStyle(document.body).color || c : c;
+  return c === '#777777' ? 'currentColor' : c;  // the theme's text colour (LineChart resolves it)
 }
 
 // Rows of the table from the metrics answer: final and best objective,
