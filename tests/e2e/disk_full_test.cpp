@@ -60,10 +60,13 @@ class DiskFullTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  // A 4-trial grid of plain SGD learning rates, 6 epochs each, 2 at a
-  // time; 3 attempts per trial, which a full disk must not spend.
+  // A 4-trial grid of plain SGD learning rates, kEpochs epochs each, 2 at
+  // a time; 3 attempts per trial, which a full disk must not spend.
+  // Enough epochs that the run cannot end while the ballast is written
+  // (with 6 it sometimes did, on an idle machine).
+  static constexpr int kEpochs = 20;
   static Json Pipeline() {
-    Json doc = testing::LinearGridPipeline("e2e-disk-full", 13, 2000, {0.1, 0.05, 0.02, 0.01}, 6, 2);
+    Json doc = testing::LinearGridPipeline("e2e-disk-full", 13, 2000, {0.1, 0.05, 0.02, 0.01}, kEpochs, 2);
     doc["stages"]["tune"]["retry"] = {{"max_attempts", 3}, {"backoff_seconds", 0}};
     return doc;
   }
@@ -93,13 +96,13 @@ class DiskFullTest : public ::testing::Test {
   }
 
   // The resumed run's trials end exactly where the uninterrupted run's do:
-  // same hyperparameters, all 6 epochs, same checkpoints and accuracies.
+  // same hyperparameters, all kEpochs epochs, same checkpoints and accuracies.
   static void ExpectLikeReference(const std::map<int, TrialState>& resumed,
                                   const std::map<int, TrialState>& reference) {
     ASSERT_EQ(resumed.size(), 4u);
     for (const auto& [n, t] : resumed) {
       EXPECT_EQ(t.rec.status, "succeeded") << n << ": " << t.rec.reason;
-      ASSERT_EQ(t.epochs.size(), 6u) << n;
+      ASSERT_EQ(t.epochs.size(), static_cast<size_t>(kEpochs)) << n;
       ASSERT_EQ(reference.count(n), 1u) << n;
       const TrialState& ref = reference.at(n);
       EXPECT_EQ(t.rec.hyperparameters, ref.rec.hyperparameters) << n;
@@ -229,7 +232,7 @@ TEST_F(DiskFullTest, ARunOnAFullDiskStopsWithResourceExhaustedAndResumesOnceSpac
     EXPECT_LE(t.rec.attempts, 1) << "trial " << n << " was retried: " << t.rec.reason;
     stored_epochs += static_cast<int>(t.epochs.size());
   }
-  EXPECT_LT(stored_epochs, 24) << "the run was not stopped by the full disk";
+  EXPECT_LT(stored_epochs, 4 * kEpochs) << "the run was not stopped by the full disk";
   std::printf("[ disk full ] %d tune epoch(s) stored before the disk filled\n", stored_epochs);
 
   // The store is whole, even while the disk is still full.
@@ -332,7 +335,7 @@ TEST_F(DiskFullTest, ARunThatBatonServeExecutesIsInterruptedAndResumesOverTheApi
     EXPECT_LE(t.value("attempts", 0), 1) << "retried on a full disk: " << t.dump();
     stored_epochs += static_cast<int>(t["epochs"].size());
   }
-  EXPECT_LT(stored_epochs, 24) << "the run was not stopped by the full disk";
+  EXPECT_LT(stored_epochs, 4 * kEpochs) << "the run was not stopped by the full disk";
   std::printf("[ disk full ] %d tune epoch(s) stored before the disk filled\n", stored_epochs);
   std::string newest;
   const Snapshot before = testing::ReadNewestRun(store, &newest);
