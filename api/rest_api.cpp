@@ -32,6 +32,7 @@ constexpr int kDefaultPage = 100;
 constexpr int kMaxPage = 1000;
 constexpr int64_t kLinkSeconds = 60;  // a signed download URL's life
 constexpr size_t kMetricsCached = 8;  // ended stages whose metrics answer is kept encoded
+constexpr size_t kCheckpointAnswersCached = 4096;  // checkpoint GET answers kept; then they start over
 constexpr size_t kRunAnswersCached = 1024;  // succeeded runs whose GET answer is kept; then it starts over
 
 // The regex of one OpenAPI path parameter.
@@ -130,6 +131,15 @@ struct Api {
     std::map<std::string, std::shared_ptr<const std::array<std::string, 2>>> by_run;
   };
   std::shared_ptr<RunAnswers> run_answers = std::make_shared<RunAnswers>();
+  // GET /checkpoints/{digest} of recorded checkpoints, encoded, while the
+  // lineage's CheckpointsVersion stays `version` (a checkpoint recorded or
+  // released may change any answer's shared_with, or end one).
+  struct CheckpointAnswers {
+    std::mutex mu;
+    uint64_t version = 0;
+    std::map<std::string, EncodedAnswer> by_digest;  // gzipped only when large
+  };
+  std::shared_ptr<CheckpointAnswers> checkpoint_answers = std::make_shared<CheckpointAnswers>();
 
   bool Authorized(const httplib::Request& req, httplib::Response& res, bool mutation, bool signed_ok) const {
     if (!mutation && options.public_read) return true;
@@ -493,8 +503,37 @@ void Api::MountRuns() {
 
 void Api::MountStore() {
   Route("GET", "/checkpoints/{digest}", [this](const httplib::Request& req, httplib::Response& res) {
-    MustBeKept(req.matches[1]);
-    SendJson(req, res, CheckpointJson(*store.blobs, *store.db, req.matches[1]));
+    const std::string digest = req.matches[1];
+    // Read before this request's snapshot starts (its first query), so an
+    // answer is never kept under a version newer than its rows.
+    const uint64_t version = store.db->CheckpointsVersion();
+    EncodedAnswer answer;
+    {
+      std::lock_guard<std::mutex> lock(checkpoint_answers->mu);
+      if (checkpoint_answers->version != version) {
+        checkpoint_answers->by_digest.clear();
+        checkpoint_answers->version = version;
+      }
+      auto it = checkpoint_answers->by_digest.find(digest);
+      if (it != checkpoint_answers->by_digest.end()) answer = it->second;
+    }
+    if (!answer.raw) {
+      MustBeKept(digest);
+      const Json out = CheckpointJson(*store.blobs, *store.db, digest);
+      if (out["recorded"].is_null()) return SendJson(req, res, out);  // gc may free it unseen: not kept
+      answer.raw = std::make_shared<const std::string>(out.dump(-1, ' ', false, Json::error_handler_t::replace));
+      if (answer.raw->size() >= detail::kGzipAbove) {
+        answer.gzipped = std::make_shared<const std::string>(detail::Gzip(*answer.raw, 6));
+      }
+      std::lock_guard<std::mutex> lock(checkpoint_answers->mu);
+      if (checkpoint_answers->version == version) {
+        if (checkpoint_answers->by_digest.size() >= kCheckpointAnswersCached) checkpoint_answers->by_digest.clear();
+        checkpoint_answers->by_digest[digest] = answer;
+      }
+    }
+    res.status = 200;
+    if (answer.gzipped) return detail::SendBody(req, res, answer.raw, answer.gzipped, "application/json; charset=utf-8");
+    res.set_content(*answer.raw, "application/json; charset=utf-8");
   });
   Route("GET", "/checkpoints/{digest}/download-link", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string digest = req.matches[1];

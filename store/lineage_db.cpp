@@ -107,13 +107,27 @@ void SqliteLineageDb::InTransaction(const std::function<void()>& fn) {
   if (transaction_depth_++ == 0) {
     transaction_thread_.store(std::this_thread::get_id());
   }
+  // Outermost only: the transaction has committed or rolled back (a rolled
+  // back write moves the version too, which costs a rebuilt answer only).
+  auto end = [this] {
+    if (--transaction_depth_ != 0) return;
+    transaction_thread_.store({});
+    if (checkpoints_touched_) {
+      checkpoints_touched_ = false;
+      checkpoints_version_.fetch_add(1);
+    }
+  };
   try {
     connection_->Transaction(fn);
   } catch (...) {
-    if (--transaction_depth_ == 0) transaction_thread_.store({});
+    end();
     throw;
   }
-  if (--transaction_depth_ == 0) transaction_thread_.store({});
+  end();
+}
+
+uint64_t SqliteLineageDb::CheckpointsVersion() const {
+  return checkpoints_version_.load();
 }
 
 int SqliteLineageDb::SchemaVersion() {

@@ -236,6 +236,12 @@ class LineageDb {
   virtual double CheckpointReleasedAt(const std::string& digest) = 0;
   // Digests of the released checkpoints, sorted.
   virtual std::vector<std::string> ReleasedCheckpoints() = 0;
+  // A number that grows after each committed write that recorded, recorded
+  // again or released a checkpoint through this LineageDb (another process
+  // cannot write meanwhile: the blob store is open in one at a time). An
+  // answer built from checkpoint rows may be kept while it has not moved;
+  // read it before the reads the answer is built from.
+  virtual uint64_t CheckpointsVersion() const = 0;
   // Every edge of `kind` ("initialized_from", ...), in insertion order.
   virtual std::vector<Edge> EdgesOfKind(const std::string& kind) = 0;
 };

@@ -35,6 +35,7 @@ void SqliteLineageDb::ReleaseCheckpoints(
     const std::vector<std::string>& digests) {
   const double now = Now();
   InTransaction([&] {
+    checkpoints_touched_ = true;
     for (const std::string& digest : digests) {
       Prepare(
           "UPDATE checkpoints SET released_at = ? "

@@ -258,6 +258,52 @@ TEST_F(RetentionE2e, GcKeepsTheBestAndLastEpochsAndFreesTheRest) {
 }
 
 // A pinned run keeps every checkpoint through gc --apply.
+// `baton serve` keeps checkpoint answers encoded between requests; gc
+// through the server and a later run recording a released checkpoint again
+// must show at once, not what was kept.
+TEST_F(RetentionE2e, ServedCheckpointsFollowGcAndARecordingAgain) {
+  const std::string run = Run(TunePipeline("served", {0.05, 0.2}, 3));
+  const auto trials = Tune(run);
+  const std::set<std::string> kept = Kept(trials), all = All(trials);
+  testing::Server server(store_, "");
+  httplib::Client c = server.Client();
+  auto get = [&](const std::string& d) {
+    auto res = c.Get(("/api/v1/checkpoints/" + d).c_str());
+    EXPECT_TRUE(res);
+    return res ? *res : httplib::Response{};
+  };
+  for (int round = 0; round < 2; ++round) {  // the second from what was kept
+    for (const auto& d : all) EXPECT_EQ(get(d).status, 200) << d;
+  }
+  auto gc = c.Post("/api/v1/store:gc", R"({"apply": true})", "application/json");
+  ASSERT_TRUE(gc);
+  ASSERT_EQ(gc->status, 200) << gc->body;
+  EXPECT_EQ(Json::parse(gc->body)["released_checkpoints"], all.size() - kept.size());
+  for (const auto& d : all) {
+    const httplib::Response res = get(d);
+    EXPECT_EQ(res.status, kept.count(d) ? 200 : 404) << d << " " << res.body;
+  }
+  // Same seed and stage name: trial 0 starts from run 1's trial 0's initial
+  // weights, released above, and records them again.
+  const std::string initial = trials.at(0).initial;
+  ASSERT_EQ(kept.count(initial), 0u);
+  auto trigger = c.Post("/api/v1/runs", Json{{"pipeline", TunePipeline("served", {0.03}, 1)}}.dump(), "application/json");
+  ASSERT_TRUE(trigger);
+  ASSERT_EQ(trigger->status, 201) << trigger->body;
+  const std::string run2 = Json::parse(trigger->body)["run_id"];
+  std::string status = "pending";
+  for (const auto give_up = std::chrono::steady_clock::now() + 120s;
+       (status == "pending" || status == "running") && std::chrono::steady_clock::now() < give_up;) {
+    std::this_thread::sleep_for(100ms);
+    auto r = c.Get(("/api/v1/runs/" + run2).c_str());
+    ASSERT_TRUE(r);
+    status = Json::parse(r->body)["status"];
+  }
+  ASSERT_EQ(status, "succeeded");
+  const httplib::Response again = get(initial);
+  EXPECT_EQ(again.status, 200) << again.body;
+}
+
 TEST_F(RetentionE2e, APinnedRunKeepsEveryCheckpoint) {
   const std::string run = Run(TunePipeline("pinned", {0.05}, 3));
   EXPECT_EQ(Baton("pin " + run).exit_code, 0);

@@ -257,6 +257,55 @@ TEST_F(LineageReadersTest, AReadSnapshotInsideATransactionSeesTheTransaction) {
   });
 }
 
+// Answers built from checkpoint rows (serve's GET /checkpoints/{digest}) are
+// kept while CheckpointsVersion stays put: it must move after every write
+// that records or releases a checkpoint, and only once that write is
+// committed, so that a reader who sees the new number sees the new rows.
+TEST_F(LineageReadersTest, TheCheckpointsVersionMovesAfterEachCommittedCheckpointWrite) {
+  const uint64_t start = db_->CheckpointsVersion();
+  const int64_t trial = AddTrialWithAnEpoch("r1");  // RecordEpoch
+  const uint64_t after_epoch = db_->CheckpointsVersion();
+  EXPECT_GT(after_epoch, start);
+
+  db_->CreateRun(RunNamed("r2"));  // no checkpoint rows: no move
+  db_->PinRun("r2");
+  EXPECT_EQ(db_->CheckpointsVersion(), after_epoch);
+
+  const std::string initial = Sha256Hex("initial weights");
+  const std::string blob = Sha256Hex("r1");  // also r1's epoch 0 checkpoint's blob
+  db_->RecordCheckpoint(initial, trial, -1, {{initial, 5}, {blob, 10}});
+  const uint64_t after_record = db_->CheckpointsVersion();
+  EXPECT_GT(after_record, after_epoch);
+  EXPECT_EQ(db_->CheckpointsWithBlob(blob, 10).size(), 2u);
+
+  db_->ReleaseCheckpoints({initial});
+  const uint64_t after_release = db_->CheckpointsVersion();
+  EXPECT_GT(after_release, after_record);
+  db_->RecordCheckpoint(initial, trial, -1, {{initial, 5}, {blob, 10}});  // kept again
+  EXPECT_GT(db_->CheckpointsVersion(), after_release);
+  EXPECT_EQ(db_->CheckpointReleasedAt(initial), 0);
+
+  // Held open on another thread: the number stays until the commit, and a
+  // read after it moved sees the row.
+  const std::string later = Sha256Hex("later");
+  const uint64_t before_commit = db_->CheckpointsVersion();
+  std::promise<void> recorded, commit;
+  std::thread writer([&] {
+    db_->InTransaction([&] {
+      db_->RecordCheckpoint(later, trial, 1, {{later, 7}});
+      recorded.set_value();
+      commit.get_future().wait_for(kPatience);
+    });
+  });
+  ASSERT_EQ(recorded.get_future().wait_for(kPatience), std::future_status::ready);
+  EXPECT_EQ(db_->CheckpointsVersion(), before_commit);
+  EXPECT_FALSE(db_->FindCheckpoint(later));
+  commit.set_value();
+  writer.join();
+  EXPECT_GT(db_->CheckpointsVersion(), before_commit);
+  EXPECT_TRUE(db_->FindCheckpoint(later));
+}
+
 // Reads have connections of their own, so a database only one connection
 // could see must not open: WAL, which Open requires, needs a file.
 TEST_F(LineageReadersTest, ADatabaseThatIsNotAFileIsRefused) {
