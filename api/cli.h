@@ -80,6 +80,13 @@ struct GcReport {
 GcReport CollectGarbage(StoreHandle& store, bool apply);
 Json GcJson(const GcReport& report);
 int CmdStoreGc(StoreHandle& store, bool apply, bool json);
+// What gc would do to the given checkpoints, without changing anything
+// (GET /api/v1/store/retention): {"checkpoints": {digest: {"state":
+// "kept" | "would_release" | "released" | "not_recorded", "reasons": [why
+// it stays: orchestrator::KeptBecauseName], "bytes", "frees_bytes" (would
+// release: its blobs that no staying checkpoint holds), "released_at"}},
+// "would_release", "kept"} (the counts over the whole store).
+Json RetentionJson(StoreHandle& store, const std::vector<std::string>& digests);
 // Pins or unpins a run: gc keeps every checkpoint of a pinned run.
 int CmdPin(StoreHandle& store, const std::string& run_id, bool pin, bool json);
 // Re-hashes every blob, parses every recorded manifest and resolves every

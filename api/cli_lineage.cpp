@@ -63,6 +63,7 @@ Json Describe(StoreHandle& store, const std::string& node) {
     if (auto at = store.db->FindCheckpoint(id)) {
       d["trial_id"] = at->first;
       d["epoch"] = at->second;
+      d["bytes"] = store.db->CheckpointBytes(id, 0).first;
       if (auto t = store.db->GetTrial(at->first)) {
         if (auto s = store.db->GetStage(t->stage_id)) {
           d["stage"] = s->name;
@@ -89,7 +90,10 @@ Json Describe(StoreHandle& store, const std::string& node) {
       d["status"] = s->status;
     }
   } else if (kind == "artifact") {
-    if (auto a = store.db->GetArtifact(id)) d["artifact"] = *a;
+    if (auto a = store.db->GetArtifact(id)) {
+      d["artifact"] = *a;
+      d["bytes"] = store.db->ArtifactBytes(id);
+    }
   }
   return d;
 }

@@ -600,6 +600,28 @@ void Api::MountStore() {
     // it has (store/guarded_blob_store.h).
     SendJson(res, GcJson(CollectGarbage(store, apply.get<bool>())));
   });
+  Route("GET", "/store/retention", [this](const httplib::Request& req, httplib::Response& res) {
+    // A dry run for the checkpoints a page shows: reads only (no token
+    // under --public-read), and bounded, since it plans over the whole store.
+    constexpr size_t kMaxAsked = 500;
+    const std::string list = req.get_param_value("checkpoints");
+    std::vector<std::string> digests;
+    for (size_t at = 0; at <= list.size() && !list.empty();) {
+      const size_t comma = std::min(list.find(',', at), list.size());
+      const std::string d = list.substr(at, comma - at);
+      if (!IsDigest(d)) {
+        throw Error(ErrorCode::kInvalidArgument, "checkpoints: \"" + d.substr(0, 80) + "\" is not a digest (64 hex digits)");
+      }
+      digests.push_back(d);
+      at = comma + 1;
+    }
+    if (digests.empty()) throw Error(ErrorCode::kInvalidArgument, "give checkpoints=DIGEST[,DIGEST...]");
+    if (digests.size() > kMaxAsked) {
+      throw Error(ErrorCode::kInvalidArgument, "checkpoints: " + std::to_string(digests.size()) + " digests, at most " +
+                                                   std::to_string(kMaxAsked));
+    }
+    SendJson(req, res, RetentionJson(store, digests));
+  });
   Route("GET", "/store/stats", [this](const httplib::Request&, httplib::Response& res) {
     const store::BlobStoreStats b = store.blobs->Stats();
     Json out = {{"blobs", b.blobs}, {"bytes", b.bytes}, {"stages", Json::array()}};

@@ -89,6 +89,52 @@ Json GcJson(const GcReport& r) {
   return out;
 }
 
+Json RetentionJson(StoreHandle& store, const std::vector<std::string>& digests) {
+  const std::unordered_set<std::string> asked(digests.begin(), digests.end());
+  const orchestrator::RetentionPlan plan = orchestrator::PlanRetention(*store.db, &asked);
+  std::unordered_set<std::string> going;
+  for (const auto& c : plan.release) going.insert(c.digest);
+  // Whether every checkpoint that holds `blob` is gone or going.
+  auto freed = [&](const std::string& blob) {
+    constexpr int kHolders = 1000;  // more: counted as kept, not searched
+    const std::vector<std::string> holders = store.db->CheckpointsWithBlob(blob, kHolders);
+    if (holders.size() >= static_cast<size_t>(kHolders)) return false;
+    for (const auto& h : holders) {
+      if (!going.count(h) && store.db->CheckpointReleasedAt(h) == 0) return false;
+    }
+    return true;
+  };
+  Json out = {{"checkpoints", Json::object()}, {"would_release", plan.release.size()}, {"kept", plan.kept}};
+  for (const std::string& d : asked) {
+    Json c = {{"reasons", Json::array()}};
+    const double released_at = store.db->CheckpointReleasedAt(d);
+    if (!store.db->FindCheckpoint(d)) {
+      c["state"] = "not_recorded";
+    } else if (released_at > 0) {
+      c["state"] = "released";
+      c["released_at"] = released_at;
+    } else if (going.count(d)) {
+      c["state"] = "would_release";
+    } else {
+      c["state"] = "kept";
+      auto it = plan.kept_because.find(d);
+      if (it != plan.kept_because.end()) {
+        for (const auto why : it->second) c["reasons"].push_back(orchestrator::KeptBecauseName(why));
+      }
+    }
+    if (c["state"] != "not_recorded") c["bytes"] = store.db->CheckpointBytes(d, 0).first;
+    if (c["state"] == "would_release") {
+      // From the lineage, not the blob store: reading a blob would make
+      // gc spare it for a while (store/guarded_blob_store.h).
+      uint64_t frees = 0;
+      for (const auto& [blob, size] : store.db->CheckpointBlobs(d)) frees += freed(blob) ? size : 0;
+      c["frees_bytes"] = frees;
+    }
+    out["checkpoints"][d] = std::move(c);
+  }
+  return out;
+}
+
 int CmdStoreGc(StoreHandle& store, bool apply, bool json) {
   const GcReport r = CollectGarbage(store, apply);
   if (json) {

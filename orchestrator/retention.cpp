@@ -52,6 +52,21 @@ constexpr const char* kCheckpointPrefix = "checkpoint:";
 
 }  // namespace
 
+const char* KeptBecauseName(KeptBecause why) {
+  switch (why) {
+    case KeptBecause::kRunUnfinished: return "run_unfinished";
+    case KeptBecause::kPinned: return "pinned";
+    case KeptBecause::kNoPolicy: return "no_policy";
+    case KeptBecause::kStageUnfinished: return "stage_unfinished";
+    case KeptBecause::kDemanded: return "demanded";
+    case KeptBecause::kBest: return "best_k";
+    case KeptBecause::kLast: return "last_k";
+    case KeptBecause::kInitFrom: return "init_from";
+    case KeptBecause::kAblationOutput: return "ablation_output";
+  }
+  return "unknown";
+}
+
 std::set<int> EpochsToKeep(const std::vector<store::EpochRecord>& epochs, const std::string& metric,
                            const std::string& mode, int best_k, int last_k) {
   std::set<int> keep;
@@ -76,7 +91,11 @@ std::set<int> EpochsToKeep(const std::vector<store::EpochRecord>& epochs, const 
   return keep;
 }
 
-RetentionPlan PlanRetention(store::LineageDb& db) {
+RetentionPlan PlanRetention(store::LineageDb& db, const std::unordered_set<std::string>* explain) {
+  RetentionPlan plan;
+  auto because = [&](const std::string& digest, KeptBecause why) {
+    if (explain != nullptr && explain->count(digest)) plan.kept_because[digest].insert(why);
+  };
   const std::vector<store::RunRecord> runs = db.ListRuns(/*limit=*/0);
   const std::vector<std::string> pinned_list = db.PinnedRuns();
   const std::unordered_set<std::string> pinned(pinned_list.begin(), pinned_list.end());
@@ -137,12 +156,21 @@ RetentionPlan PlanRetention(store::LineageDb& db) {
                                  : Json();
       const bool policy = (s.type == "tune" || s.type == "ablate") && keep_spec.is_object();
       const bool keep_all = keep_run || !policy || !StageFinished(s.status) || demanded.count(s.id) > 0;
+      // Every reason that keeps all of this stage's checkpoints.
+      std::vector<KeptBecause> all_because;
+      if (!RunFinished(run.status)) all_because.push_back(KeptBecause::kRunUnfinished);
+      if (pinned.count(run.id)) all_because.push_back(KeptBecause::kPinned);
+      if (!policy) all_because.push_back(KeptBecause::kNoPolicy);
+      if (!StageFinished(s.status)) all_because.push_back(KeptBecause::kStageUnfinished);
+      if (demanded.count(s.id)) all_because.push_back(KeptBecause::kDemanded);
       const auto [metric, mode] = Objective(s);
+      const int best_k = policy ? keep_spec.value("best_k", 0) : 0, last_k = policy ? keep_spec.value("last_k", 0) : 0;
       for (const auto& t : db.GetTrials(s.id)) {
         const std::vector<store::EpochRecord> epochs = db.GetEpochs(t.id);
-        std::set<int> keep_epochs;
-        if (!keep_all) {
-          keep_epochs = EpochsToKeep(epochs, metric, mode, keep_spec.value("best_k", 0), keep_spec.value("last_k", 0));
+        std::set<int> best, last;
+        if (policy) {
+          best = EpochsToKeep(epochs, metric, mode, best_k, 0);
+          last = EpochsToKeep(epochs, metric, mode, 0, last_k);
         }
         auto consider = [&](const std::string& digest, int epoch, bool keep) {
           if (digest.empty()) return;
@@ -151,22 +179,37 @@ RetentionPlan PlanRetention(store::LineageDb& db) {
           } else {
             candidates.push_back({digest, run.id, s.name, t.id, t.number, epoch});
           }
+          if (explain == nullptr || !explain->count(digest)) return;
+          for (KeptBecause why : all_because) because(digest, why);
         };
         consider(t.initial_checkpoint, -1, false);
-        for (const auto& e : epochs) consider(e.checkpoint, e.epoch, keep_epochs.count(e.epoch) > 0);
+        for (const auto& e : epochs) {
+          const bool is_best = best.count(e.epoch) > 0, is_last = last.count(e.epoch) > 0;
+          consider(e.checkpoint, e.epoch, is_best || is_last);
+          if (is_best) because(e.checkpoint, KeptBecause::kBest);
+          if (is_last) because(e.checkpoint, KeptBecause::kLast);
+        }
         // An ablation variant's output is the model it trained.
-        if (s.type == "ablate") consider(t.output, epochs.empty() ? -1 : epochs.back().epoch, true);
+        if (s.type == "ablate" && !t.output.empty()) {
+          consider(t.output, epochs.empty() ? -1 : epochs.back().epoch, true);
+          because(t.output, KeptBecause::kAblationOutput);
+        }
       }
     }
   }
 
   const std::vector<std::string> released_list = db.ReleasedCheckpoints();
   const std::unordered_set<std::string> released(released_list.begin(), released_list.end());
-  RetentionPlan plan;
+  for (const std::string& d : protect) because(d, KeptBecause::kInitFrom);
   std::unordered_set<std::string> planned;
   for (auto& c : candidates) {
     if (kept.count(c.digest) || protect.count(c.digest) || released.count(c.digest)) continue;
     if (planned.insert(c.digest).second) plan.release.push_back(std::move(c));
+  }
+  // Reasons only for what stays: a digest also seen as a candidate
+  // elsewhere keeps the reasons that won; a released one has none.
+  for (auto it = plan.kept_because.begin(); it != plan.kept_because.end();) {
+    it = planned.count(it->first) || released.count(it->first) ? plan.kept_because.erase(it) : std::next(it);
   }
   for (const std::string& d : db.ListCheckpoints()) plan.kept += planned.count(d) ? 0 : 1;
   return plan;

@@ -1,8 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "store/lineage_db.h"
@@ -36,16 +38,36 @@ struct ReleasedCheckpoint {
   int epoch = 0;          // -1: a trial's initial weights
 };
 
+// Why a checkpoint stays, as PlanRetention explains it (the words the API
+// and the web UI show).
+enum class KeptBecause {
+  kRunUnfinished,   // "run_unfinished": its run may still write, resume or resolve
+  kPinned,          // "pinned": its run is pinned
+  kNoPolicy,        // "no_policy": its stage has no checkpoints.keep
+  kStageUnfinished, // "stage_unfinished"
+  kDemanded,        // "demanded": an unfinished run's stage has yet to choose from its stage
+  kBest,            // "best_k": among its trial's best epochs
+  kLast,            // "last_k": among its trial's last epochs
+  kInitFrom,        // "init_from": a stage started from it (init_from, compare, initialized_from)
+  kAblationOutput,  // "ablation_output": the model an ablation variant trained
+};
+const char* KeptBecauseName(KeptBecause why);
+
 struct RetentionPlan {
   // Checkpoints to release now (none already released), each once: newest
   // run first, then stage, trial and epoch order.
   std::vector<ReleasedCheckpoint> release;
   uint64_t kept = 0;  // distinct recorded checkpoints that stay
+  // For the digests PlanRetention was asked to explain that stay (and are
+  // not released already): every reason that keeps them.
+  std::map<std::string, std::set<KeptBecause>> kept_because;
 };
 
 // Reads the lineage and decides; changes nothing. Run it inside
-// LineageDb::InTransaction to decide on one consistent view.
-RetentionPlan PlanRetention(store::LineageDb& db);
+// LineageDb::InTransaction (or ReadSnapshot) to decide on one consistent
+// view. `explain`: checkpoint digests whose reasons to stay to collect in
+// kept_because (none when null: gc does not need them).
+RetentionPlan PlanRetention(store::LineageDb& db, const std::unordered_set<std::string>* explain = nullptr);
 
 // Epoch numbers of one trial that best_k and last_k keep. Epochs whose
 // `metric` is missing or not a finite number are never among the best; ties

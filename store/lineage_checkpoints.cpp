@@ -220,6 +220,30 @@ SELECT COALESCE(SUM(b.size), 0),
   return {static_cast<uint64_t>(s.ColInt(0)), static_cast<uint64_t>(s.ColInt(1))};
 }
 
+BlobList SqliteLineageDb::CheckpointBlobs(const std::string& digest) {
+  Reading read(*this);
+  Statement s = read.Prepare(R"sql(
+SELECT b.digest, b.size
+  FROM checkpoint_blobs cb JOIN blobs b ON b.digest = cb.blob
+ WHERE cb.checkpoint = ?1 ORDER BY b.digest)sql",
+                             "listing a checkpoint's blobs");
+  s.Text(1, digest);
+  BlobList out;
+  while (s.Step()) out.emplace_back(s.ColText(0), static_cast<uint64_t>(s.ColInt(1)));
+  return out;
+}
+
+uint64_t SqliteLineageDb::ArtifactBytes(const std::string& digest) {
+  Reading read(*this);
+  Statement s = read.Prepare(R"sql(
+SELECT COALESCE(SUM(b.size), 0)
+  FROM artifact_blobs ab JOIN blobs b ON b.digest = ab.blob
+ WHERE ab.artifact = ?1)sql",
+                             "computing an artifact's bytes");
+  s.Text(1, digest);
+  return s.Step() ? static_cast<uint64_t>(s.ColInt(0)) : 0;
+}
+
 std::vector<std::string> SqliteLineageDb::ReferencedBlobs() {
   Reading read(*this);
   // Every accounted blob is linked to a checkpoint or an artifact, so the

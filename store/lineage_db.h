@@ -197,6 +197,13 @@ class LineageDb {
   // many of them were first recorded by stage `stage_id`, i.e. what storing it
   // there cost. {0, 0} for an unknown checkpoint.
   virtual std::pair<uint64_t, uint64_t> CheckpointBytes(const std::string& digest, int64_t stage_id) = 0;
+  // The blobs a recorded checkpoint lists (its manifest and its tensors'
+  // blobs, each once) with their sizes, sorted by digest; empty for an
+  // unknown one.
+  virtual std::vector<std::pair<std::string, uint64_t>> CheckpointBlobs(const std::string& digest) = 0;
+  // Bytes of a recorded artifact's blobs (its manifest among them); 0 for
+  // an unknown one.
+  virtual uint64_t ArtifactBytes(const std::string& digest) = 0;
 
   // Disk use per stage, oldest first; all runs if `run_id` is empty.
   virtual std::vector<StageUsage> Usage(const std::string& run_id = "") = 0;

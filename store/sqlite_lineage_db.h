@@ -110,6 +110,8 @@ class SqliteLineageDb : public LineageDb {
 
   std::pair<uint64_t, uint64_t> CheckpointBytes(const std::string& digest,
                                                 int64_t stage_id) override;
+  uint64_t ArtifactBytes(const std::string& digest) override;
+  BlobList CheckpointBlobs(const std::string& digest) override;
   std::vector<std::string> ReferencedBlobs() override;
   std::vector<std::string> ListCheckpoints() override;
   std::vector<std::string> ListArtifacts() override;

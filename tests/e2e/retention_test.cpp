@@ -304,6 +304,74 @@ TEST_F(RetentionE2e, ServedCheckpointsFollowGcAndARecordingAgain) {
   EXPECT_EQ(again.status, 200) << again.body;
 }
 
+// What the checkpoint page overlays on its lineage graph: gc's dry run for
+// the checkpoints shown, with why each stays and what each would free.
+TEST_F(RetentionE2e, TheRetentionRouteSaysWhatGcWouldDoToEachCheckpoint) {
+  const std::string run = Run(TunePipeline("explain", {0.05, 0.2}, 3));
+  const auto trials = Tune(run);
+  const std::set<std::string> kept = Kept(trials), all = All(trials);
+  testing::Server server(store_, "");
+  httplib::Client c = server.Client();
+  std::string list;
+  for (const auto& d : all) list += (list.empty() ? "" : ",") + d;
+  const std::string route = "/api/v1/store/retention?checkpoints=" + list;
+  auto res = c.Get(route.c_str());
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const Json r = Json::parse(res->body);
+  EXPECT_EQ(r["would_release"], all.size() - kept.size());
+  uint64_t frees = 0;
+  for (const auto& d : all) {
+    const Json& one = r["checkpoints"][d];
+    EXPECT_GT(one.value("bytes", uint64_t{0}), 0u) << one.dump();
+    if (kept.count(d)) {
+      EXPECT_EQ(one["state"], "kept") << d;
+      // best_k, last_k or both (the best epoch may be the last).
+      ASSERT_FALSE(one["reasons"].empty()) << one.dump();
+      for (const auto& why : one["reasons"]) EXPECT_TRUE(why == "best_k" || why == "last_k") << one.dump();
+    } else {
+      EXPECT_EQ(one["state"], "would_release") << d;
+      EXPECT_TRUE(one["reasons"].empty()) << one.dump();
+      EXPECT_GT(one.value("frees_bytes", uint64_t{0}), 0u) << one.dump();
+      EXPECT_LE(one["frees_bytes"].get<uint64_t>(), one["bytes"].get<uint64_t>()) << one.dump();
+      frees += one["frees_bytes"].get<uint64_t>();
+    }
+  }
+  // Bytes on the lineage graph's nodes.
+  const std::string some = *kept.begin();
+  auto lineage = c.Get(("/api/v1/lineage?node=checkpoint:" + some + "&direction=upstream&depth=3").c_str());
+  ASSERT_TRUE(lineage);
+  const Json nodes = Json::parse(lineage->body)["nodes"];
+  EXPECT_EQ(nodes["checkpoint:" + some]["bytes"], r["checkpoints"][some]["bytes"]);
+  bool dataset = false;
+  for (const auto& [id, n] : nodes.items()) {
+    if (id.rfind("artifact:", 0) == 0) dataset = n.value("bytes", uint64_t{0}) > 0;
+  }
+  EXPECT_TRUE(dataset) << nodes.dump();
+
+  // What it says each would free, gc frees (blobs of these checkpoints
+  // only: the rest of the store is referenced).
+  auto gc = c.Post("/api/v1/store:gc", R"({"apply": true})", "application/json");
+  ASSERT_TRUE(gc);
+  ASSERT_EQ(gc->status, 200) << gc->body;
+  EXPECT_EQ(Json::parse(gc->body)["bytes_freed"], frees) << gc->body;
+  const Json after = Json::parse(c.Get(route.c_str())->body);
+  for (const auto& d : all) {
+    EXPECT_EQ(after["checkpoints"][d]["state"], kept.count(d) ? "kept" : "released") << d;
+  }
+  EXPECT_EQ(after["would_release"], 0);
+
+  // Bad lists are refused, naming what is wrong; reads need the token.
+  for (const std::string& bad : std::vector<std::string>{"", "abc", some + ",", some + ",xyz"}) {
+    auto refused = c.Get(("/api/v1/store/retention?checkpoints=" + bad).c_str());
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 400) << bad << ": " << refused->body;
+  }
+  auto anonymous = server.Client(/*with_token=*/false).Get(route.c_str());
+  ASSERT_TRUE(anonymous);
+  EXPECT_EQ(anonymous->status, 401);
+}
+
 TEST_F(RetentionE2e, APinnedRunKeepsEveryCheckpoint) {
   const std::string run = Run(TunePipeline("pinned", {0.05}, 3));
   EXPECT_EQ(Baton("pin " + run).exit_code, 0);

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "common/digest.h"
@@ -280,6 +281,61 @@ TEST_F(RetentionTest, ReleasedCheckpointsLeaveWhatGcKeepsAndComeBackWhenRecorded
   EXPECT_EQ(db_->CheckpointReleasedAt(Digest(t, 1)), 0);
   const auto again = db_->ReferencedBlobs();
   EXPECT_TRUE(std::count(again.begin(), again.end(), Digest(t, 1)));
+}
+
+// The reasons the web UI's gc dry run shows on the lineage graph: every
+// reason that keeps a checkpoint, none for what would go or is gone.
+TEST_F(RetentionTest, ExplainsWhyEachAskedCheckpointStays) {
+  AddRun("r1", "succeeded");
+  const int64_t tune = AddStage("r1", "tune", "tune", "succeeded", {{"checkpoints", Keep(1, 1)}});
+  const int64_t t = AddTrial(tune, 0, {0.5, 0.9, 0.7, 0.6});  // best 1, last 3
+  const int64_t train =
+      AddStage("r1", "train", "train", "succeeded", {{"init_from", {{"stage", "tune"}, {"epoch", 1}}}});
+  Resolve(train, "succeeded", {{"init_from", {{"checkpoint", Digest(t, 1)}}}});
+  const int64_t final_model = AddTrial(train, 0, {0.8});
+  AddRun("r2", "succeeded");
+  const int64_t tune2 = AddStage("r2", "tune", "tune", "succeeded", {{"checkpoints", Keep(0, 1)}});
+  const int64_t p = AddTrial(tune2, 0, {0.4, 0.3});
+  db_->PinRun("r2");
+
+  std::unordered_set<std::string> asked;
+  for (const auto& d : AllOf(t, 4)) asked.insert(d);
+  asked.insert(Digest(final_model, 0));
+  asked.insert(Digest(p, 0));
+  asked.insert(Sha256Hex("not recorded"));
+  const RetentionPlan plan = PlanRetention(*db_, &asked);
+  auto reasons = [&](const std::string& d) {
+    std::set<std::string> out;
+    auto it = plan.kept_because.find(d);
+    if (it != plan.kept_because.end()) {
+      for (KeptBecause why : it->second) out.insert(KeptBecauseName(why));
+    }
+    return out;
+  };
+  EXPECT_EQ(reasons(Digest(t, 1)), (std::set<std::string>{"best_k", "init_from"}));
+  EXPECT_EQ(reasons(Digest(t, 3)), (std::set<std::string>{"last_k"}));
+  EXPECT_TRUE(reasons(Digest(t, 0)).empty());  // would go
+  EXPECT_TRUE(reasons(Digest(t, -1)).empty());
+  EXPECT_EQ(reasons(Digest(final_model, 0)), (std::set<std::string>{"no_policy"}));
+  EXPECT_EQ(reasons(Digest(p, 0)), (std::set<std::string>{"pinned"}));
+  EXPECT_EQ(plan.kept_because.count(Sha256Hex("not recorded")), 0u);
+  EXPECT_EQ(plan.kept_because.size(), 4u) << "reasons only for what was asked and stays";
+  // Explaining changes no decision.
+  const RetentionPlan plain = PlanRetention(*db_);
+  EXPECT_TRUE(plain.kept_because.empty());
+  EXPECT_EQ(plain.release.size(), plan.release.size());
+  EXPECT_EQ(plain.kept, plan.kept);
+
+  // Released: no reason to stay any more.
+  std::vector<std::string> digests;
+  for (const auto& c : plan.release) digests.push_back(c.digest);
+  db_->ReleaseCheckpoints(digests);
+  db_->UnpinRun("r2");
+  const RetentionPlan after = PlanRetention(*db_, &asked);
+  ASSERT_EQ(after.kept_because.count(Digest(t, 1)), 1u);
+  EXPECT_EQ(after.kept_because.at(Digest(t, 1)).size(), 2u);
+  EXPECT_EQ(after.kept_because.count(Digest(t, 0)), 0u);
+  EXPECT_EQ(after.kept_because.count(Digest(p, 0)), 0u) << "unpinned: p's epoch 0 would go now";
 }
 
 TEST(RetentionSchema, ChecksCheckpointsKeep) {
