@@ -415,6 +415,25 @@ uiTest('checkpoint page: tensors, download, lineage link to the source trial', a
   const head = fs.readFileSync(file).subarray(0, 8).readBigUInt64LE(0);
   assert.ok(head > 0n && head < BigInt(size), 'a safetensors header length');
 
+  // The gc dry run on the graph: this checkpoint stays because the final
+  // model started from it; the rest of its trial's epochs are marked too;
+  // nothing is released by looking.
+  await ck.locator('[data-testid="gc-overlay"]').click();
+  await page.waitForURL(/[?&]gc=1/);
+  const legend = ck.locator('[data-testid="gc-legend"]');
+  await legend.locator('strong').waitFor();
+  const me = graph.locator('g.node.current');
+  await page.waitForFunction(() => document.querySelector('[data-testid="lineage-graph"] g.node.current[data-tag]'));
+  assert.equal(await me.getAttribute('data-tag'), 'kept');
+  assert.match(await me.locator('.tag-text').textContent(), /init_from/);
+  const plan = await api(server, '/store/retention?checkpoints=' + digest, { token: false });
+  assert.ok(plan.checkpoints[digest].reasons.includes('init_from'), JSON.stringify(plan));
+  assert.match(await legend.textContent(), /would be released/);
+  const tags = await graph.locator('g.node[data-tag]').evaluateAll((gs) => gs.map((g) => g.dataset.tag));
+  assert.ok(tags.length >= 2, `tagged nodes: ${tags}`);
+  await shot(page, 'checkpoint-gc', { dark: true });
+  assert.equal((await api(server, '/checkpoints/' + digest, { token: false })).digest, digest, 'still served');
+
   // The source trial's node links to the trial.
   const link = graph.locator(`a[href="/trials/${init.trial_id}"]`).first();
   await link.waitFor();

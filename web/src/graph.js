@@ -12,8 +12,13 @@ const W = 190, H = 58;
 // fanned-out edges apart instead of letting them run into each other.
 const labelBox = (s) => ({ width: Math.ceil(String(s).length * 6.2) + 12, height: 18 });
 
-// nodes: [{id, title, sub, status, href, current}]; edges: [{from, to, label,
-// title}] (title: the label's full text, shown on hover).
+// nodes: [{id, title, sub, sub2, status, right, tag, tip, href, current}]:
+// `right` is small text top right when there is no status (a size); `tag`
+// {text, kind} replaces sub2 with an overlay's word (the gc dry run: kind
+// kept / go / released / mixed), drawn with a bar in its colour and, for
+// go and released, a dashed border; `tip` adds lines to the hover text.
+// edges: [{from, to, label, title}] (title: the label's full text, shown
+// on hover).
 export function Graph({ nodes, edges, height = 320, testid, rankdir = 'LR' }) {
   const layout = useMemo(() => {
     const g = new dagre.graphlib.Graph();
@@ -69,14 +74,18 @@ export function Graph({ nodes, edges, height = 320, testid, rankdir = 'LR' }) {
           const n = byId[id];
           const p = layout.node(id);
           if (!n || !p) return null;
-          const body = html`<g class=${'node' + (n.current ? ' current' : '')} data-node=${n.id} data-status=${n.status || ''}
-              transform=${`translate(${p.x - W / 2},${p.y - H / 2})`}>
+          const tag = n.tag;
+          const body = html`<g class=${'node' + (n.current ? ' current' : '') + (tag ? ' tag-' + tag.kind : '')} data-node=${n.id} data-status=${n.status || ''}
+              data-tag=${tag ? tag.kind : null} transform=${`translate(${p.x - W / 2},${p.y - H / 2})`}>
             <rect width=${W} height=${H} rx="8" style=${n.status ? { fill: `var(--st-${n.status})` } : null} />
-            <text x="10" y="20" font-weight="600">${clip(n.title, 22)}</text>
-            ${n.status ? html`<text x=${W - 8} y="20" text-anchor="end" class="sub" style=${{ fill: `var(--st-${n.status}-fg)` }}>${n.status}</text>` : null}
+            ${tag ? html`<rect class="tag-bar" x="1" y="1" width="5" height=${H - 2} rx="2" />` : null}
+            <text x="10" y="20" font-weight="600">${clip(n.title, n.status || n.right ? 20 : 26)}</text>
+            ${n.status ? html`<text x=${W - 8} y="20" text-anchor="end" class="sub" style=${{ fill: `var(--st-${n.status}-fg)` }}>${n.status}</text>`
+              : n.right ? html`<text x=${W - 8} y="20" text-anchor="end" class="sub">${n.right}</text>` : null}
             <text x="10" y="38" class="sub">${clip(n.sub || '', 30)}</text>
-            <text x="10" y="52" class="sub">${clip(n.sub2 || '', 30)}</text>
-            <title>${[n.title, n.status, n.sub, n.sub2].filter(Boolean).join(' · ')}</title></g>`;
+            ${tag ? html`<text x="10" y="52" class="sub tag-text">${clip(tag.text, 30)}</text>`
+              : html`<text x="10" y="52" class="sub">${clip(n.sub2 || '', 30)}</text>`}
+            <title>${[[n.title, n.status, n.right, n.sub, n.sub2].filter(Boolean).join(' · '), ...(n.tip || [])].join('\n')}</title></g>`;
           return n.href ? html`<a href=${n.href} onClick=${(e) => { if (!e.ctrlKey && !e.metaKey) { e.preventDefault(); navigate(n.href); } }}>${body}</a>` : body;
         })}
       </g></svg></div>`;

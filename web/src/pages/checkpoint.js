@@ -25,6 +25,7 @@ export function CheckpointPage({ digest }) {
   const up = useApi(`/lineage?node=${enc(digest)}&direction=upstream&depth=4`);
   const down = useApi(`/lineage?node=${enc(digest)}&direction=downstream&depth=2`);
   const [withD, setWith] = useQuery('with', '');
+  const [gc, setGc] = useQuery('gc', '');
   const released = ck.error && ck.error.status === 404 && RELEASED.test(ck.error.message);
   const me = up.data && up.data.nodes ? up.data.nodes['checkpoint:' + digest] : null;
   const words = checkpointWords(me);
@@ -48,10 +49,12 @@ export function CheckpointPage({ digest }) {
       d ? `${d.tensors.length} tensors` : null, d ? bytes(d.total_bytes) : null, d && d.kind ? d.kind : null]}
     actions=${released ? null : html`<${ActionButton} class="primary" data-testid="download" disabled=${!d}
       run=${() => downloadSafetensors(digest)} done="download started">Download safetensors<//>`} />`;
-  const lineage = html`<${Card} title="Lineage" right=${html`<span class="muted small">what it came from (left) and what started from it (right) · nodes link to their pages · drag, wheel, double-click to fit</span>`}>
+  const lineage = html`<${Card} title="Lineage" right=${html`<span class="muted small">what it came from (left) and what started from it (right) · nodes link to their pages · drag, wheel, double-click to fit</span>
+      <button data-testid="gc-overlay" aria-pressed=${gc ? 'true' : 'false'} title="what store gc would keep (and why) and release, drawn on the graph; changes nothing"
+        onClick=${() => setGc(gc ? '' : '1')}>${gc ? 'Hide gc dry run' : 'Show gc dry run'}</button>`}>
       ${up.error && down.error ? html`<${ErrorState} error=${up.error} retry=${() => { up.reload(); down.reload(); }} />`
         : !up.data && !down.data ? html`<${Loading} lines=${4} />`
-        : html`<${Lineage} up=${up.data} down=${down.data} digest=${digest} />`}
+        : html`<${Lineage} up=${up.data} down=${down.data} digest=${digest} gc=${!!gc} trial=${trial} />`}
     <//>`;
   const uses = html`<${InitUses} down=${down.data} digest=${digest} run=${me && me.run_id} />`;
   const diff = released ? null : html`<${Diff} digest=${digest} data=${d} withD=${withD} setWith=${setWith} trial=${trial} recorded=${recorded} down=${down.data} up=${up.data} />`;
@@ -156,7 +159,8 @@ function nodeOf(id, d, current) {
   d = d || {};
   if (kind === 'checkpoint') {
     return { id, title: d.trial_number !== undefined ? (d.epoch < 0 ? 'initial weights' : `epoch ${d.epoch}`) : 'checkpoint',
-      sub: d.stage ? `${d.stage} trial ${d.trial_number}` : '', sub2: short(key), href: '/checkpoints/' + key, current };
+      sub: d.stage ? `${d.stage} trial ${d.trial_number}` : '', sub2: short(key), href: '/checkpoints/' + key, current,
+      right: typeof d.bytes === 'number' ? bytes(d.bytes) : undefined };
   }
   if (kind === 'trial') {
     return { id, title: d.stage ? `${d.stage} trial ${d.trial_number}` : 'trial ' + key, status: d.status, sub: `trial id ${key}`,
@@ -171,7 +175,8 @@ function nodeOf(id, d, current) {
     const m = a.meta || {};
     const path = m.source && m.source.path ? String(m.source.path).split('/').filter(Boolean).pop() : '';
     const split = ['train', 'validation', 'test'].filter((k) => typeof m[k] === 'number').map((k) => `${m[k]} ${k === 'validation' ? 'val' : k}`).join(' · ');
-    return { id, title: a.kind || 'dataset', sub: [path, short(key)].filter(Boolean).join(' · '), sub2: split };
+    return { id, title: a.kind || 'dataset', sub: [path, short(key)].filter(Boolean).join(' · '), sub2: split,
+      right: typeof d.bytes === 'number' ? bytes(d.bytes) : undefined };
   }
   if (kind === 'run') return { id, title: 'run ' + key, href: '/runs/' + enc(key) };
   return { id, title: id };
@@ -258,6 +263,15 @@ export function lineageGraph(up, down, digest) {
       for (const id of ids) nodes.delete(id);
     }
   }
+  // The checkpoints each drawn node stands for (its own, or those folded
+  // into it), for overlays such as the gc dry run.
+  const members = new Map();
+  const add = (nodeId, id) => {
+    if (!id.startsWith('checkpoint:')) return;
+    (members.get(nodeId) || members.set(nodeId, []).get(nodeId)).push(id.slice(id.indexOf(':') + 1));
+  };
+  for (const [id, gid] of group) add(gid, id);
+  for (const id of nodes.keys()) add(id, id);
   const out = [];
   for (const [id, d] of nodes) {
     if (d.kind === 'users') {
@@ -301,7 +315,7 @@ export function lineageGraph(up, down, digest) {
     outEdges.push({ from: me, to: gid, label: shorts.length ? shorts.join(', ') : 'initialised from',
       title: u.trials.map((t, i) => `${u.stage} trial ${t.d.trial_number}: ${texts[i] ? texts[i].long : 'initialised from it'}`).join('\n') });
   }
-  return { nodes: out, edges: outEdges };
+  return { nodes: out, edges: outEdges, members };
 }
 
 function clipList(prefix, nums) {
@@ -309,11 +323,122 @@ function clipList(prefix, nums) {
   return s.length <= 30 ? s : prefix + nums.slice(0, 5).join(', ') + ` +${nums.length - 5}`;
 }
 
-function Lineage({ up, down, digest }) {
+// ---- gc dry run on the lineage graph ----
+
+// Why gc keeps a checkpoint (GET /store/retention's reasons), short for a
+// node and long for its hover text and the legend.
+const KEPT_WORDS = {
+  pinned: ['pinned', 'its run is pinned'],
+  init_from: ['init_from', 'a model started from it (init_from or compare)'],
+  best_k: ['best', "among its trial's best epochs (checkpoints.keep.best_k)"],
+  last_k: ['last', "among its trial's last epochs (checkpoints.keep.last_k)"],
+  demanded: ['demanded', 'an unfinished run may still choose it (init_from not resolved yet)'],
+  no_policy: ['no policy', 'its stage keeps every checkpoint (no checkpoints.keep)'],
+  run_unfinished: ['run unfinished', 'its run has not finished'],
+  stage_unfinished: ['stage unfinished', 'its stage has not finished'],
+  ablation_output: ['ablation model', "an ablation variant's trained model"],
+};
+// Most telling first (the order of KEPT_WORDS); a node shows two.
+const ORDER = Object.keys(KEPT_WORDS);
+const ranked = (rs) => [...rs].sort((a, b) => (ORDER.indexOf(a) + 99 * (ORDER.indexOf(a) < 0)) - (ORDER.indexOf(b) + 99 * (ORDER.indexOf(b) < 0)));
+const keptShort = (rs) => {
+  const r = ranked(rs);
+  return r.slice(0, 2).map((x) => (KEPT_WORDS[x] || [x])[0]).join(', ') + (r.length > 2 ? ` +${r.length - 2}` : '');
+};
+const keptLong = (rs) => ranked(rs).map((r) => (KEPT_WORDS[r] || [r, r])[1]).join('; ');
+
+function stateWords(c) {
+  if (!c) return 'not known to gc';
+  if (c.state === 'kept') return 'kept: ' + (c.reasons.length ? keptLong(c.reasons) : 'referenced');
+  if (c.state === 'would_release') return `would be released, freeing ${bytes(c.frees_bytes)} of its ${bytes(c.bytes)}`;
+  if (c.state === 'released') return 'released by an earlier gc (its weights are gone)';
+  return 'not a recorded checkpoint';
+}
+
+// The overlay of one drawn node: a word, a colour kind and hover lines.
+function gcTag(digests, plan, names) {
+  const cs = digests.map((d) => plan.checkpoints[d]).filter((c) => c && c.state !== 'not_recorded');
+  if (!cs.length) return null;
+  const n = (st) => cs.filter((c) => c.state === st).length;
+  const kept = n('kept'), go = n('would_release'), gone = n('released');
+  const frees = cs.reduce((a, c) => a + (c.frees_bytes || 0), 0);
+  let tag;
+  if (cs.length === 1) {
+    const c = cs[0];
+    tag = c.state === 'kept' ? { kind: 'kept', text: 'kept: ' + keptShort(c.reasons) }
+      : c.state === 'would_release' ? { kind: 'go', text: `would go · frees ${bytes(frees)}` }
+      : { kind: 'released', text: 'released by gc' };
+  } else {
+    const parts = [kept ? `${kept} kept` : '', go ? `${go} would go` : '', gone ? `${gone} released` : ''].filter(Boolean);
+    tag = { kind: go && !kept && !gone ? 'go' : kept && !go && !gone ? 'kept' : gone && !kept && !go ? 'released' : 'mixed', text: parts.join(' · ') };
+  }
+  const tip = ['gc dry run:', ...digests.slice(0, 10).map((d) => `${names.get(d) || short(d)}: ${stateWords(plan.checkpoints[d])}`)];
+  if (digests.length > 10) tip.push(`… and ${digests.length - 10} more`);
+  return { ...tag, tip, kept, go, gone, frees };
+}
+
+function Lineage({ up, down, digest, gc, trial }) {
   const g = useMemo(() => lineageGraph(up, down, digest), [up, down, digest]);
+  // This checkpoint's trial node also stands for the trial's other
+  // checkpoints (not drawn on their own), so the dry run shows what of the
+  // trial would go.
+  const members = useMemo(() => {
+    const m = new Map(g.members);
+    const id = trial ? 'trial:' + trial.trial_id : null;
+    if (id && g.nodes.some((n) => n.id === id)) {
+      const drawn = new Set([...m.values()].flat());
+      const extra = [trial.initial_checkpoint, ...(trial.epochs || []).map((e) => e.checkpoint)].filter((d) => d && !drawn.has(d));
+      m.set(id, [...(m.get(id) || []), ...extra]);
+    }
+    return m;
+  }, [g, trial]);
+  const asked = useMemo(() => [...new Set([...members.values()].flat())].sort().slice(0, 500), [members]);
+  const plan = useApi(gc && asked.length ? `/store/retention?checkpoints=${asked.join(',')}` : null);
+  const names = useMemo(() => {
+    const m = new Map();
+    for (const part of [up, down]) {
+      for (const [id, d] of Object.entries((part && part.nodes) || {})) {
+        if (id.startsWith('checkpoint:') && d.trial_number !== undefined) m.set(id.slice(11), checkpointWords(d));
+      }
+    }
+    for (const [d, name] of epochNames(trial)) if (!m.has(d)) m.set(d, name === 'initial' ? 'initial weights' : name);
+    return m;
+  }, [up, down, trial]);
+  const drawn = useMemo(() => {
+    if (!gc || !plan.data) return { nodes: g.nodes, tags: [] };
+    const tags = [];
+    const nodes = g.nodes.map((n) => {
+      const t = gcTag(members.get(n.id) || [], plan.data, names);
+      if (!t) return n;
+      tags.push(t);
+      return { ...n, tag: { kind: t.kind, text: t.text }, tip: t.tip };
+    });
+    return { nodes, tags };
+  }, [g, members, gc, plan.data, names]);
   if (g.nodes.length <= 1) return html`<div data-testid="lineage-graph"><${Empty}>No lineage recorded around this checkpoint.<//></div>`;
   // Compact: the first screen shows the lineage and what started from it.
-  return html`<${Graph} testid="lineage-graph" nodes=${g.nodes} edges=${g.edges} height=${g.nodes.length > 8 ? 300 : 260} />`;
+  return html`<${Graph} testid="lineage-graph" nodes=${drawn.nodes} edges=${g.edges} height=${g.nodes.length > 8 ? 300 : 260} />
+    ${gc ? html`<${GcLegend} plan=${plan} asked=${asked} />` : null}`;
+}
+
+// What the dry run says about the checkpoints drawn, and across the store.
+function GcLegend({ plan, asked }) {
+  if (plan.error) return html`<${ErrorState} error=${plan.error} retry=${plan.reload} />`;
+  if (!plan.data) return html`<div class="gc-legend muted small" aria-busy="true">gc dry run…</div>`;
+  const cs = asked.map((d) => plan.data.checkpoints[d]).filter((c) => c && c.state !== 'not_recorded');
+  const count = (st) => cs.filter((c) => c.state === st).length;
+  const reasons = new Map();
+  for (const c of cs) for (const r of c.reasons || []) reasons.set(r, (reasons.get(r) || 0) + 1);
+  const frees = cs.reduce((a, c) => a + (c.frees_bytes || 0), 0);
+  const key = (kind, text) => html`<span><span class=${'key tag-' + kind} style=${{ background: `var(${{ kept: '--c2', go: '--c3', released: '--muted' }[kind]})` }}></span>${text}</span>`;
+  return html`<div class="gc-legend small" data-testid="gc-legend" role="status">
+    <strong>gc dry run</strong>
+    ${key('kept', `${count('kept')} kept${reasons.size ? ' (' + ranked([...reasons.keys()]).map((r) => `${(KEPT_WORDS[r] || [r])[0]} ${reasons.get(r)}`).join(', ') + ')' : ''}`)}
+    ${key('go', `${count('would_release')} would be released, freeing ${bytes(frees)}`)}
+    ${count('released') ? key('released', `${count('released')} already released`) : null}
+    <span class="muted">of the ${cs.length} checkpoints on the graph · across the store gc would release ${plan.data.would_release} and keep ${plan.data.kept} ·${' '}
+      hover a node for why · <${Link} href="/store">apply on the Store page<//></span>
+  </div>`;
 }
 
 // The trials that started from this checkpoint, one compact row each:
