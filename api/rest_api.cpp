@@ -125,14 +125,20 @@ struct Api {
     std::vector<EncodedAnswer> recent;  // newest last, at most kMetricsCached
   };
   std::shared_ptr<MetricsCache> metrics_cache = std::make_shared<MetricsCache>();
-  // GET /runs/{id} of succeeded runs, encoded (unpinned, pinned).
+  // GET /runs/{id} of succeeded runs, encoded (unpinned, pinned), with the
+  // pin as it was at the lineage's RetentionVersion `version` (pins move it).
+  struct RunAnswer {
+    std::shared_ptr<const std::array<std::string, 2>> encoded;
+    uint64_t version = 0;
+    bool pinned = false;
+  };
   struct RunAnswers {
     std::mutex mu;
-    std::map<std::string, std::shared_ptr<const std::array<std::string, 2>>> by_run;
+    std::map<std::string, RunAnswer> by_run;
   };
   std::shared_ptr<RunAnswers> run_answers = std::make_shared<RunAnswers>();
   // GET /checkpoints/{digest} of recorded checkpoints, encoded, while the
-  // lineage's CheckpointsVersion stays `version` (a checkpoint recorded or
+  // lineage's RetentionVersion stays `version` (a checkpoint recorded or
   // released may change any answer's shared_with, or end one).
   struct CheckpointAnswers {
     std::mutex mu;
@@ -341,21 +347,32 @@ void Api::MountRuns() {
     SendJson(req, res, out);
   });
   Route("GET", "/runs/{run_id}", [this](const httplib::Request& req, httplib::Response& res) {
-    const store::RunRecord run = MustRun(req.matches[1]);
+    // A succeeded run no longer changes but for its pin: its answer is
+    // encoded once, in both pin states, and while no pin has changed since
+    // (the version is read before this request's first query), served
+    // without a query.
+    const std::string id = req.matches[1];
+    const uint64_t version = store.db->RetentionVersion();
+    std::shared_ptr<const std::array<std::string, 2>> encoded;
+    {
+      std::lock_guard<std::mutex> lock(run_answers->mu);
+      auto it = run_answers->by_run.find(id);
+      if (it != run_answers->by_run.end()) {
+        if (it->second.version == version) {
+          res.status = 200;
+          res.set_content(it->second.encoded->at(it->second.pinned ? 1 : 0), "application/json; charset=utf-8");
+          return;
+        }
+        encoded = it->second.encoded;
+      }
+    }
+    const store::RunRecord run = MustRun(id);
     const auto pins = store.db->PinnedRuns();
     const bool pinned = std::find(pins.begin(), pins.end(), run.id) != pins.end();
     if (run.status != "succeeded") {
       Json out = RunDetailJson(store, run);
       out["pinned"] = pinned;
       return SendJson(req, res, out);
-    }
-    // A succeeded run no longer changes but for its pin: its answer is
-    // encoded once, in both pin states.
-    std::shared_ptr<const std::array<std::string, 2>> encoded;
-    {
-      std::lock_guard<std::mutex> lock(run_answers->mu);
-      auto it = run_answers->by_run.find(run.id);
-      if (it != run_answers->by_run.end()) encoded = it->second;
     }
     if (!encoded) {
       Json out = RunDetailJson(store, run);
@@ -365,9 +382,11 @@ void Api::MountRuns() {
         both[p ? 1 : 0] = out.dump(-1, ' ', false, Json::error_handler_t::replace);
       }
       encoded = std::make_shared<const std::array<std::string, 2>>(std::move(both));
+    }
+    {
       std::lock_guard<std::mutex> lock(run_answers->mu);
       if (run_answers->by_run.size() >= kRunAnswersCached) run_answers->by_run.clear();
-      run_answers->by_run[run.id] = encoded;
+      run_answers->by_run[run.id] = RunAnswer{encoded, version, pinned};
     }
     res.status = 200;
     res.set_content((*encoded)[pinned ? 1 : 0], "application/json; charset=utf-8");
@@ -506,7 +525,7 @@ void Api::MountStore() {
     const std::string digest = req.matches[1];
     // Read before this request's snapshot starts (its first query), so an
     // answer is never kept under a version newer than its rows.
-    const uint64_t version = store.db->CheckpointsVersion();
+    const uint64_t version = store.db->RetentionVersion();
     EncodedAnswer answer;
     {
       std::lock_guard<std::mutex> lock(checkpoint_answers->mu);

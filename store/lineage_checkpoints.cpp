@@ -346,7 +346,7 @@ bool SqliteLineageDb::RecordCheckpointRows(const std::string& digest,
                                            int64_t trial_id, int epoch,
                                            int64_t stage_id,
                                            const BlobList& blobs) {
-  checkpoints_touched_ = true;  // inside the caller's transaction, under mu_
+  retention_touched_ = true;  // inside the caller's transaction, under mu_
   const bool added = Prepare(
                          "INSERT OR IGNORE INTO checkpoints "
                          "(digest, trial_id, epoch, created_at) "

@@ -112,9 +112,9 @@ void SqliteLineageDb::InTransaction(const std::function<void()>& fn) {
   auto end = [this] {
     if (--transaction_depth_ != 0) return;
     transaction_thread_.store({});
-    if (checkpoints_touched_) {
-      checkpoints_touched_ = false;
-      checkpoints_version_.fetch_add(1);
+    if (retention_touched_) {
+      retention_touched_ = false;
+      retention_version_.fetch_add(1);
     }
   };
   try {
@@ -126,8 +126,8 @@ void SqliteLineageDb::InTransaction(const std::function<void()>& fn) {
   end();
 }
 
-uint64_t SqliteLineageDb::CheckpointsVersion() const {
-  return checkpoints_version_.load();
+uint64_t SqliteLineageDb::RetentionVersion() const {
+  return retention_version_.load();
 }
 
 int SqliteLineageDb::SchemaVersion() {

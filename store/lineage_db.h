@@ -244,11 +244,12 @@ class LineageDb {
   // Digests of the released checkpoints, sorted.
   virtual std::vector<std::string> ReleasedCheckpoints() = 0;
   // A number that grows after each committed write that recorded, recorded
-  // again or released a checkpoint through this LineageDb (another process
-  // cannot write meanwhile: the blob store is open in one at a time). An
-  // answer built from checkpoint rows may be kept while it has not moved;
-  // read it before the reads the answer is built from.
-  virtual uint64_t CheckpointsVersion() const = 0;
+  // again or released a checkpoint, or pinned or unpinned a run, through
+  // this LineageDb (another process cannot write meanwhile: the blob store
+  // is open in one at a time). An answer built from checkpoint rows or pins
+  // may be kept while it has not moved; read it before the reads the answer
+  // is built from.
+  virtual uint64_t RetentionVersion() const = 0;
   // Every edge of `kind` ("initialized_from", ...), in insertion order.
   virtual std::vector<Edge> EdgesOfKind(const std::string& kind) = 0;
 };

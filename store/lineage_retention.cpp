@@ -8,6 +8,7 @@ namespace baton::store::detail {
 
 void SqliteLineageDb::PinRun(const std::string& run_id) {
   InTransaction([&] {
+    retention_touched_ = true;
     if (!GetRun(run_id)) throw NotFound("run " + run_id);
     Prepare("INSERT OR IGNORE INTO pins (run_id, created_at) VALUES (?, ?)",
             "pinning run " + run_id)
@@ -19,6 +20,7 @@ void SqliteLineageDb::PinRun(const std::string& run_id) {
 
 void SqliteLineageDb::UnpinRun(const std::string& run_id) {
   InTransaction([&] {
+    retention_touched_ = true;
     if (!GetRun(run_id)) throw NotFound("run " + run_id);
     Prepare("DELETE FROM pins WHERE run_id = ?", "unpinning run " + run_id)
         .Text(1, run_id)
@@ -35,7 +37,7 @@ void SqliteLineageDb::ReleaseCheckpoints(
     const std::vector<std::string>& digests) {
   const double now = Now();
   InTransaction([&] {
-    checkpoints_touched_ = true;
+    retention_touched_ = true;
     for (const std::string& digest : digests) {
       Prepare(
           "UPDATE checkpoints SET released_at = ? "

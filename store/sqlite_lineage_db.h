@@ -126,7 +126,7 @@ class SqliteLineageDb : public LineageDb {
   void ReleaseCheckpoints(const std::vector<std::string>& digests) override;
   double CheckpointReleasedAt(const std::string& digest) override;
   std::vector<std::string> ReleasedCheckpoints() override;
-  uint64_t CheckpointsVersion() const override;
+  uint64_t RetentionVersion() const override;
   std::vector<Edge> EdgesOfKind(const std::string& kind) override;
   std::vector<StageUsage> Usage(const std::string& run_id) override;
 
@@ -180,11 +180,11 @@ class SqliteLineageDb : public LineageDb {
   // The thread inside InTransaction, if any (set and cleared under mu_).
   std::atomic<std::thread::id> transaction_thread_{};
   int transaction_depth_ = 0;  // nested InTransaction calls; guarded by mu_
-  // Set by a write to checkpoint rows inside a transaction (under mu_);
-  // the outermost InTransaction then moves checkpoints_version_ once the
+  // Set by a write to checkpoint rows or pins inside a transaction (under mu_);
+  // the outermost InTransaction then moves retention_version_ once the
   // transaction has ended, so no reader sees the new number before the rows.
-  bool checkpoints_touched_ = false;
-  std::atomic<uint64_t> checkpoints_version_{0};
+  bool retention_touched_ = false;
+  std::atomic<uint64_t> retention_version_{0};
   // Null for a database that is not a file. Declared after the writer, so
   // that the readers close first.
   std::unique_ptr<sql::ReaderPool> readers_;

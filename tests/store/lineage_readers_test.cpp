@@ -257,38 +257,43 @@ TEST_F(LineageReadersTest, AReadSnapshotInsideATransactionSeesTheTransaction) {
   });
 }
 
-// Answers built from checkpoint rows (serve's GET /checkpoints/{digest}) are
-// kept while CheckpointsVersion stays put: it must move after every write
-// that records or releases a checkpoint, and only once that write is
+// Answers built from checkpoint rows and pins (serve's GET
+// /checkpoints/{digest} and /runs/{id}) are kept while RetentionVersion
+// stays put: it must move after every write that records or releases a
+// checkpoint or pins or unpins a run, and only once that write is
 // committed, so that a reader who sees the new number sees the new rows.
-TEST_F(LineageReadersTest, TheCheckpointsVersionMovesAfterEachCommittedCheckpointWrite) {
-  const uint64_t start = db_->CheckpointsVersion();
+TEST_F(LineageReadersTest, TheRetentionVersionMovesAfterEachCommittedCheckpointOrPinWrite) {
+  const uint64_t start = db_->RetentionVersion();
   const int64_t trial = AddTrialWithAnEpoch("r1");  // RecordEpoch
-  const uint64_t after_epoch = db_->CheckpointsVersion();
+  const uint64_t after_epoch = db_->RetentionVersion();
   EXPECT_GT(after_epoch, start);
 
-  db_->CreateRun(RunNamed("r2"));  // no checkpoint rows: no move
-  db_->PinRun("r2");
-  EXPECT_EQ(db_->CheckpointsVersion(), after_epoch);
+  db_->CreateRun(RunNamed("r2"));  // no checkpoint rows or pins: no move
+  EXPECT_EQ(db_->RetentionVersion(), after_epoch);
+  db_->PinRun("r2");  // pins decide what gc keeps, and show in GET /runs/{id}
+  const uint64_t after_pin = db_->RetentionVersion();
+  EXPECT_GT(after_pin, after_epoch);
+  db_->UnpinRun("r2");
+  EXPECT_GT(db_->RetentionVersion(), after_pin);
 
   const std::string initial = Sha256Hex("initial weights");
   const std::string blob = Sha256Hex("r1");  // also r1's epoch 0 checkpoint's blob
   db_->RecordCheckpoint(initial, trial, -1, {{initial, 5}, {blob, 10}});
-  const uint64_t after_record = db_->CheckpointsVersion();
-  EXPECT_GT(after_record, after_epoch);
+  const uint64_t after_record = db_->RetentionVersion();
+  EXPECT_GT(after_record, after_pin);
   EXPECT_EQ(db_->CheckpointsWithBlob(blob, 10).size(), 2u);
 
   db_->ReleaseCheckpoints({initial});
-  const uint64_t after_release = db_->CheckpointsVersion();
+  const uint64_t after_release = db_->RetentionVersion();
   EXPECT_GT(after_release, after_record);
   db_->RecordCheckpoint(initial, trial, -1, {{initial, 5}, {blob, 10}});  // kept again
-  EXPECT_GT(db_->CheckpointsVersion(), after_release);
+  EXPECT_GT(db_->RetentionVersion(), after_release);
   EXPECT_EQ(db_->CheckpointReleasedAt(initial), 0);
 
   // Held open on another thread: the number stays until the commit, and a
   // read after it moved sees the row.
   const std::string later = Sha256Hex("later");
-  const uint64_t before_commit = db_->CheckpointsVersion();
+  const uint64_t before_commit = db_->RetentionVersion();
   std::promise<void> recorded, commit;
   std::thread writer([&] {
     db_->InTransaction([&] {
@@ -298,11 +303,11 @@ TEST_F(LineageReadersTest, TheCheckpointsVersionMovesAfterEachCommittedCheckpoin
     });
   });
   ASSERT_EQ(recorded.get_future().wait_for(kPatience), std::future_status::ready);
-  EXPECT_EQ(db_->CheckpointsVersion(), before_commit);
+  EXPECT_EQ(db_->RetentionVersion(), before_commit);
   EXPECT_FALSE(db_->FindCheckpoint(later));
   commit.set_value();
   writer.join();
-  EXPECT_GT(db_->CheckpointsVersion(), before_commit);
+  EXPECT_GT(db_->RetentionVersion(), before_commit);
   EXPECT_TRUE(db_->FindCheckpoint(later));
 }
 

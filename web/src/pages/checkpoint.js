@@ -194,6 +194,12 @@ function edgeLabel(e) {
     const t = transferText(a);
     return { label: t.short, title: `initialised from it: ${t.long}` };
   }
+  if (e.kind === 'resumed_from') {
+    // An ASHA promotion goes on from its rung's checkpoint; a retry from
+    // the last epoch the failed attempt stored.
+    if (a.promoted) return { label: 'promoted', title: 'ASHA promotion: resumed from this checkpoint' };
+    if (a.after) return { label: `retry${a.attempt ? ' ' + a.attempt : ''}`, title: `attempt ${a.attempt || '?'} resumed from it after: ${a.after}` };
+  }
   return { label: EDGE_WORDS[e.kind] || '', title: '' };
 }
 
