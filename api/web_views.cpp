@@ -6,12 +6,10 @@
 
 #include "api/views.h"
 #include "common/error.h"
+#include "common/vocabulary.h"
 
 namespace baton::api {
-bool StageEnded(const std::string& status) {
-  return status == "succeeded" || status == "failed" || status == "cancelled" || status == "skipped" ||
-         status == "cached";
-}
+bool StageEnded(const std::string& status) { return StageFinished(status); }
 
 int64_t EffectiveStageId(const store::StageRecord& s) { return s.cached_from != 0 ? s.cached_from : s.id; }
 

@@ -343,7 +343,7 @@ void Coordinator::MaybeFinishStage(Stage& stage) {
   if (stage.rec.status != "running") return;
   int succeeded = 0;
   for (Task* t : stage.tasks) {
-    if (!Terminal(t->rec.status)) return;
+    if (!TrialFinished(t->rec.status)) return;
     if (t->rec.status == "succeeded") ++succeeded;
   }
   if (PendingPromotion(stage)) return;  // a paused trial goes on (NextTask)
@@ -398,7 +398,7 @@ void Coordinator::FinishRunIfDone() {
   if (finished_) return;
   bool all_ok = true;
   for (auto& s : stages_) {
-    if (!Terminal(s->rec.status)) return;
+    if (!StageFinished(s->rec.status)) return;
     if (s->rec.status != "succeeded" && s->rec.status != "cached") all_ok = false;
   }
   auto run = db_.GetRun(run_id_);
@@ -424,7 +424,7 @@ bool Coordinator::Cancel(const std::string& reason) {
   if (finished_) return false;
   const double now = Now();
   for (auto& [id, t] : tasks_) {
-    if (Terminal(t->rec.status)) continue;
+    if (TrialFinished(t->rec.status)) continue;
     if (t->rec.status == "running") {
       t->stage->running -= 1;
       FenceAttempt(*t, "the run was cancelled: " + reason);
@@ -438,7 +438,7 @@ bool Coordinator::Cancel(const std::string& reason) {
          {{"status", "cancelled"}, {"epochs", t->last_epoch + 1}, {"reason", reason}});
   }
   for (auto& s : stages_) {
-    if (Terminal(s->rec.status)) continue;
+    if (StageFinished(s->rec.status)) continue;
     s->rec.status = "cancelled";
     s->rec.error = reason;
     s->rec.finished_at = now;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/vocabulary.h"
 #include "orchestrator/coordinator.h"
 #include "orchestrator/pruner.h"
 #include "orchestrator/tpe.h"
@@ -18,11 +19,6 @@ namespace coordinator_detail {
 
 inline double Now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-inline bool Terminal(const std::string& status) {
-  return status == "succeeded" || status == "failed" || status == "diverged" ||
-         status == "pruned" || status == "cached" || status == "skipped" || status == "cancelled";
 }
 
 inline std::string Node(const char* kind, const std::string& id) { return std::string(kind) + ":" + id; }

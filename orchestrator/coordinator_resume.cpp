@@ -85,7 +85,7 @@ void Coordinator::LoadForResume() {
             }
           }
           const bool on_rung = std::find(rungs.begin(), rungs.end(), done) != rungs.end();
-          if (on_rung && !Terminal(rec.status)) {
+          if (on_rung && !TrialFinished(rec.status)) {
             if (t->promoted_at == done) {
               t->promotions += 1;
             } else {
@@ -93,7 +93,7 @@ void Coordinator::LoadForResume() {
             }
           }
         }
-        if (stage->pruner == "median" && !t->values.empty() && !Terminal(rec.status)) {
+        if (stage->pruner == "median" && !t->values.empty() && !TrialFinished(rec.status)) {
           undecided.push_back({t.get(), rec.attempts});
         }
         if (rec.status == "running" || rec.status == "pending") {
@@ -141,7 +141,7 @@ void Coordinator::EmitResumed() {
            {{"status", "cached"}, {"cached_from_run", from ? from->run_id : ""}, {"output", rec.output}});
     } else if (rec.status == "running") {
       int finished = 0;
-      for (const Task* t : stage->tasks) finished += Terminal(t->rec.status) ? 1 : 0;
+      for (const Task* t : stage->tasks) finished += TrialFinished(t->rec.status) ? 1 : 0;
       Emit("stage_started", rec.name, 0, -1,
            {{"type", rec.type}, {"tasks", stage->tasks.size()}, {"max_parallel", stage->max_parallel},
             {"resolved", rec.resolved}, {"resumed", true}, {"finished_before", finished}});

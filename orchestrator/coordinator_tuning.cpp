@@ -94,7 +94,7 @@ Coordinator::Task* Coordinator::Runnable(Stage& stage, double now, double* earli
   int open_round = -1;
   if (stage.synchronous) {
     for (const Task* t : stage.tasks) {
-      if (Terminal(t->rec.status)) continue;
+      if (TrialFinished(t->rec.status)) continue;
       int round = t->rec.number / stage.max_parallel;
       if (open_round < 0 || round < open_round) open_round = round;
     }

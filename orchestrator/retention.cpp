@@ -6,16 +6,10 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/vocabulary.h"
+
 namespace baton::orchestrator {
 namespace {
-
-bool RunFinished(const std::string& status) {
-  return status == "succeeded" || status == "failed" || status == "cancelled";
-}
-
-bool StageFinished(const std::string& status) {
-  return status == "succeeded" || status == "failed" || status == "cached" || status == "skipped";
-}
 
 // The stages a stage takes weights or hyperparameters from, each with the
 // key its resolution is recorded under in StageRecord::resolved.

@@ -14,13 +14,15 @@
 namespace baton::store {
 
 // Times are seconds since the Unix epoch (double, sub-second precision);
-// 0 means "not yet".
+// 0 means "not yet". Statuses and stage types are the words of
+// common/vocabulary.h (the lists below are checked against it by
+// common.Vocabulary.TheLineageDbDocumentsEveryWord).
 
 struct RunRecord {
   std::string id;           // e.g. "20261128-165501-3fa2"
   std::string pipeline_id;  // digest of the pipeline's canonical JSON
   std::string name;         // the pipeline's name
-  std::string status;       // pending | running | succeeded | failed | cancelled
+  std::string status;       // pending | running | succeeded | failed | cancelled | interrupted
   double created_at = 0;
   double finished_at = 0;
   std::string error;
@@ -30,8 +32,8 @@ struct StageRecord {
   int64_t id = 0;  // assigned by AddStage
   std::string run_id;
   std::string name;    // key in the pipeline's "stages" map
-  std::string type;    // prepare | tune | train
-  std::string status;  // pending | running | succeeded | failed | cached | skipped
+  std::string type;    // prepare | tune | ablate | train
+  std::string status;  // pending | running | succeeded | failed | cached | skipped | cancelled | interrupted
   std::string cache_key;
   int64_t cached_from = 0;  // stage whose results this one reuses; 0 if none
   std::string output;       // digest of the stage's output blob ("" until done)
@@ -50,7 +52,7 @@ struct TrialRecord {
   Json hyperparameters = Json::object();
   Json task = Json::object();  // the task sent to a worker
   int64_t seed = 0;
-  std::string status;  // pending | running | succeeded | failed | diverged | pruned
+  std::string status;  // pending | running | succeeded | failed | diverged | pruned | skipped | cancelled
   int attempts = 0;
   std::string reason;              // why it failed, diverged or was pruned
   std::string initial_checkpoint;  // weights before the first epoch

@@ -190,6 +190,21 @@ TEST_F(RetentionTest, UnfinishedRunsKeepEverything) {
   EXPECT_EQ(Released(), (std::set<std::string>{Digest(t, -1), Digest(t, 0), Digest(t, 1)}));
 }
 
+// A cancelled run's cancelled tune stage is finished: its policy applies
+// (retention had its own list of finished states without "cancelled", and
+// kept every checkpoint of such a stage for ever). An interrupted one may
+// resume: everything stays.
+TEST_F(RetentionTest, ACancelledStageKeepsWhatItsPolicyKeeps) {
+  AddRun("r-cancelled", "cancelled");
+  const int64_t tune = AddStage("r-cancelled", "tune", "tune", "cancelled", {{"checkpoints", Keep(0, 1)}});
+  const int64_t t = AddTrial(tune, 0, {0.5, 0.9, 0.7});
+  EXPECT_EQ(Released(), (std::set<std::string>{Digest(t, -1), Digest(t, 0), Digest(t, 1)}));
+  AddRun("r-interrupted", "interrupted");
+  const int64_t tune2 = AddStage("r-interrupted", "tune", "tune", "interrupted", {{"checkpoints", Keep(0, 1)}});
+  const int64_t u = AddTrial(tune2, 0, {0.5, 0.9, 0.7});
+  for (const auto& d : Released()) EXPECT_FALSE(AllOf(u, 3).count(d)) << "released from an interrupted run: " << d;
+}
+
 TEST_F(RetentionTest, PinnedRunsKeepEverythingUntilUnpinned) {
   AddRun("r1", "succeeded");
   const int64_t tune = AddStage("r1", "tune", "tune", "succeeded", {{"checkpoints", Keep(1, 0)}});
