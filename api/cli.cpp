@@ -29,6 +29,15 @@ int ExitCodeFor(ErrorCode code) {
   return kExitInternal;
 }
 
+// A store holds a user's lineage, data and weights: its folder is the
+// owner's alone (0700), on a shared machine too. A folder that is not ours
+// to change (a store shared on purpose) is left as it is.
+void OwnerOnly(const std::string& dir) {
+  std::error_code ignored;
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace,
+                               ignored);
+}
+
 }  // namespace
 
 StoreHandle OpenStore(const std::string& dir) {
@@ -37,9 +46,23 @@ StoreHandle OpenStore(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error(ErrorCode::kUnavailable, "cannot create store folder " + dir + ": " + ec.message());
+  OwnerOnly(dir);  // before anything is written in it
   // Guarded, so that a gc in this process (baton serve) may run while runs write.
   h.blobs = std::make_unique<store::GuardedBlobStore>(store::BlobStore::Open(std::filesystem::path(dir) / "blobs"));
   h.db = store::LineageDb::Open(std::filesystem::path(dir) / "lineage.db");
+  // The files and folders just made (and those of a store made before
+  // stores were private): 0600 and 0700. What RocksDB and SQLite create
+  // later sits in folders only the owner may enter.
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::error_code ignored;
+    const bool folder = entry.is_directory(ignored);
+    if (folder || entry.is_regular_file(ignored)) {
+      std::filesystem::permissions(entry.path(),
+                                   folder ? std::filesystem::perms::owner_all
+                                          : std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                   std::filesystem::perm_options::replace, ignored);
+    }
+  }
   return h;
 }
 

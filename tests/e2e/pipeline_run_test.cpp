@@ -201,6 +201,30 @@ TEST_F(PipelineRunTest, StoreDuShowsTheInitialCheckpointTookNoNewBytes) {
   EXPECT_TRUE(found) << du.dump(2);
 }
 
+// A store holds a user's data, lineage and weights: on a shared machine no
+// other user may read it. Its folder is 0700 and what is in it 0600 / 0700,
+// also for a store made before (opening it tightens it).
+TEST_F(PipelineRunTest, TheStoreIsTheOwnersAlone) {
+  ASSERT_EQ(first_->exit_code, 0);
+  namespace fs = std::filesystem;
+  const fs::path store = *dir_ / "store";
+  auto mode = [](const fs::path& p) { return fs::status(p).permissions() & fs::perms::all; };
+  auto check = [&] {
+    EXPECT_EQ(mode(store), fs::perms::owner_all);
+    for (const auto& entry : fs::directory_iterator(store)) {
+      const fs::perms want = entry.is_directory() ? fs::perms::owner_all : fs::perms::owner_read | fs::perms::owner_write;
+      EXPECT_EQ(mode(entry.path()), want) << entry.path();
+    }
+  };
+  check();
+  fs::permissions(store, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec | fs::perms::others_read |
+                             fs::perms::others_exec);
+  fs::permissions(store / "lineage.db", fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                                            fs::perms::others_read);
+  ASSERT_EQ(Baton("store du --json").exit_code, 0);
+  check();
+}
+
 TEST_F(PipelineRunTest, BrokenPipelineGivesJsonPointerErrors) {
   Json doc = Json::parse(kPipeline);
   doc["stages"]["tune"]["search_space"]["lr"]["low"] = 0;
