@@ -69,6 +69,10 @@ StoreHandle OpenStore(const std::string& dir) {
 int RunCli(int argc, char** argv) {
   CLI::App app{"Baton: pipelines of data preparation, tuning and training, with every checkpoint kept"};
   app.require_subcommand(1);
+  // Global options (--store, --server, --token) also after the subcommand:
+  // `baton run P --store DIR` as most CLIs allow. Subcommands made below
+  // inherit this.
+  app.fallthrough();
   std::string store_dir;
   if (const char* env = std::getenv("BATON_STORE"); env != nullptr && *env) store_dir = env;
   if (store_dir.empty()) store_dir = "./baton-store";

@@ -225,6 +225,20 @@ TEST_F(PipelineRunTest, TheStoreIsTheOwnersAlone) {
   check();
 }
 
+// Global options go before or after the subcommand, as in most CLIs.
+TEST_F(PipelineRunTest, GlobalOptionsMayFollowTheSubcommand) {
+  ASSERT_EQ(first_->exit_code, 0);
+  const std::string store = (*dir_ / "store").string();
+  const CmdResult before = Shell(BATON_BIN " --store " + store + " show " + RunId() + " --json");
+  const CmdResult after = Shell(BATON_BIN " show " + RunId() + " --json --store " + store);
+  ASSERT_EQ(after.exit_code, 0) << after.out;
+  EXPECT_EQ(Json::parse(after.out), Json::parse(before.out));
+  const CmdResult nested = Shell(BATON_BIN " store du --store " + store + " --json");
+  ASSERT_EQ(nested.exit_code, 0) << nested.out;
+  EXPECT_EQ(Json::parse(nested.out), JsonOf(Baton("store du --json")));
+  EXPECT_NE(Shell(BATON_BIN " store du --no-such-option --store " + store + " 2>/dev/null").exit_code, 0);
+}
+
 TEST_F(PipelineRunTest, BrokenPipelineGivesJsonPointerErrors) {
   Json doc = Json::parse(kPipeline);
   doc["stages"]["tune"]["search_space"]["lr"]["low"] = 0;
