@@ -2,6 +2,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <regex>
 #include <set>
 #include <string>
 #include <utility>
@@ -28,6 +29,9 @@ namespace {
 struct CompiledSchemas {
   valijson::Schema top;
   std::map<std::string, valijson::Schema> by_type;
+  Json top_json;                              // what `top` was compiled from
+  std::map<std::string, Json> by_type_json;   // {"$ref": "#/definitions/<type>_stage"}
+  Json definitions;                           // the full schema's
 };
 
 void Compile(const Json& doc, valijson::Schema* schema) {
@@ -45,10 +49,13 @@ const CompiledSchemas& Schemas() {
                                    {"required", {"type"}},
                                    {"properties", {{"type", full["definitions"]["stage"]["properties"]["type"]}}}};
     Compile(top, &s->top);
+    s->top_json = top;
+    s->definitions = full["definitions"];
     for (const auto& type : full["definitions"]["stage"]["properties"]["type"]["enum"]) {
       const std::string t = type.get<std::string>();
       Json one = {{"$ref", "#/definitions/" + t + "_stage"}, {"definitions", full["definitions"]}};
       Compile(one, &s->by_type[t]);
+      s->by_type_json[t] = {{"$ref", "#/definitions/" + t + "_stage"}};
     }
     return s;
   }();
@@ -69,7 +76,258 @@ std::string ContextToPointer(const std::vector<std::string>& context) {
   return pointer;
 }
 
-void Validate(const valijson::Schema& schema, const Json& doc, const std::string& prefix, Issues& issues) {
+// ---- valijson's messages in plain words ----
+
+// The schema nodes that apply to a value reached by `tokens` from `root`
+// (following $ref, allOf/anyOf/oneOf and if/then/else, so a property named
+// in any branch counts).
+void Collect(const Json& node, const Json& defs, std::vector<const Json*>& out, int depth = 0) {
+  if (!node.is_object() || depth > 16) return;
+  if (node.contains("$ref") && node["$ref"].is_string()) {
+    const std::string ref = node["$ref"].get<std::string>();
+    const std::string prefix = "#/definitions/";
+    if (ref.rfind(prefix, 0) == 0 && defs.contains(ref.substr(prefix.size()))) {
+      Collect(defs[ref.substr(prefix.size())], defs, out, depth + 1);
+    }
+  }
+  out.push_back(&node);
+  for (const char* key : {"allOf", "anyOf", "oneOf"}) {
+    if (node.contains(key) && node[key].is_array()) {
+      for (const auto& sub : node[key]) Collect(sub, defs, out, depth + 1);
+    }
+  }
+  for (const char* key : {"then", "else"}) {
+    if (node.contains(key)) Collect(node[key], defs, out, depth + 1);
+  }
+}
+
+std::vector<std::string> Tokens(const std::string& pointer) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at < pointer.size()) {
+    const size_t next = pointer.find('/', at + 1);
+    std::string token = pointer.substr(at + 1, (next == std::string::npos ? pointer.size() : next) - at - 1);
+    for (size_t i; (i = token.find("~1")) != std::string::npos;) token.replace(i, 2, "/");
+    for (size_t i; (i = token.find("~0")) != std::string::npos;) token.replace(i, 2, "~");
+    out.push_back(token);
+    if (next == std::string::npos) break;
+    at = next;
+  }
+  return out;
+}
+
+std::vector<const Json*> SchemaAt(const Json& root, const Json& defs, const std::string& pointer) {
+  std::vector<const Json*> cur;
+  Collect(root, defs, cur);
+  for (const std::string& token : Tokens(pointer)) {
+    std::vector<const Json*> next;
+    for (const Json* n : cur) {
+      if (n->contains("properties") && (*n)["properties"].contains(token)) {
+        Collect((*n)["properties"][token], defs, next);
+      } else if (n->contains("additionalProperties") && (*n)["additionalProperties"].is_object()) {
+        Collect((*n)["additionalProperties"], defs, next);
+      }
+      if (n->contains("items") && (*n)["items"].is_object() && !token.empty() &&
+          token.find_first_not_of("0123456789") == std::string::npos) {
+        Collect((*n)["items"], defs, next);
+      }
+    }
+    cur = std::move(next);
+  }
+  return cur;
+}
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The known word nearest to `word`, if it is near enough to be a typo.
+std::string Nearest(const std::string& word, const std::set<std::string>& known) {
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
+  for (const auto& k : known) {
+    const size_t d = EditDistance(word, k);
+    if (d < best_distance) {
+      best = k;
+      best_distance = d;
+    }
+  }
+  return best;
+}
+
+std::string TypeWord(const std::string& t) {
+  static const std::map<std::string, std::string> kWords = {
+      {"integer", "an integer"}, {"number", "a number"},  {"string", "a string"}, {"object", "an object"},
+      {"array", "an array"},     {"boolean", "true or false"}, {"null", "null"}};
+  auto it = kWords.find(t);
+  return it == kWords.end() ? t : it->second;
+}
+
+std::string ValueWord(const Json& v) {
+  if (v.is_string()) return "a string";
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_number_integer() || v.is_number_unsigned()) return "an integer";
+  if (v.is_number()) return "a number with a fraction";
+  if (v.is_object()) return "an object";
+  if (v.is_array()) return "an array";
+  return "null";
+}
+
+// "1.000000" -> "1", "0.500000" -> "0.5".
+std::string Number(const std::string& text) {
+  std::string s = text;
+  if (s.find('.') != std::string::npos && s.find('e') == std::string::npos) {
+    while (!s.empty() && s.back() == '0') s.pop_back();
+    if (!s.empty() && s.back() == '.') s.pop_back();
+  }
+  return s;
+}
+
+std::string JoinOr(const std::vector<std::string>& words) {
+  std::string out;
+  for (size_t i = 0; i < words.size(); ++i) out += (i == 0 ? "" : i + 1 == words.size() ? " or " : ", ") + words[i];
+  return out;
+}
+
+// valijson's message for the value at `pointer` (relative to `doc`, whose
+// schema is `root`) in the words of someone fixing a pipeline file; the
+// pointer moves to an unknown key itself. Messages it does not know stay.
+std::vector<ErrorDetail> Plain(ErrorDetail d, const std::string& pointer, const Json& doc, const Json& root,
+                               const Json& defs) {
+  static const std::regex kBound(R"(Expected number (greater|less) than (or equal to )?([-+0-9.eE]+))");
+  static const std::regex kRequired(R"(Missing required property '(.*)'\.?)");
+  static const std::regex kShortString(R"(String should be no fewer than ([0-9]+) characters in length\.?)");
+  static const std::regex kLongString(R"(String should be no more than ([0-9]+) characters in length\.?)");
+  static const std::regex kFewItems(R"(Array should contain no fewer than ([0-9]+) elements\.?)");
+  static const std::regex kManyItems(R"(Array should contain no more than ([0-9]+) elements\.?)");
+  static const std::regex kFewKeys(R"(Object should have no fewer than ([0-9]+) properties\.?)");
+  std::smatch m;
+  const std::string msg = d.message;
+  const std::vector<const Json*> nodes = SchemaAt(root, defs, pointer);
+  const Json* value = nullptr;
+  try {
+    value = &doc.at(Json::json_pointer(pointer));
+  } catch (const Json::exception&) {
+  }
+  // Not std::regex on what holds a user's key: a long one would exhaust
+  // its recursion (HostilePipelineTest.LongNamesDoNotExhaustTheRegexEngine).
+  static const std::string kUnknownKey =
+      "Object contains a property that could not be validated using 'properties' or 'additionalProperties' "
+      "constraints: '";
+  if (msg.rfind(kUnknownKey, 0) == 0 && msg.size() > kUnknownKey.size()) {
+    std::string key = msg.substr(kUnknownKey.size());
+    if (!key.empty() && key.back() == '.') key.pop_back();
+    if (!key.empty() && key.back() == '\'') key.pop_back();
+    std::set<std::string> known;
+    std::string pattern;  // names (stage names, hyperparameters) that must match a pattern
+    for (const Json* n : nodes) {
+      if (n->contains("properties") && (*n)["properties"].is_object()) {
+        for (const auto& [k, v] : (*n)["properties"].items()) known.insert(k);
+      }
+      if (n->contains("patternProperties") && (*n)["patternProperties"].is_object()) {
+        for (const auto& [k, v] : (*n)["patternProperties"].items()) pattern = k;
+      }
+    }
+    if (!pattern.empty()) {
+      // A name that fits: its value is what is wrong, said where it is.
+      if (key.size() <= 64 && std::regex_match(key, std::regex(pattern))) return {};
+      d.pointer = PointerAppend(d.pointer, key);
+      d.message = "name " + Json(key).dump() + " is not allowed here: names must match " + pattern;
+      return {d};
+    }
+    // valijson names the first unknown key of an object; name them all.
+    std::vector<std::string> unknown = {key};
+    if (!known.empty() && value != nullptr && value->is_object()) {
+      for (const auto& [k, v] : value->items()) {
+        if (!known.count(k) && k != key) unknown.push_back(k);
+      }
+    }
+    std::vector<ErrorDetail> out;
+    for (const std::string& k : unknown) {
+      const std::string near = Nearest(k, known);
+      out.push_back({PointerAppend(d.pointer, k),
+                     "unknown key " + Json(k).dump() + (near.empty() ? "" : " (did you mean " + Json(near).dump() + "?)")});
+    }
+    return out;
+  }
+  if (msg.size() > 400) return {d};  // none of those below, which name no user text
+  if (msg.rfind("Value type not permitted by 'type' constraint", 0) == 0) {
+    std::vector<std::string> types;
+    for (const Json* n : nodes) {
+      if (!n->contains("type")) continue;
+      const Json& t = (*n)["type"];
+      for (const Json& one : t.is_array() ? t : Json::array({t})) {
+        if (!one.is_string()) continue;
+        const std::string word = TypeWord(one.get<std::string>());
+        if (std::find(types.begin(), types.end(), word) == types.end()) types.push_back(word);
+      }
+    }
+    d.message = (types.empty() ? std::string("has the wrong type") : "must be " + JoinOr(types)) +
+                (value != nullptr ? ", not " + ValueWord(*value) : "");
+    return {d};
+  }
+  if (msg.rfind("Failed to match against any enum values", 0) == 0) {
+    std::vector<std::string> allowed;
+    for (const Json* n : nodes) {
+      if (!n->contains("enum") || !(*n)["enum"].is_array()) continue;
+      for (const Json& e : (*n)["enum"]) {
+        if (std::find(allowed.begin(), allowed.end(), e.dump()) == allowed.end()) allowed.push_back(e.dump());
+      }
+    }
+    if (allowed.empty()) return {d};
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    d.message = "must be one of " + list + (value != nullptr ? ", not " + value->dump() : "");
+    return {d};
+  }
+  if (std::regex_match(msg, m, kBound)) {
+    const bool greater = m[1] == "greater", equal = m[2].matched;
+    const std::string n = Number(m[3].str());
+    d.message = std::string("must be ") +
+                (greater ? (equal ? "at least " : "greater than ") : (equal ? "at most " : "less than ")) + n +
+                (value != nullptr && value->is_number() ? ", not " + value->dump() : "");
+    return {d};
+  }
+  if (std::regex_match(msg, m, kRequired)) {
+    d.message = "missing required key " + Json(m[1].str()).dump();
+    return {d};
+  }
+  if (std::regex_match(msg, m, kShortString)) {
+    d.message = m[1] == "1" ? "must not be empty" : "must have at least " + m[1].str() + " characters";
+    return {d};
+  }
+  if (std::regex_match(msg, m, kLongString)) {
+    d.message = "must have at most " + m[1].str() + " characters";
+    return {d};
+  }
+  if (std::regex_match(msg, m, kFewItems)) {
+    d.message = "must have at least " + m[1].str() + " item" + (m[1] == "1" ? "" : "s");
+    return {d};
+  }
+  if (std::regex_match(msg, m, kFewKeys)) {
+    d.message = m[1] == "1" ? "must not be empty" : "must have at least " + m[1].str() + " keys";
+    return {d};
+  }
+  if (std::regex_match(msg, m, kManyItems)) {
+    d.message = "must have at most " + m[1].str() + " items";
+    return {d};
+  }
+  return {d};
+}
+
+void Validate(const valijson::Schema& schema, const Json& doc, const std::string& prefix, Issues& issues,
+              const Json& root, const Json& defs) {
   valijson::Validator validator;
   valijson::ValidationResults results;
   valijson::adapters::NlohmannJsonAdapter adapter(doc);
@@ -78,17 +336,24 @@ void Validate(const valijson::Schema& schema, const Json& doc, const std::string
   // specific ones and drop the summaries of composite schemas.
   valijson::ValidationResults::Error error;
   std::vector<ErrorDetail> raw;
+  std::vector<std::string> relative;  // each error's pointer within `doc`
   while (results.popError(error)) {
-    raw.push_back({prefix + ContextToPointer(error.context), error.description});
+    relative.push_back(ContextToPointer(error.context));
+    raw.push_back({prefix + relative.back(), error.description});
   }
   std::set<std::pair<std::string, std::string>> seen;
   size_t before = issues.size();
-  for (const auto& d : raw) {
-    const std::string& m = d.message;
-    if (m.rfind("Failed to validate", 0) == 0 || m.rfind("Failed to match", 0) == 0) continue;
-    if (seen.insert({d.pointer, m}).second) issues.push_back(d);
+  for (size_t i = 0; i < raw.size(); ++i) {
+    const std::string& m = raw[i].message;
+    const bool enum_miss = m.rfind("Failed to match against any enum values", 0) == 0;
+    if (m.rfind("Failed to validate", 0) == 0 || (m.rfind("Failed to match", 0) == 0 && !enum_miss)) continue;
+    for (const ErrorDetail& d : Plain(raw[i], relative[i], doc, root, defs)) {
+      if (seen.insert({d.pointer, d.message}).second) issues.push_back(d);
+    }
   }
-  if (issues.size() == before && !raw.empty()) issues.push_back(raw.front());
+  if (issues.size() == before && !raw.empty()) {
+    for (const ErrorDetail& d : Plain(raw.front(), relative.front(), doc, root, defs)) issues.push_back(d);
+  }
 }
 
 // The most members of one array or object in a pipeline. The schema's
@@ -205,24 +470,26 @@ void DocumentIssues(const Json& doc, Issues& issues) {
 
 void SchemaIssues(const Json& doc, Issues& issues) {
   const CompiledSchemas& schemas = Schemas();
-  Validate(schemas.top, doc, "", issues);
+  Validate(schemas.top, doc, "", issues, schemas.top_json, schemas.definitions);
   if (!doc.is_object() || !doc.contains("stages") || !doc["stages"].is_object()) return;
   for (const auto& [name, stage] : doc["stages"].items()) {
     if (!stage.is_object() || !stage.contains("type") || !stage["type"].is_string()) continue;
     const std::string type = stage["type"].get<std::string>();
     auto it = schemas.by_type.find(type);
     if (it != schemas.by_type.end()) {
-      Validate(it->second, stage, StagePtr(name), issues);
+      Validate(it->second, stage, StagePtr(name), issues, schemas.by_type_json.at(type), schemas.definitions);
       continue;
     }
     // valijson words this as a property of /stages that "could not be
     // validated"; say which type is unknown instead.
     std::string known;
     for (const auto& [t, schema] : schemas.by_type) known += (known.empty() ? "" : ", ") + t;
+    const std::string type_ptr = StagePtr(name) + "/type";
     issues.erase(std::remove_if(issues.begin(), issues.end(),
-                                [](const ErrorDetail& d) {
-                                  return d.pointer == "/stages" &&
-                                         d.message.rfind("Object contains a property that could not be validated", 0) == 0;
+                                [&](const ErrorDetail& d) {
+                                  if (d.pointer == type_ptr) return true;  // the enum's words; ours below
+                                  return d.pointer.rfind("/stages/", 0) == 0 && d.message.rfind("unknown key", 0) == 0 &&
+                                         d.pointer.find('/', 8) == std::string::npos;
                                 }),
                  issues.end());
     issues.push_back({StagePtr(name) + "/type", "unknown stage type " + Json(type).dump() + "; known: " + known});

@@ -47,8 +47,45 @@ TEST(PipelineSpecTest, UnknownKeysAreRejectedWithTheirPointer) {
   doc["stages"]["tune"]["budget"]["max_trails"] = 3;
   doc["colour"] = "blue";
   auto issues = ValidatePipeline(doc);
-  EXPECT_TRUE(HasIssue(issues, "/stages/tune/budget", "max_trails")) << Dump(issues);
-  EXPECT_TRUE(HasIssue(issues, "", "colour")) << Dump(issues);
+  // The pointer names the key itself, and a near miss is named.
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/budget/max_trails",
+                       "unknown key \"max_trails\" (did you mean \"max_trials\"?)"))
+      << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/colour", "unknown key \"colour\"")) << Dump(issues);
+  EXPECT_FALSE(HasIssue(issues, "/colour", "did you mean")) << "nothing is near \"colour\": " << Dump(issues);
+}
+
+// Schema errors in a user's words, not the schema library's: unknown keys
+// (every one of an object, with the nearest known key), types, bounds,
+// enums, required keys; each with what was found.
+TEST(PipelineSpecTest, SchemaErrorsArePlainWords) {
+  TempDir dir;
+  Json doc = SmallPipeline(dir.path().string());
+  doc["stagse"] = Json::object();
+  doc["seeed"] = 3;
+  doc["stages"]["tune"]["budget"]["max_trials"] = 0;
+  doc["stages"]["tune"]["budget"]["max_parallel"] = "two";
+  doc["stages"]["tune"]["sampler"] = {{"type", "grd"}};
+  doc["stages"]["tune"]["objective"] = {{"metric", "val_accuracy"}, {"mod", "max"}};
+  doc["stages"]["prep"]["validation_fraction"] = 1.5;
+  doc["stages"]["bad name!"] = {{"type", "prepare"}};
+  auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/stagse", "unknown key \"stagse\" (did you mean \"stages\"?)")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/seeed", "unknown key \"seeed\" (did you mean \"seed\"?)")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/budget/max_trials", "must be at least 1, not 0")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/budget/max_parallel", "must be an integer, not a string")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/sampler/type", "must be one of \"random\", \"grid\", \"tpe\", not \"grd\""))
+      << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/objective/mod", "(did you mean \"mode\"?)")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/objective", "missing required key \"mode\"")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/prep/validation_fraction", "must be less than 1, not 1.5")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/bad name!", "is not allowed here: names must match")) << Dump(issues);
+  for (const auto& d : issues) {
+    for (const char* library : {"could not be validated", "Expected number", "not permitted by", "enum values",
+                                "Missing required property"}) {
+      EXPECT_EQ(d.message.find(library), std::string::npos) << d.pointer << ": " << d.message;
+    }
+  }
 }
 
 TEST(PipelineSpecTest, SchemaErrorsNameTheDeepestPointer) {

@@ -364,14 +364,14 @@ TEST(RetentionSchema, ChecksCheckpointsKeep) {
   doc["stages"]["tune"]["checkpoints"]["keep"] = {{"best_k", 1.5}};
   EXPECT_TRUE(HasPointer(PipelineIssues(doc), "/stages/tune/checkpoints/keep/best_k"));
   doc["stages"]["tune"]["checkpoints"]["keep"] = {{"best", 1}};
-  EXPECT_TRUE(HasPointer(PipelineIssues(doc), "/stages/tune/checkpoints/keep"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(doc), "/stages/tune/checkpoints/keep/best"));
   doc["stages"]["tune"]["checkpoints"]["keep"] = Json::object();  // keeps nothing by accident
   EXPECT_TRUE(HasPointer(PipelineIssues(doc), "/stages/tune/checkpoints/keep"));
   doc["stages"]["tune"]["checkpoints"] = {{"last_k", 1}};
   EXPECT_TRUE(HasPointer(PipelineIssues(doc), "/stages/tune/checkpoints"));
   doc["stages"]["tune"].erase("checkpoints");
   doc["stages"]["train"]["checkpoints"] = {{"keep", {{"last_k", 1}}}};  // train outputs are always kept
-  EXPECT_TRUE(HasPointer(PipelineIssues(doc), "/stages/train"));
+  EXPECT_TRUE(HasPointer(PipelineIssues(doc), "/stages/train/checkpoints"));
 }
 
 }  // namespace
