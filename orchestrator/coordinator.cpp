@@ -1,5 +1,6 @@
 #include "orchestrator/coordinator.h"
 #include "orchestrator/coordinator_internal.h"
+#include "orchestrator/reasons.h"
 
 #include <algorithm>
 #include <chrono>
@@ -365,11 +366,9 @@ void Coordinator::MaybeFinishStage(Stage& stage) {
     stage.rec.error = "the model's training failed: " + stage.tasks.front()->rec.reason;
   } else if (succeeded == 0) {
     stage.rec.status = "failed";
-    std::string reasons;
-    for (Task* t : stage.tasks) {
-      if (reasons.size() < 400) reasons += "; trial " + std::to_string(t->rec.number) + ": " + t->rec.reason;
-    }
-    stage.rec.error = "every task failed" + reasons;
+    std::vector<std::pair<int, std::string>> reasons;
+    for (Task* t : stage.tasks) reasons.emplace_back(t->rec.number, t->rec.reason);
+    stage.rec.error = "every task failed: " + GroupReasons(reasons);
   } else {
     stage.rec.status = "succeeded";
     if (stage.rec.type == "tune") {

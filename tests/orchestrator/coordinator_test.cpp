@@ -129,6 +129,11 @@ TEST_F(CoordinatorTest, EveryTrialFailingFailsTheRunAndSkipsDownstream) {
   EXPECT_NE(run->error.find("tune"), std::string::npos) << run->error;
   EXPECT_EQ(Stage(run_id, "tune").status, "failed");
   EXPECT_EQ(Stage(run_id, "train").status, "skipped");
+  // The same reason for every trial is said once, with the trials it hit.
+  const std::string error = Stage(run_id, "tune").error;
+  const auto trials = db_->GetTrials(Stage(run_id, "tune").id);
+  ASSERT_EQ(trials.size(), 4u);
+  EXPECT_EQ(error, "every task failed: trials 0-3: " + trials[0].reason) << error;
 }
 
 TEST_F(CoordinatorTest, MaxParallelBoundsRunningTrials) {
