@@ -10,6 +10,7 @@
 #include "api/views.h"
 #include "common/digest.h"
 #include "common/error.h"
+#include "common/vocabulary.h"
 #include "store/checkpoint.h"
 
 namespace baton::api {
@@ -84,7 +85,7 @@ std::vector<TrialView> RankedTrials(StoreHandle& store, const store::StageRecord
   // Succeeded trials by their final value (init_from's ranking), then the
   // rest (pruned, failed, ...) by their best value so far, then those with
   // no epochs.
-  auto group = [](const TrialView& v) { return !v.has_final ? 2 : v.trial.status == "succeeded" ? 0 : 1; };
+  auto group = [](const TrialView& v) { return !v.has_final ? 2 : Is(v.trial.status, TrialStatus::kSucceeded) ? 0 : 1; };
   std::stable_sort(out.begin(), out.end(), [&](const TrialView& a, const TrialView& b) {
     const int ga = group(a), gb = group(b);
     if (ga != gb) return ga < gb;
@@ -123,7 +124,7 @@ Json StageJson(StoreHandle& store, const store::StageRecord& s) {
   if (s.cached_from != 0) {
     if (auto src = store.db->GetStage(s.cached_from)) j["cached_from_run"] = src->run_id;
   }
-  if (s.type == "train") {
+  if (Is(s.type, StageType::kTrain)) {
     Json comparison = ComparisonJson(store, s);
     if (!comparison.is_null()) {
       j["comparison"] = comparison;
@@ -337,7 +338,7 @@ Json RunDetailJson(StoreHandle& store, const store::RunRecord& run) {
 
 Json StageDetailJson(StoreHandle& store, const store::StageRecord& s) {
   Json out = StageJson(store, s);
-  if (s.type == "ablate") out["ablation"] = AblationJson(store, s);
+  if (Is(s.type, StageType::kAblate)) out["ablation"] = AblationJson(store, s);
   out["trials"] = Json::array();
   for (const auto& v : RankedTrials(store, s)) out["trials"].push_back(TrialJson(v));
   return out;
@@ -393,7 +394,7 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
       std::printf("hyperparameters from trial %d of %s: %s\n", r["trial_number"].get<int>(),
                   r["stage"].get<std::string>().c_str(), r["hyperparameters"].dump().c_str());
     }
-    if (s.type == "ablate") {
+    if (Is(s.type, StageType::kAblate)) {
       if (s.resolved.contains("base")) {
         const Json& b = s.resolved["base"];
         std::printf("base: trial %d of %s (%s %s), hyperparameters %s\n", b["trial_number"].get<int>(),
@@ -410,7 +411,7 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
                       v.trial.task.value("repeat", 0), v.trial.status.c_str(), v.trial.reason.c_str());
         }
       }
-    } else if (s.type == "tune") {
+    } else if (Is(s.type, StageType::kTune)) {
       const std::string metric = s.spec["objective"]["metric"].get<std::string>();
       std::map<std::string, int> by_status;
       for (const auto& v : trials) by_status[v.trial.status] += 1;
@@ -432,7 +433,7 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
         if (!v.trial.reason.empty()) std::printf("      reason: %s\n", v.trial.reason.c_str());
       }
     } else {
-      Json comparison = s.type == "train" ? ComparisonJson(store, s) : Json();
+      Json comparison = Is(s.type, StageType::kTrain) ? ComparisonJson(store, s) : Json();
       for (const auto& v : trials) {
         if (!comparison.is_null() && v.trial.task.contains("variant")) continue;  // in the table below
         std::printf("task %d %s%s\n", v.trial.number, v.trial.status.c_str(),
@@ -470,18 +471,18 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
       auto src = store.db->GetStage(s.cached_from);
       result = "cache hit from run " + (src ? src->run_id : "?") + "; ";
     }
-    if (s.type == "prepare" && !s.output.empty()) {
+    if (Is(s.type, StageType::kPrepare) && !s.output.empty()) {
       result += "dataset " + Short(s.output);
-    } else if (s.type == "tune") {
+    } else if (Is(s.type, StageType::kTune)) {
       auto trials = RankedTrials(store, s);
       int ok = 0;
-      for (const auto& v : trials) ok += v.trial.status == "succeeded";
+      for (const auto& v : trials) ok += Is(v.trial.status, TrialStatus::kSucceeded);
       result += std::to_string(ok) + "/" + std::to_string(trials.size()) + " trials succeeded";
       if (!trials.empty() && trials.front().has_final) {
         result += "; best " + s.spec["objective"]["metric"].get<std::string>() + " " +
                   Num(trials.front().final_value) + " (trial " + std::to_string(trials.front().trial.number) + ")";
       }
-    } else if (s.type == "ablate") {
+    } else if (Is(s.type, StageType::kAblate)) {
       Json a = AblationJson(store, s);
       if (a.contains("variants") && !a["variants"].empty() && a["variants"][0].contains("impact")) {
         char buf[64];
@@ -490,7 +491,7 @@ int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& st
                   a["variants"][0]["variant"].get<std::string>() + " (" + buf + " " +
                   a["objective"]["metric"].get<std::string>() + ")";
       }
-    } else if (s.type == "train") {
+    } else if (Is(s.type, StageType::kTrain)) {
       Json j = StageJson(store, s);
       if (j.contains("model")) {
         const Json& m = j["model"]["final_metrics"];

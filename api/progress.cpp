@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 
+#include "common/vocabulary.h"
+
 namespace baton::api {
 namespace {
 
@@ -51,13 +53,13 @@ void ProgressPrinter::OnEvent(const orchestrator::Event& e) {
   if (!e.stage.empty()) {
     StageLine& s = stages_[e.stage];
     if (e.type == "stage_started") {
-      s.status = "running";
+      s.status = Name(StageStatus::kRunning);
       s.type = e.data.value("type", "");
       s.tasks = e.data.value("tasks", 0);
       s.done = e.data.value("finished_before", 0);  // a resumed stage's trials that had ended
       s.started = e.time;
     } else if (e.type == "stage_cached") {
-      s.status = "cached";
+      s.status = Name(StageStatus::kCached);
       s.started = s.finished = e.time;
     } else if (e.type == "stage_finished") {
       s.status = e.data.value("status", "");
@@ -70,11 +72,11 @@ void ProgressPrinter::OnEvent(const orchestrator::Event& e) {
       s.running -= 1;
       s.done += 1;
       const std::string status = e.data.value("status", "");
-      if (status == "pruned") {
+      if (Is(status, TrialStatus::kPruned)) {
         s.pruned += 1;
-      } else if (status == "skipped") {
+      } else if (Is(status, TrialStatus::kSkipped)) {
         s.skipped += 1;
-      } else if (status != "succeeded") {
+      } else if (!Is(status, TrialStatus::kSucceeded)) {
         s.failed += 1;
       }
     } else if (e.type == "trial_promoted" && !e.data.value("continued", false)) {
@@ -161,10 +163,10 @@ void ProgressPrinter::Log(const orchestrator::Event& e) {
 std::string ProgressPrinter::Line(const std::string& name, const StageLine& s, double now) {
   char buf[256];
   std::string detail;
-  if (s.status == "cached") {
+  if (Is(s.status, StageStatus::kCached)) {
     detail = "cache hit";
   } else if (s.tasks > 0) {
-    std::snprintf(buf, sizeof(buf), "%s %d/%d", s.type == "tune" ? "trials" : "tasks", s.done, s.tasks);
+    std::snprintf(buf, sizeof(buf), "%s %d/%d", Is(s.type, StageType::kTune) ? "trials" : "tasks", s.done, s.tasks);
     detail = buf;
     if (s.running > 0) detail += " (" + std::to_string(s.running) + " running)";
     if (s.failed > 0) detail += " " + std::to_string(s.failed) + " failed";

@@ -25,17 +25,17 @@ Json RunSummaryJson(StoreHandle& store, const store::RunRecord& run) {
     ++total;
     finished += StageEnded(s.status) ? 1 : 0;
     out["stages"].push_back({{"name", s.name}, {"type", s.type}, {"status", s.status}});
-    if (s.type == "tune" && out["best"].is_null()) {
+    if (Is(s.type, StageType::kTune) && out["best"].is_null()) {
       const Json objective = StageObjective(s);
       for (const auto& v : RankedTrials(store, s)) {
         if (!v.has_final) continue;
         out["best"] = {{"stage", s.name}, {"metric", objective["metric"]}, {"mode", objective["mode"]},
-                       {"value", v.trial.status == "succeeded" ? v.final_value : v.best_value},
+                       {"value", Is(v.trial.status, TrialStatus::kSucceeded) ? v.final_value : v.best_value},
                        {"trial_id", v.trial.id}, {"trial_number", v.trial.number}};
         break;
       }
     }
-    if (s.type == "train" && s.resolved.contains("init_from") && s.resolved["init_from"].is_object()) {
+    if (Is(s.type, StageType::kTrain) && s.resolved.contains("init_from") && s.resolved["init_from"].is_object()) {
       const Json& from = s.resolved["init_from"];
       out["init_from"] = {{"stage", from.value("stage", "")}, {"trial_id", from.value("trial_id", Json())},
                           {"trial_number", from.value("trial_number", Json())}, {"epoch", from.value("epoch", Json())},

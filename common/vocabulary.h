@@ -39,6 +39,12 @@ bool RunFinished(std::string_view status);
 bool StageFinished(std::string_view status);
 bool TrialFinished(std::string_view status);
 
+// Whether a stored word names this value: Is(stage.type, StageType::kTune).
+inline bool Is(std::string_view word, RunStatus s) { return word == Name(s); }
+inline bool Is(std::string_view word, StageStatus s) { return word == Name(s); }
+inline bool Is(std::string_view word, TrialStatus s) { return word == Name(s); }
+inline bool Is(std::string_view word, StageType t) { return word == Name(t); }
+
 // Every value of each enum, in declaration order (for tests and listings).
 inline constexpr RunStatus kRunStatuses[] = {RunStatus::kPending,   RunStatus::kRunning,   RunStatus::kSucceeded,
                                              RunStatus::kFailed,    RunStatus::kCancelled, RunStatus::kInterrupted};

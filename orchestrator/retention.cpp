@@ -122,7 +122,7 @@ RetentionPlan PlanRetention(store::LineageDb& db, const std::unordered_set<std::
         // Resolved when the stage starts (in the transaction that marks it
         // running); a stage that ended without resolving never will.
         const bool unresolved =
-            d.status == "pending" || (d.status == "running" && !d.resolved.contains(resolved_key));
+            Is(d.status, StageStatus::kPending) || (Is(d.status, StageStatus::kRunning) && !d.resolved.contains(resolved_key));
         if (!unresolved) continue;
         for (const auto& u : list) {
           if (u.name != upstream) continue;
@@ -148,7 +148,7 @@ RetentionPlan PlanRetention(store::LineageDb& db, const std::unordered_set<std::
       const Json keep_spec = spec.is_object() && spec.contains("checkpoints") && spec["checkpoints"].is_object()
                                  ? spec["checkpoints"].value("keep", Json())
                                  : Json();
-      const bool policy = (s.type == "tune" || s.type == "ablate") && keep_spec.is_object();
+      const bool policy = (Is(s.type, StageType::kTune) || Is(s.type, StageType::kAblate)) && keep_spec.is_object();
       const bool keep_all = keep_run || !policy || !StageFinished(s.status) || demanded.count(s.id) > 0;
       // Every reason that keeps all of this stage's checkpoints.
       std::vector<KeptBecause> all_because;
@@ -184,7 +184,7 @@ RetentionPlan PlanRetention(store::LineageDb& db, const std::unordered_set<std::
           if (is_last) because(e.checkpoint, KeptBecause::kLast);
         }
         // An ablation variant's output is the model it trained.
-        if (s.type == "ablate" && !t.output.empty()) {
+        if (Is(s.type, StageType::kAblate) && !t.output.empty()) {
           consider(t.output, epochs.empty() ? -1 : epochs.back().epoch, true);
           because(t.output, KeptBecause::kAblationOutput);
         }
