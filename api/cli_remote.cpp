@@ -14,6 +14,7 @@
 #include "api/progress.h"
 #include "common/error.h"
 #include "common/json_util.h"
+#include "common/vocabulary.h"
 
 namespace baton::api {
 namespace {
@@ -123,8 +124,8 @@ int FollowRun(const RemoteOptions& remote, httplib::Client& c, const std::string
     std::fprintf(out, "\nrun %s %s%s\n", run_id.c_str(), run.value("status", "?").c_str(),
                  run.value("error", "").empty() ? "" : (": " + run["error"].get<std::string>()).c_str());
   }
-  if (run.value("status", "") == "interrupted") return kExitResourceExhausted;  // the server's disk is full
-  return run.value("status", "") == "succeeded" ? kExitOk : kExitRunFailed;
+  if (Is(run.value("status", ""), RunStatus::kInterrupted)) return kExitResourceExhausted;  // the server's disk is full
+  return Is(run.value("status", ""), RunStatus::kSucceeded) ? kExitOk : kExitRunFailed;
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "api/progress.h"
 #include "api/run_manager.h"
 #include "common/error.h"
+#include "common/vocabulary.h"
 #include "orchestrator/coordinator.h"
 #include "orchestrator/pipeline_spec.h"
 
@@ -94,7 +95,7 @@ int ExecuteWithProgress(StoreHandle& store, orchestrator::Coordinator& coordinat
   if (const std::string reason = coordinator.InterruptReason(); !reason.empty()) {
     throw Error(ErrorCode::kResourceExhausted, reason);
   }
-  return status == "succeeded" ? kExitOk : kExitRunFailed;
+  return Is(status, RunStatus::kSucceeded) ? kExitOk : kExitRunFailed;
 }
 
 orchestrator::CoordinatorOptions CoordinatorOptionsFor(const RunOptions& options) {

@@ -15,6 +15,7 @@
 #include "api/http_server.h"
 #include "api/run_manager.h"
 #include "common/error.h"
+#include "common/vocabulary.h"
 
 namespace baton::api {
 
@@ -91,7 +92,7 @@ int CmdServe(const std::string& store_dir, const ServeOptions& options) {
   // cut short (a killed `baton run` or server): it continues; so does one
   // that a full disk interrupted.
   for (const auto& run : store.db->ListRuns(1 << 30)) {
-    if (run.status != "pending" && run.status != "running" && run.status != "interrupted") continue;
+    if (!Is(run.status, RunStatus::kPending) && !Is(run.status, RunStatus::kRunning) && !Is(run.status, RunStatus::kInterrupted)) continue;
     std::fprintf(stderr, "resuming interrupted run %s (%s)\n", run.id.c_str(), run.name.c_str());
     runs.Resume(run.id);
   }

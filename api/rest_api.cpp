@@ -18,6 +18,7 @@
 #include "api/run_manager.h"
 #include "api/views.h"
 #include "common/digest.h"
+#include "common/vocabulary.h"
 #include "orchestrator/pipeline_spec.h"
 
 namespace baton::api {
@@ -238,7 +239,7 @@ struct Api {
 
   // RunSummaryJson, kept once the run has ended.
   Json Summary(const store::RunRecord& run) {
-    const bool ended = run.status == "succeeded" || run.status == "failed" || run.status == "cancelled";
+    const bool ended = RunFinished(run.status);
     if (ended) {
       std::lock_guard<std::mutex> lock(summaries->mu);
       auto it = summaries->by_run.find(run.id);
@@ -369,7 +370,7 @@ void Api::MountRuns() {
     const store::RunRecord run = MustRun(id);
     const auto pins = store.db->PinnedRuns();
     const bool pinned = std::find(pins.begin(), pins.end(), run.id) != pins.end();
-    if (run.status != "succeeded") {
+    if (!Is(run.status, RunStatus::kSucceeded)) {
       Json out = RunDetailJson(store, run);
       out["pinned"] = pinned;
       return SendJson(req, res, out);
@@ -470,7 +471,7 @@ void Api::MountRuns() {
   });
   Route("GET", "/runs/{run_id}/stages/{stage}/ablation", [this](const httplib::Request& req, httplib::Response& res) {
     const store::StageRecord s = MustStage(req.matches[1], req.matches[2]);
-    if (s.type != "ablate") throw Error(ErrorCode::kNotFound, "stage " + s.name + " is a " + s.type + " stage, not ablate");
+    if (!Is(s.type, StageType::kAblate)) throw Error(ErrorCode::kNotFound, "stage " + s.name + " is a " + s.type + " stage, not ablate");
     SendJson(res, AblationJson(store, s));
   });
   Route("GET", "/runs/{run_id}/stages/{stage}/comparison", [this](const httplib::Request& req, httplib::Response& res) {

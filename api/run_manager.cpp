@@ -4,6 +4,7 @@
 
 #include "api/http_server.h"
 #include "common/error.h"
+#include "common/vocabulary.h"
 #include "orchestrator/events.h"
 #include "orchestrator/local_pool.h"
 
@@ -95,7 +96,7 @@ class RunManager::Recorder : public orchestrator::Observer {
       data["trial_number"] = e.trial_number;
     }
     std::lock_guard<std::mutex> lock(manager_.events_mu_);
-    if (e.type == "run_finished" && e.data.value("status", "") == "interrupted") {
+    if (e.type == "run_finished" && Is(e.data.value("status", ""), RunStatus::kInterrupted)) {
       entry_.interrupted = e.data.value("error", "");
     }
     const int64_t id = static_cast<int64_t>(entry_.events.size()) + 1;
@@ -176,7 +177,7 @@ void RunManager::Resume(const std::string& run_id) {
   }
   auto run = store_.db->GetRun(run_id);
   if (!run) throw Error(ErrorCode::kNotFound, "no run " + run_id);
-  if (run->status != "pending" && run->status != "running" && run->status != "interrupted") {
+  if (!Is(run->status, RunStatus::kPending) && !Is(run->status, RunStatus::kRunning) && !Is(run->status, RunStatus::kInterrupted)) {
     throw Error(ErrorCode::kConflict, "run " + run_id + " already " + run->status + "; nothing to resume");
   }
   auto entry = std::make_shared<Entry>();
@@ -262,13 +263,13 @@ void RunManager::Overlay(store::RunRecord& run) {
   const Entry& entry = *it->second;
   std::lock_guard<std::mutex> events_lock(events_mu_);
   if (!entry.interrupted.empty()) {
-    if (run.status == "pending" || run.status == "running") {
-      run.status = "interrupted";
+    if (Is(run.status, RunStatus::kPending) || Is(run.status, RunStatus::kRunning)) {
+      run.status = Name(RunStatus::kInterrupted);
       run.error = entry.interrupted;
     }
-  } else if (!entry.over && run.status == "interrupted") {
+  } else if (!entry.over && Is(run.status, RunStatus::kInterrupted)) {
     // Resumed: queued, or starting, until its coordinator records "running".
-    run.status = "pending";
+    run.status = Name(RunStatus::kPending);
     run.error.clear();
   }
 }
@@ -282,12 +283,12 @@ void RunManager::Overlay(store::RunRecord& run) {
 void RunManager::EndUnexecuted(Entry& entry, const std::exception& e) {
   const auto* error = dynamic_cast<const Error*>(&e);
   const bool full = error != nullptr && error->code() == ErrorCode::kResourceExhausted;
-  const std::string status = full ? "interrupted" : "failed";
+  const std::string status(Name(full ? RunStatus::kInterrupted : RunStatus::kFailed));
   const std::string reason = full ? orchestrator::OutOfSpaceReason(entry.run_id, e.what(), ResumeCommand())
                                   : std::string("could not execute the run: ") + e.what();
   try {
     auto run = store_.db->GetRun(entry.run_id);
-    if (run && (run->status == "pending" || run->status == "running" || (full && run->status == "interrupted"))) {
+    if (run && (Is(run->status, RunStatus::kPending) || Is(run->status, RunStatus::kRunning) || (full && Is(run->status, RunStatus::kInterrupted)))) {
       run->status = status;
       run->error = reason;
       store_.db->UpdateRun(*run);
@@ -305,18 +306,18 @@ void RunManager::EndUnexecuted(Entry& entry, const std::exception& e) {
 void RunManager::CancelQueued(Entry& entry, const std::string& reason) {
   auto run = store_.db->GetRun(entry.run_id);
   if (run) {
-    run->status = "cancelled";
+    run->status = Name(RunStatus::kCancelled);
     run->error = reason;
     store_.db->UpdateRun(*run);
     for (auto stage : store_.db->GetStages(entry.run_id)) {
-      stage.status = "cancelled";
+      stage.status = Name(StageStatus::kCancelled);
       stage.error = reason;
       store_.db->UpdateStage(stage);
     }
   }
   std::lock_guard<std::mutex> lock(events_mu_);
   entry.over = true;
-  AppendRunFinished(entry, "cancelled", reason);
+  AppendRunFinished(entry, std::string(Name(RunStatus::kCancelled)), reason);
 }
 
 void RunManager::Cancel(const std::string& run_id, const std::string& reason) {
@@ -325,7 +326,7 @@ void RunManager::Cancel(const std::string& run_id, const std::string& reason) {
   if (it == runs_.end()) {
     auto run = store_.db->GetRun(run_id);
     if (!run) throw Error(ErrorCode::kNotFound, "no run " + run_id);
-    if (run->status == "pending" || run->status == "running") {
+    if (Is(run->status, RunStatus::kPending) || Is(run->status, RunStatus::kRunning)) {
       throw Error(ErrorCode::kConflict, "run " + run_id + " is " + run->status +
                                             " but not executed by this server (another process, or one that stopped)");
     }
@@ -338,7 +339,7 @@ void RunManager::Cancel(const std::string& run_id, const std::string& reason) {
     over = entry.over;
   }
   auto run = store_.db->GetRun(run_id);
-  if (over || (run && run->status != "pending" && run->status != "running")) {
+  if (over || (run && !Is(run->status, RunStatus::kPending) && !Is(run->status, RunStatus::kRunning))) {
     throw Error(ErrorCode::kConflict, "run " + run_id + " has already finished (" + (run ? run->status : "?") + ")");
   }
   auto queued = std::find(queue_.begin(), queue_.end(), it->second);
