@@ -20,7 +20,7 @@ std::unique_ptr<Coordinator> Coordinator::ForResume(store::BlobStore& blobs, sto
                                                     const std::string& run_id, CoordinatorOptions options) {
   auto run = db.GetRun(run_id);
   if (!run) throw Error(ErrorCode::kNotFound, "no run " + run_id);
-  if (run->status == "succeeded" || run->status == "failed" || run->status == "cancelled") {
+  if (RunFinished(run->status)) {
     throw Error(ErrorCode::kConflict, "run " + run_id + " already " + run->status + "; nothing to resume");
   }
   auto doc = db.GetPipeline(run->pipeline_id);
