@@ -52,8 +52,11 @@ StoreHandle OpenStore(const std::string& dir) {
   h.db = store::LineageDb::Open(std::filesystem::path(dir) / "lineage.db");
   // The files and folders just made (and those of a store made before
   // stores were private): 0600 and 0700. What RocksDB and SQLite create
-  // later sits in folders only the owner may enter.
+  // later sits in folders only the owner may enter. Not the API token: one
+  // that others could read may have been read, and `baton serve` refuses it
+  // until its owner decides (chmod 600, or a new token).
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().filename() == "api-token") continue;
     std::error_code ignored;
     const bool folder = entry.is_directory(ignored);
     if (folder || entry.is_regular_file(ignored)) {
