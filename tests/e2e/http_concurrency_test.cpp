@@ -37,7 +37,9 @@ TEST(HttpConcurrency, SeveralRunsAtOnceUnderAHammerOfReads) {
   const fs::path dir = fs::temp_directory_path() / ("baton-e2e-http-conc-" + std::to_string(getpid()));
   fs::remove_all(dir);
   Server server(dir / "store", "--max-runs 2");
-  const Json a = TinyPipeline("conc-a", 11, 2), b = TinyPipeline("conc-b", 12, 2);
+  // Runs A and B long enough (6 epochs) that the reads below see both
+  // running at once; with 2 an idle machine could finish A before they looked.
+  const Json a = TinyPipeline("conc-a", 11, 6), b = TinyPipeline("conc-b", 12, 6);
   std::ofstream(dir / "c.json") << TinyPipeline("conc-c", 13, 2).dump();
 
   std::vector<std::thread> triggers;
