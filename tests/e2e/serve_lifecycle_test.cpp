@@ -217,8 +217,10 @@ TEST(ServePublicRead, ReadsNeedNoTokenButMutationsDo) {
     EXPECT_EQ(again.token, first);
   }
   chmod((dir / "store" / "api-token").c_str(), 0644);
-  const std::string cmd = std::string(BATON_BIN) + " --store " + (dir / "store").string() + " serve --port 0 >/dev/null 2>" +
-                          (dir / "refused.log").string();
+  // Bounded: a serve that wrongly starts would otherwise hold the test until
+  // ctest's timeout; `timeout` ends it (exit 124) and the log check fails.
+  const std::string cmd = "timeout 60 " + std::string(BATON_BIN) + " --store " + (dir / "store").string() +
+                          " serve --port 0 >/dev/null 2>" + (dir / "refused.log").string();
   const int status = std::system(cmd.c_str());
   EXPECT_NE(WEXITSTATUS(status), 0);
   std::ifstream log(dir / "refused.log");
