@@ -3,8 +3,10 @@
 // kept checkpoint, artifact, run or stage refers to (released checkpoints,
 // uploads whose epoch report never came, runs cancelled or killed
 // mid-upload); `baton pin` / `unpin`.
+#include <algorithm>
 #include <cstdio>
 #include <map>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "api/cli.h"
@@ -92,28 +94,31 @@ Json GcJson(const GcReport& r) {
 Json RetentionJson(StoreHandle& store, const std::vector<std::string>& digests) {
   const std::unordered_set<std::string> asked(digests.begin(), digests.end());
   const orchestrator::RetentionPlan plan = orchestrator::PlanRetention(*store.db, &asked);
-  std::unordered_set<std::string> going;
-  for (const auto& c : plan.release) going.insert(c.digest);
-  // Whether every checkpoint that holds `blob` is gone or going.
+  // Checkpoints gone (released earlier) or going (released by this plan).
+  const std::vector<std::string> released = store.db->ReleasedCheckpoints();
+  std::unordered_set<std::string> gone(released.begin(), released.end());
+  for (const auto& c : plan.release) gone.insert(c.digest);
+  // Whether every checkpoint that holds `blob` is gone; once per blob (the
+  // checkpoints of one trial share many).
+  std::unordered_map<std::string, bool> freed_blobs;
   auto freed = [&](const std::string& blob) {
+    auto [it, added] = freed_blobs.try_emplace(blob, false);
+    if (!added) return it->second;
     constexpr int kHolders = 1000;  // more: counted as kept, not searched
     const std::vector<std::string> holders = store.db->CheckpointsWithBlob(blob, kHolders);
-    if (holders.size() >= static_cast<size_t>(kHolders)) return false;
-    for (const auto& h : holders) {
-      if (!going.count(h) && store.db->CheckpointReleasedAt(h) == 0) return false;
-    }
-    return true;
+    it->second = holders.size() < static_cast<size_t>(kHolders) &&
+                 std::all_of(holders.begin(), holders.end(), [&](const std::string& h) { return gone.count(h) > 0; });
+    return it->second;
   };
   Json out = {{"checkpoints", Json::object()}, {"would_release", plan.release.size()}, {"kept", plan.kept}};
   for (const std::string& d : asked) {
     Json c = {{"reasons", Json::array()}};
-    const double released_at = store.db->CheckpointReleasedAt(d);
     if (!store.db->FindCheckpoint(d)) {
       c["state"] = "not_recorded";
-    } else if (released_at > 0) {
+    } else if (const double released_at = store.db->CheckpointReleasedAt(d); released_at > 0) {
       c["state"] = "released";
       c["released_at"] = released_at;
-    } else if (going.count(d)) {
+    } else if (gone.count(d)) {
       c["state"] = "would_release";
     } else {
       c["state"] = "kept";

@@ -1,9 +1,22 @@
 #include "common/vocabulary.h"
 
+#include <iterator>
+
 namespace baton {
 namespace {
 
-// The one place the words are spelled.
+// The one place the words are spelled, in each enum's declaration order.
+constexpr std::string_view kRunWords[] = {"pending", "running", "succeeded", "failed", "cancelled", "interrupted"};
+constexpr std::string_view kStageWords[] = {"pending", "running",   "succeeded", "failed",
+                                            "cached",  "skipped",   "cancelled", "interrupted"};
+constexpr std::string_view kTrialWords[] = {"pending", "running", "succeeded", "failed",
+                                            "diverged", "pruned", "skipped",   "cancelled"};
+constexpr std::string_view kTypeWords[] = {"prepare", "tune", "ablate", "train"};
+static_assert(std::size(kRunWords) == std::size(kRunStatuses));
+static_assert(std::size(kStageWords) == std::size(kStageStatuses));
+static_assert(std::size(kTrialWords) == std::size(kTrialStatuses));
+static_assert(std::size(kTypeWords) == std::size(kStageTypes));
+
 template <class E, size_t N>
 std::optional<E> Find(std::string_view s, const E (&all)[N]) {
   for (E e : all) {
@@ -14,55 +27,10 @@ std::optional<E> Find(std::string_view s, const E (&all)[N]) {
 
 }  // namespace
 
-std::string_view Name(RunStatus s) {
-  switch (s) {
-    case RunStatus::kPending: return "pending";
-    case RunStatus::kRunning: return "running";
-    case RunStatus::kSucceeded: return "succeeded";
-    case RunStatus::kFailed: return "failed";
-    case RunStatus::kCancelled: return "cancelled";
-    case RunStatus::kInterrupted: return "interrupted";
-  }
-  return "?";
-}
-
-std::string_view Name(StageStatus s) {
-  switch (s) {
-    case StageStatus::kPending: return "pending";
-    case StageStatus::kRunning: return "running";
-    case StageStatus::kSucceeded: return "succeeded";
-    case StageStatus::kFailed: return "failed";
-    case StageStatus::kCached: return "cached";
-    case StageStatus::kSkipped: return "skipped";
-    case StageStatus::kCancelled: return "cancelled";
-    case StageStatus::kInterrupted: return "interrupted";
-  }
-  return "?";
-}
-
-std::string_view Name(TrialStatus s) {
-  switch (s) {
-    case TrialStatus::kPending: return "pending";
-    case TrialStatus::kRunning: return "running";
-    case TrialStatus::kSucceeded: return "succeeded";
-    case TrialStatus::kFailed: return "failed";
-    case TrialStatus::kDiverged: return "diverged";
-    case TrialStatus::kPruned: return "pruned";
-    case TrialStatus::kSkipped: return "skipped";
-    case TrialStatus::kCancelled: return "cancelled";
-  }
-  return "?";
-}
-
-std::string_view Name(StageType t) {
-  switch (t) {
-    case StageType::kPrepare: return "prepare";
-    case StageType::kTune: return "tune";
-    case StageType::kAblate: return "ablate";
-    case StageType::kTrain: return "train";
-  }
-  return "?";
-}
+std::string_view Name(RunStatus s) { return kRunWords[static_cast<size_t>(s)]; }
+std::string_view Name(StageStatus s) { return kStageWords[static_cast<size_t>(s)]; }
+std::string_view Name(TrialStatus s) { return kTrialWords[static_cast<size_t>(s)]; }
+std::string_view Name(StageType t) { return kTypeWords[static_cast<size_t>(t)]; }
 
 std::optional<RunStatus> ParseRunStatus(std::string_view s) { return Find(s, kRunStatuses); }
 std::optional<StageStatus> ParseStageStatus(std::string_view s) { return Find(s, kStageStatuses); }

@@ -101,18 +101,11 @@ void Collect(const Json& node, const Json& defs, std::vector<const Json*>& out, 
   }
 }
 
+// The unescaped reference tokens of a JSON pointer, first to last.
 std::vector<std::string> Tokens(const std::string& pointer) {
   std::vector<std::string> out;
-  size_t at = 0;
-  while (at < pointer.size()) {
-    const size_t next = pointer.find('/', at + 1);
-    std::string token = pointer.substr(at + 1, (next == std::string::npos ? pointer.size() : next) - at - 1);
-    for (size_t i; (i = token.find("~1")) != std::string::npos;) token.replace(i, 2, "/");
-    for (size_t i; (i = token.find("~0")) != std::string::npos;) token.replace(i, 2, "~");
-    out.push_back(token);
-    if (next == std::string::npos) break;
-    at = next;
-  }
+  for (Json::json_pointer p(pointer); !p.empty(); p.pop_back()) out.push_back(p.back());
+  std::reverse(out.begin(), out.end());
   return out;
 }
 
@@ -207,11 +200,24 @@ std::vector<ErrorDetail> Plain(ErrorDetail d, const std::string& pointer, const 
                                const Json& defs) {
   static const std::regex kBound(R"(Expected number (greater|less) than (or equal to )?([-+0-9.eE]+))");
   static const std::regex kRequired(R"(Missing required property '(.*)'\.?)");
-  static const std::regex kShortString(R"(String should be no fewer than ([0-9]+) characters in length\.?)");
-  static const std::regex kLongString(R"(String should be no more than ([0-9]+) characters in length\.?)");
-  static const std::regex kFewItems(R"(Array should contain no fewer than ([0-9]+) elements\.?)");
-  static const std::regex kManyItems(R"(Array should contain no more than ([0-9]+) elements\.?)");
-  static const std::regex kFewKeys(R"(Object should have no fewer than ([0-9]+) properties\.?)");
+  // Sizes: "must have at least N <unit>", or `when_one` for a bound of 1.
+  struct Count {
+    std::regex message;
+    const char* bound;
+    const char* unit;
+    const char* when_one;  // null: the words above, with `unit_one`
+    const char* unit_one;
+  };
+  static const Count kCounts[] = {
+      {std::regex(R"(String should be no fewer than ([0-9]+) characters in length\.?)"), "at least", "characters",
+       "must not be empty", nullptr},
+      {std::regex(R"(String should be no more than ([0-9]+) characters in length\.?)"), "at most", "characters",
+       nullptr, "characters"},
+      {std::regex(R"(Array should contain no fewer than ([0-9]+) elements\.?)"), "at least", "items", nullptr, "item"},
+      {std::regex(R"(Array should contain no more than ([0-9]+) elements\.?)"), "at most", "items", nullptr, "items"},
+      {std::regex(R"(Object should have no fewer than ([0-9]+) properties\.?)"), "at least", "keys",
+       "must not be empty", nullptr},
+  };
   std::smatch m;
   const std::string msg = d.message;
   const std::vector<const Json*> nodes = SchemaAt(root, defs, pointer);
@@ -303,24 +309,12 @@ std::vector<ErrorDetail> Plain(ErrorDetail d, const std::string& pointer, const 
     d.message = "missing required key " + Json(m[1].str()).dump();
     return {d};
   }
-  if (std::regex_match(msg, m, kShortString)) {
-    d.message = m[1] == "1" ? "must not be empty" : "must have at least " + m[1].str() + " characters";
-    return {d};
-  }
-  if (std::regex_match(msg, m, kLongString)) {
-    d.message = "must have at most " + m[1].str() + " characters";
-    return {d};
-  }
-  if (std::regex_match(msg, m, kFewItems)) {
-    d.message = "must have at least " + m[1].str() + " item" + (m[1] == "1" ? "" : "s");
-    return {d};
-  }
-  if (std::regex_match(msg, m, kFewKeys)) {
-    d.message = m[1] == "1" ? "must not be empty" : "must have at least " + m[1].str() + " keys";
-    return {d};
-  }
-  if (std::regex_match(msg, m, kManyItems)) {
-    d.message = "must have at most " + m[1].str() + " items";
+  for (const Count& c : kCounts) {
+    if (!std::regex_match(msg, m, c.message)) continue;
+    const bool one = m[1] == "1";
+    d.message = one && c.when_one != nullptr
+                    ? c.when_one
+                    : std::string("must have ") + c.bound + " " + m[1].str() + " " + (one ? c.unit_one : c.unit);
     return {d};
   }
   return {d};

@@ -161,8 +161,10 @@ RetentionPlan PlanRetention(store::LineageDb& db, const std::unordered_set<std::
       const int best_k = policy ? keep_spec.value("best_k", 0) : 0, last_k = policy ? keep_spec.value("last_k", 0) : 0;
       for (const auto& t : db.GetTrials(s.id)) {
         const std::vector<store::EpochRecord> epochs = db.GetEpochs(t.id);
+        // Only where they decide something: gc keeps every epoch of a
+        // keep_all stage without ranking them.
         std::set<int> best, last;
-        if (policy) {
+        if (policy && (!keep_all || explain != nullptr)) {
           best = EpochsToKeep(epochs, metric, mode, best_k, 0);
           last = EpochsToKeep(epochs, metric, mode, 0, last_k);
         }
@@ -173,7 +175,6 @@ RetentionPlan PlanRetention(store::LineageDb& db, const std::unordered_set<std::
           } else {
             candidates.push_back({digest, run.id, s.name, t.id, t.number, epoch});
           }
-          if (explain == nullptr || !explain->count(digest)) return;
           for (KeptBecause why : all_because) because(digest, why);
         };
         consider(t.initial_checkpoint, -1, false);
@@ -200,10 +201,10 @@ RetentionPlan PlanRetention(store::LineageDb& db, const std::unordered_set<std::
     if (kept.count(c.digest) || protect.count(c.digest) || released.count(c.digest)) continue;
     if (planned.insert(c.digest).second) plan.release.push_back(std::move(c));
   }
-  // Reasons only for what stays: a digest also seen as a candidate
-  // elsewhere keeps the reasons that won; a released one has none.
+  // Reasons are only given where a digest is kept, so none is planned; a
+  // released one has none (recording it again would keep it again).
   for (auto it = plan.kept_because.begin(); it != plan.kept_because.end();) {
-    it = planned.count(it->first) || released.count(it->first) ? plan.kept_because.erase(it) : std::next(it);
+    it = released.count(it->first) ? plan.kept_because.erase(it) : std::next(it);
   }
   for (const std::string& d : db.ListCheckpoints()) plan.kept += planned.count(d) ? 0 : 1;
   return plan;

@@ -153,6 +153,9 @@ function Tensors({ data, trial, digest }) {
 
 const EDGE_WORDS = { initialized_from: 'initialised from', resumed_from: 'resumed from', hyperparameters_from: 'hyperparameters', trained_on: 'trained on' };
 
+// A lineage node's bytes (checkpoints and datasets carry them), for its corner.
+const sizeOf = (d) => (typeof d.bytes === 'number' ? bytes(d.bytes) : undefined);
+
 function nodeOf(id, d, current) {
   const kind = id.slice(0, id.indexOf(':'));
   const key = id.slice(id.indexOf(':') + 1);
@@ -160,7 +163,7 @@ function nodeOf(id, d, current) {
   if (kind === 'checkpoint') {
     return { id, title: d.trial_number !== undefined ? (d.epoch < 0 ? 'initial weights' : `epoch ${d.epoch}`) : 'checkpoint',
       sub: d.stage ? `${d.stage} trial ${d.trial_number}` : '', sub2: short(key), href: '/checkpoints/' + key, current,
-      right: typeof d.bytes === 'number' ? bytes(d.bytes) : undefined };
+      right: sizeOf(d) };
   }
   if (kind === 'trial') {
     return { id, title: d.stage ? `${d.stage} trial ${d.trial_number}` : 'trial ' + key, status: d.status, sub: `trial id ${key}`,
@@ -176,7 +179,7 @@ function nodeOf(id, d, current) {
     const path = m.source && m.source.path ? String(m.source.path).split('/').filter(Boolean).pop() : '';
     const split = ['train', 'validation', 'test'].filter((k) => typeof m[k] === 'number').map((k) => `${m[k]} ${k === 'validation' ? 'val' : k}`).join(' · ');
     return { id, title: a.kind || 'dataset', sub: [path, short(key)].filter(Boolean).join(' · '), sub2: split,
-      right: typeof d.bytes === 'number' ? bytes(d.bytes) : undefined };
+      right: sizeOf(d) };
   }
   if (kind === 'run') return { id, title: 'run ' + key, href: '/runs/' + enc(key) };
   return { id, title: id };
@@ -346,7 +349,8 @@ const KEPT_WORDS = {
 };
 // Most telling first (the order of KEPT_WORDS); a node shows two.
 const ORDER = Object.keys(KEPT_WORDS);
-const ranked = (rs) => [...rs].sort((a, b) => (ORDER.indexOf(a) + 99 * (ORDER.indexOf(a) < 0)) - (ORDER.indexOf(b) + 99 * (ORDER.indexOf(b) < 0)));
+const rank = (r) => (ORDER.includes(r) ? ORDER.indexOf(r) : ORDER.length);  // an unknown reason last
+const ranked = (rs) => [...rs].sort((a, b) => rank(a) - rank(b));
 const keptShort = (rs) => {
   const r = ranked(rs);
   return r.slice(0, 2).map((x) => (KEPT_WORDS[x] || [x])[0]).join(', ') + (r.length > 2 ? ` +${r.length - 2}` : '');
@@ -367,12 +371,11 @@ function gcTag(digests, plan, names) {
   if (!cs.length) return null;
   const n = (st) => cs.filter((c) => c.state === st).length;
   const kept = n('kept'), go = n('would_release'), gone = n('released');
-  const frees = cs.reduce((a, c) => a + (c.frees_bytes || 0), 0);
   let tag;
   if (cs.length === 1) {
     const c = cs[0];
     tag = c.state === 'kept' ? { kind: 'kept', text: 'kept: ' + keptShort(c.reasons) }
-      : c.state === 'would_release' ? { kind: 'go', text: `would go · frees ${bytes(frees)}` }
+      : c.state === 'would_release' ? { kind: 'go', text: `would go · frees ${bytes(c.frees_bytes)}` }
       : { kind: 'released', text: 'released by gc' };
   } else {
     const parts = [kept ? `${kept} kept` : '', go ? `${go} would go` : '', gone ? `${gone} released` : ''].filter(Boolean);
@@ -380,7 +383,7 @@ function gcTag(digests, plan, names) {
   }
   const tip = ['gc dry run:', ...digests.slice(0, 10).map((d) => `${names.get(d) || short(d)}: ${stateWords(plan.checkpoints[d])}`)];
   if (digests.length > 10) tip.push(`… and ${digests.length - 10} more`);
-  return { ...tag, tip, kept, go, gone, frees };
+  return { ...tag, tip };
 }
 
 function Lineage({ up, down, digest, gc, trial }) {
@@ -410,20 +413,16 @@ function Lineage({ up, down, digest, gc, trial }) {
     for (const [d, name] of epochNames(trial)) if (!m.has(d)) m.set(d, name === 'initial' ? 'initial weights' : name);
     return m;
   }, [up, down, trial]);
-  const drawn = useMemo(() => {
-    if (!gc || !plan.data) return { nodes: g.nodes, tags: [] };
-    const tags = [];
-    const nodes = g.nodes.map((n) => {
+  const nodes = useMemo(() => {
+    if (!gc || !plan.data) return g.nodes;
+    return g.nodes.map((n) => {
       const t = gcTag(members.get(n.id) || [], plan.data, names);
-      if (!t) return n;
-      tags.push(t);
-      return { ...n, tag: { kind: t.kind, text: t.text }, tip: t.tip };
+      return t ? { ...n, tag: { kind: t.kind, text: t.text }, tip: t.tip } : n;
     });
-    return { nodes, tags };
   }, [g, members, gc, plan.data, names]);
   if (g.nodes.length <= 1) return html`<div data-testid="lineage-graph"><${Empty}>No lineage recorded around this checkpoint.<//></div>`;
   // Compact: the first screen shows the lineage and what started from it.
-  return html`<${Graph} testid="lineage-graph" nodes=${drawn.nodes} edges=${g.edges} height=${g.nodes.length > 8 ? 300 : 260} />
+  return html`<${Graph} testid="lineage-graph" nodes=${nodes} edges=${g.edges} height=${g.nodes.length > 8 ? 300 : 260} />
     ${gc ? html`<${GcLegend} plan=${plan} asked=${asked} />` : null}`;
 }
 
@@ -436,7 +435,7 @@ function GcLegend({ plan, asked }) {
   const reasons = new Map();
   for (const c of cs) for (const r of c.reasons || []) reasons.set(r, (reasons.get(r) || 0) + 1);
   const frees = cs.reduce((a, c) => a + (c.frees_bytes || 0), 0);
-  const key = (kind, text) => html`<span><span class=${'key tag-' + kind} style=${{ background: `var(${{ kept: '--c2', go: '--c3', released: '--muted' }[kind]})` }}></span>${text}</span>`;
+  const key = (kind, text) => html`<span><span class=${'key tag-' + kind}></span>${text}</span>`;
   return html`<div class="gc-legend small" data-testid="gc-legend" role="status">
     <strong>gc dry run</strong>
     ${key('kept', `${count('kept')} kept${reasons.size ? ' (' + ranked([...reasons.keys()]).map((r) => `${(KEPT_WORDS[r] || [r])[0]} ${reasons.get(r)}`).join(', ') + ')' : ''}`)}
