@@ -1,4 +1,4 @@
-#include "api/checkpoint_export.h"
+#include "api/internal/checkpoint_export.h"
 
 #include <limits>
 #include <map>

@@ -1,4 +1,4 @@
-#include "api/cli.h"
+#include "api/internal/cli.h"
 
 #include <cstdio>
 #include <cstdlib>

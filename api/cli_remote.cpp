@@ -10,8 +10,8 @@
 
 #include <httplib.h>
 
-#include "api/cli.h"
-#include "api/progress.h"
+#include "api/internal/cli.h"
+#include "api/internal/progress.h"
 #include "common/error.h"
 #include "common/json_util.h"
 #include "common/vocabulary.h"

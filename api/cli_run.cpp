@@ -6,9 +6,9 @@
 #include <sstream>
 #include <thread>
 
-#include "api/cli.h"
-#include "api/progress.h"
-#include "api/run_manager.h"
+#include "api/internal/cli.h"
+#include "api/internal/progress.h"
+#include "api/internal/run_manager.h"
 #include "common/error.h"
 #include "common/vocabulary.h"
 #include "orchestrator/coordinator.h"
@@ -75,7 +75,7 @@ int ExecuteWithProgress(StoreHandle& store, orchestrator::Coordinator& coordinat
   ProgressPrinter printer(out, live, objectives, pipeline.order);
   coordinator.AddObserver(&printer);
 
-  ExecuteRun(store, coordinator, options.workers, [&] { printer.Tick(); });
+  executor::ExecuteRun(coordinator, LocalExecution(store, run_id, options.workers), [&] { printer.Tick(); });
   printer.Finish();
 
   const std::string status = coordinator.Status();

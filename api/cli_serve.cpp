@@ -11,9 +11,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "api/cli.h"
+#include "api/internal/cli.h"
 #include "api/http_server.h"
-#include "api/run_manager.h"
+#include "api/internal/run_manager.h"
 #include "common/error.h"
 #include "common/vocabulary.h"
 

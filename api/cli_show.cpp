@@ -6,8 +6,8 @@
 #include <map>
 #include <set>
 
-#include "api/cli.h"
-#include "api/views.h"
+#include "api/internal/cli.h"
+#include "api/internal/views.h"
 #include "common/digest.h"
 #include "common/error.h"
 #include "common/vocabulary.h"

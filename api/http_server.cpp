@@ -1,5 +1,5 @@
 #include "api/http_server.h"
-#include "api/http_server_internal.h"
+#include "api/internal/http_server.h"
 
 #include <algorithm>
 #include <chrono>
@@ -194,6 +194,38 @@ std::string NewToken() {
     raw.append(reinterpret_cast<const char*>(&v), sizeof(v));
   }
   return Sha256Hex(raw);
+}
+
+namespace {
+
+class InternalEndpoint : public executor::WorkerEndpoint {
+ public:
+  InternalEndpoint(orchestrator::Coordinator& coordinator, store::BlobStore& blobs, int workers)
+      : server_(Options(workers)), token_(NewToken()) {
+    server_.MountInternal(&coordinator, &blobs, token_);
+    server_.Start();
+  }
+  ~InternalEndpoint() override { server_.Stop(); }
+  std::string url() const override { return server_.url(); }
+  std::string token() const override { return token_; }
+
+ private:
+  // A request thread for each worker's keep-alive connection, and spare ones.
+  static HttpServerOptions Options(int workers) {
+    HttpServerOptions options;
+    options.threads = workers + 4;
+    return options;
+  }
+
+  HttpServer server_;
+  const std::string token_;
+};
+
+}  // namespace
+
+std::unique_ptr<executor::WorkerEndpoint> ServeWorkers(orchestrator::Coordinator& coordinator,
+                                                       store::BlobStore& blobs, int workers) {
+  return std::make_unique<InternalEndpoint>(coordinator, blobs, workers);
 }
 
 HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_unique<Impl>()) {

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "executor/execute_run.h"
 #include "orchestrator/coordinator.h"
 #include "store/blob_store.h"
 
@@ -59,6 +60,12 @@ class HttpServer {
 
 // The OpenAPI 3 document of MountApi's routes (api/openapi.json, compiled in).
 const char* OpenApiRaw();
+
+// Serves `coordinator`'s worker endpoints (/internal/v1) and `blobs` on
+// loopback, with a fresh token, to `workers` workers, until the endpoint is
+// destroyed: how runs executed here are served (ExecuteOptions::serve).
+std::unique_ptr<executor::WorkerEndpoint> ServeWorkers(orchestrator::Coordinator& coordinator,
+                                                       store::BlobStore& blobs, int workers);
 
 // A random 256-bit token, hex.
 std::string NewToken();

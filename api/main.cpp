@@ -1,4 +1,4 @@
-#include "api/cli.h"
+#include "api/internal/cli.h"
 #include "common/malloc_settings.h"
 
 int main(int argc, char** argv) {

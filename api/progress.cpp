@@ -1,4 +1,4 @@
-#include "api/progress.h"
+#include "api/internal/progress.h"
 
 #include <algorithm>
 #include <chrono>

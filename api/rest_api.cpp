@@ -13,10 +13,10 @@
 #include <filesystem>
 #include <regex>
 
-#include "api/checkpoint_export.h"
-#include "api/http_server_internal.h"
-#include "api/run_manager.h"
-#include "api/views.h"
+#include "api/internal/checkpoint_export.h"
+#include "api/internal/http_server.h"
+#include "api/internal/run_manager.h"
+#include "api/internal/views.h"
 #include "common/digest.h"
 #include "common/vocabulary.h"
 #include "orchestrator/pipeline_spec.h"

@@ -1,4 +1,4 @@
-#include "api/run_manager.h"
+#include "api/internal/run_manager.h"
 
 #include <algorithm>
 
@@ -6,7 +6,6 @@
 #include "common/error.h"
 #include "common/vocabulary.h"
 #include "orchestrator/events.h"
-#include "orchestrator/local_pool.h"
 
 namespace baton::api {
 namespace {
@@ -16,60 +15,13 @@ constexpr size_t kMaxQueued = 64;
 
 }  // namespace
 
-void ExecuteRun(StoreHandle& store, orchestrator::Coordinator& coordinator, int workers,
-                const std::function<void()>& tick) {
-  if (workers <= 0) {
-    workers = std::max(1, std::min(static_cast<int>(std::thread::hardware_concurrency()), coordinator.MaxParallel()));
-  }
-  HttpServerOptions server_options;
-  server_options.threads = workers + 4;
-  HttpServer server(server_options);
-  const std::string token = NewToken();
-  server.MountInternal(&coordinator, store.blobs.get(), token);
-  server.Start();
-
-  // A full disk stops the run (Coordinator::Interrupt), whichever thread's
-  // write found it.
-  auto interrupt_if_full = [&](const std::function<void()>& fn) {
-    try {
-      fn();
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::kResourceExhausted || !coordinator.Interrupt(e)) throw;
-    }
-  };
-  interrupt_if_full([&] { coordinator.Start(); });
-  std::unique_ptr<orchestrator::LocalPool> pool;
-  if (coordinator.HasWork()) {
-    orchestrator::LocalPoolOptions pool_options;
-    pool_options.worker_binary = orchestrator::FindWorkerBinary();
-    pool_options.coordinator_url = server.url();
-    pool_options.token = token;
-    pool_options.workers = workers;
-    pool_options.log_dir = store.dir + "/logs/" + coordinator.run_id();
-    pool = std::make_unique<orchestrator::LocalPool>(
-        pool_options,
-        [&](int worker, const std::string& reason) {
-          interrupt_if_full([&] { coordinator.WorkerLost(worker, reason); });
-        },
-        [&] { return coordinator.HasWork(); });
-    pool->Start();
-  }
-  // Leases are checked about four times per lease (at least once a second);
-  // a worker whose lease expired is killed, and the pool replaces it.
-  const auto check_every = std::clamp(coordinator.lease() / 4, std::chrono::milliseconds(50),
-                                      std::chrono::milliseconds(1000));
-  auto ticked = std::chrono::steady_clock::now();
-  while (!coordinator.WaitFinished(check_every)) {
-    for (int worker : coordinator.ExpireLeases()) {
-      if (pool) pool->Kill(worker, "its lease expired");
-    }
-    if (std::chrono::steady_clock::now() - ticked >= std::chrono::milliseconds(1000)) {
-      ticked = std::chrono::steady_clock::now();
-      tick();
-    }
-  }
-  if (pool) pool->Stop(10000);
-  server.Stop();
+executor::ExecuteOptions LocalExecution(StoreHandle& store, const std::string& run_id, int workers) {
+  executor::ExecuteOptions options;
+  options.workers = workers;
+  options.log_dir = store.dir + "/logs/" + run_id;
+  store::BlobStore* blobs = store.blobs.get();
+  options.serve = [blobs](orchestrator::Coordinator& coordinator, int n) { return ServeWorkers(coordinator, *blobs, n); };
+  return options;
 }
 
 struct RunManager::Entry {
@@ -232,7 +184,7 @@ void RunManager::Execute(Entry& entry) {
     }
     entry.coordinator = &coordinator;  // Cancel may end it from here on
   }
-  ExecuteRun(store_, coordinator, options_.workers, [] {});
+  executor::ExecuteRun(coordinator, LocalExecution(store_, entry.run_id, options_.workers), [] {});
   std::lock_guard<std::mutex> lock(mu_);
   entry.coordinator = nullptr;
 }

@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "api/cli.h"
+#include "api/internal/cli.h"
 #include "common/error.h"
 #include "store/checkpoint.h"
 

@@ -9,7 +9,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "api/cli.h"
+#include "api/internal/cli.h"
 #include "common/error.h"
 #include "orchestrator/retention.h"
 

@@ -10,8 +10,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "api/http_server_internal.h"
-#include "api/web_assets.h"
+#include "api/internal/http_server.h"
+#include "api/internal/web_assets.h"
 #include "common/digest.h"
 
 namespace baton::api::detail {

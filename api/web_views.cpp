@@ -4,7 +4,7 @@
 #include <map>
 #include <set>
 
-#include "api/views.h"
+#include "api/internal/views.h"
 #include "common/error.h"
 #include "common/vocabulary.h"
 

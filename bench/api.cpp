@@ -59,7 +59,7 @@ namespace {
 namespace fs = std::filesystem;
 using baton::Json;
 
-// `serve`'s request threads (api::ServeOptions::threads in api/cli.h): the
+// `serve`'s request threads (api::ServeOptions::threads in api/internal/cli.h): the
 // bare server gets as many, so neither queues connections the other serves.
 constexpr int kServerThreads = 16;
 

@@ -1,4 +1,4 @@
-#include "orchestrator/ablation.h"
+#include "orchestrator/internal/ablation.h"
 
 #include <algorithm>
 #include <cmath>

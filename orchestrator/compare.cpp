@@ -1,10 +1,10 @@
-#include "orchestrator/compare.h"
+#include "orchestrator/internal/compare.h"
 
 #include <algorithm>
 #include <cmath>
 #include <map>
 
-#include "orchestrator/stats.h"
+#include "orchestrator/internal/stats.h"
 
 namespace baton::orchestrator {
 namespace {

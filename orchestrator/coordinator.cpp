@@ -1,6 +1,6 @@
 #include "orchestrator/coordinator.h"
-#include "orchestrator/coordinator_internal.h"
-#include "orchestrator/reasons.h"
+#include "orchestrator/internal/coordinator_state.h"
+#include "orchestrator/internal/reasons.h"
 
 #include <algorithm>
 #include <chrono>
@@ -14,7 +14,7 @@
 #include "common/crash_point.h"
 #include "common/digest.h"
 #include "common/error.h"
-#include "orchestrator/search.h"
+#include "orchestrator/internal/search.h"
 
 namespace baton::orchestrator {
 namespace {
@@ -39,7 +39,7 @@ std::string CreateRun(store::LineageDb& db, const Pipeline& pipeline, const std:
   run.pipeline_id = pipeline.id;
   run.name = pipeline.name;
   run.status = "pending";
-  run.created_at = Now();
+  run.created_at = SystemClock().Now();
   db.InTransaction([&] {
     db.PutPipeline(pipeline.id, pipeline.name, pipeline.doc);
     db.CreateRun(run);
@@ -66,7 +66,8 @@ std::string OutOfSpaceReason(const std::string& run_id, const std::string& cause
 Coordinator::Coordinator(store::BlobStore& blobs, store::LineageDb& db, Pipeline pipeline,
                          std::string run_id, CoordinatorOptions options)
     : blobs_(blobs), db_(db), pipeline_(std::move(pipeline)), run_id_(std::move(run_id)),
-      options_(options) {
+      options_(options),
+      clock_(options.clock ? *options.clock : SystemClock()) {
   auto records = db_.GetStages(run_id_);
   for (const auto& name : pipeline_.order) {
     auto it = std::find_if(records.begin(), records.end(),

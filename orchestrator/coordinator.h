@@ -13,13 +13,16 @@
 
 #include "common/error.h"
 #include "common/json_util.h"
+#include "orchestrator/clock.h"
 #include "orchestrator/events.h"
 #include "orchestrator/pipeline_spec.h"
-#include "orchestrator/pruner.h"
 #include "store/blob_store.h"
 #include "store/lineage_db.h"
 
 namespace baton::orchestrator {
+
+struct TrialCurve;      // internal/pruner.h
+struct AshaPromotion;
 
 struct CoordinatorOptions {
   // Slots when a tune stage gives no budget.max_parallel. Default: 1.
@@ -32,6 +35,9 @@ struct CoordinatorOptions {
   // The command that resumes a run, without the run id, for the message of
   // a run a full disk interrupted. Default: "baton resume".
   std::string resume_command = "baton resume";
+  // What leases, retry backoff, stage timeouts and the recorded times read.
+  // nullptr: SystemClock(). Must outlive the coordinator.
+  const Clock* clock = nullptr;
 };
 
 // Creates the run: stores the pipeline, writes the run and every stage
@@ -179,6 +185,7 @@ class Coordinator {
   Task* Runnable(Stage& stage, double now, double* earliest_retry);
   void SampleLazily(Stage& stage, Task& task);
   std::string PruneReason(Stage& stage, Task& task);
+  double Now() const { return clock_.Now(); }
   void Emit(const std::string& type, const std::string& stage, int64_t trial_id, int trial_number, Json data);
 
   store::BlobStore& blobs_;
@@ -186,6 +193,7 @@ class Coordinator {
   const Pipeline pipeline_;
   const std::string run_id_;
   const CoordinatorOptions options_;
+  const Clock& clock_;
   std::vector<Observer*> observers_;
 
   std::mutex mu_;

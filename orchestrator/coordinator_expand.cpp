@@ -1,5 +1,5 @@
 #include "orchestrator/coordinator.h"
-#include "orchestrator/coordinator_internal.h"
+#include "orchestrator/internal/coordinator_state.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,9 +9,9 @@
 
 #include "common/crash_point.h"
 #include "common/error.h"
-#include "orchestrator/ablation.h"
-#include "orchestrator/compare.h"
-#include "orchestrator/search.h"
+#include "orchestrator/internal/ablation.h"
+#include "orchestrator/internal/compare.h"
+#include "orchestrator/internal/search.h"
 
 namespace baton::orchestrator {
 

@@ -5,12 +5,10 @@
 
 #include "common/error.h"
 #include "orchestrator/coordinator.h"
-#include "orchestrator/coordinator_internal.h"
+#include "orchestrator/internal/coordinator_state.h"
 
 namespace baton::orchestrator {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // "2.5 s", "30 s".
 std::string Seconds(double s) {
@@ -26,7 +24,7 @@ double LeaseSeconds(std::chrono::milliseconds lease) { return static_cast<double
 using namespace coordinator_detail;
 
 void Coordinator::RenewLease(Task& t) {
-  t.heard_at = Clock::now();
+  t.heard_at = clock_.Steady();
   t.lease_until = t.heard_at + options_.lease;
 }
 
@@ -73,7 +71,7 @@ std::vector<int> Coordinator::ExpireLeases() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<int> lost;
   if (finished_) return lost;
-  const auto now = Clock::now();
+  const auto now = clock_.Steady();
   for (auto& [id, t] : tasks_) {
     if (t->rec.status != "running" || now < t->lease_until) continue;
     const int worker = t->worker;

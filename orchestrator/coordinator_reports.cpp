@@ -11,7 +11,7 @@
 #include "common/digest.h"
 #include "common/error.h"
 #include "orchestrator/coordinator.h"
-#include "orchestrator/coordinator_internal.h"
+#include "orchestrator/internal/coordinator_state.h"
 #include "store/checkpoint.h"
 
 namespace baton::orchestrator {

@@ -1,7 +1,7 @@
 // Resuming a run whose process ended before the run did: the coordinator's
 // state rebuilt from the lineage DB (see Coordinator::ForResume).
 #include "orchestrator/coordinator.h"
-#include "orchestrator/coordinator_internal.h"
+#include "orchestrator/internal/coordinator_state.h"
 
 #include <algorithm>
 #include <memory>
@@ -10,7 +10,7 @@
 
 #include "common/crash_point.h"
 #include "common/error.h"
-#include "orchestrator/pruner.h"
+#include "orchestrator/internal/pruner.h"
 
 namespace baton::orchestrator {
 

@@ -1,5 +1,5 @@
 #include "orchestrator/coordinator.h"
-#include "orchestrator/coordinator_internal.h"
+#include "orchestrator/internal/coordinator_state.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "orchestrator/search.h"
+#include "orchestrator/internal/search.h"
 
 namespace baton::orchestrator {
 

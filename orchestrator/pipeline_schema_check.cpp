@@ -15,7 +15,7 @@
 #include <valijson/validator.hpp>
 
 #include "common/json_limits.h"
-#include "orchestrator/pipeline_checks_internal.h"
+#include "orchestrator/internal/pipeline_checks.h"
 #include "orchestrator/pipeline_spec.h"
 
 namespace baton::orchestrator {

@@ -9,7 +9,7 @@
 #include <system_error>
 #include <vector>
 
-#include "orchestrator/pipeline_checks_internal.h"
+#include "orchestrator/internal/pipeline_checks.h"
 #include "orchestrator/pipeline_spec.h"
 
 namespace baton::orchestrator {

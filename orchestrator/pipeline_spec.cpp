@@ -3,7 +3,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "orchestrator/pipeline_checks_internal.h"
+#include "orchestrator/internal/pipeline_checks.h"
 
 namespace baton::orchestrator {
 

@@ -5,7 +5,7 @@
 #include <sstream>
 #include <string>
 
-#include "orchestrator/pipeline_checks_internal.h"
+#include "orchestrator/internal/pipeline_checks.h"
 
 namespace baton::orchestrator {
 namespace spec_detail {

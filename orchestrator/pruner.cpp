@@ -1,4 +1,4 @@
-#include "orchestrator/pruner.h"
+#include "orchestrator/internal/pruner.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "orchestrator/reasons.h"
+#include "orchestrator/internal/reasons.h"
 
 #include <algorithm>
 #include <map>

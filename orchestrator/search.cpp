@@ -1,4 +1,4 @@
-#include "orchestrator/search.h"
+#include "orchestrator/internal/search.h"
 
 #include <cmath>
 #include <random>

@@ -1,4 +1,4 @@
-#include "orchestrator/stats.h"
+#include "orchestrator/internal/stats.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "orchestrator/tpe.h"
+#include "orchestrator/internal/tpe.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "common/error.h"
-#include "orchestrator/search.h"
+#include "orchestrator/internal/search.h"
 
 namespace baton::orchestrator {
 namespace {

@@ -15,7 +15,7 @@
 
 #include "common/digest.h"
 #include "common/error.h"
-#include "stages/dataset_internal.h"
+#include "stages/internal/dataset.h"
 
 namespace baton::stages {
 namespace dataset_detail {

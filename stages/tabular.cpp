@@ -10,7 +10,7 @@
 
 #include "common/error.h"
 #include "stages/dataset.h"
-#include "stages/dataset_internal.h"
+#include "stages/internal/dataset.h"
 
 namespace baton::stages {
 namespace {

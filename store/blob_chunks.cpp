@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <mutex>
 
-#include "store/rocks_blob_store.h"
+#include "store/internal/rocks_blob_store.h"
 
 namespace baton::store::detail {
 

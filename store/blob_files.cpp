@@ -1,7 +1,7 @@
 // The file side of the blob store: temporary files, folder syncs, and the
 // RocksBlobStore members and FileWriter that put, find and sweep the files
 // of large blobs.
-#include "store/blob_files.h"
+#include "store/internal/blob_files.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,8 +13,8 @@
 #include <optional>
 #include <system_error>
 
-#include "store/blob_store_errors.h"
-#include "store/rocks_blob_store.h"
+#include "store/internal/blob_store_errors.h"
+#include "store/internal/rocks_blob_store.h"
 
 namespace baton::store::detail {
 namespace {

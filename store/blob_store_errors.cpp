@@ -1,4 +1,4 @@
-#include "store/blob_store_errors.h"
+#include "store/internal/blob_store_errors.h"
 
 #include <fcntl.h>
 #include <sys/statvfs.h>
@@ -13,7 +13,7 @@
 #include <mutex>
 #include <thread>
 
-#include "store/rocks_blob_store.h"
+#include "store/internal/rocks_blob_store.h"
 
 namespace baton::store::detail {
 namespace {

@@ -1,7 +1,7 @@
 // The SqliteLineageDb members for what trials and stages produce: epochs,
 // checkpoints and the accounting of their blobs, artifacts, lineage edges
 // and their traversal, and the blob look-ups of gc and fsck.
-#include "store/sqlite_lineage_db.h"
+#include "store/internal/sqlite_lineage_db.h"
 
 #include <mutex>
 #include <set>

@@ -8,9 +8,9 @@
 #include <thread>
 
 #include "common/error.h"
-#include "store/lineage_schema.h"
-#include "store/sql_connection.h"
-#include "store/sqlite_lineage_db.h"
+#include "store/internal/lineage_schema.h"
+#include "store/internal/sql_connection.h"
+#include "store/internal/sqlite_lineage_db.h"
 
 namespace baton::store {
 namespace detail {

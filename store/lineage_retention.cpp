@@ -1,6 +1,6 @@
 // The SqliteLineageDb members that retention and `store du` use: pinned
 // runs, released checkpoints, edges of one kind, and disk use per stage.
-#include "store/sqlite_lineage_db.h"
+#include "store/internal/sqlite_lineage_db.h"
 
 #include <mutex>
 

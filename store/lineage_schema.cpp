@@ -1,4 +1,4 @@
-#include "store/lineage_schema.h"
+#include "store/internal/lineage_schema.h"
 
 namespace baton::store {
 

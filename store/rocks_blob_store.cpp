@@ -1,4 +1,4 @@
-#include "store/rocks_blob_store.h"
+#include "store/internal/rocks_blob_store.h"
 
 #include <rocksdb/iterator.h>
 #include <rocksdb/snapshot.h>
@@ -11,7 +11,7 @@
 #include <system_error>
 #include <unordered_set>
 
-#include "store/blob_store_errors.h"
+#include "store/internal/blob_store_errors.h"
 
 namespace baton::store {
 namespace detail {

@@ -1,4 +1,4 @@
-#include "store/sql_connection.h"
+#include "store/internal/sql_connection.h"
 
 #include <sqlite3.h>
 

@@ -1,4 +1,4 @@
-#include "store/sql_reader_pool.h"
+#include "store/internal/sql_reader_pool.h"
 
 #include <utility>
 

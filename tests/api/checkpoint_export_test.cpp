@@ -1,6 +1,6 @@
 // Checkpoint export: the REST view of a checkpoint and its safetensors file,
 // against a real BlobStore and LineageDb in a temp dir.
-#include "api/checkpoint_export.h"
+#include "api/internal/checkpoint_export.h"
 
 #include <gtest/gtest.h>
 

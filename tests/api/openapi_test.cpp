@@ -6,9 +6,9 @@
 #include <set>
 #include <utility>
 
-#include "api/cli.h"
+#include "api/internal/cli.h"
 #include "api/http_server.h"
-#include "api/run_manager.h"
+#include "api/internal/run_manager.h"
 #include "common/json_util.h"
 #include "tests/store/temp_dir.h"
 

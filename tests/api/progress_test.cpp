@@ -1,12 +1,12 @@
 // What `baton run` / `baton resume` print while a run goes on
-// (api/progress.h): a resumed stage counts the trials that had ended before
+// (api/internal/progress.h): a resumed stage counts the trials that had ended before
 // the resume, in the log lines and in the live lines.
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <string>
 
-#include "api/progress.h"
+#include "api/internal/progress.h"
 
 namespace baton::api {
 namespace {

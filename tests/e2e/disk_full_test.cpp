@@ -41,7 +41,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-constexpr int kExitResourceExhausted = 6;  // api/cli.h
+constexpr int kExitResourceExhausted = 6;  // api/internal/cli.h
 
 using testing::TrialState;
 using Snapshot = testing::RunSnapshot;

@@ -7,7 +7,7 @@
 #include <map>
 
 #include "common/error.h"
-#include "orchestrator/ablation.h"
+#include "orchestrator/internal/ablation.h"
 #include "orchestrator/coordinator.h"
 #include "orchestrator/pipeline_spec.h"
 #include "tests/orchestrator/fake_worker.h"

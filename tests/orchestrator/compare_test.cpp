@@ -5,7 +5,7 @@
 
 #include <map>
 
-#include "orchestrator/compare.h"
+#include "orchestrator/internal/compare.h"
 #include "orchestrator/coordinator.h"
 #include "tests/orchestrator/fake_worker.h"
 #include "tests/orchestrator/test_util.h"

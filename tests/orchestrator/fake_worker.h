@@ -138,7 +138,7 @@ class CoordinatorTest : public ::testing::Test {
   std::string Run(const Json& doc, int workers = 2, const std::function<void(FakeWorker&)>& script = {}) {
     Pipeline p = LoadPipeline(doc);
     std::string run_id = CreateRun(*db_, p);
-    Coordinator c(*blobs_, *db_, p, run_id);
+    Coordinator c(*blobs_, *db_, p, run_id, options_);
     c.Start();
     std::vector<std::thread> threads;
     fakes_.clear();
@@ -167,6 +167,7 @@ class CoordinatorTest : public ::testing::Test {
     return {};
   }
 
+  CoordinatorOptions options_;  // of the coordinator of each Run
   TempDir dir_;
   std::filesystem::path data_;
   std::unique_ptr<store::BlobStore> blobs_;

@@ -1,10 +1,10 @@
 // Leases: a running attempt whose worker falls silent is failed, fenced and
 // retried from its last stored epoch; reports and heartbeats keep it alive.
-// Driven by hand against a real RocksDB + SQLite store with a short lease.
+// Driven by hand against a real RocksDB + SQLite store; time is a clock the
+// tests move, so nothing sleeps.
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <thread>
 
 #include "common/error.h"
 #include "orchestrator/coordinator.h"
@@ -16,6 +16,7 @@ namespace {
 
 using testing::CoordinatorTest;
 using testing::FakeWorker;
+using testing::ManualClock;
 using testing::SmallPipeline;
 using namespace std::chrono_literals;
 
@@ -33,14 +34,17 @@ std::pair<ErrorCode, std::string> Thrown(Fn fn) {
 class LeaseTest : public CoordinatorTest {
  protected:
   // prep -> tune (one trial of 3 epochs) -> train; the prepare task done.
-  std::unique_ptr<Coordinator> StartWithOneTrial(int max_attempts) {
+  std::unique_ptr<Coordinator> StartWithOneTrial(int max_attempts, double backoff_seconds = 0) {
     Json doc = SmallPipeline(data_.string());
     doc["stages"]["tune"]["budget"]["max_trials"] = 1;
-    if (max_attempts > 1) doc["stages"]["tune"]["retry"] = {{"max_attempts", max_attempts}, {"backoff_seconds", 0}};
+    if (max_attempts > 1) {
+      doc["stages"]["tune"]["retry"] = {{"max_attempts", max_attempts}, {"backoff_seconds", backoff_seconds}};
+    }
     Pipeline p = LoadPipeline(doc);
     run_id_ = CreateRun(*db_, p);
     CoordinatorOptions options;
     options.lease = 1000ms;
+    options.clock = &clock_;
     auto c = std::make_unique<Coordinator>(*blobs_, *db_, p, run_id_, options);
     helper_ = std::make_unique<FakeWorker>(*c, *blobs_, 9);
     c->Start();
@@ -57,6 +61,7 @@ class LeaseTest : public CoordinatorTest {
             {"attempt", attempt}};
   }
 
+  ManualClock clock_;
   std::string run_id_;
   std::unique_ptr<FakeWorker> helper_;
 };
@@ -76,18 +81,22 @@ TEST_F(LeaseTest, ASilentWorkerLosesItsAttemptWhichIsFencedAndRetriedFromTheLast
 
   // Heartbeats keep the attempt alive well past one lease.
   for (int i = 0; i < 15; ++i) {
-    std::this_thread::sleep_for(100ms);
+    clock_.Advance(100ms);
     EXPECT_DOUBLE_EQ(c->Heartbeat(id, {{"attempt", 1}})["lease_seconds"].get<double>(), 1.0);
     EXPECT_TRUE(c->ExpireLeases().empty()) << "after " << (i + 1) * 100 << " ms of heartbeats";
   }
 
-  // Then the worker falls silent (hung, stopped): the lease runs out.
-  std::this_thread::sleep_for(1200ms);
+  // Then the worker falls silent (hung, stopped): the lease runs out, and
+  // not a moment before.
+  clock_.Advance(999ms);
+  EXPECT_TRUE(c->ExpireLeases().empty());
+  clock_.Advance(1ms);
   EXPECT_EQ(c->ExpireLeases(), std::vector<int>{1});  // the executor kills worker 1
   EXPECT_TRUE(c->ExpireLeases().empty());
   auto trial = *db_->GetTrial(id);
   EXPECT_EQ(trial.status, "pending");
-  EXPECT_NE(trial.reason.find("attempt 1 failed: lease expired: worker 1 sent nothing for"), std::string::npos)
+  EXPECT_NE(trial.reason.find("attempt 1 failed: lease expired: worker 1 sent nothing for 1 s (lease 1 s)"),
+            std::string::npos)
       << trial.reason;
 
   // Its late reports are refused, naming why, and nothing of them is recorded.
@@ -152,11 +161,11 @@ TEST_F(LeaseTest, ReportsRenewTheLeaseAndAnExpiryWithoutRetriesFailsTheTrial) {
   c->ReportInitial(id, {{"checkpoint", helper_->PutCheckpoint("init")}, {"init", {{"source", nullptr}}}, {"attempt", 1}});
   // Epoch reports alone (no heartbeats) keep it alive too.
   for (int e = 0; e < 2; ++e) {
-    std::this_thread::sleep_for(600ms);
+    clock_.Advance(600ms);
     EXPECT_EQ(c->ReportEpoch(id, Epoch(e, 1)), "continue");
     EXPECT_TRUE(c->ExpireLeases().empty());
   }
-  std::this_thread::sleep_for(1200ms);
+  clock_.Advance(1200ms);
   EXPECT_EQ(c->ExpireLeases(), std::vector<int>{1});
   // No attempt left: the trial fails with the reason, its slot is free, and
   // the study (its only trial) fails and skips what depends on it.
@@ -169,6 +178,31 @@ TEST_F(LeaseTest, ReportsRenewTheLeaseAndAnExpiryWithoutRetriesFailsTheTrial) {
   EXPECT_EQ(run->status, "failed");
   EXPECT_NE(run->error.find("lease expired"), std::string::npos) << run->error;
   EXPECT_EQ(Stage(run_id_, "train").status, "skipped");
+}
+
+TEST_F(LeaseTest, ARetryWaitsOutItsBackoffWhichDoublesWithEachFailedAttempt) {
+  auto c = StartWithOneTrial(/*max_attempts=*/3, /*backoff_seconds=*/2);
+  Json task;
+  ASSERT_EQ(c->NextTask(1, 10ms, &task), Coordinator::Next::kTask);
+  const int64_t id = task["id"].get<int64_t>();
+  c->Fail(id, {{"status", "failed"}, {"reason", "boom"}, {"attempt", 1}});
+  EXPECT_EQ(db_->GetTrial(id)->status, "pending");
+  // 2 s after the first failure, and not before.
+  clock_.Advance(1999ms);
+  EXPECT_EQ(c->NextTask(1, 5ms, &task), Coordinator::Next::kWait);
+  clock_.Advance(1ms);
+  ASSERT_EQ(c->NextTask(1, 5ms, &task), Coordinator::Next::kTask);
+  EXPECT_EQ(task["attempt"], 2);
+  c->Fail(id, {{"status", "failed"}, {"reason", "boom again"}, {"attempt", 2}});
+  // 4 s after the second.
+  clock_.Advance(3999ms);
+  EXPECT_EQ(c->NextTask(1, 5ms, &task), Coordinator::Next::kWait);
+  clock_.Advance(1ms);
+  ASSERT_EQ(c->NextTask(1, 5ms, &task), Coordinator::Next::kTask);
+  EXPECT_EQ(task["attempt"], 3);
+  // The trial's times are the clock's.
+  const auto trial = *db_->GetTrial(id);
+  EXPECT_DOUBLE_EQ(trial.started_at, clock_.Now());
 }
 
 TEST_F(LeaseTest, CancellingTheRunEndsTheRunningAttempts) {

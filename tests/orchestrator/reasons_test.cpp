@@ -1,5 +1,5 @@
 // A failed stage's summary names each reason once with the trials it hit.
-#include "orchestrator/reasons.h"
+#include "orchestrator/internal/reasons.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Statistics for comparing runs over seeds, against hand-computed values and
 // reference values from scipy 1.10.1 (Debian python3-scipy 1.10.1-2); each
 // literal says how it was obtained.
-#include "orchestrator/stats.h"
+#include "orchestrator/internal/stats.h"
 
 #include <gtest/gtest.h>
 

@@ -2,6 +2,8 @@
 
 #include <stdlib.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -10,26 +12,28 @@
 
 #include "common/error.h"
 #include "common/json_util.h"
+#include "orchestrator/clock.h"
 #include "orchestrator/pipeline_spec.h"
+#include "tests/support/temp_dir.h"
 
 namespace baton::orchestrator::testing {
 
-// A fresh folder, removed with its contents at scope exit.
-class TempDir {
+using baton::testing::TempDir;
+
+// A clock that moves only when a test moves it (CoordinatorOptions::clock),
+// starting at the machine's time. Thread-safe.
+class ManualClock : public Clock {
  public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "baton-orch-test-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
+  double Now() const override { return wall_ + static_cast<double>(elapsed_ms_.load()) / 1000.0; }
+  std::chrono::steady_clock::time_point Steady() const override {
+    return steady_ + std::chrono::milliseconds(elapsed_ms_.load());
   }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
+  void Advance(std::chrono::milliseconds by) { elapsed_ms_ += by.count(); }
 
  private:
-  std::filesystem::path path_;
+  const double wall_ = SystemClock().Now();
+  const std::chrono::steady_clock::time_point steady_ = SystemClock().Steady();
+  std::atomic<int64_t> elapsed_ms_{0};
 };
 
 // A small valid pipeline: prepare -> tune -> train with init_from, reading

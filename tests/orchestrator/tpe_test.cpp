@@ -1,4 +1,4 @@
-#include "orchestrator/tpe.h"
+#include "orchestrator/internal/tpe.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <set>
 
 #include "common/error.h"
-#include "orchestrator/search.h"
+#include "orchestrator/internal/search.h"
 
 namespace baton::orchestrator {
 namespace {

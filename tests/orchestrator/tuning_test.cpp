@@ -13,8 +13,8 @@
 #include "common/error.h"
 #include "orchestrator/coordinator.h"
 #include "orchestrator/pipeline_spec.h"
-#include "orchestrator/pruner.h"
-#include "orchestrator/search.h"
+#include "orchestrator/internal/pruner.h"
+#include "orchestrator/internal/search.h"
 #include "tests/orchestrator/fake_worker.h"
 #include "tests/orchestrator/test_util.h"
 
@@ -307,9 +307,12 @@ TEST_F(TuningTest, NoTrialStartsAfterTheTimeout) {
   Json doc = SmallPipeline(data_.string());
   doc["stages"]["tune"]["budget"] = {{"max_trials", 4}, {"max_parallel", 1}, {"max_epochs", 3},
                                      {"timeout_seconds", 0.3}};
-  std::string run_id = Run(doc, 1, [](FakeWorker& w) {
-    w.accuracy = [](const Json& hp, int64_t, int epoch) {
-      std::this_thread::sleep_for(150ms);
+  // Each epoch takes 150 ms of a clock the worker moves.
+  testing::ManualClock clock;
+  options_.clock = &clock;
+  std::string run_id = Run(doc, 1, [&](FakeWorker& w) {
+    w.accuracy = [&](const Json& hp, int64_t, int epoch) {
+      clock.Advance(150ms);
       return FakeWorker::Accuracy(hp, epoch);
     };
   });

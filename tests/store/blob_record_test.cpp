@@ -1,4 +1,4 @@
-#include "store/blob_record.h"
+#include "store/internal/blob_record.h"
 
 #include <gtest/gtest.h>
 

@@ -11,15 +11,11 @@
 
 #include "common/vocabulary.h"
 #include "orchestrator/coordinator.h"
-#include "orchestrator/pruner.h"
-#include "orchestrator/tpe.h"
+#include "orchestrator/internal/pruner.h"
+#include "orchestrator/internal/tpe.h"
 
 namespace baton::orchestrator {
 namespace coordinator_detail {
-
-inline double Now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 inline std::string Node(const char* kind, const std::string& id) { return std::string(kind) + ":" + id; }
 inline std::string Node(const char* kind, int64_t id) { return Node(kind, std::to_string(id)); }

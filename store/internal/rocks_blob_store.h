@@ -29,8 +29,8 @@
 
 #include "common/digest.h"
 #include "common/error.h"
-#include "store/blob_files.h"
-#include "store/blob_record.h"
+#include "store/internal/blob_files.h"
+#include "store/internal/blob_record.h"
 #include "store/blob_store.h"
 
 namespace baton::store::detail {

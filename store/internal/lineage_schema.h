@@ -3,7 +3,7 @@
 #include <vector>
 
 #include "store/lineage_db.h"
-#include "store/sql_connection.h"
+#include "store/internal/sql_connection.h"
 
 namespace baton::store {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "store/sql_connection.h"
+#include "store/internal/sql_connection.h"
 
 namespace baton::store::sql {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "api/cli.h"
+#include "api/internal/cli.h"
 #include "common/json_util.h"
 #include "store/lineage_db.h"
 

@@ -24,8 +24,8 @@
 #include "common/error.h"
 #include "common/json_util.h"
 #include "store/lineage_db.h"
-#include "store/sql_connection.h"
-#include "store/sql_reader_pool.h"
+#include "store/internal/sql_connection.h"
+#include "store/internal/sql_reader_pool.h"
 
 namespace baton::store::detail {
 

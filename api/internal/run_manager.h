@@ -11,19 +11,18 @@
 #include <thread>
 #include <vector>
 
-#include "api/cli.h"
+#include "api/internal/cli.h"
+#include "executor/execute_run.h"
 #include "orchestrator/coordinator.h"
 #include "orchestrator/pipeline_spec.h"
 
 namespace baton::api {
 
-// Executes a created run to its end: serves the coordinator's worker
-// endpoints on loopback (a fresh token), starts `workers` local worker
-// processes (0 = min(cores, largest max_parallel)) with their logs under
-// <store>/logs/<run>, and calls `tick` about once a second until the
-// coordinator has finished. `baton run` and `baton serve` both use it.
-void ExecuteRun(StoreHandle& store, orchestrator::Coordinator& coordinator, int workers,
-                const std::function<void()>& tick);
+// How `baton run`, `resume` and `serve` execute a run on this machine
+// (executor::ExecuteRun): the worker endpoint on loopback with a fresh
+// token, `workers` local worker processes (0 = the default count), their
+// logs under <store>/logs/<run>.
+executor::ExecuteOptions LocalExecution(StoreHandle& store, const std::string& run_id, int workers);
 
 struct RunManagerOptions {
   int max_runs = 2;  // runs executing at once; later ones wait (pending)

@@ -1,4 +1,4 @@
-#include "orchestrator/local_pool.h"
+#include "executor/local_pool.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 
 #include "common/error.h"
 
-namespace baton::orchestrator {
+namespace baton::executor {
 
 namespace bp = boost::process;
 
@@ -35,44 +35,47 @@ std::string FindWorkerBinary() {
               "cannot find the baton-worker binary beside " + self.string() + "; set BATON_WORKER to its path");
 }
 
-LocalPool::LocalPool(LocalPoolOptions options, std::function<void(int, const std::string&)> on_exit,
-                     std::function<bool()> has_work)
-    : options_(std::move(options)), on_exit_(std::move(on_exit)), has_work_(std::move(has_work)) {}
+LocalPool::LocalPool(WorkerLaunch launch, WorkerEvents events, std::string worker_binary)
+    : launch_(std::move(launch)), events_(std::move(events)), worker_binary_(std::move(worker_binary)) {}
 
-LocalPool::~LocalPool() { Stop(2000); }
+LocalPool::~LocalPool() { Stop(std::chrono::seconds(2)); }
+
+std::unique_ptr<Executor> MakeLocalPool(const WorkerLaunch& launch, WorkerEvents events) {
+  return std::make_unique<LocalPool>(launch, std::move(events), FindWorkerBinary());
+}
 
 void LocalPool::Spawn(int id) {
   auto env = boost::this_process::environment();
   bp::environment child_env = env;
-  child_env["BATON_WORKER_TOKEN"] = options_.token;
+  child_env["BATON_WORKER_TOKEN"] = launch_.token;
   // One BLAS/OpenMP thread per torch thread: N workers on N cores must not
   // each spawn N BLAS threads. (The worker also tells OpenBLAS and sets its
   // malloc thresholds itself; see stages::ConfigureWorkerProcess.)
-  child_env["OMP_NUM_THREADS"] = std::to_string(options_.threads_per_worker);
-  child_env["OPENBLAS_NUM_THREADS"] = std::to_string(options_.threads_per_worker);
-  std::vector<std::string> args = {"--coordinator", options_.coordinator_url, "--worker-id",
-                                   std::to_string(id), "--threads", std::to_string(options_.threads_per_worker)};
+  child_env["OMP_NUM_THREADS"] = std::to_string(launch_.threads_per_worker);
+  child_env["OPENBLAS_NUM_THREADS"] = std::to_string(launch_.threads_per_worker);
+  std::vector<std::string> args = {"--coordinator", launch_.coordinator_url, "--worker-id",
+                                   std::to_string(id), "--threads", std::to_string(launch_.threads_per_worker)};
   auto w = std::make_unique<Worker>();
   w->id = id;
   try {
-    if (options_.log_dir.empty()) {
-      w->child = bp::child(options_.worker_binary, bp::args(args), child_env, bp::std_out > bp::null,
+    if (launch_.log_dir.empty()) {
+      w->child = bp::child(worker_binary_, bp::args(args), child_env, bp::std_out > bp::null,
                            bp::std_err > bp::null, bp::std_in < bp::null);
     } else {
-      std::filesystem::create_directories(options_.log_dir);
-      std::string log = options_.log_dir + "/worker-" + std::to_string(id) + ".log";
-      w->child = bp::child(options_.worker_binary, bp::args(args), child_env, (bp::std_out & bp::std_err) > log,
+      std::filesystem::create_directories(launch_.log_dir);
+      std::string log = launch_.log_dir + "/worker-" + std::to_string(id) + ".log";
+      w->child = bp::child(worker_binary_, bp::args(args), child_env, (bp::std_out & bp::std_err) > log,
                            bp::std_in < bp::null);
     }
   } catch (const std::exception& e) {
-    throw Error(ErrorCode::kUnavailable, "cannot start worker " + options_.worker_binary + ": " + e.what());
+    throw Error(ErrorCode::kUnavailable, "cannot start worker " + worker_binary_ + ": " + e.what());
   }
   workers_.push_back(std::move(w));
 }
 
 void LocalPool::Start() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (int i = 0; i < options_.workers; ++i) Spawn(next_id_++);
+  for (int i = 0; i < launch_.workers; ++i) Spawn(next_id_++);
   monitor_ = std::thread([this] { Monitor(); });
 }
 
@@ -98,9 +101,9 @@ void LocalPool::Monitor() {
       }
     }
     for (auto& [id, reason] : exited) {
-      on_exit_(id, reason);
+      events_.on_exit(id, reason);
       std::lock_guard<std::mutex> lock(mu_);
-      if (!stopping_ && has_work_() && respawns_ < options_.max_respawns) {
+      if (!stopping_ && events_.has_work() && respawns_ < launch_.max_respawns) {
         ++respawns_;
         try {
           Spawn(next_id_++);
@@ -112,14 +115,14 @@ void LocalPool::Monitor() {
   }
 }
 
-void LocalPool::Stop(int grace_ms) {
+void LocalPool::Stop(std::chrono::milliseconds grace) {
   if (stopping_.exchange(true)) {
     if (monitor_.joinable()) monitor_.join();
     return;
   }
   if (monitor_.joinable()) monitor_.join();
   std::lock_guard<std::mutex> lock(mu_);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
+  auto deadline = std::chrono::steady_clock::now() + grace;
   for (auto& w : workers_) {
     std::error_code ec;
     while (w->child.running(ec) && std::chrono::steady_clock::now() < deadline) {
@@ -153,4 +156,4 @@ int LocalPool::Alive() {
   return n;
 }
 
-}  // namespace baton::orchestrator
+}  // namespace baton::executor

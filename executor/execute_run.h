@@ -1,0 +1,44 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "executor/executor.h"
+#include "orchestrator/coordinator.h"
+
+namespace baton::executor {
+
+// Where a run's workers reach its coordinator: the HTTP face of the
+// coordinator (/internal/v1, served by api/), up while this object lives.
+class WorkerEndpoint {
+ public:
+  virtual ~WorkerEndpoint() = default;
+  virtual std::string url() const = 0;
+  virtual std::string token() const = 0;
+};
+
+struct ExecuteOptions {
+  // Workers kept for the run; 0 = WorkerCount's default.
+  int workers = 0;
+  std::string log_dir;  // the workers' logs; "" = discard
+  // Serves `coordinator` to `workers` workers (required).
+  std::function<std::unique_ptr<WorkerEndpoint>(orchestrator::Coordinator& coordinator, int workers)> serve;
+  // Where the workers run. Default: processes on this machine (LocalPool).
+  ExecutorFactory make_executor;
+};
+
+// `asked` if positive, else min(cores, the run's largest max_parallel).
+int WorkerCount(const orchestrator::Coordinator& coordinator, int asked);
+
+// Executes a created (or resumed) run to its end: serves its worker
+// endpoint, starts the run, keeps the executor's workers while it has work,
+// has the executor kill the workers whose lease expired (checked about four
+// times per lease), and calls `tick` about once a second. A full disk, found
+// by any of these writes, interrupts the run (Coordinator::Interrupt)
+// instead of throwing. `baton run`, `baton resume` and `baton serve` all
+// execute runs through it.
+void ExecuteRun(orchestrator::Coordinator& coordinator, const ExecuteOptions& options,
+                const std::function<void()>& tick);
+
+}  // namespace baton::executor

@@ -1,0 +1,54 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace baton::executor {
+
+// What every worker of a run is started with, wherever it runs.
+struct WorkerLaunch {
+  std::string coordinator_url;  // where the worker reaches the coordinator's /internal/v1
+  std::string token;            // the run's worker token (BATON_WORKER_TOKEN)
+  int workers = 1;              // workers kept while the run has work
+  int threads_per_worker = 1;   // torch threads in each worker. Default: 1
+  std::string log_dir;          // worker-N.log files go here; "" = discard
+  // A worker that ends while there is work is replaced, at most this many
+  // times in all (a crash loop must not spin forever). Default: 20.
+  int max_respawns = 20;
+};
+
+// What an executor tells the run, and asks it.
+struct WorkerEvents {
+  // A worker ended (exit, signal, job end) with a reason a user can read;
+  // its running task, if any, fails with it.
+  std::function<void(int worker_id, const std::string& reason)> on_exit;
+  // Whether the run still has pending or running tasks: a worker that ends
+  // is replaced only then.
+  std::function<bool()> has_work;
+};
+
+// Keeps N workers for one run wherever they run (processes on this machine;
+// Slurm jobs), replaces the ones that die and kills the one it is told to.
+// Workers take their tasks from the coordinator themselves. Thread-safe.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // Starts launch.workers workers.
+  virtual void Start() = 0;
+  // Ends worker `worker_id` now if it still runs (one whose lease expired:
+  // hung, stopped or cut off). Its end is reported through on_exit with
+  // `why`, and it is replaced like any other.
+  virtual void Kill(int worker_id, const std::string& why) = 0;
+  // Waits up to `grace` for the workers to end by themselves (they do once
+  // the coordinator says the run is over), then ends the rest.
+  virtual void Stop(std::chrono::milliseconds grace) = 0;
+  // Workers running now.
+  virtual int Alive() = 0;
+};
+
+// Makes the executor of one run.
+using ExecutorFactory = std::function<std::unique_ptr<Executor>(const WorkerLaunch&, WorkerEvents)>;
+
+}  // namespace baton::executor
