@@ -22,6 +22,7 @@
 #include "store/blob_store.h"
 #include "store/checkpoint.h"
 #include "store/lineage_db.h"
+#include "tests/support/shell.h"
 
 namespace baton {
 namespace {
@@ -42,14 +43,9 @@ class AblationRunTest : public ::testing::Test {
   std::string Baton(const std::string& args, int* rc = nullptr) {
     const std::string cmd = "BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store " + (dir_ / "store").string() +
                             " " + args + " 2>>" + (dir_ / "stderr.log").string();
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-    const int status = pclose(p);
-    if (rc != nullptr) *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return out;
+    testing::CmdResult r = testing::Capture(cmd);
+    if (rc != nullptr) *rc = r.exit_code;
+    return r.out;
   }
 
   // Runs the pipeline and returns `show RUN --stage ablate --json`.

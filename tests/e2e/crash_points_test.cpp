@@ -37,6 +37,7 @@
 #include "store/lineage_db.h"
 #include "tests/e2e/processes.h"
 #include "tests/e2e/tiny_runs.h"
+#include "tests/support/files.h"
 
 namespace baton {
 namespace {
@@ -65,12 +66,7 @@ struct Crash {
   RunState state;
 };
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using testing::ReadFile;
 
 // The metrics that the seeds decide (samples_per_second is wall-clock).
 Json Deterministic(Json metrics) {

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -160,7 +161,8 @@ struct Sse {
 
 // Reads the run's event stream to its end (the server closes it once the
 // run has finished).
-inline std::vector<Sse> ReadEvents(const Server& server, const std::string& run_id, int64_t last_id = 0) {
+inline std::vector<Sse> ReadEvents(const Server& server, const std::string& run_id, int64_t last_id = 0,
+                                   const std::function<void(const Sse&)>& on_event = {}) {
   httplib::Client c = server.Client();
   httplib::Headers headers;
   if (last_id > 0) headers.emplace("Last-Event-ID", std::to_string(last_id));
@@ -180,7 +182,9 @@ inline std::vector<Sse> ReadEvents(const Server& server, const std::string& run_
         if (line.rfind("event: ", 0) == 0) e.type = line.substr(7);
         if (line.rfind("data: ", 0) == 0) e.data = Json::parse(line.substr(6));
       }
-      if (!e.type.empty()) events.push_back(e);
+      if (e.type.empty()) continue;
+      if (on_event) on_event(e);
+      events.push_back(e);
     }
     return true;
   });
@@ -204,13 +208,9 @@ inline void WaitForFirstEpoch(const Server& server, const std::string& id) {
 
 // Runs a shell command; its stdout and stderr, and the exit code in *rc.
 inline std::string Shell(const std::string& cmd, int* rc) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
-  const int status = pclose(p);
-  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  CmdResult r = Capture(cmd + " 2>&1");
+  *rc = r.exit_code;
+  return r.out;
 }
 
 // Bytes the server at `port` has queued but not yet got acknowledged on its

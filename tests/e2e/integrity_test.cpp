@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "api/checkpoint_export.h"
+#include "api/internal/checkpoint_export.h"
 #include "common/digest.h"
 #include "common/error.h"
 #include "common/json_util.h"
@@ -24,6 +24,9 @@
 #include "store/checkpoint.h"
 #include "store/lineage_db.h"
 #include "tests/e2e/serve_process.h"
+#include "tests/support/fashion_mnist.h"
+#include "tests/support/files.h"
+#include "tests/support/shell.h"
 
 namespace baton {
 namespace {
@@ -32,27 +35,10 @@ namespace fs = std::filesystem;
 
 using testing::Server;
 
-struct CmdResult {
-  int exit_code = -1;
-  std::string out;  // stdout only
-};
+using testing::Capture;
+using testing::CmdResult;
 
-CmdResult Shell(const std::string& cmd) {
-  CmdResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using testing::ReadFile;
 
 // prep, and a tune stage of one trial whose fc1.weight is over 1 MiB. The
 // train subset is small enough that the dataset's tensors stay in RocksDB.
@@ -60,8 +46,6 @@ Json Pipeline(bool with_train) {
   Json doc = Json::parse(R"({
     "schema_version": "1", "name": "integrity-e2e", "seed": 5,
     "stages": {
-      "prep": {"type": "prepare", "dataset": {"format": "idx", "path": "/usr/share/datasets/fashion-mnist"},
-               "train_subset": 300, "test_subset": 100, "validation_fraction": 0.2, "normalize": true},
       "tune": {"type": "tune", "depends_on": ["prep"],
                "model": {"layers": [{"name": "flat", "type": "flatten"},
                                     {"name": "fc1", "type": "linear", "out_features": 400},
@@ -72,6 +56,7 @@ Json Pipeline(bool with_train) {
                "hyperparameters": {"batch_size": 50, "optimizer": "sgd"},
                "objective": {"metric": "val_accuracy", "mode": "max"},
                "budget": {"max_trials": 1, "max_parallel": 1, "max_epochs": 2}}}})");
+  doc["stages"]["prep"] = testing::FashionMnistPrep(300);
   if (with_train) {
     doc["stages"]["train"] = Json::parse(R"({"type": "train", "depends_on": ["tune"],
         "hyperparameters": {"from": "tune", "trial": "best"},
@@ -161,7 +146,7 @@ class IntegrityTest : public ::testing::Test {
   static fs::path Store() { return *dir_ / "store"; }
   static fs::path Fc1File() { return Store() / "blobs" / "files" / fc1_->substr(0, 2) / *fc1_; }
   static CmdResult Baton(const std::string& args) {
-    return Shell("BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store " + Store().string() + " " + args +
+    return Capture("BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store " + Store().string() + " " + args +
                  " 2>>" + (*dir_ / "stderr.log").string());
   }
   static Json Fsck(int expect_exit) {

@@ -27,6 +27,9 @@
 #include "store/checkpoint.h"
 #include "store/lineage_db.h"
 #include "tests/e2e/processes.h"
+#include "tests/support/fashion_mnist.h"
+#include "tests/support/files.h"
+#include "tests/support/shell.h"
 
 namespace baton {
 namespace {
@@ -35,10 +38,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+using testing::ReadFile;
 
 bool Alive(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
@@ -83,10 +83,7 @@ class LeaseRunTest : public ::testing::Test {
   // hidden layer of `hidden` units.
   static Json Pipeline(int train_subset, int hidden, std::vector<double> lrs, int epochs) {
     Json doc = {{"schema_version", "1"}, {"name", "e2e-lease"}, {"seed", 5}};
-    doc["stages"]["prep"] = {{"type", "prepare"},
-                             {"dataset", {{"format", "idx"}, {"path", "/usr/share/datasets/fashion-mnist"}}},
-                             {"train_subset", train_subset}, {"test_subset", 100},
-                             {"validation_fraction", 0.2}, {"normalize", true}};
+    doc["stages"]["prep"] = testing::FashionMnistPrep(train_subset);
     Json layers = Json::parse(R"([{"name": "flat", "type": "flatten"},
                                   {"name": "fc1", "type": "linear", "out_features": 1},
                                   {"name": "act", "type": "relu"},
@@ -266,14 +263,9 @@ TEST_F(LeaseRunTest, AStoppedWorkersTrialIsRetriedElsewhereFromItsLastEpoch) {
   // `baton show` tells the user.
   const std::string show = "BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store " + (dir_ / "store").string() +
                            " show " + run_id + " --stage tune";
-  FILE* p = popen(show.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  EXPECT_EQ(pclose(p), 0);
-  EXPECT_NE(out.find("lease expired: worker"), std::string::npos) << out;
+  const testing::CmdResult shown = testing::Capture(show);
+  EXPECT_EQ(shown.exit_code, 0);
+  EXPECT_NE(shown.out.find("lease expired: worker"), std::string::npos) << shown.out;
 }
 
 TEST_F(LeaseRunTest, OrphanedWorkersExitMidEpochByTheirHeartbeats) {
@@ -293,7 +285,8 @@ TEST_F(LeaseRunTest, OrphanedWorkersExitMidEpochByTheirHeartbeats) {
     if (trial_id == 0) std::this_thread::sleep_for(20ms);
   }
   ASSERT_NE(trial_id, 0) << ReadFile(dir_ / "run.log");
-  std::this_thread::sleep_for(500ms);  // into the first epoch
+  // The worker reports its initial weights just before it trains the first
+  // epoch, so it is in that epoch now.
   std::vector<pid_t> workers;
   for (const auto& [pid, ppid] : testing::BatonWorkers()) {
     if (ppid == run_pid_) workers.push_back(pid);

@@ -15,27 +15,13 @@
 #include "common/json_util.h"
 #include "store/blob_store.h"
 #include "store/checkpoint.h"
+#include "tests/support/shell.h"
 
 namespace baton {
 namespace {
 
-struct CmdResult {
-  int exit_code = -1;
-  std::string out;
-};
-
-// Runs a shell command; stdout is captured, stderr goes to the given file.
-CmdResult Shell(const std::string& cmd) {
-  CmdResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using testing::Capture;
+using testing::CmdResult;
 
 const char* kPipeline = R"({
   "schema_version": "1", "name": "e2e-small", "seed": 11,
@@ -79,7 +65,7 @@ class PipelineRunTest : public ::testing::Test {
   }
 
   static CmdResult Baton(const std::string& args) {
-    return Shell("BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store " + (*dir_ / "store").string() + " " + args +
+    return Capture("BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store " + (*dir_ / "store").string() + " " + args +
                " 2>>" + (*dir_ / "stderr.log").string());
   }
   static Json JsonOf(const CmdResult& r) {
@@ -229,14 +215,14 @@ TEST_F(PipelineRunTest, TheStoreIsTheOwnersAlone) {
 TEST_F(PipelineRunTest, GlobalOptionsMayFollowTheSubcommand) {
   ASSERT_EQ(first_->exit_code, 0);
   const std::string store = (*dir_ / "store").string();
-  const CmdResult before = Shell(BATON_BIN " --store " + store + " show " + RunId() + " --json");
-  const CmdResult after = Shell(BATON_BIN " show " + RunId() + " --json --store " + store);
+  const CmdResult before = Capture(BATON_BIN " --store " + store + " show " + RunId() + " --json");
+  const CmdResult after = Capture(BATON_BIN " show " + RunId() + " --json --store " + store);
   ASSERT_EQ(after.exit_code, 0) << after.out;
   EXPECT_EQ(Json::parse(after.out), Json::parse(before.out));
-  const CmdResult nested = Shell(BATON_BIN " store du --store " + store + " --json");
+  const CmdResult nested = Capture(BATON_BIN " store du --store " + store + " --json");
   ASSERT_EQ(nested.exit_code, 0) << nested.out;
   EXPECT_EQ(Json::parse(nested.out), JsonOf(Baton("store du --json")));
-  EXPECT_NE(Shell(BATON_BIN " store du --no-such-option --store " + store + " 2>/dev/null").exit_code, 0);
+  EXPECT_NE(Capture(BATON_BIN " store du --no-such-option --store " + store + " 2>/dev/null").exit_code, 0);
 }
 
 TEST_F(PipelineRunTest, BrokenPipelineGivesJsonPointerErrors) {

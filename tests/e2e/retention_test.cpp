@@ -29,6 +29,8 @@
 #include "store/blob_store.h"
 #include "store/lineage_db.h"
 #include "tests/e2e/serve_process.h"
+#include "tests/support/fashion_mnist.h"
+#include "tests/support/shell.h"
 
 namespace baton {
 namespace {
@@ -36,18 +38,13 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-struct CmdResult {
-  int exit_code = -1;
-  std::string out;  // stdout only
-};
+using testing::CmdResult;
 
 // A tiny model (fc1 is 784 x 32) on 300 Fashion-MNIST images: seconds a run.
 Json TunePipeline(const std::string& name, std::vector<double> lrs, int epochs) {
   Json doc = Json::parse(R"({
     "schema_version": "1", "seed": 5,
     "stages": {
-      "prep": {"type": "prepare", "dataset": {"format": "idx", "path": "/usr/share/datasets/fashion-mnist"},
-               "train_subset": 300, "test_subset": 100, "validation_fraction": 0.2, "normalize": true},
       "tune": {"type": "tune", "depends_on": ["prep"],
                "model": {"layers": [{"name": "flat", "type": "flatten"},
                                     {"name": "fc1", "type": "linear", "out_features": 32},
@@ -58,6 +55,7 @@ Json TunePipeline(const std::string& name, std::vector<double> lrs, int epochs) 
                "objective": {"metric": "val_accuracy", "mode": "max"},
                "checkpoints": {"keep": {"best_k": 1, "last_k": 1}}}}})");
   doc["name"] = name;
+  doc["stages"]["prep"] = testing::FashionMnistPrep(300);
   doc["stages"]["tune"]["search_space"] = {{"lr", {{"type", "categorical"}, {"values", lrs}}}};
   doc["stages"]["tune"]["budget"] = {{"max_trials", lrs.size()}, {"max_parallel", 2}, {"max_epochs", epochs}};
   return doc;
@@ -77,17 +75,8 @@ class RetentionE2e : public ::testing::Test {
   }
 
   CmdResult Baton(const std::string& args) {
-    CmdResult r;
-    const std::string cmd =
-        "BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store " + store_.string() + " " + args + " 2>>" +
-        (dir_ / "stderr.log").string();
-    FILE* p = popen(cmd.c_str(), "r");
-    if (p == nullptr) return r;
-    char buf[4096];
-    for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) r.out.append(buf, n);
-    const int status = pclose(p);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
+    return testing::Capture("BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store " + store_.string() + " " + args +
+                            " 2>>" + (dir_ / "stderr.log").string());
   }
 
   std::string Write(const std::string& name, const Json& doc) {

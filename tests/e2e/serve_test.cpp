@@ -12,8 +12,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -367,14 +369,27 @@ TEST_F(ServeTest, IdleEventStreamsCannotStarveTheApi) {
   const std::string id = Json::parse(res->body)["run_id"];
   std::vector<std::thread> streams;
   std::atomic<int> ended{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  int served = 0;  // streams that got their first event
   for (int i = 0; i < 8; ++i) {
     streams.emplace_back([&] {
-      ReadEvents(*server_, id);
+      bool first = true;
+      ReadEvents(*server_, id, 0, [&](const Sse&) {
+        if (!first) return;
+        first = false;
+        std::lock_guard<std::mutex> lock(mu);
+        ++served;
+        cv.notify_all();
+      });
       ++ended;
     });
   }
   // Wait until all eight are being served (the run's first event reaches them).
-  std::this_thread::sleep_for(std::chrono::seconds(2));
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return served == 8; })) << served << " of 8 served";
+  }
   auto ninth = c.Get(("/api/v1/runs/" + id + "/events").c_str());
   ASSERT_TRUE(ninth);
   EXPECT_EQ(ninth->status, 503) << ninth->body.substr(0, 200);

@@ -18,17 +18,10 @@
 
 #include "common/json_util.h"
 #include "store/lineage_db.h"
+#include "tests/support/fashion_mnist.h"
+#include "tests/support/shell.h"
 
 namespace baton::testing {
-
-// A prepare stage: the first `train_subset` Fashion-MNIST training images,
-// 20% of them for validation, 100 test images, normalised.
-inline Json FashionMnistPrep(int train_subset) {
-  return {{"type", "prepare"},
-          {"dataset", {{"format", "idx"}, {"path", "/usr/share/datasets/fashion-mnist"}}},
-          {"train_subset", train_subset}, {"test_subset", 100},
-          {"validation_fraction", 0.2}, {"normalize", true}};
-}
 
 // prep (the first `train_subset` training images, 20% of them for
 // validation, 100 test images, normalised) and tune (flatten + linear, batch
@@ -57,16 +50,10 @@ inline Json LinearGridPipeline(const std::string& name, int seed, int train_subs
 // redirection such as "2>&1" or "2>>FILE") sends it. Returns the exit status.
 inline int RunBaton(const std::filesystem::path& store, const std::string& args, std::string* out,
                     const std::string& stderr_redirect) {
-  const std::string command =
-      "BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store " + store.string() + " " + args + " " + stderr_redirect;
-  std::fflush(nullptr);  // the child must not write our buffered output again
-  FILE* p = popen(command.c_str(), "r");
-  if (p == nullptr) return -1;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out->append(buf, n);
-  const int status = pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  CmdResult r = Capture("BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store " + store.string() + " " + args +
+                        " " + stderr_redirect);
+  out->append(r.out);
+  return r.exit_code;
 }
 
 // Starts `baton --store STORE run PIPELINE --workers 2 --no-progress` in the

@@ -19,8 +19,10 @@
 #include <string>
 
 #include "common/json_util.h"
-#include "tests/e2e/processes.h"
 #include "store/lineage_db.h"
+#include "tests/e2e/processes.h"
+#include "tests/support/fashion_mnist.h"
+#include "tests/support/shell.h"
 
 namespace baton {
 namespace {
@@ -65,13 +67,7 @@ class TuningRunTest : public ::testing::Test {
 
   // `baton show RUN --stage NAME --json` of the last run.
   Json ShowStage(const std::string& stage) {
-    FILE* p = popen(Command("show " + RunId() + " --stage " + stage + " --json").c_str(), "r");
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-    pclose(p);
-    return Json::parse(out);
+    return Json::parse(testing::Capture(Command("show " + RunId() + " --stage " + stage + " --json")).out);
   }
 
   // The tune stage's trials by number, from `baton show --json`.
@@ -93,10 +89,7 @@ class TuningRunTest : public ::testing::Test {
 
   static Json Pipeline(int train_subset, const Json& model_layers) {
     Json doc = {{"schema_version", "1"}, {"name", "e2e-tuning"}, {"seed", 5}};
-    doc["stages"]["prep"] = {{"type", "prepare"},
-                             {"dataset", {{"format", "idx"}, {"path", "/usr/share/datasets/fashion-mnist"}}},
-                             {"train_subset", train_subset}, {"test_subset", 100},
-                             {"validation_fraction", 0.2}, {"normalize", true}};
+    doc["stages"]["prep"] = testing::FashionMnistPrep(train_subset);
     doc["stages"]["tune"] = {{"type", "tune"}, {"depends_on", {"prep"}},
                              {"model", {{"layers", model_layers}}},
                              {"hyperparameters", {{"batch_size", 50}, {"optimizer", "sgd"}}},

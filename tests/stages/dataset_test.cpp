@@ -20,10 +20,7 @@ using testing::SmallFashionMnist;
 using testing::TempDir;
 using testing::WriteFile;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using baton::testing::ReadFile;
 
 template <typename F>
 Error CatchError(F&& f) {

@@ -13,12 +13,13 @@
 #include "common/json_util.h"
 #include "stages/dataset.h"
 #include "stages/tensor_codec.h"
+#include "tests/support/fashion_mnist.h"
+#include "tests/support/files.h"
+#include "tests/support/temp_dir.h"
 
 namespace baton::stages::testing {
 
-// Debian's dataset-fashion-mnist package.
-inline constexpr const char* kFashionMnistDir =
-    "/usr/share/datasets/fashion-mnist";
+using baton::testing::kFashionMnistDir;
 
 // 1000 Fashion-MNIST training examples (800 train, 200 validation),
 // normalised, and 500 test examples; read once per test binary.
@@ -82,29 +83,9 @@ inline Json WithoutLayer(Json model, const std::string& name) {
   return model;
 }
 
-// A fresh folder under the system temp dir, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("baton-stages-" + std::to_string(::getpid()) + "-" +
-             std::to_string(counter_++));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string File(const std::string& name) const { return path_ / name; }
-  std::string path() const { return path_; }
+using baton::testing::TempDir;
+using baton::testing::WriteFile;
 
- private:
-  static inline int counter_ = 0;
-  std::filesystem::path path_;
-};
-
-inline void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
 
 // The columns of WriteSignalCsv's file, in order; "label" is the class.
 inline const std::vector<std::string> kSignalCsvFeatures = {

@@ -10,34 +10,11 @@
 #include <gtest/gtest.h>
 
 #include "common/error.h"
+#include "tests/support/temp_dir.h"
 
 namespace baton::store::testing {
 
-// A fresh folder under the system temp dir, removed with everything in it
-// when this object goes out of scope.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "baton-store-test-XXXXXX")
-            .string();
-    if (mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp failed for " + pattern);
-    }
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using baton::testing::TempDir;
 
 // The code of the baton::Error that `fn` throws; a test failure if it
 // throws none.
