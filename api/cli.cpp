@@ -85,6 +85,12 @@ int RunCli(int argc, char** argv) {
   if (const char* env = std::getenv("BATON_TOKEN"); env != nullptr) remote.token = env;
   app.add_option("--server", remote.url, "act through a `baton serve` at this URL (run, resume, runs, show, lineage)");
   app.add_option("--token", remote.token, "the server's API token (default $BATON_TOKEN)");
+  orchestrator::PipelineLimits limits;
+  app.add_option("--max-model-bytes", limits.max_model_bytes,
+                 "refuse a model that needs more memory than this at least (parameters with their gradients and "
+                 "one batch's layer outputs; e.g. 8GiB; default: half this machine's memory) in validate, run and "
+                 "the pipelines serve is sent")
+      ->transform(CLI::AsSizeValue(false));
 
   auto* validate = app.add_subcommand("validate", "check a pipeline file and print every problem");
   std::string file;
@@ -177,7 +183,9 @@ int RunCli(int argc, char** argv) {
   }
 
   try {
-    if (*validate) return CmdValidate(file, json);
+    run_options.limits = limits;
+    serve_options.limits = limits;
+    if (*validate) return CmdValidate(file, json, limits);
     if (!remote.url.empty()) {
       run_options.progress = !no_progress;
       if (*run) return RemoteRun(remote, run_options);

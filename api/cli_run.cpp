@@ -16,7 +16,7 @@
 
 namespace baton::api {
 
-int CmdValidate(const std::string& file, bool json) {
+int CmdValidate(const std::string& file, bool json, const orchestrator::PipelineLimits& limits) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw Error(ErrorCode::kNotFound, "cannot read pipeline file " + file);
   std::stringstream buf;
@@ -25,7 +25,7 @@ int CmdValidate(const std::string& file, bool json) {
   std::vector<ErrorDetail> issues;
   try {
     doc = ParseJson(buf.str(), file);
-    issues = orchestrator::ValidatePipeline(doc);
+    issues = orchestrator::ValidatePipeline(doc, limits);
   } catch (const Error& e) {
     issues.push_back({"", e.what()});
   }
@@ -33,13 +33,13 @@ int CmdValidate(const std::string& file, bool json) {
     Json out = {{"file", file}, {"valid", issues.empty()}, {"errors", Json::array()}};
     for (const auto& i : issues) out["errors"].push_back({{"pointer", i.pointer}, {"message", i.message}});
     if (issues.empty()) {
-      auto p = orchestrator::LoadPipeline(doc);
+      auto p = orchestrator::LoadPipeline(doc, limits);
       out["pipeline_id"] = p.id;
       out["stages"] = p.order;
     }
     std::printf("%s\n", out.dump(2).c_str());
   } else if (issues.empty()) {
-    auto p = orchestrator::LoadPipeline(doc);
+    auto p = orchestrator::LoadPipeline(doc, limits);
     std::string chain;
     for (const auto& s : p.order) chain += (chain.empty() ? "" : " -> ") + s;
     std::printf("%s: valid pipeline \"%s\" (%zu stages: %s)\n", file.c_str(), p.name.c_str(), p.order.size(),
@@ -107,7 +107,7 @@ orchestrator::CoordinatorOptions CoordinatorOptionsFor(const RunOptions& options
 }  // namespace
 
 int CmdRun(const std::string& store_dir, const RunOptions& options) {
-  orchestrator::Pipeline pipeline = orchestrator::LoadPipelineFile(options.pipeline_file);
+  orchestrator::Pipeline pipeline = orchestrator::LoadPipelineFile(options.pipeline_file, options.limits);
   StoreHandle store = OpenStore(store_dir);
   const std::string run_id = orchestrator::CreateRun(*store.db, pipeline);
   orchestrator::Coordinator coordinator(*store.blobs, *store.db, pipeline, run_id, CoordinatorOptionsFor(options));

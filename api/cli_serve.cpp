@@ -76,6 +76,7 @@ int CmdServe(const std::string& store_dir, const ServeOptions& options) {
   api.public_read = options.public_read;
   api.web_dir = options.web_dir;
   api.data_roots = options.data_roots;
+  api.limits = options.limits;
   if (api.data_roots.empty()) api.data_roots = {store_dir, "/usr/share/datasets"};
   if (!api.web_dir.empty() && !std::filesystem::is_regular_file(std::filesystem::path(api.web_dir) / "index.html")) {
     throw Error(ErrorCode::kInvalidArgument, "--web-dir " + api.web_dir +

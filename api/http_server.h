@@ -7,6 +7,7 @@
 
 #include "executor/execute_run.h"
 #include "orchestrator/coordinator.h"
+#include "orchestrator/pipeline_spec.h"
 #include "store/blob_store.h"
 
 namespace baton::api {
@@ -21,6 +22,7 @@ struct ApiOptions {
   // Folders a pipeline triggered over HTTP may read data from (prepare
   // stages' dataset.path, symlinks resolved); others get 403.
   std::vector<std::string> data_roots;
+  orchestrator::PipelineLimits limits;  // of the pipelines sent over HTTP
 };
 
 struct HttpServerOptions {

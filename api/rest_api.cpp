@@ -222,11 +222,11 @@ struct Api {
     auto doc = IsDigest(id) ? store.db->GetPipeline(id) : std::nullopt;
     if (!doc) throw Error(ErrorCode::kNotFound, "no pipeline " + id + " (POST /api/v1/pipelines stores one)");
     CheckDataRoots(*doc, options.data_roots, "");
-    return orchestrator::LoadPipeline(*doc);
+    return orchestrator::LoadPipeline(*doc, options.limits);
   }
 
-  static orchestrator::Pipeline LoadChecked(const Json& doc, const std::string& prefix) {
-    std::vector<ErrorDetail> issues = orchestrator::ValidatePipeline(doc);
+  orchestrator::Pipeline LoadChecked(const Json& doc, const std::string& prefix) const {
+    std::vector<ErrorDetail> issues = orchestrator::ValidatePipeline(doc, options.limits);
     if (!issues.empty()) {
       for (auto& i : issues) i.pointer = prefix + i.pointer;
       throw Error(ErrorCode::kInvalidArgument,
@@ -234,7 +234,7 @@ struct Api {
                       (issues[0].pointer.empty() ? "/" : issues[0].pointer) + ": " + issues[0].message,
                   issues);
     }
-    return orchestrator::LoadPipeline(doc);
+    return orchestrator::LoadPipeline(doc, options.limits);
   }
 
   // RunSummaryJson, kept once the run has ended.

@@ -28,7 +28,10 @@ std::unique_ptr<Coordinator> Coordinator::ForResume(store::BlobStore& blobs, sto
     throw Error(ErrorCode::kCorrupt, "run " + run_id + ": its pipeline " + run->pipeline_id +
                                          " is not in the lineage DB");
   }
-  Pipeline pipeline = LoadPipeline(*doc);
+  // No model limit: the pipeline was accepted when the run was created.
+  PipelineLimits accepted;
+  accepted.max_model_bytes = UINT64_MAX;
+  Pipeline pipeline = LoadPipeline(*doc, accepted);
   if (pipeline.id != run->pipeline_id) {
     throw Error(ErrorCode::kCorrupt, "run " + run_id + ": the stored pipeline's digest is " + pipeline.id +
                                          ", not " + run->pipeline_id);

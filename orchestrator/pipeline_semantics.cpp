@@ -215,7 +215,7 @@ void CheckAblate(const Json& stages, const std::string& name, const Json& stage,
 
 }  // namespace
 
-void SemanticIssues(const Json& doc, Pipeline* plan, Issues& issues) {
+void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* plan, Issues& issues) {
   const Json& stages = doc.at("stages");
   std::map<std::string, std::vector<std::string>> deps;
   for (const auto& [name, stage] : stages.items()) {
@@ -317,6 +317,7 @@ void SemanticIssues(const Json& doc, Pipeline* plan, Issues& issues) {
         }
       }
       CheckModelRefs(sp + "/model", stage["model"], TuneHyperparameterNames(stage), issues);
+      CheckModelSize(sp + "/model", stage["model"], fixed, stage["search_space"], limits.max_model_bytes, issues);
       CheckPruner(sp, stage, issues);
     } else if (type == "train") {
       const Json& hp = stage["hyperparameters"];
@@ -333,6 +334,9 @@ void SemanticIssues(const Json& doc, Pipeline* plan, Issues& issues) {
       }
       if (stage.contains("model")) {
         CheckModelRefs(sp + "/model", stage["model"], known, issues);
+        CheckModelSize(sp + "/model", stage["model"], tune ? tune->value("hyperparameters", Json::object()) : hp,
+                       tune ? tune->value("search_space", Json::object()) : Json::object(), limits.max_model_bytes,
+                       issues);
       } else if (!hp.contains("from")) {
         issues.push_back({sp + "/model", "required when hyperparameters are not taken from a tune stage"});
       }
@@ -356,6 +360,11 @@ void SemanticIssues(const Json& doc, Pipeline* plan, Issues& issues) {
       }
     } else if (type == "ablate") {
       CheckAblate(stages, name, stage, upstream[name], data_stage.count(name) ? data_stage[name] : "", issues);
+      const Json base = stage.value("base", Json::object());
+      if (base.contains("model")) {
+        CheckModelSize(sp + "/base/model", base["model"], base.value("hyperparameters", Json::object()),
+                       Json::object(), limits.max_model_bytes, issues);
+      }
       CheckInitFrom(stages, name, stage, upstream[name], issues);
     }
   }

@@ -1,5 +1,7 @@
 #include "orchestrator/pipeline_spec.h"
 
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -19,20 +21,26 @@ const std::string& PipelineSchemaText() {
   return text;
 }
 
-std::vector<ErrorDetail> ValidatePipeline(const Json& doc) {
+uint64_t DefaultMaxModelBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return uint64_t{1} << 34;  // 16 GiB when the machine does not say
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 2;
+}
+
+std::vector<ErrorDetail> ValidatePipeline(const Json& doc, const PipelineLimits& limits) {
   Issues issues;
   DocumentIssues(doc, issues);
   if (issues.empty()) SchemaIssues(doc, issues);
-  if (issues.empty()) SemanticIssues(doc, nullptr, issues);
+  if (issues.empty()) SemanticIssues(doc, limits, nullptr, issues);
   return issues;
 }
 
-Pipeline LoadPipeline(const Json& doc) {
+Pipeline LoadPipeline(const Json& doc, const PipelineLimits& limits) {
   Issues issues;
   DocumentIssues(doc, issues);
   if (issues.empty()) SchemaIssues(doc, issues);
   Pipeline plan;
-  if (issues.empty()) SemanticIssues(doc, &plan, issues);
+  if (issues.empty()) SemanticIssues(doc, limits, &plan, issues);
   if (!issues.empty()) {
     std::ostringstream msg;
     msg << "invalid pipeline: " << issues.size() << " problem" << (issues.size() == 1 ? "" : "s");
@@ -46,12 +54,12 @@ Pipeline LoadPipeline(const Json& doc) {
   return plan;
 }
 
-Pipeline LoadPipelineFile(const std::string& path) {
+Pipeline LoadPipelineFile(const std::string& path, const PipelineLimits& limits) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorCode::kNotFound, "cannot read pipeline file " + path);
   std::stringstream buf;
   buf << in.rdbuf();
-  return LoadPipeline(ParseJson(buf.str(), path));
+  return LoadPipeline(ParseJson(buf.str(), path), limits);
 }
 
 }  // namespace baton::orchestrator

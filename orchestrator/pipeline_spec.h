@@ -29,16 +29,28 @@ struct Pipeline {
 // The pipeline JSON Schema (schema/pipeline.schema.json, compiled in).
 const std::string& PipelineSchemaText();
 
+// This machine's memory / 2: the default PipelineLimits::max_model_bytes.
+uint64_t DefaultMaxModelBytes();
+
+// What a pipeline may ask of this machine.
+struct PipelineLimits {
+  // The most memory a stage's model may need at least: float32 parameters
+  // with their gradients, and one training batch's layer outputs, estimated
+  // from the layer list with the smallest input and the smallest values its
+  // "$name" fields can take. A bigger one is refused at its largest layer.
+  uint64_t max_model_bytes = DefaultMaxModelBytes();
+};
+
 // Every problem in `doc`, each with a JSON pointer: schema violations first,
 // then semantic ones (dangling or cyclic depends_on, selectors that name a
 // stage that is not upstream, search-space bounds, "$name" references that no
 // hyperparameter defines, ...). Empty when the pipeline is valid.
-std::vector<ErrorDetail> ValidatePipeline(const Json& doc);
+std::vector<ErrorDetail> ValidatePipeline(const Json& doc, const PipelineLimits& limits = {});
 
 // Validates and plans. Throws Error(kInvalidArgument) listing every problem
 // in details() when the pipeline is invalid.
-Pipeline LoadPipeline(const Json& doc);
+Pipeline LoadPipeline(const Json& doc, const PipelineLimits& limits = {});
 // Reads a file (a clear error if it is missing or not JSON), then LoadPipeline.
-Pipeline LoadPipelineFile(const std::string& path);
+Pipeline LoadPipelineFile(const std::string& path, const PipelineLimits& limits = {});
 
 }  // namespace baton::orchestrator

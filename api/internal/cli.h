@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "orchestrator/pipeline_spec.h"
 #include "store/guarded_blob_store.h"
 #include "store/lineage_db.h"
 
@@ -44,8 +45,9 @@ struct RunOptions {
   // failed, retried and the worker killed (CoordinatorOptions::lease).
   // Default: 30.
   double lease_seconds = 30;
+  orchestrator::PipelineLimits limits;  // --max-model-bytes
 };
-int CmdValidate(const std::string& file, bool json);
+int CmdValidate(const std::string& file, bool json, const orchestrator::PipelineLimits& limits);
 int CmdRun(const std::string& store_dir, const RunOptions& options);
 // Resumes a run whose process ended before it did (Coordinator::ForResume),
 // with options.workers, json and progress as CmdRun; pipeline_file unused.
@@ -106,6 +108,7 @@ struct ServeOptions {
   std::string web_dir;              // a folder to serve the web UI from; "" = the files built into baton
   std::vector<std::string> data_roots;  // empty: the store and /usr/share/datasets
   double lease_seconds = 30;        // as RunOptions::lease_seconds, for every run it executes
+  orchestrator::PipelineLimits limits;  // of the pipelines sent over HTTP (--max-model-bytes)
 };
 int CmdServe(const std::string& store_dir, const ServeOptions& options);
 // The commands through a `baton serve` (cli_remote.cpp); show and lineage

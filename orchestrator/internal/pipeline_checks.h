@@ -34,8 +34,16 @@ void SchemaIssues(const Json& doc, Issues& issues);
 // Dependencies (dangling, cyclic), selectors that name a stage that is not
 // upstream, search-space bounds, "$name" references and the like. Expects a
 // document valid against the schema. When `plan` is not null and nothing is
-// wrong, fills its order, depends_on and data_stage.
-void SemanticIssues(const Json& doc, Pipeline* plan, Issues& issues);
+// wrong, fills its order, depends_on and data_stage. Models bigger than
+// limits.max_model_bytes are refused (CheckModelSize).
+void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* plan, Issues& issues);
+
+// A model (at pointer `mp`) that needs more than `limit` bytes at least:
+// an issue at its largest layer naming the bytes. `fixed` and `space` are
+// the stage's hyperparameters and search space, for "$name" fields and the
+// batch size (pipeline_model_size.cpp).
+void CheckModelSize(const std::string& mp, const Json& model, const Json& fixed, const Json& space,
+                    uint64_t limit, Issues& issues);
 
 // The bounds of each parameter of a tune stage's search space at pointer `sp`,
 // and for the grid sampler how many values it would enumerate.

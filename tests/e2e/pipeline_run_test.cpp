@@ -225,6 +225,30 @@ TEST_F(PipelineRunTest, GlobalOptionsMayFollowTheSubcommand) {
   EXPECT_NE(Capture(BATON_BIN " store du --no-such-option --store " + store + " 2>/dev/null").exit_code, 0);
 }
 
+// --max-model-bytes (before or after the subcommand) refuses a model that
+// needs more memory, at its largest layer; a run is refused before anything
+// is recorded. The example's model (fc1 of width 32, batch 32) needs at
+// least ~12 KiB: its layer outputs and fc1's weights with their gradients.
+TEST_F(PipelineRunTest, AModelAboveMaxModelBytesIsRefusedAtItsLargestLayer) {
+  const std::string file = (*dir_ / "pipeline.json").string();
+  CmdResult r = Baton("validate " + file + " --max-model-bytes 1KiB --json");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  const Json out = Json::parse(r.out);
+  ASSERT_EQ(out["errors"].size(), 1u) << out.dump(2);
+  EXPECT_EQ(out["errors"][0]["pointer"], "/stages/tune/model/layers/1");
+  const std::string message = out["errors"][0]["message"];
+  EXPECT_NE(message.find("the model needs at least 12.3 KiB of memory"), std::string::npos) << message;
+  EXPECT_NE(message.find("the limit is 1.0 KiB (--max-model-bytes)"), std::string::npos) << message;
+  EXPECT_EQ(Baton("--max-model-bytes 1MiB validate " + file).exit_code, 0);
+
+  const size_t runs = JsonOf(Baton("runs --json")).size();
+  r = Capture(BATON_BIN " run " + file + " --store " + (*dir_ / "store").string() +
+              " --max-model-bytes 1KiB --no-progress 2>&1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("/stages/tune/model/layers/1: the model needs at least"), std::string::npos) << r.out;
+  EXPECT_EQ(JsonOf(Baton("runs --json")).size(), runs);
+}
+
 TEST_F(PipelineRunTest, BrokenPipelineGivesJsonPointerErrors) {
   Json doc = Json::parse(kPipeline);
   doc["stages"]["tune"]["search_space"]["lr"]["low"] = 0;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
 
 #include "common/json_util.h"
@@ -284,6 +285,67 @@ TEST_F(HostilePipelineTest, CsvPathThatNeverEndsIsNotRead) {
 }
 
 // The message ParseManifest throws for `text`, which must be kCorrupt.
+// A model whose layers need more memory than the machine can give is
+// refused at validation, at its largest layer, naming the bytes; one that
+// fits is not, and "$name" fields count with the smallest value they take.
+TEST_F(HostilePipelineTest, AModelTooBigForTheMemoryLimitIsRefusedAtItsLargestLayer) {
+  Json doc = Small();
+  doc["stages"]["tune"]["model"]["layers"] = Json::parse(R"([
+      {"name": "flat", "type": "flatten"},
+      {"name": "fc1", "type": "linear", "out_features": 50000},
+      {"name": "act", "type": "relu"},
+      {"name": "fc2", "type": "linear", "out_features": 50000},
+      {"name": "fc3", "type": "linear", "out_features": 10}])");
+  PipelineLimits limits;
+  limits.max_model_bytes = uint64_t{1} << 30;  // 1 GiB
+  auto issues = ValidatePipeline(doc, limits);
+  // fc2 alone: 50000 x 50000 weights and 50000 biases, float32 with their
+  // gradients: 8 x 2,500,050,000 bytes = 18.6 GiB.
+  ASSERT_EQ(issues.size(), 1u) << Dump(issues);
+  EXPECT_EQ(issues[0].pointer, "/stages/tune/model/layers/3");
+  EXPECT_TRUE(Contains(issues[0].message, "the model needs at least 18.6 GiB of memory")) << issues[0].message;
+  EXPECT_TRUE(Contains(issues[0].message, "the limit is 1.0 GiB (--max-model-bytes)")) << issues[0].message;
+  EXPECT_THROW(LoadPipeline(doc, limits), Error);
+  limits.max_model_bytes = uint64_t{32} << 30;
+  EXPECT_TRUE(ValidatePipeline(doc, limits).empty()) << Dump(ValidatePipeline(doc, limits));
+
+  // A search-space width counts with its lowest value: 40000 is refused,
+  // a space that reaches down to 10 is not (most of its trials may fit).
+  limits.max_model_bytes = uint64_t{1} << 30;
+  doc["stages"]["tune"]["model"]["layers"][3]["out_features"] = "$width";
+  doc["stages"]["tune"]["model"]["layers"][1]["out_features"] = "$width";
+  doc["stages"]["tune"]["search_space"]["width"] = {{"type", "int"}, {"low", 40000}, {"high", 80000}};
+  issues = ValidatePipeline(doc, limits);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/model/layers/3", "needs at least 11.9 GiB")) << Dump(issues);
+  doc["stages"]["tune"]["search_space"]["width"]["low"] = 10;
+  EXPECT_TRUE(ValidatePipeline(doc, limits).empty()) << Dump(ValidatePipeline(doc, limits));
+
+  // A train stage's own model and its batch of layer outputs count too:
+  // the conv's 100 channels of 1 x 1 for a batch of 8,000,000 are 3.0 GiB,
+  // with the linear layer's 10 outputs 3.3 GiB.
+  Json train = Small();
+  train["stages"]["train"]["model"] = {{"layers", Json::parse(R"([
+      {"name": "conv", "type": "conv2d", "out_channels": 100, "kernel_size": 1},
+      {"name": "flat", "type": "flatten"},
+      {"name": "fc", "type": "linear", "out_features": 10}])")}};
+  train["stages"]["tune"]["hyperparameters"] = {{"batch_size", 8000000}};
+  issues = ValidatePipeline(train, limits);
+  EXPECT_TRUE(HasIssue(issues, "/stages/train/model/layers/0", "layer outputs for a batch of 8000000: 3.3 GiB), 3.0 GiB of it for this layer"))
+      << Dump(issues);
+}
+
+TEST(PipelineLimits, TheDefaultIsHalfThisMachinesMemory) {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  while (meminfo >> key && key != "MemTotal:") meminfo.ignore(256, '\n');
+  meminfo >> kib;
+  ASSERT_GT(kib, 0u);
+  const double expected = static_cast<double>(kib) * 1024 / 2;
+  EXPECT_NEAR(static_cast<double>(DefaultMaxModelBytes()), expected, expected * 0.01);
+  EXPECT_EQ(PipelineLimits{}.max_model_bytes, DefaultMaxModelBytes());
+}
+
 std::string ManifestMessage(const std::string& text) {
   try {
     store::ParseManifest(text);

@@ -1,0 +1,154 @@
+// How much memory a model's layer list needs at least, found at validation
+// so that a model far too big for the machine is refused with the layer to
+// blame instead of ending in std::bad_alloc (or the OOM killer) in a worker.
+#include <algorithm>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "orchestrator/internal/pipeline_checks.h"
+
+namespace baton::orchestrator {
+namespace spec_detail {
+namespace {
+
+// "12.5 GiB", "640 KiB", "17 bytes".
+std::string Bytes(double b) {
+  const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int u = 0;
+  while (b >= 1024 && u < 6) {
+    b /= 1024;
+    ++u;
+  }
+  char buf[48];
+  if (u == 0) {
+    std::snprintf(buf, sizeof(buf), "%.0f bytes", b);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.1f %s", b, units[u]);
+  }
+  return buf;
+}
+
+// The smallest value a layer field or batch size can take: a number as
+// given; "$name" from the stage's fixed hyperparameters, else the lowest
+// its search space allows; anything else (or unknown) 1.
+class LowestValues {
+ public:
+  LowestValues(const Json& fixed, const Json& space) : fixed_(fixed), space_(space) {}
+
+  double Of(const Json& v) const {
+    if (v.is_number()) return v.get<double>();
+    if (!v.is_string()) return 1;
+    const std::string s = v.get<std::string>();
+    if (s.size() < 2 || s[0] != '$') return 1;
+    return Named(s.substr(1));
+  }
+  double Named(const std::string& name) const {
+    if (fixed_.is_object() && fixed_.contains(name) && fixed_[name].is_number()) return fixed_[name].get<double>();
+    if (!space_.is_object() || !space_.contains(name) || !space_[name].is_object()) return 1;
+    const Json& p = space_[name];
+    if (p.contains("low") && p["low"].is_number()) return p["low"].get<double>();
+    double lowest = 0;
+    bool any = false;
+    for (const auto& x : p.value("values", Json::array())) {
+      if (!x.is_number()) continue;
+      lowest = any ? std::min(lowest, x.get<double>()) : x.get<double>();
+      any = true;
+    }
+    return any ? lowest : 1;
+  }
+
+ private:
+  const Json& fixed_;
+  const Json& space_;
+};
+
+struct LayerCost {
+  double parameters = 0;   // weights, biases, batch-norm statistics
+  double activations = 0;  // elements of one example's output
+};
+
+}  // namespace
+
+void CheckModelSize(const std::string& mp, const Json& model, const Json& fixed, const Json& space,
+                    uint64_t limit, Issues& issues) {
+  if (!model.is_object() || !model.contains("layers") || !model["layers"].is_array()) return;
+  const LowestValues lowest(fixed, space);
+  // The input's shape is not known here (it is the prepared dataset's), so
+  // it counts as one channel of 1 x 1: every figure below is a lower bound.
+  double channels = 1, height = 1, width = 1;
+  bool flat = false;
+  std::vector<LayerCost> costs;
+  const Json& layers = model["layers"];
+  for (const Json& layer : layers) {
+    LayerCost c;
+    const std::string type = layer.is_object() ? layer.value("type", "") : "";
+    auto field = [&](const char* key, double otherwise) {
+      return layer.contains(key) ? std::max(0.0, lowest.Of(layer[key])) : otherwise;
+    };
+    const double features = flat ? channels : channels * height * width;
+    if (type == "conv2d") {
+      const double out = field("out_channels", 1), kernel = field("kernel_size", 1);
+      const double stride = std::max(1.0, field("stride", 1)), padding = field("padding", 0);
+      c.parameters = out * channels * kernel * kernel + (layer.value("bias", true) ? out : 0);
+      height = std::max(1.0, std::floor((height + 2 * padding - kernel) / stride) + 1);
+      width = std::max(1.0, std::floor((width + 2 * padding - kernel) / stride) + 1);
+      channels = out;
+      c.activations = channels * height * width;
+    } else if (type == "linear") {
+      const double out = field("out_features", 1);
+      c.parameters = out * features + (layer.value("bias", true) ? out : 0);
+      channels = out;
+      height = width = 1;
+      flat = true;
+      c.activations = out;
+    } else if (type == "max_pool2d" || type == "avg_pool2d") {
+      const double kernel = std::max(1.0, field("kernel_size", 1));
+      const double stride = std::max(1.0, field("stride", kernel)), padding = field("padding", 0);
+      height = std::max(1.0, std::floor((height + 2 * padding - kernel) / stride) + 1);
+      width = std::max(1.0, std::floor((width + 2 * padding - kernel) / stride) + 1);
+      c.activations = channels * height * width;
+    } else if (type == "batch_norm2d" || type == "batch_norm1d") {
+      c.parameters = 4 * channels;  // weight, bias, running mean and variance
+      c.activations = features;
+    } else if (type == "flatten") {
+      channels = features;
+      height = width = 1;
+      flat = true;
+    } else {  // relu, dropout: an output the size of their input
+      c.activations = features;
+    }
+    costs.push_back(c);
+  }
+  // Float32 weights with their gradients (every optimizer keeps both), and
+  // one training batch's layer outputs.
+  double batch = std::max(1.0, lowest.Named("batch_size"));
+  if (fixed.is_object() && fixed.contains("batch_size")) batch = std::max(1.0, lowest.Of(fixed["batch_size"]));
+  double parameters = 0, activations = 0, worst = -1;
+  size_t worst_at = 0;
+  for (size_t i = 0; i < costs.size(); ++i) {
+    parameters += costs[i].parameters;
+    activations += costs[i].activations;
+    const double bytes = 4 * (2 * costs[i].parameters + batch * costs[i].activations);
+    if (bytes > worst) {
+      worst = bytes;
+      worst_at = i;
+    }
+  }
+  const double total = 4 * (2 * parameters + batch * activations);
+  if (total <= static_cast<double>(limit)) return;
+  char count[32];
+  std::snprintf(count, sizeof(count), "%.4g", parameters);
+  issues.push_back(
+      {PointerAppend(mp + "/layers", std::to_string(worst_at)),
+       "the model needs at least " + Bytes(total) + " of memory (" + count + " parameters: " +
+           Bytes(8 * parameters) + " with their gradients; layer outputs for a batch of " +
+           std::to_string(static_cast<int64_t>(batch)) + ": " + Bytes(4 * batch * activations) + "), " +
+           Bytes(worst) + " of it for this layer; the limit is " + Bytes(static_cast<double>(limit)) +
+           " (--max-model-bytes)"});
+}
+
+}  // namespace spec_detail
+}  // namespace baton::orchestrator
