@@ -1,4 +1,5 @@
 #include "api/internal/cli.h"
+#include "api/internal/view_source.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -190,9 +191,12 @@ int RunCli(int argc, char** argv) {
       run_options.progress = !no_progress;
       if (*run) return RemoteRun(remote, run_options);
       if (*resume) return RemoteResume(remote, resume_run, run_options);
-      if (*runs) return RemoteRuns(remote, json, quiet);
-      if (*show) return RemoteShow(remote, run_id, stage);
-      if (*lineage) return RemoteLineage(remote, node, downstream, depth);
+      if (*runs || *show || *lineage) {
+        auto views = RemoteViews(remote);
+        if (*runs) return CmdRuns(*views, json, quiet);
+        if (*show) return CmdShow(*views, run_id, stage, json);
+        return CmdLineage(*views, node, downstream, depth, json);
+      }
       throw Error(ErrorCode::kInvalidArgument, "--server works with run, resume, runs, show and lineage");
     }
     if (*run) {
@@ -205,9 +209,12 @@ int RunCli(int argc, char** argv) {
     }
     if (*serve) return CmdServe(store_dir, serve_options);
     StoreHandle store = OpenStore(store_dir);
-    if (*runs) return CmdRuns(store, json, quiet);
-    if (*show) return CmdShow(store, run_id, stage, json);
-    if (*lineage) return CmdLineage(store, node, downstream, depth, json);
+    if (*runs || *show || *lineage) {
+      auto views = LocalViews(store);
+      if (*runs) return CmdRuns(*views, json, quiet);
+      if (*show) return CmdShow(*views, run_id, stage, json);
+      return CmdLineage(*views, node, downstream, depth, json);
+    }
     if (*du) return CmdStoreDu(store, json);
     if (*gc) return CmdStoreGc(store, apply, json);
     if (*pin || *unpin) return CmdPin(store, pin_run, /*pin=*/pin->parsed(), json);

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "api/internal/cli.h"
+#include "api/internal/view_source.h"
 #include "api/internal/views.h"
 #include "common/digest.h"
 #include "common/error.h"
@@ -162,8 +163,8 @@ Json LineageJson(StoreHandle& store, const std::string& id, bool downstream, int
   return out;
 }
 
-int CmdLineage(StoreHandle& store, const std::string& id, bool downstream, int depth, bool json) {
-  const Json lineage = LineageJson(store, id, downstream, depth);
+int CmdLineage(ViewSource& views, const std::string& id, bool downstream, int depth, bool json) {
+  const Json lineage = views.Lineage(id, downstream, depth);
   if (json) {
     std::printf("%s\n", lineage.dump(2).c_str());
     return kExitOk;

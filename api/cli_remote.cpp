@@ -12,6 +12,7 @@
 
 #include "api/internal/cli.h"
 #include "api/internal/progress.h"
+#include "api/internal/view_source.h"
 #include "common/error.h"
 #include "common/json_util.h"
 #include "common/vocabulary.h"
@@ -121,8 +122,10 @@ int FollowRun(const RemoteOptions& remote, httplib::Client& c, const std::string
   if (options.json) {
     Print(run);
   } else {
-    std::fprintf(out, "\nrun %s %s%s\n", run_id.c_str(), run.value("status", "?").c_str(),
-                 run.value("error", "").empty() ? "" : (": " + run["error"].get<std::string>()).c_str());
+    // As `baton run` ends: the run's table.
+    std::fprintf(out, "\nrun %s %s\n", run_id.c_str(), run.value("status", "?").c_str());
+    std::fflush(out);
+    CmdShow(*RemoteViews(remote), run_id, "", false);
   }
   if (Is(run.value("status", ""), RunStatus::kInterrupted)) return kExitResourceExhausted;  // the server's disk is full
   return Is(run.value("status", ""), RunStatus::kSucceeded) ? kExitOk : kExitRunFailed;
@@ -157,35 +160,43 @@ int RemoteResume(const RemoteOptions& remote, const std::string& run_id, const R
   return FollowRun(remote, c, run_id, pipeline.value("pipeline", Json::object()), options);
 }
 
-int RemoteRuns(const RemoteOptions& remote, bool json, bool quiet) {
-  httplib::Client c = Connect(remote);
-  const Json page = Check(remote, c.Get("/api/v1/runs?max_results=100"), "listing runs");
-  if (json) {
-    Print(page["runs"]);
-    return kExitOk;
-  }
-  if (!quiet) std::printf("%-22s %-20s %-10s\n", "RUN", "PIPELINE", "STATUS");
-  for (const auto& r : page["runs"]) {
-    if (quiet) std::printf("%s\n", r["run_id"].get<std::string>().c_str());
-    else std::printf("%-22s %-20s %-10s\n", r["run_id"].get<std::string>().c_str(), r["pipeline"].get<std::string>().c_str(),
-                     r["status"].get<std::string>().c_str());
-  }
-  return kExitOk;
-}
+namespace {
 
-int RemoteShow(const RemoteOptions& remote, const std::string& run_id, const std::string& stage) {
-  httplib::Client c = Connect(remote);
-  const std::string path = "/api/v1/runs/" + run_id + (stage.empty() ? "" : "/stages/" + stage);
-  Print(Check(remote, c.Get(path.c_str()), "reading run " + run_id));
-  return kExitOk;
-}
+class RemoteViewSource : public ViewSource {
+ public:
+  explicit RemoteViewSource(const RemoteOptions& remote) : remote_(remote), c_(Connect(remote)) {}
+  std::string Where() const override { return remote_.url; }
+  Json Runs(int max) override {
+    return Check(remote_, c_.Get(("/api/v1/runs?max_results=" + std::to_string(max)).c_str()), "listing runs")["runs"];
+  }
+  Json Run(const std::string& run_id) override {
+    return Check(remote_, c_.Get(("/api/v1/runs/" + Encode(run_id)).c_str()), "reading run " + run_id);
+  }
+  Json Stage(const std::string& run_id, const std::string& stage) override {
+    return Check(remote_, c_.Get(("/api/v1/runs/" + Encode(run_id) + "/stages/" + Encode(stage)).c_str()),
+                 "reading stage " + stage + " of run " + run_id);
+  }
+  Json Pipeline(const std::string& pipeline_id) override {
+    return Check(remote_, c_.Get(("/api/v1/pipelines/" + Encode(pipeline_id)).c_str()),
+                 "reading pipeline " + pipeline_id)["pipeline"];
+  }
+  Json Lineage(const std::string& id, bool downstream, int depth) override {
+    const std::string path = "/api/v1/lineage?node=" + Encode(id) + "&direction=" +
+                             (downstream ? "downstream" : "upstream") + "&depth=" + std::to_string(depth);
+    return Check(remote_, c_.Get(path.c_str()), "reading the lineage of " + id);
+  }
 
-int RemoteLineage(const RemoteOptions& remote, const std::string& id, bool downstream, int depth) {
-  httplib::Client c = Connect(remote);
-  const std::string path = "/api/v1/lineage?node=" + httplib::detail::encode_query_param(id) +
-                           "&direction=" + (downstream ? "downstream" : "upstream") + "&depth=" + std::to_string(depth);
-  Print(Check(remote, c.Get(path.c_str()), "reading the lineage of " + id));
-  return kExitOk;
+ private:
+  static std::string Encode(const std::string& s) { return httplib::detail::encode_query_param(s); }
+
+  const RemoteOptions remote_;
+  httplib::Client c_;
+};
+
+}  // namespace
+
+std::unique_ptr<ViewSource> RemoteViews(const RemoteOptions& remote) {
+  return std::make_unique<RemoteViewSource>(remote);
 }
 
 }  // namespace baton::api

@@ -9,6 +9,7 @@
 #include "api/internal/cli.h"
 #include "api/internal/progress.h"
 #include "api/internal/run_manager.h"
+#include "api/internal/view_source.h"
 #include "common/error.h"
 #include "common/vocabulary.h"
 #include "orchestrator/coordinator.h"
@@ -89,7 +90,7 @@ int ExecuteWithProgress(StoreHandle& store, orchestrator::Coordinator& coordinat
     std::printf("%s\n", result.dump(2).c_str());
   } else {
     std::fprintf(out, "\nrun %s %s\n", run_id.c_str(), status.c_str());
-    CmdShow(store, run_id, "", false);
+    CmdShow(*LocalViews(store), run_id, "", false);
   }
   // The store is full: exit with RESOURCE_EXHAUSTED's code and reason.
   if (const std::string reason = coordinator.InterruptReason(); !reason.empty()) {

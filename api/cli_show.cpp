@@ -7,6 +7,7 @@
 #include <set>
 
 #include "api/internal/cli.h"
+#include "api/internal/view_source.h"
 #include "api/internal/views.h"
 #include "common/digest.h"
 #include "common/error.h"
@@ -344,170 +345,241 @@ Json StageDetailJson(StoreHandle& store, const store::StageRecord& s) {
   return out;
 }
 
-int CmdRuns(StoreHandle& store, bool json, bool quiet) {
-  auto runs = store.db->ListRuns(100);
+namespace {
+
+class LocalViewSource : public ViewSource {
+ public:
+  explicit LocalViewSource(StoreHandle& store) : store_(store) {}
+  std::string Where() const override { return "store " + store_.dir; }
+  Json Runs(int max) override {
+    Json out = Json::array();
+    for (const auto& r : store_.db->ListRuns(max)) {
+      out.push_back(RunJson(r));
+      out.back()["summary"] = RunSummaryJson(store_, r);  // as GET /runs gives it
+    }
+    return out;
+  }
+  Json Run(const std::string& run_id) override {
+    const store::RunRecord run = MustRun(store_, run_id);
+    Json out = RunDetailJson(store_, run);
+    const auto pins = store_.db->PinnedRuns();
+    out["pinned"] = std::find(pins.begin(), pins.end(), run.id) != pins.end();
+    return out;
+  }
+  Json Stage(const std::string& run_id, const std::string& name) override {
+    MustRun(store_, run_id);
+    for (const auto& s : store_.db->GetStages(run_id)) {
+      if (s.name == name) return StageDetailJson(store_, s);
+    }
+    throw Error(ErrorCode::kNotFound, "run " + run_id + " has no stage " + name);
+  }
+  Json Pipeline(const std::string& pipeline_id) override {
+    auto doc = store_.db->GetPipeline(pipeline_id);
+    if (!doc) throw Error(ErrorCode::kNotFound, "no pipeline " + pipeline_id + " in store " + store_.dir);
+    return *doc;
+  }
+  Json Lineage(const std::string& id, bool downstream, int depth) override {
+    return LineageJson(store_, id, downstream, depth);
+  }
+
+ private:
+  StoreHandle& store_;
+};
+
+std::string Text(const Json& j, const char* key) { return j.value(key, std::string()); }
+
+// A stage's objective as its pipeline says, with the default.
+Json SpecObjective(const Json& spec) {
+  return spec.value("objective", Json{{"metric", "val_accuracy"}, {"mode", "max"}});
+}
+
+void PrintStage(ViewSource& views, const std::string& run_id, const Json& s, const Json& spec) {
+  const std::string type = Text(s, "type"), status = Text(s, "status");
+  const Json& resolved = s["resolved"];
+  const Json& trials = s["trials"];
+  std::printf("stage %s (%s) of run %s: %s%s\n", Text(s, "name").c_str(), type.c_str(), run_id.c_str(),
+              status.c_str(), s.value("cached_from_stage", int64_t{0}) != 0 ? " (cache hit: results of an earlier run)" : "");
+  if (!Text(s, "error").empty()) std::printf("error: %s\n", Text(s, "error").c_str());
+  if (resolved.contains("init_from")) {
+    const Json& r = resolved["init_from"];
+    std::printf("init_from: stage %s trial %d (rank %d) epoch %s checkpoint %s\n",
+                r["stage"].get<std::string>().c_str(), r["trial_number"].get<int>(), r["rank"].get<int>(),
+                r["epoch"].dump().c_str(), r["checkpoint"].get<std::string>().c_str());
+  }
+  if (resolved.contains("hyperparameters_from")) {
+    const Json& r = resolved["hyperparameters_from"];
+    std::printf("hyperparameters from trial %d of %s: %s\n", r["trial_number"].get<int>(),
+                r["stage"].get<std::string>().c_str(), r["hyperparameters"].dump().c_str());
+  }
+  if (Is(type, StageType::kAblate)) {
+    if (resolved.contains("base")) {
+      const Json& b = resolved["base"];
+      std::printf("base: trial %d of %s (%s %s), hyperparameters %s\n", b["trial_number"].get<int>(),
+                  b["stage"].get<std::string>().c_str(), b["objective"]["metric"].get<std::string>().c_str(),
+                  Num(b["objective"]["value"]).c_str(), b["hyperparameters"].dump().c_str());
+    }
+    const Json a = s.value("ablation", Json::object());
+    if (a.contains("base")) {
+      PrintAblation(a);
+    } else {
+      std::printf("no results yet (the stage is %s); tasks:\n", status.c_str());
+      for (const auto& t : trials) {
+        std::printf("  %s repeat %d: %s %s\n", Text(t, "variant").c_str(), t.value("repeat", 0),
+                    Text(t, "status").c_str(), Text(t, "reason").c_str());
+      }
+    }
+  } else if (Is(type, StageType::kTune)) {
+    const Json objective = SpecObjective(spec);
+    const std::string metric = objective["metric"].get<std::string>();
+    std::map<std::string, int> by_status;
+    for (const auto& t : trials) by_status[Text(t, "status")] += 1;
+    std::string counts;
+    for (const auto& [st, n] : by_status) counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " " + st;
+    std::printf("%zu trials (%s); sampler %s, pruner %s, %s; objective %s %s\n", trials.size(), counts.c_str(),
+                spec.value("sampler", Json{{"type", "random"}}).value("type", "random").c_str(),
+                spec.value("pruner", Json{{"type", "none"}}).value("type", "none").c_str(),
+                spec.value("scheduling", "asynchronous").c_str(), metric.c_str(),
+                objective["mode"].get<std::string>().c_str());
+    std::printf("%-5s %-10s %-6s %-10s %-10s %s\n", "TRIAL", "STATUS", "EPOCHS", ("last " + metric.substr(0, 5)).c_str(),
+                "best", "HYPERPARAMETERS");
+    for (const auto& t : trials) {
+      std::string hp;
+      for (const auto& [k, val] : t["hyperparameters"].items()) hp += (hp.empty() ? "" : " ") + k + "=" + Num(val);
+      const bool has_final = t.contains("final_objective");
+      std::printf("%-5d %-10s %-6zu %-10s %-10s %s\n", t["number"].get<int>(), Text(t, "status").c_str(),
+                  t["epochs_run"].get<size_t>(), has_final ? Num(t["final_objective"]).c_str() : "-",
+                  has_final ? Num(t["best_objective"]).c_str() : "-", hp.c_str());
+      if (!Text(t, "reason").empty()) std::printf("      reason: %s\n", Text(t, "reason").c_str());
+    }
+  } else {
+    const Json comparison = s.value("comparison", Json());
+    for (const auto& t : trials) {
+      if (!comparison.is_null() && t.contains("variant")) continue;  // in the table below
+      std::printf("task %d %s%s\n", t["number"].get<int>(), Text(t, "status").c_str(),
+                  Text(t, "reason").empty() ? "" : (": " + Text(t, "reason")).c_str());
+      if (!Text(t, "initial_checkpoint").empty()) {
+        std::printf("initial checkpoint %s\n", Text(t, "initial_checkpoint").c_str());
+      }
+      if (!Text(t, "output").empty()) std::printf("output %s\n", Text(t, "output").c_str());
+      if (t["epochs"].empty()) continue;
+      std::printf("%-6s %-10s %-10s %-10s %-10s %-10s %s\n", "EPOCH", "train_loss", "val_loss", "val_acc",
+                  "test_acc", "seconds", "CHECKPOINT");
+      for (const auto& e : t["epochs"]) {
+        const Json& metrics = e["metrics"];
+        auto m = [&](const char* k) { return metrics.contains(k) ? Num(metrics[k]) : std::string("-"); };
+        std::printf("%-6d %-10s %-10s %-10s %-10s %-10.1f %s\n", e["epoch"].get<int>(), m("train_loss").c_str(),
+                    m("val_loss").c_str(), m("val_accuracy").c_str(), m("test_accuracy").c_str(),
+                    e["seconds"].get<double>(),
+                    (Short(Text(e, "checkpoint")) + (e.contains("released") ? " (released by gc)" : "")).c_str());
+      }
+    }
+    if (!comparison.is_null()) {
+      std::printf("\n");
+      PrintComparison(comparison);
+    }
+  }
+}
+
+// The RESULT column of a stage in the run's table.
+std::string StageResult(ViewSource& views, const std::string& run_id, const Json& s, const Json& spec) {
+  const std::string type = Text(s, "type");
+  const Json& resolved = s["resolved"];
+  std::string result;
+  if (s.contains("cached_from_run")) result = "cache hit from run " + Text(s, "cached_from_run") + "; ";
+  else if (s.value("cached_from_stage", int64_t{0}) != 0) result = "cache hit from run ?; ";
+  if (Is(type, StageType::kPrepare) && !Text(s, "output").empty()) {
+    result += "dataset " + Short(Text(s, "output"));
+  } else if (Is(type, StageType::kTune)) {
+    const Json trials = views.Stage(run_id, Text(s, "name"))["trials"];
+    int ok = 0;
+    for (const auto& t : trials) ok += Is(Text(t, "status"), TrialStatus::kSucceeded);
+    result += std::to_string(ok) + "/" + std::to_string(trials.size()) + " trials succeeded";
+    if (!trials.empty() && trials[0].contains("final_objective")) {
+      result += "; best " + SpecObjective(spec)["metric"].get<std::string>() + " " + Num(trials[0]["final_objective"]) +
+                " (trial " + std::to_string(trials[0]["number"].get<int>()) + ")";
+    }
+  } else if (Is(type, StageType::kAblate)) {
+    const Json a = views.Stage(run_id, Text(s, "name")).value("ablation", Json::object());
+    if (a.contains("variants") && !a["variants"].empty() && a["variants"][0].contains("impact")) {
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), "%+.4f", a["variants"][0]["impact"].get<double>());
+      result += std::to_string(a["variants"].size()) + " variants; largest impact " +
+                a["variants"][0]["variant"].get<std::string>() + " (" + buf + " " +
+                a["objective"]["metric"].get<std::string>() + ")";
+    }
+  } else if (Is(type, StageType::kTrain)) {
+    if (s.contains("model")) {
+      const Json& m = s["model"]["final_metrics"];
+      result += "model " + Short(s["model"]["checkpoint"].get<std::string>());
+      if (m.contains("test_accuracy")) result += " test_accuracy " + Num(m["test_accuracy"]);
+    }
+    if (resolved.contains("init_from")) {
+      const Json& r = resolved["init_from"];
+      const bool separated = result.empty() || (result.size() >= 2 && result.compare(result.size() - 2, 2, "; ") == 0);
+      result += std::string(separated ? "" : "; ") + "init from " + r["stage"].get<std::string>() + " trial " +
+                std::to_string(r["trial_number"].get<int>()) + " epoch " + r["epoch"].dump() + " (" +
+                Short(r["checkpoint"].get<std::string>()) + ")";
+    }
+  }
+  if (!Text(s, "error").empty()) result += (result.empty() ? "" : "; ") + Text(s, "error");
+  return result;
+}
+
+}  // namespace
+
+std::unique_ptr<ViewSource> LocalViews(StoreHandle& store) { return std::make_unique<LocalViewSource>(store); }
+
+int CmdRuns(ViewSource& views, bool json, bool quiet) {
+  const Json runs = views.Runs(100);
   if (quiet) {
-    for (const auto& r : runs) std::printf("%s\n", r.id.c_str());
+    for (const auto& r : runs) std::printf("%s\n", Text(r, "run_id").c_str());
     return kExitOk;
   }
   if (json) {
-    Json out = Json::array();
-    for (const auto& r : runs) out.push_back(RunJson(r));
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", runs.dump(2).c_str());
     return kExitOk;
   }
   if (runs.empty()) {
-    std::printf("no runs in %s\n", store.dir.c_str());
+    std::printf("no runs in %s\n", views.Where().c_str());
     return kExitOk;
   }
   std::printf("%-22s %-20s %-10s %-20s %s\n", "RUN", "PIPELINE", "STATUS", "CREATED (UTC)", "TOOK");
   for (const auto& r : runs) {
-    std::printf("%-22s %-20s %-10s %-20s %s\n", r.id.c_str(), r.name.c_str(), r.status.c_str(),
-                Time(r.created_at).c_str(), Seconds(r.created_at, r.finished_at).c_str());
+    std::printf("%-22s %-20s %-10s %-20s %s\n", Text(r, "run_id").c_str(), Text(r, "pipeline").c_str(),
+                Text(r, "status").c_str(), Time(r.value("created_at", 0.0)).c_str(),
+                Seconds(r.value("created_at", 0.0), r.value("finished_at", 0.0)).c_str());
   }
   return kExitOk;
 }
 
-int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& stage_name, bool json) {
-  store::RunRecord run = MustRun(store, run_id);
-  auto stages = store.db->GetStages(run_id);
+int CmdShow(ViewSource& views, const std::string& run_id, const std::string& stage_name, bool json) {
   if (!stage_name.empty()) {
-    auto it = std::find_if(stages.begin(), stages.end(), [&](const auto& s) { return s.name == stage_name; });
-    if (it == stages.end()) throw Error(ErrorCode::kNotFound, "run " + run_id + " has no stage " + stage_name);
-    const auto& s = *it;
-    auto trials = RankedTrials(store, s);
+    const Json s = views.Stage(run_id, stage_name);
     if (json) {
-      std::printf("%s\n", StageDetailJson(store, s).dump(2).c_str());
+      std::printf("%s\n", s.dump(2).c_str());
       return kExitOk;
     }
-    std::printf("stage %s (%s) of run %s: %s%s\n", s.name.c_str(), s.type.c_str(), run_id.c_str(), s.status.c_str(),
-                s.cached_from ? " (cache hit: results of an earlier run)" : "");
-    if (!s.error.empty()) std::printf("error: %s\n", s.error.c_str());
-    if (s.resolved.contains("init_from")) {
-      const Json& r = s.resolved["init_from"];
-      std::printf("init_from: stage %s trial %d (rank %d) epoch %s checkpoint %s\n",
-                  r["stage"].get<std::string>().c_str(), r["trial_number"].get<int>(), r["rank"].get<int>(),
-                  r["epoch"].dump().c_str(), r["checkpoint"].get<std::string>().c_str());
-    }
-    if (s.resolved.contains("hyperparameters_from")) {
-      const Json& r = s.resolved["hyperparameters_from"];
-      std::printf("hyperparameters from trial %d of %s: %s\n", r["trial_number"].get<int>(),
-                  r["stage"].get<std::string>().c_str(), r["hyperparameters"].dump().c_str());
-    }
-    if (Is(s.type, StageType::kAblate)) {
-      if (s.resolved.contains("base")) {
-        const Json& b = s.resolved["base"];
-        std::printf("base: trial %d of %s (%s %s), hyperparameters %s\n", b["trial_number"].get<int>(),
-                    b["stage"].get<std::string>().c_str(), b["objective"]["metric"].get<std::string>().c_str(),
-                    Num(b["objective"]["value"]).c_str(), b["hyperparameters"].dump().c_str());
-      }
-      Json a = AblationJson(store, s);
-      if (a.contains("base")) {
-        PrintAblation(a);
-      } else {
-        std::printf("no results yet (the stage is %s); tasks:\n", s.status.c_str());
-        for (const auto& v : trials) {
-          std::printf("  %s repeat %d: %s %s\n", v.trial.task.value("variant", "").c_str(),
-                      v.trial.task.value("repeat", 0), v.trial.status.c_str(), v.trial.reason.c_str());
-        }
-      }
-    } else if (Is(s.type, StageType::kTune)) {
-      const std::string metric = s.spec["objective"]["metric"].get<std::string>();
-      std::map<std::string, int> by_status;
-      for (const auto& v : trials) by_status[v.trial.status] += 1;
-      std::string counts;
-      for (const auto& [st, n] : by_status) counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " " + st;
-      std::printf("%zu trials (%s); sampler %s, pruner %s, %s; objective %s %s\n", trials.size(), counts.c_str(),
-                  s.spec.value("sampler", Json{{"type", "random"}}).value("type", "random").c_str(),
-                  s.spec.value("pruner", Json{{"type", "none"}}).value("type", "none").c_str(),
-                  s.spec.value("scheduling", "asynchronous").c_str(), metric.c_str(),
-                  s.spec["objective"]["mode"].get<std::string>().c_str());
-      std::printf("%-5s %-10s %-6s %-10s %-10s %s\n", "TRIAL", "STATUS", "EPOCHS", ("last " + metric.substr(0, 5)).c_str(),
-                  "best", "HYPERPARAMETERS");
-      for (const auto& v : trials) {
-        std::string hp;
-        for (const auto& [k, val] : v.trial.hyperparameters.items()) hp += (hp.empty() ? "" : " ") + k + "=" + Num(val);
-        std::printf("%-5d %-10s %-6zu %-10s %-10s %s\n", v.trial.number, v.trial.status.c_str(), v.epochs.size(),
-                    v.has_final ? Num(v.final_value).c_str() : "-", v.has_final ? Num(v.best_value).c_str() : "-",
-                    hp.c_str());
-        if (!v.trial.reason.empty()) std::printf("      reason: %s\n", v.trial.reason.c_str());
-      }
-    } else {
-      Json comparison = Is(s.type, StageType::kTrain) ? ComparisonJson(store, s) : Json();
-      for (const auto& v : trials) {
-        if (!comparison.is_null() && v.trial.task.contains("variant")) continue;  // in the table below
-        std::printf("task %d %s%s\n", v.trial.number, v.trial.status.c_str(),
-                    v.trial.reason.empty() ? "" : (": " + v.trial.reason).c_str());
-        if (!v.trial.initial_checkpoint.empty()) std::printf("initial checkpoint %s\n", v.trial.initial_checkpoint.c_str());
-        if (!v.trial.output.empty()) std::printf("output %s\n", v.trial.output.c_str());
-        if (v.epochs.empty()) continue;
-        std::printf("%-6s %-10s %-10s %-10s %-10s %-10s %s\n", "EPOCH", "train_loss", "val_loss", "val_acc",
-                    "test_acc", "seconds", "CHECKPOINT");
-        for (const auto& e : v.epochs) {
-          auto m = [&](const char* k) { return e.metrics.contains(k) ? Num(e.metrics[k]) : std::string("-"); };
-          std::printf("%-6d %-10s %-10s %-10s %-10s %-10.1f %s\n", e.epoch, m("train_loss").c_str(), m("val_loss").c_str(),
-                      m("val_accuracy").c_str(), m("test_accuracy").c_str(), e.seconds,
-                      (Short(e.checkpoint) + (v.released.count(e.checkpoint) ? " (released by gc)" : "")).c_str());
-        }
-      }
-      if (!comparison.is_null()) {
-        std::printf("\n");
-        PrintComparison(comparison);
-      }
-    }
+    const Json run = views.Run(run_id);
+    const Json spec = views.Pipeline(Text(run, "pipeline_id")).at("stages").value(stage_name, Json::object());
+    PrintStage(views, run_id, s, spec);
     return kExitOk;
   }
+  const Json run = views.Run(run_id);
   if (json) {
-    std::printf("%s\n", RunDetailJson(store, run).dump(2).c_str());
+    std::printf("%s\n", run.dump(2).c_str());
     return kExitOk;
   }
-  std::printf("run %s  pipeline %s  %s  created %s  took %s\n", run.id.c_str(), run.name.c_str(), run.status.c_str(),
-              Time(run.created_at).c_str(), Seconds(run.created_at, run.finished_at).c_str());
-  if (!run.error.empty()) std::printf("error: %s\n", run.error.c_str());
+  const Json pipeline = views.Pipeline(Text(run, "pipeline_id"));
+  std::printf("run %s  pipeline %s  %s  created %s  took %s\n", Text(run, "run_id").c_str(),
+              Text(run, "pipeline").c_str(), Text(run, "status").c_str(), Time(run.value("created_at", 0.0)).c_str(),
+              Seconds(run.value("created_at", 0.0), run.value("finished_at", 0.0)).c_str());
+  if (!Text(run, "error").empty()) std::printf("error: %s\n", Text(run, "error").c_str());
   std::printf("%-12s %-8s %-10s %-8s %s\n", "STAGE", "TYPE", "STATUS", "TIME", "RESULT");
-  for (const auto& s : stages) {
-    std::string result;
-    if (s.cached_from != 0) {
-      auto src = store.db->GetStage(s.cached_from);
-      result = "cache hit from run " + (src ? src->run_id : "?") + "; ";
-    }
-    if (Is(s.type, StageType::kPrepare) && !s.output.empty()) {
-      result += "dataset " + Short(s.output);
-    } else if (Is(s.type, StageType::kTune)) {
-      auto trials = RankedTrials(store, s);
-      int ok = 0;
-      for (const auto& v : trials) ok += Is(v.trial.status, TrialStatus::kSucceeded);
-      result += std::to_string(ok) + "/" + std::to_string(trials.size()) + " trials succeeded";
-      if (!trials.empty() && trials.front().has_final) {
-        result += "; best " + s.spec["objective"]["metric"].get<std::string>() + " " +
-                  Num(trials.front().final_value) + " (trial " + std::to_string(trials.front().trial.number) + ")";
-      }
-    } else if (Is(s.type, StageType::kAblate)) {
-      Json a = AblationJson(store, s);
-      if (a.contains("variants") && !a["variants"].empty() && a["variants"][0].contains("impact")) {
-        char buf[64];
-        std::snprintf(buf, sizeof(buf), "%+.4f", a["variants"][0]["impact"].get<double>());
-        result += std::to_string(a["variants"].size()) + " variants; largest impact " +
-                  a["variants"][0]["variant"].get<std::string>() + " (" + buf + " " +
-                  a["objective"]["metric"].get<std::string>() + ")";
-      }
-    } else if (Is(s.type, StageType::kTrain)) {
-      Json j = StageJson(store, s);
-      if (j.contains("model")) {
-        const Json& m = j["model"]["final_metrics"];
-        result += "model " + Short(j["model"]["checkpoint"].get<std::string>());
-        if (m.contains("test_accuracy")) result += " test_accuracy " + Num(m["test_accuracy"]);
-      }
-      if (s.resolved.contains("init_from")) {
-        const Json& r = s.resolved["init_from"];
-        const bool separated = result.empty() || (result.size() >= 2 && result.compare(result.size() - 2, 2, "; ") == 0);
-        result += std::string(separated ? "" : "; ") + "init from " + r["stage"].get<std::string>() + " trial " + std::to_string(r["trial_number"].get<int>()) +
-                  " epoch " + r["epoch"].dump() + " (" + Short(r["checkpoint"].get<std::string>()) + ")";
-      }
-    }
-    if (!s.error.empty()) result += (result.empty() ? "" : "; ") + s.error;
-    std::printf("%-12s %-8s %-10s %-8s %s\n", s.name.c_str(), s.type.c_str(), s.status.c_str(),
-                Seconds(s.started_at, s.finished_at).c_str(), result.c_str());
+  for (const auto& s : run["stages"]) {
+    const Json spec = pipeline.at("stages").value(Text(s, "name"), Json::object());
+    std::printf("%-12s %-8s %-10s %-8s %s\n", Text(s, "name").c_str(), Text(s, "type").c_str(),
+                Text(s, "status").c_str(), Seconds(s.value("started_at", 0.0), s.value("finished_at", 0.0)).c_str(),
+                StageResult(views, run_id, s, spec).c_str());
   }
   return kExitOk;
 }

@@ -52,9 +52,7 @@ int CmdRun(const std::string& store_dir, const RunOptions& options);
 // Resumes a run whose process ended before it did (Coordinator::ForResume),
 // with options.workers, json and progress as CmdRun; pipeline_file unused.
 int CmdResume(const std::string& store_dir, const std::string& run_id, const RunOptions& options);
-int CmdRuns(StoreHandle& store, bool json, bool quiet);
-int CmdShow(StoreHandle& store, const std::string& run_id, const std::string& stage, bool json);
-int CmdLineage(StoreHandle& store, const std::string& id, bool downstream, int depth, bool json);
+// runs, show and lineage read a store or a server: view_source.h.
 int CmdStoreDu(StoreHandle& store, bool json);
 
 // Retention and garbage collection (store_gc.cpp): the checkpoints the
@@ -111,8 +109,7 @@ struct ServeOptions {
   orchestrator::PipelineLimits limits;  // of the pipelines sent over HTTP (--max-model-bytes)
 };
 int CmdServe(const std::string& store_dir, const ServeOptions& options);
-// The commands through a `baton serve` (cli_remote.cpp); show and lineage
-// print the API's JSON.
+// run and resume through a `baton serve` (cli_remote.cpp).
 struct RemoteOptions {
   std::string url;    // http://host:port
   std::string token;  // --token or $BATON_TOKEN
@@ -120,9 +117,6 @@ struct RemoteOptions {
 int RemoteRun(const RemoteOptions& remote, const RunOptions& options);
 // POST /runs/{id}:resume, then follows the run as RemoteRun does.
 int RemoteResume(const RemoteOptions& remote, const std::string& run_id, const RunOptions& options);
-int RemoteRuns(const RemoteOptions& remote, bool json, bool quiet);
-int RemoteShow(const RemoteOptions& remote, const std::string& run_id, const std::string& stage);
-int RemoteLineage(const RemoteOptions& remote, const std::string& id, bool downstream, int depth);
 // <store>/api-token, created with mode 0600 on first use (*created).
 std::string LoadOrCreateApiToken(const std::string& store_dir, bool* created);
 

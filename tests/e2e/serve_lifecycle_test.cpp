@@ -27,6 +27,7 @@
 #include "tests/e2e/http_e2e.h"
 #include "tests/e2e/serve_fixture.h"
 #include "tests/e2e/serve_process.h"
+#include "tests/support/shell.h"
 
 namespace baton {
 namespace {
@@ -38,6 +39,49 @@ using testing::Pipeline;
 using testing::ReadEvents;
 using testing::Server;
 using testing::Sse;
+
+// `baton --server URL runs/show/lineage` print what the same commands print
+// on the store itself: the same tables and the same --json.
+TEST(ServeCli, ServerOutputEqualsLocalOutput) {
+  const fs::path dir = fs::temp_directory_path() / ("baton-e2e-serve-cli-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path store = dir / "store";
+  Json doc = Pipeline("cli-views", 2, 300);
+  doc["stages"]["train"] = Json::parse(R"({"type": "train", "depends_on": ["tune"],
+      "hyperparameters": {"from": "tune", "trial": "best"},
+      "init_from": {"stage": "tune", "trial": "best", "epoch": "last"}, "epochs": 1})");
+  std::ofstream(dir / "p.json") << doc.dump();
+  const testing::CmdResult run = testing::Capture("BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store " +
+                                                  store.string() + " run " + (dir / "p.json").string() +
+                                                  " --json --no-progress 2>/dev/null");
+  ASSERT_EQ(run.exit_code, 0) << run.out;
+  const std::string id = Json::parse(run.out)["run_id"];
+  const std::string model = Json::parse(testing::Capture(BATON_BIN " --store " + store.string() + " show " + id +
+                                                         " --stage train --json")
+                                            .out)["trials"][0]["output"];
+  const std::vector<std::string> commands = {
+      "runs", "runs --json", "runs -q", "show " + id, "show " + id + " --json", "show " + id + " --stage tune",
+      "show " + id + " --stage tune --json", "show " + id + " --stage train", "show " + id + " --stage train --json",
+      "lineage " + model, "lineage " + model + " --json", "lineage run:" + id + " --downstream --depth 2"};
+  std::vector<std::string> local;
+  for (const auto& c : commands) {
+    const testing::CmdResult r = testing::Capture(BATON_BIN " --store " + store.string() + " " + c + " 2>&1");
+    EXPECT_EQ(r.exit_code, 0) << c << "\n" << r.out;
+    local.push_back(r.out);
+  }
+  EXPECT_NE(local[3].find("STAGE        TYPE     STATUS"), std::string::npos) << local[3];  // a table
+  Server server(store, "");
+  for (size_t i = 0; i < commands.size(); ++i) {
+    const testing::CmdResult r =
+        testing::Capture("BATON_TOKEN=" + server.token + " " BATON_BIN " --server http://127.0.0.1:" +
+                         std::to_string(server.port) + " " + commands[i] + " 2>&1");
+    EXPECT_EQ(r.exit_code, 0) << commands[i] << "\n" << r.out;
+    EXPECT_EQ(r.out, local[i]) << "baton --server ... " << commands[i];
+  }
+  EXPECT_EQ(server.Stop(), 0);
+  fs::remove_all(dir);
+}
 
 // gc frees what nothing refers to, and only with --apply / {"apply": true}.
 TEST(StoreGc, FreesOnlyUnreferencedBlobsAndOnlyWhenAsked) {

@@ -347,10 +347,10 @@ TEST_F(ServeTest, CliActsThroughTheServer) {
   const std::string id = result["run_id"];
   EXPECT_NE(cli("runs -q", &rc).find(id), std::string::npos);
   EXPECT_EQ(rc, 0);
-  const Json shown = Json::parse(cli("show " + id + " --stage tune", &rc));
+  const Json shown = Json::parse(cli("show " + id + " --stage tune --json", &rc));
   EXPECT_EQ(rc, 0);
   EXPECT_EQ(shown["status"], "cached");
-  const Json lineage = Json::parse(cli("lineage run:" + id + " --downstream --depth 1", &rc));
+  const Json lineage = Json::parse(cli("lineage run:" + id + " --downstream --depth 1 --json", &rc));
   EXPECT_EQ(rc, 0);
   EXPECT_EQ(lineage["direction"], "downstream");
   EXPECT_FALSE(fs::exists(*dir_ / "baton-store"));  // nothing local
