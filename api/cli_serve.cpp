@@ -98,12 +98,7 @@ int CmdServe(const std::string& store_dir, const ServeOptions& options) {
     runs.Resume(run.id);
   }
 
-  HttpServerOptions server_options;
-  server_options.host = options.host;
-  server_options.port = options.port;
-  server_options.threads = options.threads;
-  server_options.max_body_bytes = options.max_body_bytes;
-  HttpServer server(server_options);
+  HttpServer server(HttpServerOptions::ForApi(options.host, options.port, options.threads, options.max_body_bytes));
   server.MountApi(api, &store, &runs);
   server.Start();
   runs.SetResumeCommand("baton --server " + server.url() + " resume");

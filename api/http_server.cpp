@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <httplib.h>
+#include <openssl/crypto.h>
 #include <zlib.h>
 
 #include "common/digest.h"
@@ -55,13 +56,6 @@ std::vector<store::ExpectedBlob> ParseBlobBatch(std::string_view body) {
     offset += length;
   }
   return blobs;
-}
-
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
 }
 
 }  // namespace
@@ -201,7 +195,7 @@ namespace {
 class InternalEndpoint : public executor::WorkerEndpoint {
  public:
   InternalEndpoint(orchestrator::Coordinator& coordinator, store::BlobStore& blobs, int workers)
-      : server_(Options(workers)), token_(NewToken()) {
+      : server_(HttpServerOptions::ForWorkers(workers)), token_(NewToken()) {
     server_.MountInternal(&coordinator, &blobs, token_);
     server_.Start();
   }
@@ -210,13 +204,6 @@ class InternalEndpoint : public executor::WorkerEndpoint {
   std::string token() const override { return token_; }
 
  private:
-  // A request thread for each worker's keep-alive connection, and spare ones.
-  static HttpServerOptions Options(int workers) {
-    HttpServerOptions options;
-    options.threads = workers + 4;
-    return options;
-  }
-
   HttpServer server_;
   const std::string token_;
 };
@@ -226,6 +213,42 @@ class InternalEndpoint : public executor::WorkerEndpoint {
 std::unique_ptr<executor::WorkerEndpoint> ServeWorkers(orchestrator::Coordinator& coordinator,
                                                        store::BlobStore& blobs, int workers) {
   return std::make_unique<InternalEndpoint>(coordinator, blobs, workers);
+}
+
+bool detail::ConstantTimeEquals(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+void HttpServer::Impl::Guard(std::string prefix, Refusal refuse) {
+  if (guards.empty()) {
+    server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      for (const auto& [prefix, refuse] : guards) {
+        if (req.path.compare(0, prefix.size(), prefix) != 0) continue;
+        const std::string why = refuse(req);
+        if (why.empty()) break;
+        SendError(res, ErrorCode::kUnauthenticated, why);
+        res.set_header("Connection", "close");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+  }
+  guards.emplace_back(std::move(prefix), std::move(refuse));
+}
+
+HttpServerOptions HttpServerOptions::ForWorkers(int workers) {
+  HttpServerOptions options;
+  options.threads = workers + 4;
+  return options;
+}
+
+HttpServerOptions HttpServerOptions::ForApi(const std::string& host, int port, int threads, size_t max_body_bytes) {
+  HttpServerOptions options;
+  options.host = host;
+  options.port = port;
+  options.threads = threads;
+  options.max_body_bytes = max_body_bytes;
+  return options;
 }
 
 HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_unique<Impl>()) {
@@ -250,11 +273,9 @@ void HttpServer::MountInternal(orchestrator::Coordinator* coordinator, store::Bl
                                const std::string& token) {
   auto& s = impl_->server;
   const std::string expected = "Bearer " + token;
-  auto authorized = [expected](const httplib::Request& req, httplib::Response& res) {
-    if (ConstantTimeEquals(req.get_header_value("Authorization"), expected)) return true;
-    SendError(res, ErrorCode::kUnauthenticated, "missing or wrong worker token");
-    return false;
-  };
+  impl_->Guard("/internal/v1/", [expected](const httplib::Request& req) -> std::string {
+    return detail::ConstantTimeEquals(req.get_header_value("Authorization"), expected) ? "" : "missing or wrong worker token";
+  });
   auto body_json = [](const httplib::Request& req) { return ParseJson(req.body, "request body"); };
   auto task_id = [](const httplib::Request& req) { return std::stoll(req.matches[1]); };
   if (coordinator != nullptr) {
@@ -274,7 +295,6 @@ void HttpServer::MountInternal(orchestrator::Coordinator* coordinator, store::Bl
   }
 
   s.Post("/internal/v1/tasks:next", [=](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
     Json body = body_json(req);
     Json task;
     switch (coordinator->NextTask(body.value("worker_id", -1), std::chrono::milliseconds(1000), &task)) {
@@ -284,30 +304,24 @@ void HttpServer::MountInternal(orchestrator::Coordinator* coordinator, store::Bl
     }
   });
   s.Post(R"(/internal/v1/tasks/(\d+)/initial)", [=](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
     coordinator->ReportInitial(task_id(req), body_json(req));
     SendJson(res, Json::object());
   });
   s.Post(R"(/internal/v1/tasks/(\d+)/epochs)", [=](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
     SendJson(res, {{"action", coordinator->ReportEpoch(task_id(req), body_json(req))}});
   });
   s.Post(R"(/internal/v1/tasks/(\d+):complete)", [=](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
     coordinator->Complete(task_id(req), body_json(req));
     SendJson(res, Json::object());
   });
   s.Post(R"(/internal/v1/tasks/(\d+):fail)", [=](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
     coordinator->Fail(task_id(req), body_json(req));
     SendJson(res, Json::object());
   });
   s.Post(R"(/internal/v1/tasks/(\d+):heartbeat)", [=](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
     SendJson(res, coordinator->Heartbeat(task_id(req), body_json(req)));
   });
   s.Post("/internal/v1/blobs:missing", [=](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
     Json body = body_json(req);
     std::vector<std::string> digests;
     for (const auto& d : body.at("digests")) {
@@ -322,11 +336,6 @@ void HttpServer::MountInternal(orchestrator::Coordinator* coordinator, store::Bl
   const uint64_t max_body = impl_->options.max_body_bytes;
   s.Post("/internal/v1/blobs:batch",
          [=](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
-           if (!authorized(req, res)) {
-             // Drain the body so that the keep-alive connection stays usable.
-             read([](const char*, size_t) { return true; });
-             return;
-           }
            std::string body;
            const std::string length = req.get_header_value("Content-Length");
            if (!length.empty() && length.size() < 20) {
@@ -341,12 +350,10 @@ void HttpServer::MountInternal(orchestrator::Coordinator* coordinator, store::Bl
            SendJson(res, {{"stored", batch.size()}, {"new", added}});
          });
   s.Put(R"(/internal/v1/blobs/([0-9a-f]{64}))", [=](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
     blobs->PutExpected(req.matches[1].str(), req.body);
     res.status = 204;
   });
   s.Get(R"(/internal/v1/blobs/([0-9a-f]{64}))", [=](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
     res.set_content(blobs->Get(req.matches[1].str()), "application/octet-stream");
   });
 }

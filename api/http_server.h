@@ -25,11 +25,22 @@ struct ApiOptions {
   orchestrator::PipelineLimits limits;  // of the pipelines sent over HTTP
 };
 
+// How a server listens. Its two uses differ, and only here:
+//   ForWorkers: a run's worker endpoint (/internal/v1): loopback, a thread
+//     for each worker's keep-alive connection and spare ones, bodies up to
+//     1 GiB (one tensor blob, or a batch of them, per request);
+//   ForApi: `baton serve` (/api/v1): the host, port, threads and body limit
+//     it is given (ServeOptions: 16 threads, since each open event stream
+//     holds one; 16 MiB, a pipeline document: nothing big is uploaded
+//     through the public API).
 struct HttpServerOptions {
   std::string host = "127.0.0.1";  // loopback unless asked otherwise
   int port = 0;                     // 0 = any free port
   int threads = 8;                  // request threads; >= keep-alive connections
-  size_t max_body_bytes = 1ull << 30;  // largest upload (a tensor blob). Default: 1 GiB
+  size_t max_body_bytes = 1ull << 30;  // largest request body (413 above). Default: 1 GiB
+
+  static HttpServerOptions ForWorkers(int workers);
+  static HttpServerOptions ForApi(const std::string& host, int port, int threads, size_t max_body_bytes);
 };
 
 // The HTTP face of Baton (cpp-httplib lives only in http_server.cpp). For now

@@ -148,20 +148,39 @@ struct Api {
   };
   std::shared_ptr<CheckpointAnswers> checkpoint_answers = std::make_shared<CheckpointAnswers>();
 
-  bool Authorized(const httplib::Request& req, httplib::Response& res, bool mutation, bool signed_ok) const {
-    if (!mutation && options.public_read) return true;
-    if (signed_ok && detail::SignatureValid(link_key, req, static_cast<int64_t>(std::time(nullptr)))) return true;
+  // Why a request to /api/v1 may not go on ("" if it may): HttpServer's
+  // guard asks this before any route sees the request. Reads need the token
+  // unless public_read; a URL signed by GET .../download-link stands in for
+  // it on the routes registered `signed_ok`.
+  std::string Refusal(const httplib::Request& req) const {
+    const bool mutation = req.method != "GET" && req.method != "HEAD";
+    if (!mutation && options.public_read) return "";
+    if (!mutation && SignableRoute(req.path) &&
+        detail::SignatureValid(link_key, req, static_cast<int64_t>(std::time(nullptr)))) {
+      return "";
+    }
     const std::string given = req.get_header_value("Authorization");
-    const std::string expected = "Bearer " + options.token;
-    unsigned char diff = given.size() == expected.size() ? 0 : 1;
-    for (size_t i = 0; i < std::min(given.size(), expected.size()); ++i) diff |= given[i] ^ expected[i];
-    if (diff == 0) return true;
-    SendError(res, ErrorCode::kUnauthenticated,
-              given.empty() ? "this request needs \"Authorization: Bearer <token>\" (the token is in the store's "
-                              "api-token file)"
-                            : "wrong token");
+    if (detail::ConstantTimeEquals(given, "Bearer " + options.token)) return "";
+    // A path no route takes is answered 404 by the router, token or not.
+    if (!Routed(req)) return "";
+    return given.empty() ? "this request needs \"Authorization: Bearer <token>\" (the token is in the store's "
+                           "api-token file)"
+                         : "wrong token";
+  }
+  bool SignableRoute(const std::string& path) const {
+    for (const auto& pattern : signable) {
+      if (std::regex_match(path, pattern)) return true;
+    }
     return false;
   }
+  bool Routed(const httplib::Request& req) const {
+    for (const auto& [method, pattern] : patterns) {
+      if (method == req.method && std::regex_match(req.path, pattern)) return true;
+    }
+    return false;
+  }
+  std::vector<std::regex> signable = {};                           // of the routes registered signed_ok
+  std::vector<std::pair<std::string, std::regex>> patterns = {};  // (method, path) of every route
 
   // `signed_ok`: a URL signed by GET .../download-link may stand in for the
   // token (downloads a browser starts cannot send a header).
@@ -169,8 +188,10 @@ struct Api {
     routes.emplace_back(method, path);
     const std::string pattern = "/api/v1" + PathRegex(path);
     const bool mutation = method != "GET";
-    auto guarded = [this, mutation, signed_ok, handler](const httplib::Request& req, httplib::Response& res) {
-      if (!Authorized(req, res, mutation, signed_ok)) return;
+    if (signed_ok) signable.emplace_back(pattern);
+    patterns.emplace_back(method, std::regex(pattern));
+    // Who may call was decided before routing (Refusal).
+    auto guarded = [this, mutation, handler](const httplib::Request& req, httplib::Response& res) {
       // A read sees one snapshot of the lineage DB on a reader connection
       // of its own: it waits for no writer, and opening one read
       // transaction per request instead of one per query halves its cost.
@@ -676,6 +697,7 @@ void HttpServer::MountApi(const ApiOptions& options, StoreHandle* store, RunMana
   auto api = std::make_shared<Api>(Api{s, options, *store, *runs, impl_->routes});
   api->max_streams = std::max(1, impl_->options.threads / 2);
   api->Mount();
+  impl_->Guard("/api/v1/", [a = api.get()](const httplib::Request& req) { return a->Refusal(req); });
   impl_->keep.push_back(api);
   detail::MountWebUi(s, options.web_dir);
 }

@@ -6,7 +6,6 @@
 #include <regex>
 #include <sstream>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -107,7 +106,7 @@ bool SignatureValid(const std::string& key, const httplib::Request& req, int64_t
   const int64_t at = std::stoll(expires);
   if (at < now) return false;
   const std::string expected = SignPath(key, req.path, at);
-  return given.size() == expected.size() && CRYPTO_memcmp(given.data(), expected.data(), given.size()) == 0;
+  return ConstantTimeEquals(given, expected);
 }
 
 }  // namespace baton::api::detail

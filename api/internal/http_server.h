@@ -5,6 +5,7 @@
 // cpp-httplib, so only api/*.cpp may include this.
 #include <atomic>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -26,9 +27,22 @@ struct HttpServer::Impl {
   int port = 0;
   std::vector<std::pair<std::string, std::string>> routes;  // MountApi's (method, OpenAPI path)
   std::vector<std::shared_ptr<void>> keep;                  // state the routes' handlers use
+
+  // Who may call: a request whose path starts with `prefix` goes to a route
+  // only if `refuse` returns "" for it; otherwise it is answered 401 with
+  // that message, before any route sees it (a pre-routing handler: the one
+  // check of each server). Its connection is then closed, since its body,
+  // if any, was never read. Call before Start().
+  using Refusal = std::function<std::string(const httplib::Request&)>;
+  void Guard(std::string prefix, Refusal refuse);
+  std::vector<std::pair<std::string, Refusal>> guards;
 };
 
 namespace detail {
+
+// a == b, in time that depends only on their lengths: every token and
+// signature comparison goes through it.
+bool ConstantTimeEquals(const std::string& a, const std::string& b);
 
 // The HTTP status of an error code, and MLflow's name for it.
 int HttpStatus(ErrorCode code);

@@ -166,7 +166,8 @@ TEST_F(BlobBatchTest, WrongTokenIsRefusedAndStoresNothing) {
                                       "application/octet-stream");
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 401);
-  // Same connection, right token: the refused body was drained.
+  // The refusal came before the body was read, and closed the connection:
+  // the client's next request, with the right token, is served.
   httplib::Result good = PostRaw(http, Frame(Sha256Hex(a), a));
   ASSERT_TRUE(good);
   EXPECT_EQ(good->status, 200);

@@ -20,7 +20,9 @@ TEST(OpenApi, DocumentsExactlyTheRegisteredRoutes) {
   StoreHandle store = OpenStore(dir.path().string());
   RunManager runs(store, {});
   HttpServer server(HttpServerOptions{});
-  server.MountApi(ApiOptions{"token", false, "", {}}, &store, &runs);
+  ApiOptions options;
+  options.token = "token";
+  server.MountApi(options, &store, &runs);
 
   std::set<std::pair<std::string, std::string>> registered;
   for (const auto& route : server.ApiRoutes()) {
