@@ -9,6 +9,7 @@
 #include "api/internal/views.h"
 #include "common/digest.h"
 #include "common/error.h"
+#include "common/vocabulary.h"
 
 namespace baton::api {
 namespace {
@@ -48,7 +49,7 @@ std::string ResolveNode(StoreHandle& store, const std::string& id) {
     // A run's model: the output of its last train stage.
     auto stages = store.db->GetStages(id);
     for (auto it = stages.rbegin(); it != stages.rend(); ++it) {
-      if (it->type == "train" && !it->output.empty()) return "checkpoint:" + it->output;
+      if (Is(it->type, StageType::kTrain) && !it->output.empty()) return "checkpoint:" + it->output;
     }
     return "run:" + id;
   }

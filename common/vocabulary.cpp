@@ -12,10 +12,12 @@ constexpr std::string_view kStageWords[] = {"pending", "running",   "succeeded",
 constexpr std::string_view kTrialWords[] = {"pending", "running", "succeeded", "failed",
                                             "diverged", "pruned", "skipped",   "cancelled"};
 constexpr std::string_view kTypeWords[] = {"prepare", "tune", "ablate", "train"};
+constexpr std::string_view kKindWords[] = {"prepare", "train"};
 static_assert(std::size(kRunWords) == std::size(kRunStatuses));
 static_assert(std::size(kStageWords) == std::size(kStageStatuses));
 static_assert(std::size(kTrialWords) == std::size(kTrialStatuses));
 static_assert(std::size(kTypeWords) == std::size(kStageTypes));
+static_assert(std::size(kKindWords) == std::size(kTaskKinds));
 
 template <class E, size_t N>
 std::optional<E> Find(std::string_view s, const E (&all)[N]) {
@@ -31,11 +33,13 @@ std::string_view Name(RunStatus s) { return kRunWords[static_cast<size_t>(s)]; }
 std::string_view Name(StageStatus s) { return kStageWords[static_cast<size_t>(s)]; }
 std::string_view Name(TrialStatus s) { return kTrialWords[static_cast<size_t>(s)]; }
 std::string_view Name(StageType t) { return kTypeWords[static_cast<size_t>(t)]; }
+std::string_view Name(TaskKind k) { return kKindWords[static_cast<size_t>(k)]; }
 
 std::optional<RunStatus> ParseRunStatus(std::string_view s) { return Find(s, kRunStatuses); }
 std::optional<StageStatus> ParseStageStatus(std::string_view s) { return Find(s, kStageStatuses); }
 std::optional<TrialStatus> ParseTrialStatus(std::string_view s) { return Find(s, kTrialStatuses); }
 std::optional<StageType> ParseStageType(std::string_view s) { return Find(s, kStageTypes); }
+std::optional<TaskKind> ParseTaskKind(std::string_view s) { return Find(s, kTaskKinds); }
 
 bool IsFinished(RunStatus s) {
   return s == RunStatus::kSucceeded || s == RunStatus::kFailed || s == RunStatus::kCancelled;

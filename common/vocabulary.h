@@ -13,17 +13,23 @@ enum class RunStatus { kPending, kRunning, kSucceeded, kFailed, kCancelled, kInt
 enum class StageStatus { kPending, kRunning, kSucceeded, kFailed, kCached, kSkipped, kCancelled, kInterrupted };
 enum class TrialStatus { kPending, kRunning, kSucceeded, kFailed, kDiverged, kPruned, kSkipped, kCancelled };
 enum class StageType { kPrepare, kTune, kAblate, kTrain };
+// What a worker is asked to do (a task's "kind", docs/worker-protocol.md):
+// prepare a dataset, or train a model for some epochs (tune, ablate and
+// train stages all hand out train tasks).
+enum class TaskKind { kPrepare, kTrain };
 
 std::string_view Name(RunStatus s);
 std::string_view Name(StageStatus s);
 std::string_view Name(TrialStatus s);
 std::string_view Name(StageType t);
+std::string_view Name(TaskKind k);
 
 // The value a word names; nullopt for any other string.
 std::optional<RunStatus> ParseRunStatus(std::string_view s);
 std::optional<StageStatus> ParseStageStatus(std::string_view s);
 std::optional<TrialStatus> ParseTrialStatus(std::string_view s);
 std::optional<StageType> ParseStageType(std::string_view s);
+std::optional<TaskKind> ParseTaskKind(std::string_view s);
 
 // Finished: it ended and will not run again, not even on resume.
 // Interrupted runs and stages are not finished (resume goes on with them);
@@ -44,6 +50,7 @@ inline bool Is(std::string_view word, RunStatus s) { return word == Name(s); }
 inline bool Is(std::string_view word, StageStatus s) { return word == Name(s); }
 inline bool Is(std::string_view word, TrialStatus s) { return word == Name(s); }
 inline bool Is(std::string_view word, StageType t) { return word == Name(t); }
+inline bool Is(std::string_view word, TaskKind k) { return word == Name(k); }
 
 // Every value of each enum, in declaration order (for tests and listings).
 inline constexpr RunStatus kRunStatuses[] = {RunStatus::kPending,   RunStatus::kRunning,   RunStatus::kSucceeded,
@@ -56,5 +63,6 @@ inline constexpr TrialStatus kTrialStatuses[] = {
     TrialStatus::kDiverged, TrialStatus::kPruned, TrialStatus::kSkipped,   TrialStatus::kCancelled};
 inline constexpr StageType kStageTypes[] = {StageType::kPrepare, StageType::kTune, StageType::kAblate,
                                             StageType::kTrain};
+inline constexpr TaskKind kTaskKinds[] = {TaskKind::kPrepare, TaskKind::kTrain};
 
 }  // namespace baton

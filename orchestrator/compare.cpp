@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 
+#include "common/vocabulary.h"
 #include "orchestrator/internal/stats.h"
 
 namespace baton::orchestrator {
@@ -77,7 +78,7 @@ Json CompareResults(const std::vector<CompareRun>& runs, const std::vector<Compa
                     const Json& target_spec) {
   std::map<std::string, std::vector<const CompareRun*>> by;
   for (const auto& r : runs) {
-    if (r.status == "succeeded") by[r.variant].push_back(&r);
+    if (Is(r.status, TrialStatus::kSucceeded)) by[r.variant].push_back(&r);
   }
   const std::string baseline = variants.empty() ? "kaiming_uniform" : variants.front().name;
   std::vector<double> base_best, base_best_test;
@@ -119,7 +120,7 @@ Json CompareResults(const std::vector<CompareRun>& runs, const std::vector<Compa
                 {"tta_100", TtaJson(TimeTo(mine, base_mean), base_tta_full, v.tuning_epochs, is_base)}};
     Json reasons = Json::array();
     for (const auto& r : runs) {
-      if (r.variant == v.name && r.status != "succeeded") reasons.push_back(r.status + ": " + r.reason);
+      if (r.variant == v.name && !Is(r.status, TrialStatus::kSucceeded)) reasons.push_back(r.status + ": " + r.reason);
     }
     if (!reasons.empty()) row["failures"] = reasons;
     if (!is_base) {

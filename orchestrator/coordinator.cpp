@@ -38,7 +38,7 @@ std::string CreateRun(store::LineageDb& db, const Pipeline& pipeline, const std:
   run.id = NewRunId();
   run.pipeline_id = pipeline.id;
   run.name = pipeline.name;
-  run.status = "pending";
+  run.status = Name(RunStatus::kPending);
   run.created_at = SystemClock().Now();
   db.InTransaction([&] {
     db.PutPipeline(pipeline.id, pipeline.name, pipeline.doc);
@@ -48,7 +48,7 @@ std::string CreateRun(store::LineageDb& db, const Pipeline& pipeline, const std:
       stage.run_id = run.id;
       stage.name = name;
       stage.type = pipeline.stage(name).at("type").get<std::string>();
-      stage.status = "pending";
+      stage.status = Name(StageStatus::kPending);
       stage.spec = pipeline.stage(name);
       int64_t id = db.AddStage(stage);
       db.AddEdge({Node("stage", id), Node("run", run.id), "part_of", Json::object()});
@@ -86,7 +86,7 @@ Coordinator::Coordinator(store::BlobStore& blobs, store::LineageDb& db, Pipeline
       stage->max_attempts = spec["retry"].value("max_attempts", 1);
       stage->backoff = spec["retry"].value("backoff_seconds", 1.0);
     }
-    if (stage->rec.type == "ablate") {
+    if (Is(stage->rec.type, StageType::kAblate)) {
       // Objective: the stage's own, else its base tune stage's, else val_accuracy.
       Json objective = {{"metric", "val_accuracy"}, {"mode", "max"}};
       const Json& base = spec.at("base");
@@ -101,11 +101,11 @@ Coordinator::Coordinator(store::BlobStore& blobs, store::LineageDb& db, Pipeline
                                 ? spec["budget"]["max_parallel"].get<int>()
                                 : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     }
-    if (stage->rec.type == "train" && spec.contains("compare")) {
+    if (Is(stage->rec.type, StageType::kTrain) && spec.contains("compare")) {
       stage->max_parallel = spec["compare"].value(
           "max_parallel", std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
     }
-    if (stage->rec.type == "tune") {
+    if (Is(stage->rec.type, StageType::kTune)) {
       stage->metric = spec.at("objective").at("metric").get<std::string>();
       stage->mode = spec.at("objective").at("mode").get<std::string>();
       const Json sampler = spec.value("sampler", Json::object());
@@ -163,15 +163,15 @@ void Coordinator::Start() {
   if (finished_) return;  // cancelled before it started
   auto run = db_.GetRun(run_id_);
   if (!run) throw Error(ErrorCode::kNotFound, "no run " + run_id_);
-  run->status = "running";
+  run->status = Name(RunStatus::kRunning);
   db_.UpdateRun(*run);
-  status_ = "running";
+  status_ = Name(RunStatus::kRunning);
   Emit("run_started", "", 0, -1, {{"pipeline", pipeline_.name}, {"stages", pipeline_.order}, {"resumed", resumed_}});
   if (resumed_) {
     EmitResumed();
     // A stage may have ended with the process, before it was recorded.
     for (auto& stage : stages_) {
-      if (stage->rec.status == "running") MaybeFinishStage(*stage);
+      if (Is(stage->rec.status, StageStatus::kRunning)) MaybeFinishStage(*stage);
     }
   }
   MaybeStartStages();
@@ -180,22 +180,22 @@ void Coordinator::Start() {
 
 void Coordinator::MaybeStartStages() {
   for (auto& stage : stages_) {
-    if (stage->rec.status != "pending") continue;
+    if (!Is(stage->rec.status, StageStatus::kPending)) continue;
     bool ready = true, blocked = false;
     for (const auto& dep : pipeline_.depends_on.at(stage->rec.name)) {
       for (auto& other : stages_) {
         if (other->rec.name != dep) continue;
         const std::string& s = other->rec.status;
-        if (s == "failed" || s == "skipped") blocked = true;
-        if (s != "succeeded" && s != "cached") ready = false;
+        if (Is(s, StageStatus::kFailed) || Is(s, StageStatus::kSkipped)) blocked = true;
+        if (!Is(s, StageStatus::kSucceeded) && !Is(s, StageStatus::kCached)) ready = false;
       }
     }
     if (blocked) {
-      stage->rec.status = "skipped";
+      stage->rec.status = Name(StageStatus::kSkipped);
       stage->rec.error = "an upstream stage failed";
       stage->rec.finished_at = Now();
       db_.UpdateStage(stage->rec);
-      Emit("stage_finished", stage->rec.name, 0, -1, {{"status", "skipped"}, {"error", stage->rec.error}});
+      Emit("stage_finished", stage->rec.name, 0, -1, {{"status", Name(StageStatus::kSkipped)}, {"error", stage->rec.error}});
       continue;
     }
     if (ready) StartStage(*stage);
@@ -218,7 +218,7 @@ std::string Coordinator::StageCacheKey(const Stage& stage) {
     }
   }
   key["inputs"] = inputs;
-  if (stage.rec.type == "prepare") {
+  if (Is(stage.rec.type, StageType::kPrepare)) {
     // The dataset's bytes, not just its path: a changed file invalidates.
     const Json& dataset = stage.spec->at("dataset");
     const std::string dir = dataset.at("path").get<std::string>();
@@ -259,7 +259,7 @@ void Coordinator::StartStage(Stage& stage) {
   stage.rec.started_at = Now();
   auto cached = db_.FindCachedStage(stage.rec.cache_key);
   if (cached && cached->id != stage.rec.id) {
-    stage.rec.status = "cached";
+    stage.rec.status = Name(StageStatus::kCached);
     stage.rec.cached_from = cached->id;
     stage.rec.output = cached->output;
     stage.rec.resolved = cached->resolved;
@@ -268,13 +268,13 @@ void Coordinator::StartStage(Stage& stage) {
     db_.AddEdge({Node("stage", stage.rec.id), Node("stage", cached->id), "derived_from",
                  {{"cache_hit", true}}});
     Emit("stage_cached", stage.rec.name, 0, -1,
-          {{"status", "cached"}, {"cached_from_run", cached->run_id}, {"output", cached->output}});
+          {{"status", Name(StageStatus::kCached)}, {"cached_from_run", cached->run_id}, {"output", cached->output}});
     MaybeStartStages();
     return;
   }
   try {
     db_.InTransaction([&] {
-      stage.rec.status = "running";
+      stage.rec.status = Name(StageStatus::kRunning);
       ExpandStage(stage);
       db_.UpdateStage(stage.rec);
     });
@@ -283,14 +283,14 @@ void Coordinator::StartStage(Stage& stage) {
     for (Task* t : stage.tasks) tasks_.erase(t->rec.id);
     stage.tasks.clear();
     if (e.code() == ErrorCode::kResourceExhausted) {
-      stage.rec.status = "pending";  // a full disk stops the run, not the stage
+      stage.rec.status = Name(StageStatus::kPending);  // a full disk stops the run, not the stage
       throw;
     }
-    stage.rec.status = "failed";
+    stage.rec.status = Name(StageStatus::kFailed);
     stage.rec.error = e.what();
     stage.rec.finished_at = Now();
     db_.UpdateStage(stage.rec);
-    Emit("stage_finished", stage.rec.name, 0, -1, {{"status", "failed"}, {"error", stage.rec.error}});
+    Emit("stage_finished", stage.rec.name, 0, -1, {{"status", Name(StageStatus::kFailed)}, {"error", stage.rec.error}});
     MaybeStartStages();
     return;
   }
@@ -301,24 +301,24 @@ void Coordinator::StartStage(Stage& stage) {
   cv_.notify_all();
 }
 
-void Coordinator::FinishTask(Task& t, const std::string& status_in, const std::string& reason_in) {
+void Coordinator::FinishTask(Task& t, TrialStatus status, const std::string& reason_in) {
   // An interrupted run records nothing more: its trials resume as they were.
   if (!interrupted_.empty()) return;
   Stage& stage = *t.stage;
   stage.running -= 1;
   t.worker = -1;
-  std::string status = status_in, reason = reason_in;
-  if (t.stop_requested && status == "failed") {
+  std::string reason = reason_in;
+  if (t.stop_requested && status == TrialStatus::kFailed) {
     // It was told to stop; its epochs up to then are stored.
-    status = "pruned";
+    status = TrialStatus::kPruned;
     reason = t.stop_reason + " (its worker then failed: " + reason_in + ")";
     t.rec.output = t.last_checkpoint;
   }
   t.stop_requested = false;
   // A failure (not a divergence: that repeats) is retried while attempts remain,
   // resuming from the last stored epoch.
-  if (status == "failed" && t.rec.attempts < stage.max_attempts) {
-    t.rec.status = "pending";
+  if (status == TrialStatus::kFailed && t.rec.attempts < stage.max_attempts) {
+    t.rec.status = Name(TrialStatus::kPending);
     t.rec.reason = "attempt " + std::to_string(t.rec.attempts) + " failed: " + reason;
     t.retry_reason = t.rec.reason;
     t.not_before = Now() + stage.backoff * std::pow(2.0, t.rec.attempts - 1);
@@ -328,13 +328,13 @@ void Coordinator::FinishTask(Task& t, const std::string& status_in, const std::s
     return;
   }
   // A trial that succeeded after a retry keeps why the last attempt failed.
-  if (status == "succeeded" && reason.empty()) reason = t.retry_reason;
-  t.rec.status = status;
+  if (status == TrialStatus::kSucceeded && reason.empty()) reason = t.retry_reason;
+  t.rec.status = Name(status);
   t.rec.reason = reason;
   t.rec.finished_at = Now();
   db_.UpdateTrial(t.rec);
   CrashPoint("trial.finished");
-  Json data = {{"status", status}, {"epochs", t.last_epoch + 1}};
+  Json data = {{"status", Name(status)}, {"epochs", t.last_epoch + 1}};
   if (!reason.empty()) data["reason"] = reason;
   Emit("trial_finished", stage.rec.name, t.rec.id, t.rec.number, data);
   MaybeFinishStage(stage);
@@ -342,11 +342,11 @@ void Coordinator::FinishTask(Task& t, const std::string& status_in, const std::s
 }
 
 void Coordinator::MaybeFinishStage(Stage& stage) {
-  if (stage.rec.status != "running") return;
+  if (!Is(stage.rec.status, StageStatus::kRunning)) return;
   int succeeded = 0;
   for (Task* t : stage.tasks) {
     if (!TrialFinished(t->rec.status)) return;
-    if (t->rec.status == "succeeded") ++succeeded;
+    if (Is(t->rec.status, TrialStatus::kSucceeded)) ++succeeded;
   }
   if (PendingPromotion(stage)) return;  // a paused trial goes on (NextTask)
   // A tuning study survives failed trials; it fails only if every trial did.
@@ -354,27 +354,27 @@ void Coordinator::MaybeFinishStage(Stage& stage) {
   // built) is a result, not a failure of the stage.
   int base_ok = 0;
   for (Task* t : stage.tasks) {
-    if (t->rec.task.value("variant", "") == "base" && t->rec.status == "succeeded") ++base_ok;
+    if (t->rec.task.value("variant", "") == "base" && Is(t->rec.status, TrialStatus::kSucceeded)) ++base_ok;
   }
-  if (stage.rec.type == "ablate" && base_ok == 0 && succeeded > 0) {
-    stage.rec.status = "failed";
+  if (Is(stage.rec.type, StageType::kAblate) && base_ok == 0 && succeeded > 0) {
+    stage.rec.status = Name(StageStatus::kFailed);
     stage.rec.error = "the base variant failed";
     for (Task* t : stage.tasks) {
       if (t->rec.task.value("variant", "") == "base") stage.rec.error += "; " + t->rec.reason;
     }
-  } else if (stage.rec.type == "train" && stage.tasks.front()->rec.status != "succeeded") {
-    stage.rec.status = "failed";
+  } else if (Is(stage.rec.type, StageType::kTrain) && !Is(stage.tasks.front()->rec.status, TrialStatus::kSucceeded)) {
+    stage.rec.status = Name(StageStatus::kFailed);
     stage.rec.error = "the model's training failed: " + stage.tasks.front()->rec.reason;
   } else if (succeeded == 0) {
-    stage.rec.status = "failed";
+    stage.rec.status = Name(StageStatus::kFailed);
     std::vector<std::pair<int, std::string>> reasons;
     for (Task* t : stage.tasks) reasons.emplace_back(t->rec.number, t->rec.reason);
     stage.rec.error = "every task failed: " + GroupReasons(reasons);
   } else {
-    stage.rec.status = "succeeded";
-    if (stage.rec.type == "tune") {
+    stage.rec.status = Name(StageStatus::kSucceeded);
+    if (Is(stage.rec.type, StageType::kTune)) {
       stage.rec.output = StudyOutput(stage);
-    } else if (stage.rec.type == "ablate") {
+    } else if (Is(stage.rec.type, StageType::kAblate)) {
       stage.rec.output = blobs_.Put(CanonicalJson(AblationOutput(stage)));
     } else if (stage.rec.resolved.contains("compare")) {
       stage.rec.output = stage.tasks.front()->rec.output;
@@ -399,14 +399,14 @@ void Coordinator::FinishRunIfDone() {
   bool all_ok = true;
   for (auto& s : stages_) {
     if (!StageFinished(s->rec.status)) return;
-    if (s->rec.status != "succeeded" && s->rec.status != "cached") all_ok = false;
+    if (!Is(s->rec.status, StageStatus::kSucceeded) && !Is(s->rec.status, StageStatus::kCached)) all_ok = false;
   }
   auto run = db_.GetRun(run_id_);
-  run->status = all_ok ? "succeeded" : "failed";
+  run->status = Name(all_ok ? RunStatus::kSucceeded : RunStatus::kFailed);
   run->finished_at = Now();
   if (!all_ok) {
     for (auto& s : stages_) {
-      if (s->rec.status == "failed") {
+      if (Is(s->rec.status, StageStatus::kFailed)) {
         run->error = "stage " + s->rec.name + " failed: " + s->rec.error;
         break;
       }
@@ -425,28 +425,28 @@ bool Coordinator::Cancel(const std::string& reason) {
   const double now = Now();
   for (auto& [id, t] : tasks_) {
     if (TrialFinished(t->rec.status)) continue;
-    if (t->rec.status == "running") {
+    if (Is(t->rec.status, TrialStatus::kRunning)) {
       t->stage->running -= 1;
       FenceAttempt(*t, "the run was cancelled: " + reason);
     }
     t->worker = -1;
-    t->rec.status = "cancelled";
+    t->rec.status = Name(TrialStatus::kCancelled);
     t->rec.reason = reason;
     t->rec.finished_at = now;
     db_.UpdateTrial(t->rec);
     Emit("trial_finished", t->stage->rec.name, t->rec.id, t->rec.number,
-         {{"status", "cancelled"}, {"epochs", t->last_epoch + 1}, {"reason", reason}});
+         {{"status", Name(TrialStatus::kCancelled)}, {"epochs", t->last_epoch + 1}, {"reason", reason}});
   }
   for (auto& s : stages_) {
     if (StageFinished(s->rec.status)) continue;
-    s->rec.status = "cancelled";
+    s->rec.status = Name(StageStatus::kCancelled);
     s->rec.error = reason;
     s->rec.finished_at = now;
     db_.UpdateStage(s->rec);
-    Emit("stage_finished", s->rec.name, 0, -1, {{"status", "cancelled"}, {"error", reason}});
+    Emit("stage_finished", s->rec.name, 0, -1, {{"status", Name(StageStatus::kCancelled)}, {"error", reason}});
   }
   auto run = db_.GetRun(run_id_);
-  run->status = "cancelled";
+  run->status = Name(RunStatus::kCancelled);
   run->error = reason;
   run->finished_at = now;
   db_.UpdateRun(*run);
@@ -463,14 +463,14 @@ bool Coordinator::Interrupt(const Error& cause) {
   interrupted_ = OutOfSpaceReason(run_id_, cause.what(), options_.resume_command);
   try {
     if (auto run = db_.GetRun(run_id_)) {
-      run->status = "interrupted";
+      run->status = Name(RunStatus::kInterrupted);
       run->error = interrupted_;
       db_.UpdateRun(*run);
     }
   } catch (const Error&) {
     // The lineage DB is on the full disk too: the run stays "running".
   }
-  status_ = "interrupted";
+  status_ = Name(RunStatus::kInterrupted);
   finished_ = true;
   Emit("run_finished", "", 0, -1, {{"status", status_}, {"error", interrupted_}});
   cv_.notify_all();
@@ -486,7 +486,7 @@ bool Coordinator::HasWork() {
   std::lock_guard<std::mutex> lock(mu_);
   if (finished_) return false;
   for (auto& [id, t] : tasks_) {
-    if (t->rec.status == "pending" || t->rec.status == "running") return true;
+    if (Is(t->rec.status, TrialStatus::kPending) || Is(t->rec.status, TrialStatus::kRunning)) return true;
   }
   return false;
 }

@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "common/json_util.h"
+#include "common/vocabulary.h"
 #include "orchestrator/clock.h"
 #include "orchestrator/events.h"
 #include "orchestrator/pipeline_spec.h"
@@ -156,7 +157,7 @@ class Coordinator {
   void MaybeStartStages();
   void StartStage(Stage& stage);
   void ExpandStage(Stage& stage);
-  void FinishTask(Task& task, const std::string& status, const std::string& reason);
+  void FinishTask(Task& task, TrialStatus status, const std::string& reason);
   void MaybeFinishStage(Stage& stage);
   void FinishRunIfDone();
   std::string StageCacheKey(const Stage& stage);
@@ -174,7 +175,8 @@ class Coordinator {
   void CheckAttempt(int64_t task_id, const Json& body);
   void RenewLease(Task& task);
   void FenceAttempt(Task& task, const std::string& reason);
-  bool IsRepeatedReport(int64_t task_id, const std::string& status, const std::string& output);
+  // `status`: that of a completion (succeeded); nullopt for a failure report.
+  bool IsRepeatedReport(int64_t task_id, std::optional<TrialStatus> status, const std::string& output);
   std::vector<std::pair<std::string, uint64_t>> CheckpointBlobs(const std::string& digest);
   // Tuning: curves for the pruners, timeouts, ASHA promotions, synchronous
   // rounds, TPE's late sampling, and why a trial should stop ("" = go on).
@@ -203,7 +205,7 @@ class Coordinator {
   bool finished_ = false;
   bool resumed_ = false;  // built by ForResume
   std::string interrupted_;  // Interrupt's reason; "" while not interrupted
-  std::string status_ = "pending";
+  std::string status_{Name(RunStatus::kPending)};
 };
 
 }  // namespace baton::orchestrator

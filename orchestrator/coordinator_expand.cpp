@@ -21,7 +21,7 @@ void Coordinator::ExpandStage(Stage& stage) {
   const Json& spec = *stage.spec;
   const std::string& name = stage.rec.name;
   std::string dataset;
-  if (stage.rec.type != "prepare") {
+  if (!Is(stage.rec.type, StageType::kPrepare)) {
     const std::string& data_stage = pipeline_.data_stage.at(name);
     for (auto& s : stages_) {
       if (s->rec.name == data_stage) dataset = s->rec.output;
@@ -35,7 +35,7 @@ void Coordinator::ExpandStage(Stage& stage) {
     t.kind = task.at("kind").get<std::string>();
     t.hyperparameters = std::move(hp);
     t.seed = static_cast<int64_t>(seed);
-    t.status = "pending";
+    t.status = Name(TrialStatus::kPending);
     task["seed"] = seed;
     task["stage"] = name;
     t.task = task;
@@ -52,14 +52,14 @@ void Coordinator::ExpandStage(Stage& stage) {
     return t.id;
   };
 
-  if (stage.rec.type == "prepare") {
-    Json task = {{"kind", "prepare"}, {"prepare", spec}};
+  if (Is(stage.rec.type, StageType::kPrepare)) {
+    Json task = {{"kind", Name(TaskKind::kPrepare)}, {"prepare", spec}};
     task["prepare"].erase("depends_on");
     task["prepare"].erase("cache");
     add_task(0, Json::object(), task, DeriveSeed(pipeline_.seed, name));
     return;
   }
-  if (stage.rec.type == "tune") {
+  if (Is(stage.rec.type, StageType::kTune)) {
     // TPE decides a trial's hyperparameters when it starts, from the trials
     // finished by then; its records exist from the start all the same.
     const bool lazy = stage.sampler == "tpe";
@@ -70,7 +70,7 @@ void Coordinator::ExpandStage(Stage& stage) {
       trials = SampleTrials(spec, DeriveSeed(pipeline_.seed, name));
     }
     for (size_t i = 0; i < trials.size(); ++i) {
-      Json task = {{"kind", "train"},
+      Json task = {{"kind", Name(TaskKind::kTrain)},
                    {"dataset", dataset},
                    {"model", lazy ? Json() : SubstituteModel(spec.at("model"), trials[i])},
                    {"hyperparameters", trials[i]},
@@ -85,7 +85,7 @@ void Coordinator::ExpandStage(Stage& stage) {
     }
     return;
   }
-  if (stage.rec.type == "ablate") {
+  if (Is(stage.rec.type, StageType::kAblate)) {
     ExpandAblation(stage, dataset, add_task);
     return;
   }
@@ -115,7 +115,7 @@ void Coordinator::ExpandStage(Stage& stage) {
   }
   stage.rec.resolved = resolved;
   Json concrete_model = SubstituteModel(model, hp);
-  Json task = {{"kind", "train"},
+  Json task = {{"kind", Name(TaskKind::kTrain)},
                {"dataset", dataset},
                {"model", concrete_model},
                {"hyperparameters", hp},
@@ -234,7 +234,7 @@ void Coordinator::ExpandAblation(Stage& stage, const std::string& dataset,
     for (int r = 0; r < repeats; ++r) {
       // Repeat r of every variant shares its seed: the comparison with the
       // base is paired (same initialisation of common tensors, same data order).
-      Json task = {{"kind", "train"},
+      Json task = {{"kind", Name(TaskKind::kTrain)},
                    {"dataset", dataset},
                    {"model", SubstituteModel(RemoveLayers(model, v.layers), hp)},
                    {"hyperparameters", hp},
@@ -265,7 +265,7 @@ Json Coordinator::AblationOutput(Stage& stage) {
     for (const auto& e : db_.GetEpochs(t->rec.id)) {
       r.epochs += 1;
       r.seconds += e.seconds;
-      if (t->rec.status == "succeeded" && e.metrics.contains(stage.metric)) {
+      if (Is(t->rec.status, TrialStatus::kSucceeded) && e.metrics.contains(stage.metric)) {
         r.has_value = true;
         r.value = e.metrics[stage.metric].get<double>();
       }
@@ -345,7 +345,7 @@ Json Coordinator::ResolveTrial(const std::string& stage_name, const Json& select
   std::vector<Ranked> ranked;
   std::vector<store::TrialRecord> all = db_.GetTrials(stage_id);
   for (const auto& t : all) {
-    if (t.status != "succeeded") continue;
+    if (!Is(t.status, TrialStatus::kSucceeded)) continue;
     auto epochs = db_.GetEpochs(t.id);
     if (epochs.empty() || !epochs.back().metrics.contains(metric)) continue;
     ranked.push_back({t, epochs.back().metrics[metric].get<double>()});

@@ -56,7 +56,7 @@ void Coordinator::CheckAttempt(int64_t task_id, const Json& body) {
     throw Error(ErrorCode::kAborted, what + " was ended by the coordinator (" + t.fenced_reason +
                                          "); its reports are no longer recorded");
   }
-  if (t.rec.status == "running") RenewLease(t);
+  if (Is(t.rec.status, TrialStatus::kRunning)) RenewLease(t);
 }
 
 Json Coordinator::Heartbeat(int64_t task_id, const Json& body) {
@@ -73,13 +73,13 @@ std::vector<int> Coordinator::ExpireLeases() {
   if (finished_) return lost;
   const auto now = clock_.Steady();
   for (auto& [id, t] : tasks_) {
-    if (t->rec.status != "running" || now < t->lease_until) continue;
+    if (!Is(t->rec.status, TrialStatus::kRunning) || now < t->lease_until) continue;
     const int worker = t->worker;
     const double silent = std::chrono::duration<double>(now - t->heard_at).count();
     const std::string reason = "lease expired: worker " + std::to_string(worker) + " sent nothing for " +
                                Seconds(silent) + " (lease " + Seconds(LeaseSeconds(options_.lease)) + ")";
     FenceAttempt(*t, reason);
-    FinishTask(*t, "failed", reason);
+    FinishTask(*t, TrialStatus::kFailed, reason);
     lost.push_back(worker);
     if (finished_) break;  // the run ended with it
   }

@@ -28,11 +28,11 @@ Coordinator::Next Coordinator::NextTask(int worker_id, std::chrono::milliseconds
     for (size_t i = 0; i < stages_.size() && !finished_; ++i) ApplyTimeout(*stages_[i], now);
     if (finished_) return Next::kDone;
     for (auto& stage : stages_) {
-      if (stage->rec.status != "running" || stage->running >= stage->max_parallel) continue;
+      if (!Is(stage->rec.status, StageStatus::kRunning) || stage->running >= stage->max_parallel) continue;
       Task* t = Runnable(*stage, now, &earliest_retry);
       if (t == nullptr) continue;
       if (!t->sampled) SampleLazily(*stage, *t);
-      t->rec.status = "running";
+      t->rec.status = Name(TrialStatus::kRunning);
       t->rec.attempts += 1;
       t->rec.started_at = now;
       t->worker = worker_id;
@@ -66,7 +66,7 @@ Coordinator::Next Coordinator::NextTask(int worker_id, std::chrono::milliseconds
     };
     if (earliest_retry > 0) wake_at(earliest_retry);
     for (auto& stage : stages_) {
-      if (stage->timeout > 0 && !stage->timed_out && stage->rec.status == "running") {
+      if (stage->timeout > 0 && !stage->timed_out && Is(stage->rec.status, StageStatus::kRunning)) {
         wake_at(stage->rec.started_at + stage->timeout);
       }
     }
@@ -75,27 +75,27 @@ Coordinator::Next Coordinator::NextTask(int worker_id, std::chrono::milliseconds
   }
 }
 
-bool Coordinator::IsRepeatedReport(int64_t task_id, const std::string& status, const std::string& output) {
+bool Coordinator::IsRepeatedReport(int64_t task_id, std::optional<TrialStatus> status, const std::string& output) {
   // Workers retry a report whose answer they did not see; the retry must be
   // answered like the original, not refused.
   auto it = tasks_.find(task_id);
-  if (it == tasks_.end() || it->second->rec.status == "running") return false;
+  if (it == tasks_.end() || Is(it->second->rec.status, TrialStatus::kRunning)) return false;
   const auto& rec = it->second->rec;
-  if (!status.empty()) {
+  if (status) {
     // A stopped trial completes as pruned.
-    const bool same = rec.status == status || (status == "succeeded" && rec.status == "pruned");
+    const bool same = Is(rec.status, *status) || (*status == TrialStatus::kSucceeded && Is(rec.status, TrialStatus::kPruned));
     return same && rec.output == output;
   }
   // A failure report for a task no longer running: it was already recorded
   // (failed, diverged, or pending again for a retry).
-  return rec.status != "succeeded";
+  return !Is(rec.status, TrialStatus::kSucceeded);
 }
 
 Coordinator::Task& Coordinator::FindTask(int64_t task_id) {
   if (!interrupted_.empty()) throw Error(ErrorCode::kResourceExhausted, interrupted_);
   auto it = tasks_.find(task_id);
   if (it == tasks_.end()) throw Error(ErrorCode::kNotFound, "no task " + std::to_string(task_id) + " in run " + run_id_);
-  if (it->second->rec.status != "running") {
+  if (!Is(it->second->rec.status, TrialStatus::kRunning)) {
     throw Error(ErrorCode::kConflict, "task " + std::to_string(task_id) + " is " + it->second->rec.status + ", not running");
   }
   return *it->second;
@@ -193,7 +193,7 @@ std::string Coordinator::ReportEpoch(int64_t task_id, const Json& body) {
                                                  std::to_string(t.last_epoch));
   }
   Stage& stage = *t.stage;
-  const bool tune = stage.rec.type == "tune";
+  const bool tune = Is(stage.rec.type, StageType::kTune);
   if (tune && !(e.metrics.contains(stage.metric) && e.metrics[stage.metric].is_number())) {
     throw Error(ErrorCode::kInvalidArgument, "epoch report lacks the objective metric " + stage.metric);
   }
@@ -222,7 +222,7 @@ void Coordinator::Complete(int64_t task_id, const Json& body) {
   std::lock_guard<std::mutex> lock(mu_);
   CheckAttempt(task_id, body);
   const std::string output = body.at("output").get<std::string>();
-  if (IsRepeatedReport(task_id, "succeeded", output)) return;
+  if (IsRepeatedReport(task_id, TrialStatus::kSucceeded, output)) return;
   Task& t = FindTask(task_id);
   if (t.promoted_at > 0 && t.last_epoch + 1 <= t.promoted_at && output == t.last_checkpoint) {
     // A late repeat of the :complete that paused it, arriving after its
@@ -234,10 +234,10 @@ void Coordinator::Complete(int64_t task_id, const Json& body) {
       throw Error(ErrorCode::kInvalidArgument, "output " + output + " is not the last reported checkpoint");
     }
     t.rec.output = output;
-    FinishTask(t, "pruned", t.stop_reason);
+    FinishTask(t, TrialStatus::kPruned, t.stop_reason);
     return;
   }
-  if (t.rec.kind == "prepare") {
+  if (Is(t.rec.kind, TaskKind::kPrepare)) {
     auto blob_list = CheckpointBlobs(output);
     store::Manifest m = store::ParseManifest(blobs_.Get(output));
     if (m.kind != "dataset") throw Error(ErrorCode::kInvalidArgument, "prepare output " + output + " is not a dataset manifest");
@@ -249,25 +249,26 @@ void Coordinator::Complete(int64_t task_id, const Json& body) {
     throw Error(ErrorCode::kInvalidArgument, "output " + output + " is not the last reported checkpoint");
   }
   t.rec.output = output;
-  FinishTask(t, "succeeded", "");
+  FinishTask(t, TrialStatus::kSucceeded, "");
 }
 
 void Coordinator::Fail(int64_t task_id, const Json& body) {
   std::lock_guard<std::mutex> lock(mu_);
   CheckAttempt(task_id, body);
-  if (IsRepeatedReport(task_id, "", "")) return;
+  if (IsRepeatedReport(task_id, std::nullopt, "")) return;
   Task& t = FindTask(task_id);
-  std::string status = body.value("status", "failed");
-  if (status != "failed" && status != "diverged") status = "failed";
-  FinishTask(t, status, body.value("reason", "no reason given"));
+  // A divergence is reported as such (it is not retried); anything else fails.
+  const auto said = ParseTrialStatus(body.value("status", ""));
+  FinishTask(t, said == TrialStatus::kDiverged ? TrialStatus::kDiverged : TrialStatus::kFailed,
+             body.value("reason", "no reason given"));
 }
 
 void Coordinator::WorkerLost(int worker_id, const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [id, t] : tasks_) {
-    if (t->rec.status != "running" || t->worker != worker_id) continue;
+    if (!Is(t->rec.status, TrialStatus::kRunning) || t->worker != worker_id) continue;
     FenceAttempt(*t, reason);
-    FinishTask(*t, "failed", reason);
+    FinishTask(*t, TrialStatus::kFailed, reason);
   }
 }
 

@@ -47,7 +47,7 @@ void Coordinator::LoadForResume() {
   resumed_ = true;
   db_.InTransaction([&] {
     for (auto& stage : stages_) {
-      if (stage->rec.status != "running") continue;  // pending ones expand as usual
+      if (!Is(stage->rec.status, StageStatus::kRunning)) continue;  // pending ones expand as usual
       const std::vector<int> rungs = stage->pruner == "asha" ? AshaRungs(stage->asha) : std::vector<int>{};
       std::vector<std::pair<Task*, int>> undecided;  // with their recorded attempts
       for (const auto& rec : db_.GetTrials(stage->rec.id)) {
@@ -62,7 +62,7 @@ void Coordinator::LoadForResume() {
                                                  std::to_string(epochs[i].epoch) + " where epoch " +
                                                  std::to_string(i) + " belongs");
           }
-          if (stage->rec.type == "tune") {
+          if (Is(stage->rec.type, StageType::kTune)) {
             const Json& m = epochs[i].metrics;
             if (!m.contains(stage->metric) || !m[stage->metric].is_number()) {
               throw Error(ErrorCode::kCorrupt, "run " + run_id_ + ": " + trial + " epoch " + std::to_string(i) +
@@ -99,17 +99,17 @@ void Coordinator::LoadForResume() {
         if (stage->pruner == "median" && !t->values.empty() && !TrialFinished(rec.status)) {
           undecided.push_back({t.get(), rec.attempts});
         }
-        if (rec.status == "running" || rec.status == "pending") {
+        if (Is(rec.status, TrialStatus::kRunning) || Is(rec.status, TrialStatus::kPending)) {
           if (t->last_epoch >= 0 && !blobs_.Has(t->last_checkpoint)) {
             throw Error(ErrorCode::kCorrupt, "run " + run_id_ + ": " + trial + "'s checkpoint of epoch " +
                                                  std::to_string(t->last_epoch) + " (" + t->last_checkpoint +
                                                  ") is not in the blob store; cannot resume it");
           }
-          if (rec.status == "running") {
+          if (Is(rec.status, TrialStatus::kRunning)) {
             t->rec.attempts = std::max(0, rec.attempts - 1);
             t->rec.reason = "interrupted: its run's process ended; resumed";
           }
-          t->rec.status = "pending";
+          t->rec.status = Name(TrialStatus::kPending);
           db_.UpdateTrial(t->rec);
         }
         stage->tasks.push_back(t.get());
@@ -121,7 +121,7 @@ void Coordinator::LoadForResume() {
       for (auto [t, attempts] : undecided) {
         const std::string reason = PruneReason(*stage, *t);
         if (reason.empty()) continue;
-        t->rec.status = "pruned";
+        t->rec.status = Name(TrialStatus::kPruned);
         t->rec.attempts = attempts;
         t->rec.reason = reason;
         t->rec.output = t->last_checkpoint;
@@ -138,17 +138,17 @@ void Coordinator::LoadForResume() {
 void Coordinator::EmitResumed() {
   for (auto& stage : stages_) {
     const auto& rec = stage->rec;
-    if (rec.status == "cached") {
+    if (Is(rec.status, StageStatus::kCached)) {
       auto from = db_.GetStage(rec.cached_from);
       Emit("stage_cached", rec.name, 0, -1,
-           {{"status", "cached"}, {"cached_from_run", from ? from->run_id : ""}, {"output", rec.output}});
-    } else if (rec.status == "running") {
+           {{"status", Name(StageStatus::kCached)}, {"cached_from_run", from ? from->run_id : ""}, {"output", rec.output}});
+    } else if (Is(rec.status, StageStatus::kRunning)) {
       int finished = 0;
       for (const Task* t : stage->tasks) finished += TrialFinished(t->rec.status) ? 1 : 0;
       Emit("stage_started", rec.name, 0, -1,
            {{"type", rec.type}, {"tasks", stage->tasks.size()}, {"max_parallel", stage->max_parallel},
             {"resolved", rec.resolved}, {"resumed", true}, {"finished_before", finished}});
-    } else if (rec.status != "pending") {
+    } else if (!Is(rec.status, StageStatus::kPending)) {
       Json data = {{"status", rec.status}, {"output", rec.output}, {"resumed", true}};
       if (!rec.error.empty()) data["error"] = rec.error;
       Emit("stage_finished", rec.name, 0, -1, data);

@@ -22,17 +22,17 @@ std::vector<TrialCurve> Coordinator::Curves(const Stage& stage) {
 }
 
 void Coordinator::ApplyTimeout(Stage& stage, double now) {
-  if (stage.timeout <= 0 || stage.timed_out || stage.rec.status != "running") return;
+  if (stage.timeout <= 0 || stage.timed_out || !Is(stage.rec.status, StageStatus::kRunning)) return;
   if (now < stage.rec.started_at + stage.timeout) return;
   // Optuna's semantics: no trial starts after the timeout; running ones finish.
   stage.timed_out = true;
   std::vector<Task*> skipped;
   for (Task* t : stage.tasks) {
-    if (t->rec.status == "pending" && t->rec.attempts == 0) skipped.push_back(t);
+    if (Is(t->rec.status, TrialStatus::kPending) && t->rec.attempts == 0) skipped.push_back(t);
   }
   Emit("stage_timeout", stage.rec.name, 0, -1, {{"timeout_seconds", stage.timeout}, {"skipped", skipped.size()}});
   for (Task* t : skipped) {
-    t->rec.status = "skipped";
+    t->rec.status = Name(TrialStatus::kSkipped);
     t->rec.reason = "budget.timeout_seconds (" + Json(stage.timeout).dump() + " s) ran out before it started";
     t->rec.finished_at = now;
     db_.UpdateTrial(t->rec);
@@ -49,15 +49,15 @@ std::optional<AshaPromotion> Coordinator::PendingPromotion(const Stage& stage) {
     // paused trial of the highest rung goes on, so the study has a winner.
     bool draining = true, any_succeeded = false;
     for (const Task* t : stage.tasks) {
-      if (t->rec.status == "pending" || t->rec.status == "running") draining = false;
-      if (t->rec.status == "succeeded") any_succeeded = true;
+      if (Is(t->rec.status, TrialStatus::kPending) || Is(t->rec.status, TrialStatus::kRunning)) draining = false;
+      if (Is(t->rec.status, TrialStatus::kSucceeded)) any_succeeded = true;
     }
     if (!draining || any_succeeded) return std::nullopt;
     const std::vector<int> rungs = AshaRungs(stage.asha);
     for (int rung = static_cast<int>(rungs.size()) - 1; rung >= 0 && !promo; --rung) {
       const Task* best = nullptr;
       for (const Task* t : stage.tasks) {
-        if (t->rec.status != "pruned" || t->promotions != rung ||
+        if (!Is(t->rec.status, TrialStatus::kPruned) || t->promotions != rung ||
             t->values.size() != static_cast<size_t>(rungs[rung])) {
           continue;
         }
@@ -100,7 +100,7 @@ Coordinator::Task* Coordinator::Runnable(Stage& stage, double now, double* earli
     }
   }
   for (Task* t : stage.tasks) {
-    if (t->rec.status != "pending") continue;
+    if (!Is(t->rec.status, TrialStatus::kPending)) continue;
     if (open_round >= 0 && t->rec.number / stage.max_parallel != open_round) continue;
     if (t->not_before > now) {
       if (*earliest_retry == 0 || t->not_before < *earliest_retry) *earliest_retry = t->not_before;
@@ -114,7 +114,7 @@ Coordinator::Task* Coordinator::Runnable(Stage& stage, double now, double* earli
 void Coordinator::SampleLazily(Stage& stage, Task& t) {
   std::vector<TpeObservation> observed;
   for (const Task* o : stage.tasks) {
-    if (o->values.empty() || (o->rec.status != "succeeded" && o->rec.status != "pruned")) continue;
+    if (o->values.empty() || (!Is(o->rec.status, TrialStatus::kSucceeded) && !Is(o->rec.status, TrialStatus::kPruned))) continue;
     Json params = Json::object();
     for (const auto& [k, v] : stage.spec->at("search_space").items()) params[k] = o->rec.hyperparameters.at(k);
     observed.push_back({params, o->values.back()});

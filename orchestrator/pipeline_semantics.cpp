@@ -9,6 +9,7 @@
 #include <system_error>
 #include <vector>
 
+#include "common/vocabulary.h"
 #include "orchestrator/internal/pipeline_checks.h"
 #include "orchestrator/pipeline_spec.h"
 
@@ -24,7 +25,7 @@ bool CheckTuneRef(const Json& stages, const std::string& stage,
     issues.push_back({pointer, "unknown stage " + Quote(ref)});
     return false;
   }
-  if (stages.at(ref).value("type", "") != "tune") {
+  if (!Is(stages.at(ref).value("type", ""), StageType::kTune)) {
     issues.push_back({pointer, "stage " + Quote(ref) + " is a " +
                                    stages.at(ref).value("type", "") +
                                    " stage; only tune stages have trials to select"});
@@ -276,7 +277,7 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
     const Json& stage = stages.at(name);
     std::string type = stage.value("type", "");
     std::string sp = StagePtr(name);
-    if (type == "prepare") {
+    if (Is(type, StageType::kPrepare)) {
       const Json& dataset = stage["dataset"];
       const std::string path = dataset.value("path", "");
       const bool csv = dataset.value("format", "idx") == "csv";
@@ -296,7 +297,7 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
     }
     std::vector<std::string> preps;
     for (const auto& u : upstream[name]) {
-      if (stages.at(u).value("type", "") == "prepare") preps.push_back(u);
+      if (Is(stages.at(u).value("type", ""), StageType::kPrepare)) preps.push_back(u);
     }
     if (preps.size() != 1) {
       issues.push_back({sp + "/depends_on",
@@ -306,7 +307,7 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
     } else {
       data_stage[name] = preps.front();
     }
-    if (type == "tune") {
+    if (Is(type, StageType::kTune)) {
       std::string sampler = stage.contains("sampler") ? stage["sampler"].value("type", "random") : "random";
       CheckSearchSpace(sp + "/search_space", stage["search_space"], sampler, issues);
       const Json fixed = stage.value("hyperparameters", Json::object());
@@ -319,7 +320,7 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
       CheckModelRefs(sp + "/model", stage["model"], TuneHyperparameterNames(stage), issues);
       CheckModelSize(sp + "/model", stage["model"], fixed, stage["search_space"], limits.max_model_bytes, issues);
       CheckPruner(sp, stage, issues);
-    } else if (type == "train") {
+    } else if (Is(type, StageType::kTrain)) {
       const Json& hp = stage["hyperparameters"];
       std::set<std::string> known;
       const Json* tune = nullptr;
@@ -358,7 +359,7 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
           }
         }
       }
-    } else if (type == "ablate") {
+    } else if (Is(type, StageType::kAblate)) {
       CheckAblate(stages, name, stage, upstream[name], data_stage.count(name) ? data_stage[name] : "", issues);
       const Json base = stage.value("base", Json::object());
       if (base.contains("model")) {

@@ -1,3 +1,4 @@
+#include "common/vocabulary.h"
 #include "orchestrator/internal/pruner.h"
 
 #include <algorithm>
@@ -23,7 +24,7 @@ bool MedianStops(const MedianRule& rule, const std::string& mode, int number,
   int finished = 0;
   std::vector<double> at_epoch;
   for (const TrialCurve& t : others) {
-    if (t.number == number || t.status != "succeeded") continue;
+    if (t.number == number || !Is(t.status, TrialStatus::kSucceeded)) continue;
     ++finished;
     if (t.values.size() > epoch) at_epoch.push_back(t.values[epoch]);
   }
@@ -87,7 +88,7 @@ std::optional<AshaPromotion> AshaNextPromotion(const AshaRule& rule, const std::
     const size_t top = ranked.size() / static_cast<size_t>(rule.reduction_factor);
     for (size_t i = 0; i < top; ++i) {
       const TrialCurve& t = *ranked[i];
-      if (t.status == "pruned" && t.promotions == rung) return AshaPromotion{t.number, rung};
+      if (Is(t.status, TrialStatus::kPruned) && t.promotions == rung) return AshaPromotion{t.number, rung};
     }
   }
   return std::nullopt;

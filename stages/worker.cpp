@@ -13,6 +13,7 @@
 
 #include "common/digest.h"
 #include "common/malloc_settings.h"
+#include "common/vocabulary.h"
 #include "stages/dataset.h"
 #include "stages/epoch_committer.h"
 #include "stages/model.h"
@@ -435,7 +436,7 @@ struct Worker::State {
     }
     if (result.outcome == TrialOutcome::kDiverged) {
       Log("task " + std::to_string(id) + " diverged: " + result.reason);
-      client.Fail(id, "diverged", result.reason);
+      client.Fail(id, std::string(Name(TrialStatus::kDiverged)), result.reason);
       return;
     }
     client.Complete(id, last_checkpoint);
@@ -501,9 +502,9 @@ void Worker::RunTask(const Json& task) {
     state_->Log("task " + std::to_string(id) + ": " + kind_field.dump() +
                 " (stage " + task.value("stage", Json("?")).dump() +
                 ", attempt " + task.value("attempt", Json(1)).dump() + ")");
-    if (kind == "prepare") {
+    if (Is(kind, TaskKind::kPrepare)) {
       state_->RunPrepare(id, task);
-    } else if (kind == "train") {
+    } else if (Is(kind, TaskKind::kTrain)) {
       state_->RunTrain(id, task);
     } else {
       throw TaskError(
@@ -532,7 +533,7 @@ void Worker::RunTask(const Json& task) {
     reason = e.what();
   }
   state_->Log("task " + std::to_string(id) + " failed: " + reason);
-  state_->client.Fail(id, "failed", reason);
+  state_->client.Fail(id, std::string(Name(TrialStatus::kFailed)), reason);
 }
 
 }  // namespace baton::stages

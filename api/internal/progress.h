@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/vocabulary.h"
 #include "orchestrator/events.h"
 
 namespace baton::api {
@@ -28,7 +29,7 @@ class ProgressPrinter : public orchestrator::Observer {
  private:
   struct StageLine {
     std::string type;
-    std::string status = "pending";
+    std::string status{Name(StageStatus::kPending)};
     int tasks = 0;
     int done = 0;
     int running = 0;

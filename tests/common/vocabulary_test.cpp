@@ -26,6 +26,7 @@ TEST(Vocabulary, EachWordParsesBackToItsValue) {
   for (StageStatus s : kStageStatuses) EXPECT_EQ(ParseStageStatus(Name(s)), s) << Name(s);
   for (TrialStatus s : kTrialStatuses) EXPECT_EQ(ParseTrialStatus(Name(s)), s) << Name(s);
   for (StageType t : kStageTypes) EXPECT_EQ(ParseStageType(Name(t)), t) << Name(t);
+  for (TaskKind k : kTaskKinds) EXPECT_EQ(ParseTaskKind(Name(k)), k) << Name(k);
   EXPECT_EQ(Names(kRunStatuses).size(), std::size(kRunStatuses)) << "two values with one word";
   EXPECT_EQ(Names(kStageStatuses).size(), std::size(kStageStatuses));
   EXPECT_EQ(Names(kTrialStatuses).size(), std::size(kTrialStatuses));
@@ -35,6 +36,7 @@ TEST(Vocabulary, EachWordParsesBackToItsValue) {
   EXPECT_FALSE(ParseStageStatus("pruned"));
   EXPECT_FALSE(ParseTrialStatus("cached"));
   EXPECT_FALSE(ParseStageType("command"));
+  EXPECT_FALSE(ParseTaskKind("tune"));
 }
 
 // The wire format: these words are in lineage DBs and API clients already.
@@ -46,6 +48,7 @@ TEST(Vocabulary, TheWordsAreTheWireFormat) {
   EXPECT_EQ(Names(kTrialStatuses), (std::set<std::string>{"pending", "running", "succeeded", "failed", "diverged",
                                                           "pruned", "skipped", "cancelled"}));
   EXPECT_EQ(Names(kStageTypes), (std::set<std::string>{"prepare", "tune", "ablate", "train"}));
+  EXPECT_EQ(Names(kTaskKinds), (std::set<std::string>{"prepare", "train"}));  // docs/worker-protocol.md
 }
 
 // One rule per kind. A cancelled stage is finished (gc applies its policy;
@@ -90,6 +93,7 @@ TEST(Vocabulary, TheLineageDbDocumentsEveryWord) {
   EXPECT_EQ(documented("StageRecord", "type"), Names(kStageTypes));
   EXPECT_EQ(documented("StageRecord", "status"), Names(kStageStatuses));
   EXPECT_EQ(documented("TrialRecord", "status"), Names(kTrialStatuses));
+  EXPECT_EQ(documented("TrialRecord", "kind"), Names(kTaskKinds));
 }
 
 }  // namespace

@@ -182,7 +182,9 @@ TEST_F(ExecuteRunTest, AWorkerWhoseLeaseExpiresIsKilledThroughTheExecutorAndRepl
         std::lock_guard<std::mutex> lock(mu);
         if (hung_task == 0) hung_task = task;
       }
-      if (task == hung_task) EXPECT_TRUE(executor_->HangUntilKilled(id));
+      if (task == hung_task) {
+        EXPECT_TRUE(executor_->HangUntilKilled(id));
+      }
       return FakeWorker::Accuracy(hp, epoch);
     };
   });
