@@ -13,17 +13,23 @@
 #include <filesystem>
 #include <regex>
 
-#include "api/internal/checkpoint_export.h"
 #include "api/internal/http_server.h"
 #include "api/internal/run_manager.h"
 #include "api/internal/views.h"
 #include "common/digest.h"
 #include "common/vocabulary.h"
+#include "maintenance/checkpoint_export.h"
+#include "maintenance/gc.h"
 #include "orchestrator/pipeline_spec.h"
 
 namespace baton::api {
 
 namespace {
+
+using maintenance::CheckpointJson;
+using maintenance::SafetensorsSize;
+using maintenance::VerifyTensorBlobs;
+using maintenance::WriteSafetensors;
 
 using detail::SendError;
 using detail::SendJson;
@@ -639,7 +645,7 @@ void Api::MountStore() {
     if (!apply.is_boolean()) throw Error(ErrorCode::kInvalidArgument, "apply must be true or false", "/apply");
     // Safe while runs write: the store spares blobs a worker was just told
     // it has (store/guarded_blob_store.h).
-    SendJson(res, GcJson(CollectGarbage(store, apply.get<bool>())));
+    SendJson(res, maintenance::GcJson(maintenance::CollectGarbage(*store.blobs, *store.db, apply.get<bool>())));
   });
   Route("GET", "/store/retention", [this](const httplib::Request& req, httplib::Response& res) {
     // A dry run for the checkpoints a page shows: reads only (no token
@@ -661,7 +667,7 @@ void Api::MountStore() {
       throw Error(ErrorCode::kInvalidArgument, "checkpoints: " + std::to_string(digests.size()) + " digests, at most " +
                                                    std::to_string(kMaxAsked));
     }
-    SendJson(req, res, RetentionJson(store, digests));
+    SendJson(req, res, maintenance::RetentionJson(*store.db, digests));
   });
   Route("GET", "/store/stats", [this](const httplib::Request&, httplib::Response& res) {
     const store::BlobStoreStats b = store.blobs->Stats();

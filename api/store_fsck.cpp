@@ -1,333 +1,56 @@
-// `baton store fsck`: every blob re-hashed, every recorded manifest parsed
-// and its tensors checked against the store, every lineage reference
-// resolved. Problems name the digest and what refers to it; nothing is
-// repaired or deleted.
+// `baton store fsck`: the CLI's face of maintenance/fsck.h, with progress on
+// a terminal.
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <map>
-#include <set>
-#include <string>
-#include <unordered_map>
-#include <unordered_set>
-#include <utility>
-#include <vector>
 
 #include "api/internal/cli.h"
 #include "common/error.h"
-#include "store/checkpoint.h"
+#include "maintenance/fsck.h"
 
 namespace baton::api {
 namespace {
 
-// What refers to a damaged blob, listed per problem at most this many times.
-constexpr int kMaxReferrers = 20;
-
-enum class Damage { kCorrupt, kMissing, kOrphaned };
-
-const char* DamageName(Damage d) {
-  switch (d) {
-    case Damage::kCorrupt: return "corrupt";
-    case Damage::kMissing: return "missing";
-    case Damage::kOrphaned: return "orphaned";
-  }
-  return "corrupt";
-}
-
-struct Problem {
-  Damage damage = Damage::kCorrupt;
-  std::string digest;
-  uint64_t size = 0;      // bytes the store (or a manifest) says; 0 if unknown
-  std::string message;    // why, in the store's or the manifest's words
-  std::set<std::string> tensors;  // "checkpoint:<d> <tensor name>" uses
-};
-
-struct FsckReport {
-  uint64_t blobs = 0;
-  uint64_t bytes = 0;
-  uint64_t checkpoints = 0;
-  uint64_t artifacts = 0;
-  uint64_t referenced = 0;
-  uint64_t corrupt = 0;
-  uint64_t missing = 0;
-  uint64_t orphaned = 0;
-  uint64_t orphaned_bytes = 0;
-  std::vector<Problem> problems;  // corrupt and missing first, then orphans
-};
-
 // blobs checked / total on stderr, at most every 2 s, only on a terminal.
 class Progress {
  public:
-  Progress(uint64_t total_blobs, uint64_t total_bytes)
-      : on_(isatty(STDERR_FILENO) == 1), blobs_(total_blobs), bytes_(total_bytes),
-        last_(std::chrono::steady_clock::now()) {}
+  Progress() : on_(isatty(STDERR_FILENO) == 1), last_(std::chrono::steady_clock::now()) {}
   ~Progress() {
     if (shown_) std::fprintf(stderr, "\r\033[K");
   }
-  void Update(uint64_t blobs, uint64_t bytes) {
+  void Update(uint64_t blobs, uint64_t bytes, uint64_t all_blobs, uint64_t all_bytes) {
     if (!on_) return;
     const auto now = std::chrono::steady_clock::now();
     if (now - last_ < std::chrono::seconds(2)) return;
     last_ = now;
     shown_ = true;
     std::fprintf(stderr, "\r\033[Kfsck: %llu / %llu blobs checked (%s of %s)",
-                 static_cast<unsigned long long>(blobs), static_cast<unsigned long long>(blobs_),
-                 HumanBytes(bytes).c_str(), HumanBytes(bytes_).c_str());
+                 static_cast<unsigned long long>(blobs), static_cast<unsigned long long>(all_blobs),
+                 HumanBytes(bytes).c_str(), HumanBytes(all_bytes).c_str());
     std::fflush(stderr);
   }
 
  private:
   const bool on_;
-  const uint64_t blobs_;
-  const uint64_t bytes_;
   std::chrono::steady_clock::time_point last_;
   bool shown_ = false;
 };
 
-// A missing file or chunk of a blob whose record is still there: the store
-// reports it as corrupt, saying "... is missing".
-bool SaysMissing(const Error& e) {
-  const std::string text = e.what();
-  const std::string tail = " is missing";
-  return text.size() >= tail.size() && text.compare(text.size() - tail.size(), tail.size(), tail) == 0;
-}
-
-class Fsck {
- public:
-  explicit Fsck(StoreHandle& store) : store_(store) {}
-
-  FsckReport Check() {
-    HashEveryBlob();
-    CheckManifests(store_.db->ListCheckpoints(), "checkpoint", &report_.checkpoints);
-    CheckManifests(store_.db->ListArtifacts(), "artifact", &report_.artifacts);
-    CheckReferences();
-    for (auto& [digest, p] : damaged_) report_.problems.push_back(std::move(p));
-    for (auto& p : orphans_) report_.problems.push_back(std::move(p));
-    return std::move(report_);
-  }
-
- private:
-  void Damaged(Damage d, const std::string& digest, uint64_t size, const std::string& message) {
-    auto [it, added] = damaged_.try_emplace(digest);
-    if (!added) return;  // the first finding stands
-    it->second = Problem{d, digest, size, message, {}};
-    ++(d == Damage::kMissing ? report_.missing : report_.corrupt);
-  }
-
-  void HashEveryBlob() {
-    std::vector<std::pair<std::string, uint64_t>> all;
-    uint64_t total = 0;
-    store_.blobs->ForEach([&](const std::string& digest, uint64_t size) {
-      all.emplace_back(digest, size);
-      total += size;
-    });
-    Progress progress(all.size(), total);
-    for (const auto& [digest, size] : all) {
-      try {
-        store_.blobs->Read(digest, [](std::string_view) {});
-        sizes_.emplace(digest, size);
-      } catch (const Error& e) {
-        if (e.code() == ErrorCode::kNotFound) continue;  // deleted since ForEach
-        if (e.code() != ErrorCode::kCorrupt) throw;
-        sizes_.emplace(digest, size);
-        Damaged(SaysMissing(e) ? Damage::kMissing : Damage::kCorrupt, digest, size, e.what());
-      }
-      ++report_.blobs;
-      report_.bytes += size;
-      progress.Update(report_.blobs, report_.bytes);
-    }
-  }
-
-  // Each manifest parses and lists tensor blobs the store has, of the sizes
-  // it states. A manifest already found damaged is not read again.
-  void CheckManifests(const std::vector<std::string>& digests, const std::string& kind, uint64_t* count) {
-    for (const std::string& digest : digests) {
-      ++*count;
-      const std::string node = kind + ":" + digest;
-      if (damaged_.count(digest)) continue;
-      if (!sizes_.count(digest)) {
-        Damaged(Damage::kMissing, digest, 0, "the " + kind + "'s manifest is not in the store");
-        continue;
-      }
-      store::Manifest manifest;
-      try {
-        manifest = store::ParseManifest(store_.blobs->Get(digest));
-      } catch (const Error& e) {
-        if (e.code() != ErrorCode::kCorrupt && e.code() != ErrorCode::kNotFound) throw;
-        Damaged(e.code() == ErrorCode::kNotFound ? Damage::kMissing : Damage::kCorrupt, digest, sizes_[digest],
-                "the " + kind + "'s manifest does not parse: " + e.what());
-        continue;
-      }
-      for (const store::TensorEntry& t : manifest.tensors) {
-        tensor_uses_[t.blob].insert(node + " " + t.name);
-        auto size = sizes_.find(t.blob);
-        if (size == sizes_.end()) {
-          Damaged(Damage::kMissing, t.blob, t.bytes, "not in the store");
-        } else if (size->second != t.bytes) {
-          Damaged(Damage::kCorrupt, t.blob, size->second,
-                  "the store has " + std::to_string(size->second) + " bytes, " + kind + " " + digest +
-                      " says tensor \"" + t.name + "\" has " + std::to_string(t.bytes));
-        }
-      }
-    }
-  }
-
-  void CheckReferences() {
-    const std::vector<std::string> referenced = store_.db->ReferencedBlobs();
-    report_.referenced = referenced.size();
-    const std::unordered_set<std::string> keep(referenced.begin(), referenced.end());
-    for (const std::string& digest : referenced) {
-      if (!sizes_.count(digest)) Damaged(Damage::kMissing, digest, 0, "not in the store");
-    }
-    for (const auto& [digest, size] : sizes_) {
-      if (keep.count(digest) || damaged_.count(digest)) continue;
-      orphans_.push_back(Problem{Damage::kOrphaned, digest, size, "nothing refers to it", {}});
-      ++report_.orphaned;
-      report_.orphaned_bytes += size;
-    }
-    std::sort(orphans_.begin(), orphans_.end(),
-              [](const Problem& a, const Problem& b) { return a.digest < b.digest; });
-    for (auto& [digest, p] : damaged_) {
-      auto uses = tensor_uses_.find(digest);
-      if (uses != tensor_uses_.end()) p.tensors = uses->second;
-    }
-  }
-
-  StoreHandle& store_;
-  FsckReport report_;
-  std::unordered_map<std::string, uint64_t> sizes_;  // every blob the store lists
-  std::map<std::string, Problem> damaged_;           // corrupt or missing, by digest
-  std::vector<Problem> orphans_;
-  std::unordered_map<std::string, std::set<std::string>> tensor_uses_;  // blob -> "node name"
-};
-
-// One referrer in the user's words, with the run, stage and trial it is part of.
-class Describer {
- public:
-  explicit Describer(store::LineageDb& db) : db_(db) {}
-
-  Json Node(const std::string& node) {
-    const size_t colon = node.find(':');
-    const std::string kind = node.substr(0, colon);
-    const std::string id = node.substr(colon + 1);
-    Json out = {{"node", node}};
-    if (kind == "checkpoint") {
-      out["checkpoint"] = id;
-      if (auto found = db_.FindCheckpoint(id)) {
-        out["epoch"] = found->second;
-        AddTrial(found->first, &out);
-      }
-    } else if (kind == "artifact") {
-      out["artifact"] = id;
-      if (auto artifact = db_.GetArtifact(id); artifact && (*artifact)["stage_id"].get<int64_t>() != 0) {
-        AddStage((*artifact)["stage_id"].get<int64_t>(), &out);
-      }
-    } else if (kind == "trial") {
-      AddTrial(std::stoll(id), &out);
-    } else if (kind == "stage") {
-      AddStage(std::stoll(id), &out);
-    }
-    return out;
-  }
-
-  static std::string Text(const Json& d) {
-    const std::string trial = d.contains("trial_id") ? "trial " + std::to_string(d["trial_id"].get<int64_t>()) : "";
-    std::string text;
-    std::vector<std::string> where;
-    if (d.contains("checkpoint") || d.contains("artifact")) {
-      text = d.contains("checkpoint") ? "checkpoint " + d["checkpoint"].get<std::string>()
-                                      : "artifact " + d["artifact"].get<std::string>();
-      if (!trial.empty()) where.push_back(trial);
-      if (d.contains("epoch")) {
-        const int epoch = d["epoch"];
-        where.push_back(epoch < 0 ? std::string("initial weights") : "epoch " + std::to_string(epoch));
-      }
-    } else if (!trial.empty()) {
-      text = trial;
-    } else if (d.contains("stage")) {
-      text = "stage " + d["stage"].get<std::string>();
-    } else {
-      text = d["node"].get<std::string>();
-    }
-    if (d.contains("tensor")) text = "tensor \"" + d["tensor"].get<std::string>() + "\" of " + text;
-    if (d.contains("stage") && text.rfind("stage ", 0) != 0) where.push_back("stage " + d["stage"].get<std::string>());
-    if (d.contains("run_id")) where.push_back("run " + d["run_id"].get<std::string>());
-    if (!where.empty()) {
-      text += " (";
-      for (size_t i = 0; i < where.size(); ++i) text += (i ? ", " : "") + where[i];
-      text += ")";
-    }
-    return text;
-  }
-
- private:
-  void AddTrial(int64_t trial_id, Json* out) {
-    (*out)["trial_id"] = trial_id;
-    auto trial = db_.GetTrial(trial_id);
-    if (!trial) return;
-    (*out)["trial_number"] = trial->number;
-    AddStage(trial->stage_id, out);
-  }
-  void AddStage(int64_t stage_id, Json* out) {
-    auto stage = db_.GetStage(stage_id);
-    if (!stage) return;
-    (*out)["stage"] = stage->name;
-    (*out)["run_id"] = stage->run_id;
-  }
-
-  store::LineageDb& db_;
-};
-
-// Every referrer of a damaged blob; a checkpoint or artifact that lists it
-// as a tensor says which.
-Json ReferencedBy(store::LineageDb& db, Describer& describe, const Problem& p) {
-  Json out = Json::array();
-  if (p.damage == Damage::kOrphaned) return out;
-  std::multimap<std::string, std::string> tensor_of;  // node -> tensor name
-  for (const std::string& use : p.tensors) {
-    const size_t space = use.find(' ');
-    tensor_of.emplace(use.substr(0, space), use.substr(space + 1));
-  }
-  for (const std::string& node : db.BlobReferrers(p.digest, kMaxReferrers)) {
-    const Json d = describe.Node(node);
-    auto [first, last] = tensor_of.equal_range(node);
-    if (first == last) out.push_back(d);
-    for (auto it = first; it != last; ++it) {
-      Json with = d;
-      with["tensor"] = it->second;
-      out.push_back(with);
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 int CmdStoreFsck(StoreHandle& store, bool json) {
-  FsckReport r = Fsck(store).Check();
-  Describer describe(*store.db);
+  maintenance::FsckReport r;
+  {
+    Progress progress;
+    r = maintenance::CheckStore(*store.blobs, *store.db,
+                                [&](uint64_t blobs, uint64_t bytes, uint64_t all_blobs, uint64_t all_bytes) {
+                                  progress.Update(blobs, bytes, all_blobs, all_bytes);
+                                });
+  }
   const bool damaged = r.corrupt + r.missing > 0;
   if (json) {
-    Json out = {{"ok", !damaged},
-                {"blobs_checked", r.blobs},
-                {"bytes_checked", r.bytes},
-                {"checkpoints", r.checkpoints},
-                {"artifacts", r.artifacts},
-                {"referenced_blobs", r.referenced},
-                {"corrupt", r.corrupt},
-                {"missing", r.missing},
-                {"orphaned", r.orphaned},
-                {"orphaned_bytes", r.orphaned_bytes},
-                {"problems", Json::array()}};
-    for (const Problem& p : r.problems) {
-      Json row = {{"kind", DamageName(p.damage)}, {"digest", p.digest}, {"message", p.message}};
-      if (p.size > 0) row["bytes"] = p.size;
-      if (p.damage != Damage::kOrphaned) row["referenced_by"] = ReferencedBy(*store.db, describe, p);
-      out["problems"].push_back(std::move(row));
-    }
-    std::printf("%s\n", out.dump(2).c_str());
+    std::printf("%s\n", maintenance::FsckJson(r).dump(2).c_str());
     return damaged ? kExitCorrupt : kExitOk;
   }
   std::printf("checked %llu blobs (%s), %llu checkpoint and %llu artifact manifests, %llu references\n",
@@ -337,13 +60,13 @@ int CmdStoreFsck(StoreHandle& store, bool json) {
   std::printf("corrupt: %llu, missing: %llu, orphaned: %llu (%s)\n", static_cast<unsigned long long>(r.corrupt),
               static_cast<unsigned long long>(r.missing), static_cast<unsigned long long>(r.orphaned),
               HumanBytes(r.orphaned_bytes).c_str());
-  for (const Problem& p : r.problems) {
-    std::printf("%-8s %s", DamageName(p.damage), p.digest.c_str());
+  for (const maintenance::Problem& p : r.problems) {
+    std::printf("%-8s %s", maintenance::DamageName(p.damage), p.digest.c_str());
     if (p.size > 0) std::printf("  %s", HumanBytes(p.size).c_str());
-    std::printf(p.damage == Damage::kOrphaned ? "\n" : ": %s\n", p.message.c_str());
-    const Json by = ReferencedBy(*store.db, describe, p);
-    for (const Json& d : by) std::printf("    used by %s\n", Describer::Text(d).c_str());
-    if (p.damage != Damage::kOrphaned && by.empty()) std::printf("    referenced by nothing in the lineage\n");
+    std::printf(p.damage == maintenance::Damage::kOrphaned ? "\n" : ": %s\n", p.message.c_str());
+    const Json& by = p.referenced_by;
+    for (const Json& d : by) std::printf("    used by %s\n", maintenance::DescribeReferrer(d).c_str());
+    if (p.damage != maintenance::Damage::kOrphaned && by.empty()) std::printf("    referenced by nothing in the lineage\n");
   }
   if (damaged) {
     std::printf("the store is damaged: %llu corrupt and %llu missing blobs; what uses them cannot be served or "
@@ -358,5 +81,6 @@ int CmdStoreFsck(StoreHandle& store, bool json) {
   }
   return kExitOk;
 }
+
 
 }  // namespace baton::api

@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "api/internal/checkpoint_export.h"
 #include "common/digest.h"
 #include "common/error.h"
 #include "common/json_util.h"
+#include "maintenance/checkpoint_export.h"
 #include "store/blob_store.h"
 #include "store/checkpoint.h"
 #include "store/lineage_db.h"
@@ -249,7 +249,7 @@ TEST_F(IntegrityTest, ServerNeverSendsTheCorruptBytes) {
   // Every tensor is verified before the 200, so a corrupt one is a clean
   // 500; whatever the route does, a complete body never holds a bad byte.
   const std::string expected_size =
-      std::to_string(api::SafetensorsSize(*manifest_, *checkpoint_));
+      std::to_string(maintenance::SafetensorsSize(*manifest_, *checkpoint_));
   res = c.Get(("/api/v1/checkpoints/" + *checkpoint_ + "/safetensors").c_str());
   if (res && res->status == 200) {
     ASSERT_NE(std::to_string(res->body.size()), expected_size) << "a complete body with a corrupt tensor";
@@ -280,7 +280,7 @@ TEST_F(IntegrityTest, SafetensorsStreamStopsBeforeACorruptTensor) {
   auto blobs = store::BlobStore::Open(Store() / "blobs");
   std::string sent;
   try {
-    api::WriteSafetensors(*blobs, *manifest_, *checkpoint_, [&](std::string_view piece) {
+    maintenance::WriteSafetensors(*blobs, *manifest_, *checkpoint_, [&](std::string_view piece) {
       sent.append(piece);
       return true;
     });
@@ -288,7 +288,7 @@ TEST_F(IntegrityTest, SafetensorsStreamStopsBeforeACorruptTensor) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kCorrupt) << e.what();
   }
-  const std::string header = api::SafetensorsHeader(*manifest_, *checkpoint_);
+  const std::string header = maintenance::SafetensorsHeader(*manifest_, *checkpoint_);
   EXPECT_EQ(sent, header + blobs->Get(manifest_->tensors[0].blob));
 
   // Corrupt the first tensor instead: nothing at all is sent, not even the header.
@@ -299,16 +299,16 @@ TEST_F(IntegrityTest, SafetensorsStreamStopsBeforeACorruptTensor) {
   fc1_first.tensors.erase(fc1_first.tensors.begin());  // fc1.weight first
   FlippedByte again(Fc1File(), kFlipAt);
   sent.clear();
-  EXPECT_THROW(api::WriteSafetensors(*blobs, fc1_first, *checkpoint_,
+  EXPECT_THROW(maintenance::WriteSafetensors(*blobs, fc1_first, *checkpoint_,
                                      [&](std::string_view piece) {
                                        sent.append(piece);
                                        return true;
                                      }),
                Error);
   EXPECT_TRUE(sent.empty()) << sent.size() << " bytes sent";
-  EXPECT_THROW(api::VerifyTensorBlobs(*blobs, fc1_first, *checkpoint_), Error);
+  EXPECT_THROW(maintenance::VerifyTensorBlobs(*blobs, fc1_first, *checkpoint_), Error);
   again.Restore();
-  EXPECT_NO_THROW(api::VerifyTensorBlobs(*blobs, *manifest_, *checkpoint_));
+  EXPECT_NO_THROW(maintenance::VerifyTensorBlobs(*blobs, *manifest_, *checkpoint_));
 }
 
 TEST_F(IntegrityTest, TrainingFromACorruptCheckpointFailsSayingSo) {

@@ -14,7 +14,7 @@
 // (https://huggingface.co/docs/safetensors) that Python loads without Baton.
 // The functions hold no state; they are as thread-safe as the BlobStore and
 // LineageDb they are given (both are).
-namespace baton::api {
+namespace baton::maintenance {
 
 // The most `shared_with` digests listed per tensor.
 constexpr int kMaxSharedWith = 100;
@@ -73,4 +73,4 @@ void WriteSafetensors(store::BlobStore& blobs, const store::Manifest& manifest,
                       const std::string& digest,
                       const std::function<bool(std::string_view)>& sink);
 
-}  // namespace baton::api
+}  // namespace baton::maintenance

@@ -1,4 +1,4 @@
-#include "api/internal/checkpoint_export.h"
+#include "maintenance/checkpoint_export.h"
 
 #include <limits>
 #include <map>
@@ -7,7 +7,7 @@
 
 #include "common/error.h"
 
-namespace baton::api {
+namespace baton::maintenance {
 namespace {
 
 // A manifest is a few hundred bytes per tensor; a blob far larger than any
@@ -235,4 +235,4 @@ void WriteSafetensors(store::BlobStore& blobs, const store::Manifest& manifest,
   }
 }
 
-}  // namespace baton::api
+}  // namespace baton::maintenance

@@ -1,6 +1,6 @@
 // Checkpoint export: the REST view of a checkpoint and its safetensors file,
 // against a real BlobStore and LineageDb in a temp dir.
-#include "api/internal/checkpoint_export.h"
+#include "maintenance/checkpoint_export.h"
 
 #include <gtest/gtest.h>
 
@@ -15,7 +15,7 @@
 #include "common/error.h"
 #include "tests/store/temp_dir.h"
 
-namespace baton::api {
+namespace baton::maintenance {
 namespace {
 
 using store::testing::CodeOf;
@@ -283,4 +283,4 @@ TEST_F(CheckpointExportTest, WriteSafetensorsChecksTensorBlobsBeforeSending) {
 }
 
 }  // namespace
-}  // namespace baton::api
+}  // namespace baton::maintenance
