@@ -11,6 +11,7 @@
 #include <httplib.h>
 
 #include "api/internal/cli.h"
+#include "api/internal/cli_run.h"
 #include "api/internal/progress.h"
 #include "api/internal/view_source.h"
 #include "common/error.h"

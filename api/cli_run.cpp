@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "api/internal/cli.h"
+#include "api/internal/cli_run.h"
 #include "api/internal/progress.h"
 #include "api/internal/run_manager.h"
 #include "api/internal/view_source.h"
@@ -119,6 +120,50 @@ int CmdResume(const std::string& store_dir, const std::string& run_id, const Run
   StoreHandle store = OpenStore(store_dir);
   auto coordinator = orchestrator::Coordinator::ForResume(*store.blobs, *store.db, run_id, CoordinatorOptionsFor(options));
   return ExecuteWithProgress(store, *coordinator, options, "resuming run");
+}
+
+void AddRunCommands(CLI::App& app, const GlobalOptions& g, CliAction* action) {
+  struct State {
+    std::string file;
+    bool json = false;
+    RunOptions run;
+    bool no_progress = false;
+    std::string run_id;
+  };
+  auto st = std::make_shared<State>();
+
+  auto* validate = app.add_subcommand("validate", "check a pipeline file and print every problem");
+  validate->add_option("PIPELINE", st->file, "pipeline JSON file")->required();
+  validate->add_flag("--json", st->json, "machine-readable output");
+  validate->callback([&g, st, action] {
+    *action = [&g, st] { return CmdValidate(st->file, st->json, g.limits); };
+  });
+
+  auto* run = app.add_subcommand("run", "run a pipeline");
+  run->add_option("PIPELINE", st->run.pipeline_file, "pipeline JSON file")->required();
+  auto* resume =
+      app.add_subcommand("resume", "resume a run whose `baton run` was killed or ran out of disk, where it stopped");
+  resume->add_option("RUN", st->run_id, "run id")->required();
+  for (CLI::App* c : {run, resume}) {
+    c->add_option("--workers", st->run.workers, "worker processes (default: cores, at most what stages use)");
+    c->add_flag("--json", st->run.json, "print the result as JSON");
+    c->add_flag("--no-progress", st->no_progress, "plain log lines even on a terminal");
+    c->add_option("--lease-seconds", st->run.lease_seconds, kLeaseHelp)->check(CLI::Range(0.1, 86400.0));
+  }
+  run->callback([&g, st, action] {
+    *action = [&g, st] {
+      st->run.progress = !st->no_progress;
+      st->run.limits = g.limits;
+      return g.remote.url.empty() ? CmdRun(g.store_dir, st->run) : RemoteRun(g.remote, st->run);
+    };
+  });
+  resume->callback([&g, st, action] {
+    *action = [&g, st] {
+      st->run.progress = !st->no_progress;
+      return g.remote.url.empty() ? CmdResume(g.store_dir, st->run_id, st->run)
+                                  : RemoteResume(g.remote, st->run_id, st->run);
+    };
+  });
 }
 
 }  // namespace baton::api

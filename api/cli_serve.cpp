@@ -18,6 +18,22 @@
 #include "common/vocabulary.h"
 
 namespace baton::api {
+namespace {
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";  // loopback unless asked otherwise
+  int port = 8080;                  // 0 = any free port
+  bool public_read = false;         // reads without the token
+  int max_runs = 2;                 // runs executing at once
+  int workers = 0;                  // worker processes per run (0 = as `baton run`)
+  int threads = 16;                 // request threads (each event stream holds one)
+  size_t max_body_bytes = 16u << 20;  // largest request body (413 above)
+  std::string web_dir;              // a folder to serve the web UI from; "" = the files built into baton
+  std::vector<std::string> data_roots;  // empty: the store and /usr/share/datasets
+  double lease_seconds = 30;        // as RunOptions::lease_seconds, for every run it executes
+  orchestrator::PipelineLimits limits;  // of the pipelines sent over HTTP (--max-model-bytes)
+};
+
 
 // The API token: read from <store>/api-token, or made and stored there with
 // mode 0600 on first start (then *created is true). A token file others can
@@ -117,6 +133,32 @@ int CmdServe(const std::string& store_dir, const ServeOptions& options) {
   std::fprintf(stderr, "stopping (%s): cancelling %d active run(s)\n", strsignal(signal_number), runs.Active());
   server.Stop();
   return kExitOk;  // ~RunManager cancels what still runs and waits for its workers
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app, const GlobalOptions& g, CliAction* action) {
+  auto options = std::make_shared<ServeOptions>();
+  auto* serve = app.add_subcommand("serve", "serve the REST API (/api/v1), the web UI and runs triggered over HTTP");
+  serve->add_option("--host", options->host, "address to listen on (default 127.0.0.1)");
+  serve->add_option("--port", options->port, "port (default 8080; 0 = any free one)");
+  serve->add_flag("--public-read", options->public_read, "let reads through without the token");
+  serve->add_option("--max-runs", options->max_runs, "runs executing at once (default 2)")->check(CLI::PositiveNumber);
+  serve->add_option("--workers", options->workers, "worker processes per run (default: as baton run)");
+  serve->add_option("--lease-seconds", options->lease_seconds, kLeaseHelp)->check(CLI::Range(0.1, 86400.0));
+  serve->add_option("--web-dir", options->web_dir,
+                    "serve the web UI from this folder (e.g. node web/build.mjs DIR --dev) instead of the files built "
+                    "into baton; for working on the UI");
+  serve->add_option("--data-root", options->data_roots,
+                    "folder that pipelines sent over HTTP may read data from; repeatable (default: the store and "
+                    "/usr/share/datasets)");
+  serve->callback([&g, options, action] {
+    *action = [&g, options] {
+      RefuseServer(g, "serve");
+      options->limits = g.limits;
+      return CmdServe(g.store_dir, *options);
+    };
+  });
 }
 
 }  // namespace baton::api

@@ -584,4 +584,50 @@ int CmdShow(ViewSource& views, const std::string& run_id, const std::string& sta
   return kExitOk;
 }
 
+void AddViewCommands(CLI::App& app, const GlobalOptions& g, CliAction* action) {
+  struct State {
+    bool json = false;
+    bool quiet = false;
+    std::string run_id, stage, node;
+    bool downstream = false;
+    int depth = 64;
+  };
+  auto st = std::make_shared<State>();
+  // On the store itself, or through the server --server names.
+  auto with_views = [&g](const std::function<int(ViewSource&)>& command) {
+    if (!g.remote.url.empty()) return command(*RemoteViews(g.remote));
+    StoreHandle store = OpenStore(g.store_dir);
+    return command(*LocalViews(store));
+  };
+
+  auto* runs = app.add_subcommand("runs", "list runs, newest first");
+  runs->add_flag("--json", st->json, "machine-readable output");
+  runs->add_flag("-q,--quiet", st->quiet, "only run ids");
+  runs->callback([st, action, with_views] {
+    *action = [st, with_views] { return with_views([&](ViewSource& v) { return CmdRuns(v, st->json, st->quiet); }); };
+  });
+
+  auto* show = app.add_subcommand("show", "show a run, or one of its stages");
+  show->add_option("RUN", st->run_id, "run id")->required();
+  show->add_option("--stage", st->stage, "stage name: its trials or training epochs");
+  show->add_flag("--json", st->json, "machine-readable output");
+  show->callback([st, action, with_views] {
+    *action = [st, with_views] {
+      return with_views([&](ViewSource& v) { return CmdShow(v, st->run_id, st->stage, st->json); });
+    };
+  });
+
+  auto* lineage = app.add_subcommand("lineage", "what a model, checkpoint, trial or run came from");
+  lineage->add_option("ID", st->node, "run id, checkpoint or artifact digest, trial:N, stage:N")->required();
+  lineage->add_flag("--downstream", st->downstream, "what was made from it instead");
+  lineage->add_option("--depth", st->depth, "hops to follow (default 64)");
+  lineage->add_flag("--json", st->json, "machine-readable output");
+  lineage->callback([st, action, with_views] {
+    *action = [st, with_views] {
+      return with_views(
+          [&](ViewSource& v) { return CmdLineage(v, st->node, st->downstream, st->depth, st->json); });
+    };
+  });
+}
+
 }  // namespace baton::api

@@ -47,4 +47,63 @@ int CmdPin(StoreHandle& store, const std::string& run_id, bool pin, bool json) {
   return kExitOk;
 }
 
+void AddStoreCommands(CLI::App& app, const GlobalOptions& g, CliAction* action) {
+  struct State {
+    bool json = false;
+    bool apply = false;
+    std::string run_id;
+  };
+  auto st = std::make_shared<State>();
+  // Each opens the store itself: --server does not reach it.
+  auto on_store = [&g](const std::string& name, const std::function<int(StoreHandle&)>& command) {
+    RefuseServer(g, name);
+    StoreHandle store = OpenStore(g.store_dir);
+    return command(store);
+  };
+
+  auto* store_cmd = app.add_subcommand("store", "inspect the store");
+  store_cmd->require_subcommand(1);
+  auto* du = store_cmd->add_subcommand("du", "disk use per run and stage, with bytes shared");
+  du->add_flag("--json", st->json, "machine-readable output");
+  du->callback([st, action, on_store] {
+    *action = [st, on_store] { return on_store("store du", [&](StoreHandle& s) { return CmdStoreDu(s, st->json); }); };
+  });
+  auto* gc = store_cmd->add_subcommand(
+      "gc",
+      "release the checkpoints that retention does not keep and free the blobs nothing kept refers to (dry run "
+      "first). Kept: per trial of a stage with \"checkpoints\": {\"keep\": {\"best_k\": K, \"last_k\": L}} its K "
+      "best and L last epochs (no keep: every epoch), every checkpoint of unfinished and pinned runs, every epoch a "
+      "pending init_from may still select, and whatever a stage resolved or was initialised from");
+  gc->add_flag("--apply", st->apply, "release and delete them, and report the bytes freed (default: only report)");
+  gc->add_flag("--json", st->json, "machine-readable output");
+  gc->callback([st, action, on_store] {
+    *action = [st, on_store] {
+      return on_store("store gc", [&](StoreHandle& s) { return CmdStoreGc(s, st->apply, st->json); });
+    };
+  });
+  auto* fsck = store_cmd->add_subcommand(
+      "fsck", "re-hash every blob, check manifests and references (exit 5 if corrupt or missing)");
+  fsck->add_flag("--json", st->json, "machine-readable output");
+  fsck->callback([st, action, on_store] {
+    *action = [st, on_store] {
+      return on_store("store fsck", [&](StoreHandle& s) { return CmdStoreFsck(s, st->json); });
+    };
+  });
+
+  auto* pin =
+      app.add_subcommand("pin", "keep every checkpoint of a run through store gc, whatever checkpoints.keep says");
+  auto* unpin = app.add_subcommand("unpin", "let store gc apply the retention policy to a pinned run again");
+  for (const bool pinning : {true, false}) {
+    CLI::App* c = pinning ? pin : unpin;
+    c->add_option("RUN", st->run_id, "run id")->required();
+    c->add_flag("--json", st->json, "machine-readable output");
+    c->callback([st, action, on_store, pinning] {
+      *action = [st, on_store, pinning] {
+        return on_store(pinning ? "pin" : "unpin",
+                        [&](StoreHandle& s) { return CmdPin(s, st->run_id, pinning, st->json); });
+      };
+    });
+  }
+}
+
 }  // namespace baton::api

@@ -1,7 +1,10 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+
+#include <CLI/CLI.hpp>
 
 #include "orchestrator/pipeline_spec.h"
 #include "store/guarded_blob_store.h"
@@ -34,60 +37,48 @@ StoreHandle OpenStore(const std::string& dir);
 // 1.69 MiB, 12.0 KiB, 512 B.
 std::string HumanBytes(uint64_t n);
 
-// Commands (cli_run.cpp, cli_show.cpp). Each returns an exit code and throws
-// baton::Error for failures the caller turns into messages and exit codes.
-struct RunOptions {
-  std::string pipeline_file;
-  int workers = 0;         // 0 = min(number of cores, largest max_parallel)
-  bool json = false;
-  bool progress = true;    // live lines on a terminal
-  // Seconds a worker may stay silent about its task before the attempt is
-  // failed, retried and the worker killed (CoordinatorOptions::lease).
-  // Default: 30.
-  double lease_seconds = 30;
-  orchestrator::PipelineLimits limits;  // --max-model-bytes
-};
-int CmdValidate(const std::string& file, bool json, const orchestrator::PipelineLimits& limits);
-int CmdRun(const std::string& store_dir, const RunOptions& options);
-// Resumes a run whose process ended before it did (Coordinator::ForResume),
-// with options.workers, json and progress as CmdRun; pipeline_file unused.
-int CmdResume(const std::string& store_dir, const std::string& run_id, const RunOptions& options);
-// runs, show and lineage read a store or a server: view_source.h.
-int CmdStoreDu(StoreHandle& store, bool json);
-
-// `baton store gc` (store_gc.cpp, over maintenance/gc.h).
-int CmdStoreGc(StoreHandle& store, bool apply, bool json);
-// Pins or unpins a run: gc keeps every checkpoint of a pinned run.
-int CmdPin(StoreHandle& store, const std::string& run_id, bool pin, bool json);
-// Re-hashes every blob, parses every recorded manifest and resolves every
-// lineage reference (store_fsck.cpp); prints each corrupt, missing or
-// orphaned blob with what refers to it. Returns kExitCorrupt if a blob is
-// corrupt or missing; orphans alone are not damage (kExitOk).
-int CmdStoreFsck(StoreHandle& store, bool json);
-
-struct ServeOptions {
-  std::string host = "127.0.0.1";  // loopback unless asked otherwise
-  int port = 8080;                  // 0 = any free port
-  bool public_read = false;         // reads without the token
-  int max_runs = 2;                 // runs executing at once
-  int workers = 0;                  // worker processes per run (0 = as `baton run`)
-  int threads = 16;                 // request threads (each event stream holds one)
-  size_t max_body_bytes = 16u << 20;  // largest request body (413 above)
-  std::string web_dir;              // a folder to serve the web UI from; "" = the files built into baton
-  std::vector<std::string> data_roots;  // empty: the store and /usr/share/datasets
-  double lease_seconds = 30;        // as RunOptions::lease_seconds, for every run it executes
-  orchestrator::PipelineLimits limits;  // of the pipelines sent over HTTP (--max-model-bytes)
-};
-int CmdServe(const std::string& store_dir, const ServeOptions& options);
-// run and resume through a `baton serve` (cli_remote.cpp).
+// A `baton serve` to act through (--server, --token).
 struct RemoteOptions {
   std::string url;    // http://host:port
   std::string token;  // --token or $BATON_TOKEN
 };
-int RemoteRun(const RemoteOptions& remote, const RunOptions& options);
-// POST /runs/{id}:resume, then follows the run as RemoteRun does.
-int RemoteResume(const RemoteOptions& remote, const std::string& run_id, const RunOptions& options);
-// <store>/api-token, created with mode 0600 on first use (*created).
-std::string LoadOrCreateApiToken(const std::string& store_dir, bool* created);
+
+// The options every command may read, parsed before it runs.
+struct GlobalOptions {
+  std::string store_dir;                // --store, $BATON_STORE, ./baton-store
+  RemoteOptions remote;                 // empty url: the store itself
+  orchestrator::PipelineLimits limits;  // --max-model-bytes
+};
+// Throws Error(kInvalidArgument) when --server was given to `command`,
+// which needs the store itself.
+void RefuseServer(const GlobalOptions& g, const std::string& command);
+
+// What a parsed command does: its exit code, or a baton::Error RunCli turns
+// into a message and an exit code.
+using CliAction = std::function<int()>;
+// Each file registers its commands and their options with `app`, and sets
+// *action when one of them is the one given; the global options are read
+// when the action runs.
+void AddRunCommands(CLI::App& app, const GlobalOptions& g, CliAction* action);    // cli_run.cpp
+void AddViewCommands(CLI::App& app, const GlobalOptions& g, CliAction* action);   // cli_show.cpp
+void AddStoreCommands(CLI::App& app, const GlobalOptions& g, CliAction* action);  // store_gc.cpp
+void AddServeCommand(CLI::App& app, const GlobalOptions& g, CliAction* action);   // cli_serve.cpp
+
+// What --lease-seconds means, for run, resume and serve.
+inline constexpr const char* kLeaseHelp =
+    "seconds a worker may stay silent about its task before it is retried elsewhere and the worker killed "
+    "(default 30)";
+
+// The store commands (cli_lineage.cpp, store_gc.cpp, store_fsck.cpp).
+int CmdStoreDu(StoreHandle& store, bool json);
+// `baton store gc` (over maintenance/gc.h).
+int CmdStoreGc(StoreHandle& store, bool apply, bool json);
+// Pins or unpins a run: gc keeps every checkpoint of a pinned run.
+int CmdPin(StoreHandle& store, const std::string& run_id, bool pin, bool json);
+// Re-hashes every blob, parses every recorded manifest and resolves every
+// lineage reference (maintenance/fsck.h); prints each corrupt, missing or
+// orphaned blob with what refers to it. Returns kExitCorrupt if a blob is
+// corrupt or missing; orphans alone are not damage (kExitOk).
+int CmdStoreFsck(StoreHandle& store, bool json);
 
 }  // namespace baton::api
