@@ -75,14 +75,8 @@ int FollowRun(const RemoteOptions& remote, httplib::Client& c, const std::string
               const RunOptions& options) {
   std::FILE* out = options.json ? stderr : stdout;
   std::vector<std::string> order;
-  std::map<std::string, std::pair<std::string, std::string>> objectives;
-  for (const auto& [name, stage] : doc.value("stages", Json::object()).items()) {
-    order.push_back(name);
-    if (stage.contains("objective")) {
-      objectives[name] = {stage["objective"].value("metric", ""), stage["objective"].value("mode", "max")};
-    }
-  }
-  ProgressPrinter printer(out, options.progress && isatty(fileno(out)), objectives, order);
+  for (const auto& [name, stage] : doc.value("stages", Json::object()).items()) order.push_back(name);
+  ProgressPrinter printer(out, options.progress && isatty(fileno(out)), orchestrator::ParseStageSpecs(doc), order);
   // Follow the event stream; reconnect after the last event seen if it breaks.
   int64_t last = 0;
   bool finished = false;

@@ -63,18 +63,11 @@ int ExecuteWithProgress(StoreHandle& store, orchestrator::Coordinator& coordinat
                         const char* verb) {
   const orchestrator::Pipeline& pipeline = coordinator.pipeline();
   const std::string run_id = coordinator.run_id();
-  std::map<std::string, std::pair<std::string, std::string>> objectives;
-  for (const auto& name : pipeline.order) {
-    const Json& s = pipeline.stage(name);
-    if (s.contains("objective")) {
-      objectives[name] = {s["objective"]["metric"].get<std::string>(), s["objective"]["mode"].get<std::string>()};
-    }
-  }
   std::FILE* out = options.json ? stderr : stdout;
   const bool live = options.progress && isatty(fileno(out));
   if (!options.json) std::fprintf(out, "%s %s of pipeline %s (store %s)\n", verb, run_id.c_str(),
                                   pipeline.name.c_str(), store.dir.c_str());
-  ProgressPrinter printer(out, live, objectives, pipeline.order);
+  ProgressPrinter printer(out, live, pipeline.specs, pipeline.order);
   coordinator.AddObserver(&printer);
 
   executor::ExecuteRun(coordinator, LocalExecution(store, run_id, options.workers), [&] { printer.Tick(); });

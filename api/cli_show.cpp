@@ -12,6 +12,7 @@
 #include "common/digest.h"
 #include "common/error.h"
 #include "common/vocabulary.h"
+#include "orchestrator/stage_spec.h"
 #include "store/checkpoint.h"
 
 namespace baton::api {
@@ -388,10 +389,6 @@ class LocalViewSource : public ViewSource {
 
 std::string Text(const Json& j, const char* key) { return j.value(key, std::string()); }
 
-// A stage's objective as its pipeline says, with the default.
-Json SpecObjective(const Json& spec) {
-  return spec.value("objective", Json{{"metric", "val_accuracy"}, {"mode", "max"}});
-}
 
 void PrintStage(ViewSource& views, const std::string& run_id, const Json& s, const Json& spec) {
   const std::string type = Text(s, "type"), status = Text(s, "status");
@@ -429,17 +426,16 @@ void PrintStage(ViewSource& views, const std::string& run_id, const Json& s, con
       }
     }
   } else if (Is(type, StageType::kTune)) {
-    const Json objective = SpecObjective(spec);
-    const std::string metric = objective["metric"].get<std::string>();
+    const orchestrator::StageSpec typed = orchestrator::ParseStageSpec(Text(s, "name"), spec);
+    const orchestrator::Objective objective = orchestrator::RecordedObjective(spec, resolved);
+    const std::string metric = objective.metric;
     std::map<std::string, int> by_status;
     for (const auto& t : trials) by_status[Text(t, "status")] += 1;
     std::string counts;
     for (const auto& [st, n] : by_status) counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " " + st;
     std::printf("%zu trials (%s); sampler %s, pruner %s, %s; objective %s %s\n", trials.size(), counts.c_str(),
-                spec.value("sampler", Json{{"type", "random"}}).value("type", "random").c_str(),
-                spec.value("pruner", Json{{"type", "none"}}).value("type", "none").c_str(),
-                spec.value("scheduling", "asynchronous").c_str(), metric.c_str(),
-                objective["mode"].get<std::string>().c_str());
+                typed.sampler.type.c_str(), typed.pruner.type.c_str(),
+                typed.synchronous ? "synchronous" : "asynchronous", metric.c_str(), objective.mode.c_str());
     std::printf("%-5s %-10s %-6s %-10s %-10s %s\n", "TRIAL", "STATUS", "EPOCHS", ("last " + metric.substr(0, 5)).c_str(),
                 "best", "HYPERPARAMETERS");
     for (const auto& t : trials) {
@@ -495,7 +491,8 @@ std::string StageResult(ViewSource& views, const std::string& run_id, const Json
     for (const auto& t : trials) ok += Is(Text(t, "status"), TrialStatus::kSucceeded);
     result += std::to_string(ok) + "/" + std::to_string(trials.size()) + " trials succeeded";
     if (!trials.empty() && trials[0].contains("final_objective")) {
-      result += "; best " + SpecObjective(spec)["metric"].get<std::string>() + " " + Num(trials[0]["final_objective"]) +
+      result += "; best " + orchestrator::RecordedObjective(spec, resolved).metric + " " +
+                Num(trials[0]["final_objective"]) +
                 " (trial " + std::to_string(trials[0]["number"].get<int>()) + ")";
     }
   } else if (Is(type, StageType::kAblate)) {

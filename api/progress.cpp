@@ -40,10 +40,10 @@ std::string Metrics(const Json& m) {
 
 }  // namespace
 
-ProgressPrinter::ProgressPrinter(std::FILE* out, bool live,
-                                 std::map<std::string, std::pair<std::string, std::string>> objectives,
+ProgressPrinter::ProgressPrinter(std::FILE* out, bool live, std::map<std::string, orchestrator::StageSpec> specs,
                                  std::vector<std::string> stage_order)
-    : out_(out), live_(live), objectives_(std::move(objectives)), order_(std::move(stage_order)) {
+    : out_(out), live_(live), order_(std::move(stage_order)) {
+  for (const auto& [name, spec] : specs) objectives_[name] = spec.objective;
   for (const auto& name : order_) stages_[name];
   run_started_ = Now();
 }
@@ -87,13 +87,11 @@ void ProgressPrinter::OnEvent(const orchestrator::Event& e) {
       int total = e.data.value("epochs", 0);
       if (s.epochs_total < static_cast<long>(s.tasks) * total) s.epochs_total = static_cast<long>(s.tasks) * total;
       s.epochs_done += 1;
-      auto it = objectives_.find(e.stage);
       const Json& m = e.data["metrics"];
-      std::string metric = it != objectives_.end() ? it->second.first : "val_accuracy";
-      bool max = it == objectives_.end() || it->second.second == "max";
-      if (m.contains(metric)) {
-        double v = m[metric].get<double>();
-        if (!s.has_best || (max ? v > s.best : v < s.best)) s.best = v;
+      const orchestrator::Objective objective = Objective(e.stage);
+      if (m.contains(objective.metric)) {
+        double v = m[objective.metric].get<double>();
+        if (!s.has_best || objective.Better(v, s.best)) s.best = v;
         s.has_best = true;
       }
     }
@@ -177,9 +175,7 @@ std::string ProgressPrinter::Line(const std::string& name, const StageLine& s, d
       detail += buf;
     }
     if (s.has_best) {
-      auto it = objectives_.find(name);
-      std::snprintf(buf, sizeof(buf), "  best %s %.4f", it != objectives_.end() ? it->second.first.c_str() : "val_accuracy",
-                    s.best);
+      std::snprintf(buf, sizeof(buf), "  best %s %.4f", Objective(name).metric.c_str(), s.best);
       detail += buf;
     }
   }

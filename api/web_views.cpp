@@ -7,15 +7,14 @@
 #include "api/internal/views.h"
 #include "common/error.h"
 #include "common/vocabulary.h"
+#include "orchestrator/stage_spec.h"
 
 namespace baton::api {
 bool StageEnded(const std::string& status) { return StageFinished(status); }
 
 int64_t EffectiveStageId(const store::StageRecord& s) { return s.cached_from != 0 ? s.cached_from : s.id; }
 
-Json StageObjective(const store::StageRecord& s) {
-  return s.spec.value("objective", Json{{"metric", "val_accuracy"}, {"mode", "max"}});
-}
+Json StageObjective(const store::StageRecord& s) { return orchestrator::RecordedObjective(s.spec, s.resolved).ToJson(); }
 
 Json RunSummaryJson(StoreHandle& store, const store::RunRecord& run) {
   Json out = {{"stages_total", 0}, {"stages_finished", 0}, {"stages", Json::array()}, {"best", nullptr},

@@ -78,50 +78,28 @@ Coordinator::Coordinator(store::BlobStore& blobs, store::LineageDb& db, Pipeline
     auto stage = std::make_unique<Stage>();
     stage->rec = *it;
     stage->spec = &pipeline_.stage(name);
-    const Json& spec = *stage->spec;
-    if (spec.contains("budget")) {
-      stage->max_parallel = spec["budget"].value("max_parallel", options_.default_parallel);
-    }
-    if (spec.contains("retry")) {
-      stage->max_attempts = spec["retry"].value("max_attempts", 1);
-      stage->backoff = spec["retry"].value("backoff_seconds", 1.0);
-    }
-    if (Is(stage->rec.type, StageType::kAblate)) {
-      // Objective: the stage's own, else its base tune stage's, else val_accuracy.
-      Json objective = {{"metric", "val_accuracy"}, {"mode", "max"}};
-      const Json& base = spec.at("base");
-      if (spec.contains("objective")) {
-        objective = spec["objective"];
-      } else if (base.contains("from")) {
-        objective = pipeline_.stage(base["from"].get<std::string>()).at("objective");
-      }
-      stage->metric = objective.at("metric").get<std::string>();
-      stage->mode = objective.at("mode").get<std::string>();
-      stage->max_parallel = spec.contains("budget") && spec["budget"].contains("max_parallel")
-                                ? spec["budget"]["max_parallel"].get<int>()
-                                : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-    }
-    if (Is(stage->rec.type, StageType::kTrain) && spec.contains("compare")) {
-      stage->max_parallel = spec["compare"].value(
-          "max_parallel", std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
-    }
-    if (Is(stage->rec.type, StageType::kTune)) {
-      stage->metric = spec.at("objective").at("metric").get<std::string>();
-      stage->mode = spec.at("objective").at("mode").get<std::string>();
-      const Json sampler = spec.value("sampler", Json::object());
-      stage->sampler = sampler.value("type", "random");
-      stage->tpe.n_startup_trials = sampler.value("n_startup_trials", stage->tpe.n_startup_trials);
-      stage->tpe.n_ei_candidates = sampler.value("n_ei_candidates", stage->tpe.n_ei_candidates);
-      const Json pruner = spec.value("pruner", Json::object());
-      stage->pruner = pruner.value("type", "none");
-      stage->median.min_resource = pruner.value("min_resource", 1);
-      stage->median.n_startup_trials = pruner.value("n_startup_trials", stage->median.n_startup_trials);
-      const int max_epochs = spec.at("budget").at("max_epochs").get<int>();
-      stage->asha.min_resource = pruner.value("min_resource", 1);
-      stage->asha.max_resource = pruner.value("max_resource", max_epochs);
-      stage->asha.reduction_factor = pruner.value("reduction_factor", 3);
-      stage->synchronous = spec.value("scheduling", "asynchronous") == "synchronous";
-      stage->timeout = spec.at("budget").value("timeout_seconds", 0.0);
+    const StageSpec& spec = pipeline_.spec(name);
+    stage->typed = &spec;
+    stage->max_attempts = spec.max_attempts;
+    stage->backoff = spec.backoff_seconds;
+    stage->metric = spec.objective.metric;
+    stage->mode = spec.objective.mode;
+    const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    if (spec.type == StageType::kTune) {
+      stage->max_parallel = spec.max_parallel.value_or(options_.default_parallel);
+      stage->sampler = spec.sampler.type;
+      stage->tpe.n_startup_trials = spec.sampler.n_startup_trials.value_or(stage->tpe.n_startup_trials);
+      stage->tpe.n_ei_candidates = spec.sampler.n_ei_candidates.value_or(stage->tpe.n_ei_candidates);
+      stage->pruner = spec.pruner.type;
+      stage->median.min_resource = spec.pruner.min_resource;
+      stage->median.n_startup_trials = spec.pruner.n_startup_trials.value_or(stage->median.n_startup_trials);
+      stage->asha.min_resource = spec.pruner.min_resource;
+      stage->asha.max_resource = spec.pruner.max_resource;
+      stage->asha.reduction_factor = spec.pruner.reduction_factor;
+      stage->synchronous = spec.synchronous;
+      stage->timeout = spec.timeout_seconds;
+    } else if (spec.type == StageType::kAblate || (spec.type == StageType::kTrain && spec.doc.contains("compare"))) {
+      stage->max_parallel = spec.max_parallel.value_or(cores);
     }
     stages_.push_back(std::move(stage));
   }

@@ -65,7 +65,7 @@ void Coordinator::ExpandStage(Stage& stage) {
     const bool lazy = stage.sampler == "tpe";
     std::vector<Json> trials;
     if (lazy) {
-      trials.assign(spec.at("budget").at("max_trials").get<size_t>(), Json::object());
+      trials.assign(static_cast<size_t>(stage.typed->max_trials), Json::object());
     } else {
       trials = SampleTrials(spec, DeriveSeed(pipeline_.seed, name));
     }
@@ -74,7 +74,7 @@ void Coordinator::ExpandStage(Stage& stage) {
                    {"dataset", dataset},
                    {"model", lazy ? Json() : SubstituteModel(spec.at("model"), trials[i])},
                    {"hyperparameters", trials[i]},
-                   {"epochs", spec.at("budget").at("max_epochs")},
+                   {"epochs", stage.typed->max_epochs},
                    {"start_epoch", 0},
                    {"resume_checkpoint", nullptr},
                    {"init_checkpoint", nullptr},
@@ -119,12 +119,12 @@ void Coordinator::ExpandStage(Stage& stage) {
                {"dataset", dataset},
                {"model", concrete_model},
                {"hyperparameters", hp},
-               {"epochs", spec.at("epochs")},
+               {"epochs", stage.typed->max_epochs},
                {"start_epoch", 0},
                {"resume_checkpoint", nullptr},
                {"init_checkpoint", init},
                {"evaluate_test", true}};
-  uint64_t seed = spec.contains("seed") ? spec["seed"].get<uint64_t>() : DeriveSeed(pipeline_.seed, name);
+  uint64_t seed = stage.typed->seed.value_or(DeriveSeed(pipeline_.seed, name));
   int64_t id = add_task(0, hp, task, seed);
   if (hp_trial != 0) {
     db_.AddEdge({Node("trial", id), Node("trial", hp_trial), "hyperparameters_from", Json::object()});
@@ -227,8 +227,8 @@ void Coordinator::ExpandAblation(Stage& stage, const std::string& dataset,
   resolved["variants"] = listed;
   resolved["objective"] = {{"metric", stage.metric}, {"mode", stage.mode}};
   stage.rec.resolved = resolved;
-  const int repeats = spec.value("repeats", 1);
-  const uint64_t seed = spec.contains("seed") ? spec["seed"].get<uint64_t>() : DeriveSeed(pipeline_.seed, name);
+  const int repeats = stage.typed->repeats;
+  const uint64_t seed = stage.typed->seed.value_or(DeriveSeed(pipeline_.seed, name));
   int number = 0;
   for (const auto& v : variants) {
     for (int r = 0; r < repeats; ++r) {
@@ -238,7 +238,7 @@ void Coordinator::ExpandAblation(Stage& stage, const std::string& dataset,
                    {"dataset", dataset},
                    {"model", SubstituteModel(RemoveLayers(model, v.layers), hp)},
                    {"hyperparameters", hp},
-                   {"epochs", spec.at("epochs")},
+                   {"epochs", stage.typed->max_epochs},
                    {"start_epoch", 0},
                    {"resume_checkpoint", nullptr},
                    {"init_checkpoint", init},
@@ -382,7 +382,7 @@ Json Coordinator::ResolveTrial(const std::string& stage_name, const Json& select
 }
 
 std::string Coordinator::StudyOutput(Stage& stage) {
-  Json study = {{"stage", stage.rec.name}, {"objective", stage.spec->at("objective")}, {"trials", Json::array()}};
+  Json study = {{"stage", stage.rec.name}, {"objective", stage.typed->objective.ToJson()}, {"trials", Json::array()}};
   for (Task* t : stage.tasks) {
     Json trial = {{"number", t->rec.number}, {"hyperparameters", t->rec.hyperparameters},
                   {"status", t->rec.status}, {"initial_checkpoint", t->rec.initial_checkpoint},

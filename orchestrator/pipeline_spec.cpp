@@ -51,6 +51,7 @@ Pipeline LoadPipeline(const Json& doc, const PipelineLimits& limits) {
   plan.id = JsonDigest(doc);
   plan.name = doc.at("name").get<std::string>();
   plan.seed = doc.value("seed", static_cast<uint64_t>(0));
+  plan.specs = ParseStageSpecs(doc);
   return plan;
 }
 

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/json_util.h"
+#include "orchestrator/stage_spec.h"
 
 namespace baton::orchestrator {
 
@@ -22,8 +23,11 @@ struct Pipeline {
   // upstream prepare stage that feeds it data ("" for prepare stages).
   std::map<std::string, std::vector<std::string>> depends_on;
   std::map<std::string, std::string> data_stage;
+  // Every stage, typed, defaults applied (stage_spec.h).
+  std::map<std::string, StageSpec> specs;
 
   const Json& stage(const std::string& name) const { return doc.at("stages").at(name); }
+  const StageSpec& spec(const std::string& name) const { return specs.at(name); }
 };
 
 // The pipeline JSON Schema (schema/pipeline.schema.json, compiled in).

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "common/vocabulary.h"
+#include "orchestrator/stage_spec.h"
 
 namespace baton::orchestrator {
 namespace {
@@ -26,16 +28,10 @@ std::vector<std::pair<std::string, std::string>> Selectors(const Json& spec) {
   return out;
 }
 
-// The objective an ablate or tune stage ranks epochs by.
-std::pair<std::string, std::string> Objective(const store::StageRecord& s) {
-  const Json* objective = nullptr;
-  if (s.spec.contains("objective")) {
-    objective = &s.spec["objective"];
-  } else if (s.resolved.contains("objective")) {
-    objective = &s.resolved["objective"];
-  }
-  if (objective == nullptr || !objective->is_object()) return {"val_accuracy", "max"};
-  return {objective->value("metric", "val_accuracy"), objective->value("mode", "max")};
+// A tune or ablate stage's checkpoints.keep, if it has one.
+std::optional<StageSpec::Keep> KeepPolicy(const store::StageRecord& s) {
+  if (!Is(s.type, StageType::kTune) && !Is(s.type, StageType::kAblate)) return std::nullopt;
+  return ParseStageSpec(s.name, s.spec).keep;
 }
 
 void AddString(const Json& v, std::unordered_set<std::string>* out) {
@@ -144,11 +140,8 @@ RetentionPlan PlanRetention(store::LineageDb& db, const std::unordered_set<std::
   for (const auto& run : runs) {
     const bool keep_run = !RunFinished(run.status) || pinned.count(run.id) > 0;
     for (const auto& s : stages[run.id]) {
-      const Json& spec = s.spec;
-      const Json keep_spec = spec.is_object() && spec.contains("checkpoints") && spec["checkpoints"].is_object()
-                                 ? spec["checkpoints"].value("keep", Json())
-                                 : Json();
-      const bool policy = (Is(s.type, StageType::kTune) || Is(s.type, StageType::kAblate)) && keep_spec.is_object();
+      const std::optional<StageSpec::Keep> keep_policy = KeepPolicy(s);
+      const bool policy = keep_policy.has_value();
       const bool keep_all = keep_run || !policy || !StageFinished(s.status) || demanded.count(s.id) > 0;
       // Every reason that keeps all of this stage's checkpoints.
       std::vector<KeptBecause> all_because;
@@ -157,8 +150,9 @@ RetentionPlan PlanRetention(store::LineageDb& db, const std::unordered_set<std::
       if (!policy) all_because.push_back(KeptBecause::kNoPolicy);
       if (!StageFinished(s.status)) all_because.push_back(KeptBecause::kStageUnfinished);
       if (demanded.count(s.id)) all_because.push_back(KeptBecause::kDemanded);
-      const auto [metric, mode] = Objective(s);
-      const int best_k = policy ? keep_spec.value("best_k", 0) : 0, last_k = policy ? keep_spec.value("last_k", 0) : 0;
+      const Objective objective = RecordedObjective(s.spec, s.resolved);
+      const std::string &metric = objective.metric, &mode = objective.mode;
+      const int best_k = policy ? keep_policy->best_k : 0, last_k = policy ? keep_policy->last_k : 0;
       for (const auto& t : db.GetTrials(s.id)) {
         const std::vector<store::EpochRecord> epochs = db.GetEpochs(t.id);
         // Only where they decide something: gc keeps every epoch of a

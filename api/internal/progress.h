@@ -8,6 +8,7 @@
 
 #include "common/vocabulary.h"
 #include "orchestrator/events.h"
+#include "orchestrator/stage_spec.h"
 
 namespace baton::api {
 
@@ -17,8 +18,8 @@ namespace baton::api {
 // thread.
 class ProgressPrinter : public orchestrator::Observer {
  public:
-  // `objectives` maps a stage name to {metric, mode} where it has one.
-  ProgressPrinter(std::FILE* out, bool live, std::map<std::string, std::pair<std::string, std::string>> objectives,
+  // `specs`: the pipeline's stages (their objectives).
+  ProgressPrinter(std::FILE* out, bool live, std::map<std::string, orchestrator::StageSpec> specs,
                   std::vector<std::string> stage_order);
   void OnEvent(const orchestrator::Event& event) override;
   // Redraws the live lines (elapsed and ETA move even without events).
@@ -44,6 +45,11 @@ class ProgressPrinter : public orchestrator::Observer {
     double finished = 0;
   };
   void Redraw();
+  // The stage's objective (the default for a stage it was not given).
+  orchestrator::Objective Objective(const std::string& stage) const {
+    auto it = objectives_.find(stage);
+    return it == objectives_.end() ? orchestrator::Objective{} : it->second;
+  }
   std::string Line(const std::string& name, const StageLine& s, double now);
   void Log(const orchestrator::Event& e);
 
@@ -53,7 +59,7 @@ class ProgressPrinter : public orchestrator::Observer {
   bool finished_ = false;
   int drawn_ = 0;
   double run_started_ = 0;
-  std::map<std::string, std::pair<std::string, std::string>> objectives_;
+  std::map<std::string, orchestrator::Objective> objectives_;
   std::vector<std::string> order_;
   std::map<std::string, StageLine> stages_;
 };

@@ -49,7 +49,8 @@ struct Coordinator::Task {
 
 struct Coordinator::Stage {
   store::StageRecord rec;
-  const Json* spec = nullptr;
+  const Json* spec = nullptr;          // as written: model, search space, dataset, selectors
+  const StageSpec* typed = nullptr;    // the same, typed with its defaults
   std::vector<Task*> tasks;
   int running = 0;
   int max_parallel = 1;

@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <map>
 #include <string>
 
 #include "api/internal/progress.h"
+#include "common/vocabulary.h"
+#include "orchestrator/stage_spec.h"
 
 namespace baton::api {
 namespace {
@@ -36,11 +39,19 @@ orchestrator::Event Event(const std::string& type, const std::string& stage, Jso
 const Json kResumedTune = {{"type", "tune"}, {"tasks", 4}, {"max_parallel", 2}, {"resumed", true},
                            {"finished_before", 2}};
 
+// One tune stage maximising val_accuracy.
+std::map<std::string, orchestrator::StageSpec> TuneStage() {
+  orchestrator::StageSpec tune;
+  tune.name = "tune";
+  tune.type = StageType::kTune;
+  return {{"tune", tune}};
+}
+
 TEST(ProgressPrinter, ALoggedResumedStageSaysHowManyTrialsHadEnded) {
   std::FILE* f = std::tmpfile();
   ASSERT_NE(f, nullptr);
   {
-    ProgressPrinter printer(f, /*live=*/false, {{"tune", {"val_accuracy", "max"}}}, {"tune"});
+    ProgressPrinter printer(f, /*live=*/false, TuneStage(), {"tune"});
     printer.OnEvent(Event("stage_started", "tune", kResumedTune));
     printer.OnEvent(Event("stage_started", "other", {{"type", "tune"}, {"tasks", 3}}));
   }
@@ -54,7 +65,7 @@ TEST(ProgressPrinter, ALiveResumedStageCountsTheTrialsThatHadEnded) {
   std::FILE* f = std::tmpfile();
   ASSERT_NE(f, nullptr);
   {
-    ProgressPrinter printer(f, /*live=*/true, {{"tune", {"val_accuracy", "max"}}}, {"tune"});
+    ProgressPrinter printer(f, /*live=*/true, TuneStage(), {"tune"});
     printer.OnEvent(Event("stage_started", "tune", kResumedTune));
     EXPECT_NE(Contents(f).find("trials 2/4"), std::string::npos) << Contents(f);
     std::fseek(f, 0, SEEK_END);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <thread>
 
 #include "common/digest.h"
@@ -102,6 +103,21 @@ TEST_F(CoordinatorTest, UnchangedPipelineIsAllCacheHits) {
   // init_from resolves against the cached tune stage's trials.
   EXPECT_EQ(Stage(third, "train").resolved["init_from"]["checkpoint"],
             Stage(first, "train").resolved["init_from"]["checkpoint"]);
+}
+
+// The cache keys of a pipeline's stages are what stores written by earlier
+// Baton versions hold (these were computed by the code before typed stage
+// specs, commit aca68b5), so an existing store's stages are still cache
+// hits. The data is Debian's Fashion-MNIST files (fixed bytes, fixed path);
+// the fake workers' outputs are deterministic.
+TEST_F(CoordinatorTest, CacheKeysAreThoseOfStoresMadeByEarlierVersions) {
+  const std::string run_id = Run(SmallPipeline("/usr/share/datasets/fashion-mnist"));
+  ASSERT_EQ(db_->GetRun(run_id)->status, "succeeded");
+  std::map<std::string, std::string> keys;
+  for (const auto& s : db_->GetStages(run_id)) keys[s.name] = s.cache_key;
+  EXPECT_EQ(keys["prep"], "1f8b547e2494b9daa648a1c2002436e239db62cb70d8dd5e464d17f1b70c77ba");
+  EXPECT_EQ(keys["tune"], "3f5881a321a52e4e69cee861b2e1b27441ff2e22c7db665854cdcea223d7d806");
+  EXPECT_EQ(keys["train"], "c3df09ec9864d4bc0b8c91a45987a21dc10c5d855f0f6a661298b05ec4cef86f");
 }
 
 TEST_F(CoordinatorTest, FailedTrialsRetryAndTheStudyGoesOn) {

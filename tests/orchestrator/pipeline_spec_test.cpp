@@ -32,6 +32,52 @@ TEST(PipelineSpecTest, ExampleFromTheRepoIsValidAndPlanned) {
   EXPECT_EQ(p.id.size(), 64u);
 }
 
+// Each stage is typed once, its defaults applied in one place: what the
+// coordinator, retention, the CLI and progress read.
+TEST(PipelineSpecTest, StagesAreTypedWithTheirDefaults) {
+  TempDir dir;
+  Json doc = SmallPipeline(dir.path().string());
+  doc["stages"]["tune"]["pruner"] = {{"type", "asha"}, {"reduction_factor", 2}};
+  doc["stages"]["tune"]["checkpoints"] = {{"keep", {{"last_k", 1}}}};
+  doc["stages"]["ablate"] = Json::parse(R"({"type": "ablate", "depends_on": ["tune"],
+      "base": {"from": "tune", "trial": "best"}, "components": ["drop"], "epochs": 2})");
+  doc["stages"]["tune"]["objective"] = {{"metric", "val_loss"}, {"mode", "min"}};
+  const Pipeline p = LoadPipeline(doc);
+  const StageSpec& tune = p.spec("tune");
+  EXPECT_EQ(tune.type, StageType::kTune);
+  EXPECT_EQ(tune.max_trials, 4);
+  EXPECT_EQ(tune.max_epochs, 3);
+  EXPECT_EQ(tune.max_parallel, 2);
+  EXPECT_EQ(tune.timeout_seconds, 0);
+  EXPECT_EQ(tune.max_attempts, 1);    // no "retry"
+  EXPECT_EQ(tune.backoff_seconds, 1);
+  EXPECT_EQ(tune.sampler.type, "random");
+  EXPECT_FALSE(tune.synchronous);
+  EXPECT_EQ(tune.pruner.type, "asha");
+  EXPECT_EQ(tune.pruner.min_resource, 1);
+  EXPECT_EQ(tune.pruner.max_resource, 3);  // max_epochs
+  EXPECT_EQ(tune.pruner.reduction_factor, 2);
+  ASSERT_TRUE(tune.keep.has_value());
+  EXPECT_EQ(tune.keep->best_k, 0);
+  EXPECT_EQ(tune.keep->last_k, 1);
+  EXPECT_EQ(tune.objective.metric, "val_loss");
+  EXPECT_TRUE(tune.objective.Better(0.1, 0.2));
+  // An ablate stage without an objective ranks as its base tune stage does
+  // (the web views used val_accuracy for it while the coordinator did this).
+  EXPECT_FALSE(p.spec("ablate").objective_given);
+  EXPECT_EQ(p.spec("ablate").objective.ToJson(), tune.objective.ToJson());
+  EXPECT_EQ(p.spec("ablate").max_epochs, 2);
+  EXPECT_FALSE(p.spec("ablate").keep.has_value());
+  EXPECT_EQ(p.spec("train").max_epochs, 2);
+  EXPECT_FALSE(p.spec("train").max_parallel.has_value());
+  EXPECT_EQ(p.spec("prep").objective.ToJson(), Objective{}.ToJson());
+  // A recorded stage: its own objective, else the one it resolved, else the default.
+  const Json resolved = {{"objective", {{"metric", "train_loss"}, {"mode", "min"}}}};
+  EXPECT_EQ(RecordedObjective(p.stage("tune"), resolved).metric, "val_loss");
+  EXPECT_EQ(RecordedObjective(p.stage("ablate"), resolved).metric, "train_loss");
+  EXPECT_EQ(RecordedObjective(p.stage("ablate"), Json::object()).metric, "val_accuracy");
+}
+
 TEST(PipelineSpecTest, IdIgnoresKeyOrderAndWhitespace) {
   TempDir dir;
   Json a = SmallPipeline(dir.path().string());

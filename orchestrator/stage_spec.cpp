@@ -1,0 +1,80 @@
+#include "orchestrator/stage_spec.h"
+
+#include "common/error.h"
+
+namespace baton::orchestrator {
+namespace {
+
+Objective ObjectiveOf(const Json& j) {
+  Objective o;
+  if (!j.is_object()) return o;
+  o.metric = j.value("metric", o.metric);
+  o.mode = j.value("mode", o.mode);
+  return o;
+}
+
+}  // namespace
+
+StageSpec ParseStageSpec(const std::string& name, const Json& stage) {
+  StageSpec s;
+  s.name = name;
+  s.doc = stage;
+  const auto type = ParseStageType(stage.value("type", ""));
+  if (!type) throw Error(ErrorCode::kInvalidArgument, "stage " + name + " has no known type", "/stages/" + name);
+  s.type = *type;
+  for (const auto& d : stage.value("depends_on", Json::array())) s.depends_on.push_back(d.get<std::string>());
+  if (stage.contains("seed")) s.seed = stage["seed"].get<uint64_t>();
+  if (stage.contains("objective")) {
+    s.objective = ObjectiveOf(stage["objective"]);
+    s.objective_given = true;
+  }
+  const Json budget = stage.value("budget", Json::object());
+  s.max_trials = budget.value("max_trials", 0);
+  s.max_epochs = s.type == StageType::kTune ? budget.value("max_epochs", 0) : stage.value("epochs", 0);
+  if (budget.contains("max_parallel")) s.max_parallel = budget["max_parallel"].get<int>();
+  if (s.type == StageType::kTrain && stage.contains("compare") && stage["compare"].contains("max_parallel")) {
+    s.max_parallel = stage["compare"]["max_parallel"].get<int>();
+  }
+  s.timeout_seconds = budget.value("timeout_seconds", 0.0);
+  s.synchronous = stage.value("scheduling", "asynchronous") == "synchronous";
+  const Json sampler = stage.value("sampler", Json::object());
+  s.sampler.type = sampler.value("type", s.sampler.type);
+  if (sampler.contains("n_startup_trials")) s.sampler.n_startup_trials = sampler["n_startup_trials"].get<int>();
+  if (sampler.contains("n_ei_candidates")) s.sampler.n_ei_candidates = sampler["n_ei_candidates"].get<int>();
+  const Json pruner = stage.value("pruner", Json::object());
+  s.pruner.type = pruner.value("type", s.pruner.type);
+  s.pruner.min_resource = pruner.value("min_resource", s.pruner.min_resource);
+  s.pruner.max_resource = pruner.value("max_resource", s.max_epochs);
+  s.pruner.reduction_factor = pruner.value("reduction_factor", s.pruner.reduction_factor);
+  if (pruner.contains("n_startup_trials")) s.pruner.n_startup_trials = pruner["n_startup_trials"].get<int>();
+  const Json retry = stage.value("retry", Json::object());
+  s.max_attempts = retry.value("max_attempts", s.max_attempts);
+  s.backoff_seconds = retry.value("backoff_seconds", s.backoff_seconds);
+  s.repeats = stage.value("repeats", s.repeats);
+  if (stage.contains("checkpoints") && stage["checkpoints"].is_object() && stage["checkpoints"].contains("keep") &&
+      stage["checkpoints"]["keep"].is_object()) {
+    const Json& keep = stage["checkpoints"]["keep"];
+    s.keep = StageSpec::Keep{keep.value("best_k", 0), keep.value("last_k", 0)};
+  }
+  return s;
+}
+
+std::map<std::string, StageSpec> ParseStageSpecs(const Json& pipeline_doc) {
+  std::map<std::string, StageSpec> specs;
+  for (const auto& [name, stage] : pipeline_doc.at("stages").items()) specs.emplace(name, ParseStageSpec(name, stage));
+  for (auto& [name, s] : specs) {
+    if (s.type != StageType::kAblate || s.objective_given) continue;
+    const Json base = s.doc.value("base", Json::object());
+    auto from = base.contains("from") ? specs.find(base["from"].get<std::string>()) : specs.end();
+    if (from != specs.end()) s.objective = from->second.objective;
+  }
+  return specs;
+}
+
+Objective RecordedObjective(const Json& spec, const Json& resolved) {
+  if (spec.is_object() && spec.contains("objective")) return ObjectiveOf(spec["objective"]);
+  if (resolved.is_object() && resolved.contains("objective")) return ObjectiveOf(resolved["objective"]);
+  return Objective{};
+}
+
+}  // namespace baton::orchestrator

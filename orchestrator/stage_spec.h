@@ -1,0 +1,86 @@
+#pragma once
+
+// A validated pipeline stage, typed, with every default applied here and
+// nowhere else: the coordinator, retention, the CLI, the API's views and
+// progress read these, not the stage's JSON. The stage as written stays in
+// `doc`: its canonical JSON is what the cache key hashes, and the model,
+// search space, hyperparameters and dataset are handed to workers as
+// written.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/json_util.h"
+#include "common/vocabulary.h"
+
+namespace baton::orchestrator {
+
+// What a stage's trials are ranked by.
+struct Objective {
+  std::string metric = "val_accuracy";
+  std::string mode = "max";  // "max" or "min"
+  // Whether `a` is better than `b`.
+  bool Better(double a, double b) const { return mode == "min" ? a < b : a > b; }
+  Json ToJson() const { return {{"metric", metric}, {"mode", mode}}; }
+};
+
+struct StageSpec {
+  std::string name;
+  StageType type = StageType::kPrepare;
+  Json doc;  // the stage as written
+  std::vector<std::string> depends_on;
+  std::optional<uint64_t> seed;  // the stage's own "seed" (else derived from the pipeline's)
+
+  // tune: its own; ablate: its own, else its base tune stage's (LoadPipeline
+  // fills that in); others: the default.
+  Objective objective;
+  bool objective_given = false;  // written in the stage itself
+
+  // tune: budget
+  int max_trials = 0;
+  int max_epochs = 0;             // tune: budget.max_epochs; train, ablate: "epochs"
+  std::optional<int> max_parallel;  // budget.max_parallel (tune, ablate), compare.max_parallel (train);
+                                    // absent: the runner's default
+  double timeout_seconds = 0;      // budget.timeout_seconds; 0: none
+  bool synchronous = false;        // "scheduling": "synchronous"
+  struct Sampler {
+    std::string type = "random";  // random | grid | tpe
+    std::optional<int> n_startup_trials, n_ei_candidates;  // tpe; absent: TPE's defaults
+  } sampler;
+  struct Pruner {
+    std::string type = "none";  // none | median | asha
+    int min_resource = 1;
+    int max_resource = 0;  // asha; default max_epochs
+    int reduction_factor = 3;
+    std::optional<int> n_startup_trials;  // median; absent: the rule's default
+  } pruner;
+
+  // Every stage whose tasks can fail: "retry".
+  int max_attempts = 1;
+  double backoff_seconds = 1.0;
+  int repeats = 1;  // ablate
+
+  // "checkpoints": {"keep": {...}} (tune, ablate); absent: keep every epoch.
+  struct Keep {
+    int best_k = 0;
+    int last_k = 0;
+  };
+  std::optional<Keep> keep;
+};
+
+// The typed form of a validated stage `stage` named `name`. Throws
+// Error(kInvalidArgument) for a stage of no known type.
+StageSpec ParseStageSpec(const std::string& name, const Json& stage);
+
+// Every stage of a validated pipeline document, by name. An ablate stage
+// without an objective gets its base tune stage's.
+std::map<std::string, StageSpec> ParseStageSpecs(const Json& pipeline_doc);
+
+// The objective of a recorded stage: its spec's own, else the one it
+// resolved when it ran (an ablate stage's, from its base tune stage), else
+// the default.
+Objective RecordedObjective(const Json& spec, const Json& resolved);
+
+}  // namespace baton::orchestrator
