@@ -156,7 +156,14 @@ class Coordinator {
   void EmitResumed();
   void MaybeStartStages();
   void StartStage(Stage& stage);
+  // Adds a task of the stage: (number, hyperparameters, task, seed) -> id.
+  using TaskAdder = std::function<int64_t(int, Json, Json, uint64_t)>;
   void ExpandStage(Stage& stage);
+  void ExpandPrepare(Stage& stage, const TaskAdder& add_task);
+  void ExpandTune(Stage& stage, const std::string& dataset, const TaskAdder& add_task);
+  void ExpandTrain(Stage& stage, const std::string& dataset, const TaskAdder& add_task);
+  void ExpandComparison(Stage& stage, const Json& task, const Json& hp, int64_t hp_trial, uint64_t seed,
+                        const TaskAdder& add_task);
   void FinishTask(Task& task, TrialStatus status, const std::string& reason);
   void MaybeFinishStage(Stage& stage);
   void FinishRunIfDone();
@@ -164,8 +171,7 @@ class Coordinator {
   int64_t EffectiveStageId(const std::string& stage_name);
   Json ResolveTrial(const std::string& stage_name, const Json& selector);
   Json ResolveInit(const Json& selector);
-  void ExpandAblation(Stage& stage, const std::string& dataset,
-                      const std::function<int64_t(int, Json, Json, uint64_t)>& add_task);
+  void ExpandAblation(Stage& stage, const std::string& dataset, const TaskAdder& add_task);
   Json AblationOutput(Stage& stage);
   Json CompareOutput(Stage& stage);
   std::string StudyOutput(Stage& stage);

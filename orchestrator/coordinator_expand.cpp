@@ -18,7 +18,6 @@ namespace baton::orchestrator {
 using namespace coordinator_detail;
 
 void Coordinator::ExpandStage(Stage& stage) {
-  const Json& spec = *stage.spec;
   const std::string& name = stage.rec.name;
   std::string dataset;
   if (!Is(stage.rec.type, StageType::kPrepare)) {
@@ -28,7 +27,7 @@ void Coordinator::ExpandStage(Stage& stage) {
     }
     db_.AddEdge({Node("stage", stage.rec.id), Node("artifact", dataset), "trained_on", Json::object()});
   }
-  std::function<int64_t(int, Json, Json, uint64_t)> add_task = [&](int number, Json hp, Json task, uint64_t seed) {
+  const TaskAdder add_task = [&](int number, Json hp, Json task, uint64_t seed) {
     store::TrialRecord t;
     t.stage_id = stage.rec.id;
     t.number = number;
@@ -52,44 +51,59 @@ void Coordinator::ExpandStage(Stage& stage) {
     return t.id;
   };
 
-  if (Is(stage.rec.type, StageType::kPrepare)) {
-    Json task = {{"kind", Name(TaskKind::kPrepare)}, {"prepare", spec}};
-    task["prepare"].erase("depends_on");
-    task["prepare"].erase("cache");
-    add_task(0, Json::object(), task, DeriveSeed(pipeline_.seed, name));
-    return;
+  switch (stage.typed->type) {
+    case StageType::kPrepare: return ExpandPrepare(stage, add_task);
+    case StageType::kTune: return ExpandTune(stage, dataset, add_task);
+    case StageType::kAblate: return ExpandAblation(stage, dataset, add_task);
+    case StageType::kTrain: return ExpandTrain(stage, dataset, add_task);
   }
-  if (Is(stage.rec.type, StageType::kTune)) {
-    // TPE decides a trial's hyperparameters when it starts, from the trials
-    // finished by then; its records exist from the start all the same.
-    const bool lazy = stage.sampler == "tpe";
-    std::vector<Json> trials;
-    if (lazy) {
-      trials.assign(static_cast<size_t>(stage.typed->max_trials), Json::object());
-    } else {
-      trials = SampleTrials(spec, DeriveSeed(pipeline_.seed, name));
-    }
-    for (size_t i = 0; i < trials.size(); ++i) {
-      Json task = {{"kind", Name(TaskKind::kTrain)},
-                   {"dataset", dataset},
-                   {"model", lazy ? Json() : SubstituteModel(spec.at("model"), trials[i])},
-                   {"hyperparameters", trials[i]},
-                   {"epochs", stage.typed->max_epochs},
-                   {"start_epoch", 0},
-                   {"resume_checkpoint", nullptr},
-                   {"init_checkpoint", nullptr},
-                   {"evaluate_test", false}};
-      int64_t id = add_task(static_cast<int>(i), trials[i], task,
-                            DeriveSeed(pipeline_.seed, name + "/trial/" + std::to_string(i)));
-      if (lazy) tasks_.at(id)->sampled = false;
-    }
-    return;
+}
+
+// One task: prepare the dataset as the stage says.
+void Coordinator::ExpandPrepare(Stage& stage, const TaskAdder& add_task) {
+  const Json& spec = *stage.spec;
+  const std::string& name = stage.rec.name;
+  Json task = {{"kind", Name(TaskKind::kPrepare)}, {"prepare", spec}};
+  task["prepare"].erase("depends_on");
+  task["prepare"].erase("cache");
+  add_task(0, Json::object(), task, DeriveSeed(pipeline_.seed, name));
+}
+
+// One task per trial, with the hyperparameters the sampler chose (TPE: when
+// the trial starts).
+void Coordinator::ExpandTune(Stage& stage, const std::string& dataset, const TaskAdder& add_task) {
+  const Json& spec = *stage.spec;
+  const std::string& name = stage.rec.name;
+  // TPE decides a trial's hyperparameters when it starts, from the trials
+  // finished by then; its records exist from the start all the same.
+  const bool lazy = stage.sampler == "tpe";
+  std::vector<Json> trials;
+  if (lazy) {
+    trials.assign(static_cast<size_t>(stage.typed->max_trials), Json::object());
+  } else {
+    trials = SampleTrials(spec, DeriveSeed(pipeline_.seed, name));
   }
-  if (Is(stage.rec.type, StageType::kAblate)) {
-    ExpandAblation(stage, dataset, add_task);
-    return;
+  for (size_t i = 0; i < trials.size(); ++i) {
+    Json task = {{"kind", Name(TaskKind::kTrain)},
+                 {"dataset", dataset},
+                 {"model", lazy ? Json() : SubstituteModel(spec.at("model"), trials[i])},
+                 {"hyperparameters", trials[i]},
+                 {"epochs", stage.typed->max_epochs},
+                 {"start_epoch", 0},
+                 {"resume_checkpoint", nullptr},
+                 {"init_checkpoint", nullptr},
+                 {"evaluate_test", false}};
+    int64_t id = add_task(static_cast<int>(i), trials[i], task,
+                          DeriveSeed(pipeline_.seed, name + "/trial/" + std::to_string(i)));
+    if (lazy) tasks_.at(id)->sampled = false;
   }
-  // train
+}
+
+// The model's task, from its resolved hyperparameters and init_from; with
+// "compare", also the comparison's tasks (ExpandComparison).
+void Coordinator::ExpandTrain(Stage& stage, const std::string& dataset, const TaskAdder& add_task) {
+  const Json& spec = *stage.spec;
+  const std::string& name = stage.rec.name;
   Json resolved = Json::object();
   Json hp;
   Json model;
@@ -129,10 +143,15 @@ void Coordinator::ExpandStage(Stage& stage) {
   if (hp_trial != 0) {
     db_.AddEdge({Node("trial", id), Node("trial", hp_trial), "hyperparameters_from", Json::object()});
   }
-  if (!spec.contains("compare")) return;
-  // The paper's protocol: per seed, the baseline and a start from each
-  // requested epoch of the same trial, with the same hyperparameters, data
-  // order and epoch count.
+  if (spec.contains("compare")) ExpandComparison(stage, task, hp, hp_trial, seed, add_task);
+}
+
+// The paper's protocol: per seed, the baseline and a start from each
+// requested epoch of the same trial, with the same hyperparameters, data
+// order and epoch count as the model's task `task`.
+void Coordinator::ExpandComparison(Stage& stage, const Json& task, const Json& hp, int64_t hp_trial, uint64_t seed,
+                                   const TaskAdder& add_task) {
+  const Json& spec = *stage.spec;
   const Json& compare = spec["compare"];
   Json epochs_from = compare.value("epochs_from", Json::array({spec.at("init_from").at("epoch")}));
   Json variants = Json::array();
@@ -194,8 +213,7 @@ Json Coordinator::CompareOutput(Stage& stage) {
   return out;
 }
 
-void Coordinator::ExpandAblation(Stage& stage, const std::string& dataset,
-                                 const std::function<int64_t(int, Json, Json, uint64_t)>& add_task) {
+void Coordinator::ExpandAblation(Stage& stage, const std::string& dataset, const TaskAdder& add_task) {
   const Json& spec = *stage.spec;
   const std::string& name = stage.rec.name;
   Json resolved = Json::object();
