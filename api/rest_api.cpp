@@ -281,7 +281,10 @@ struct Api {
   }
 
   void Mount();
-  void MountRuns();
+  void MountRuns();        // the runs and each run
+  void MountRunActions();  // cancel, pin, resume, the event stream
+  void MountStages();      // a run's stages: trials, ablation, comparison, metrics
+  void MountTrials();
   void MountStore();
 };
 
@@ -344,6 +347,9 @@ void Api::Mount() {
     SendJson(res, {{"pipeline_id", id}, {"pipeline", *doc}});
   });
   MountRuns();
+  MountRunActions();
+  MountStages();
+  MountTrials();
   MountStore();
 }
 
@@ -419,6 +425,9 @@ void Api::MountRuns() {
     res.status = 200;
     res.set_content((*encoded)[pinned ? 1 : 0], "application/json; charset=utf-8");
   });
+}
+
+void Api::MountRunActions() {
   Route("POST", "/runs/{run_id}:cancel", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
     runs.Cancel(id, "cancelled through the API");
@@ -471,6 +480,9 @@ void Api::MountRuns() {
       return true;
     }, [counter = streams](bool) { counter->fetch_sub(1); });
   });
+}
+
+void Api::MountStages() {
   Route("GET", "/runs/{run_id}/stages/{stage}", [this](const httplib::Request& req, httplib::Response& res) {
     SendJson(req, res, StageDetailJson(store, MustStage(req.matches[1], req.matches[2])));
   });
@@ -529,6 +541,9 @@ void Api::MountRuns() {
     res.status = 200;
     detail::SendBody(req, res, answer.raw, answer.gzipped, "application/json; charset=utf-8");
   });
+}
+
+void Api::MountTrials() {
   Route("GET", "/trials/{trial_id}", [this](const httplib::Request& req, httplib::Response& res) {
     SendJson(req, res, TrialPageJson(store, std::stoll(req.matches[1])));
   });
