@@ -214,10 +214,9 @@ void CheckAblate(const Json& stages, const std::string& name, const Json& stage,
   }
 }
 
-}  // namespace
-
-void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* plan, Issues& issues) {
-  const Json& stages = doc.at("stages");
+// Each stage's direct dependencies, those that exist (a stage naming itself
+// or an unknown stage is an issue).
+std::map<std::string, std::vector<std::string>> Dependencies(const Json& stages, Issues& issues) {
   std::map<std::string, std::vector<std::string>> deps;
   for (const auto& [name, stage] : stages.items()) {
     auto& d = deps[name];
@@ -234,7 +233,13 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
       }
     }
   }
-  // Kahn's algorithm; stable by name so the plan is deterministic.
+  return deps;
+}
+
+// The stages, dependencies first (Kahn's algorithm, stable by name so the
+// plan is deterministic); empty with an issue naming a cycle's stages.
+std::vector<std::string> DependencyOrder(const std::map<std::string, std::vector<std::string>>& deps,
+                                         Issues& issues) {
   std::map<std::string, int> indegree;
   for (const auto& [name, d] : deps) indegree[name] = static_cast<int>(d.size());
   std::vector<std::string> order;
@@ -250,20 +255,27 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
       }
     }
   }
-  if (order.size() != deps.size()) {
-    std::string members;
-    for (const auto& [name, n] : indegree) {
-      if (n > 0) members += (members.empty() ? "" : ", ") + Quote(name);
-    }
-    for (const auto& [name, n] : indegree) {
-      if (n > 0) {
-        issues.push_back({StagePtr(name) + "/depends_on",
-                          "dependency cycle among stages " + members});
-        break;
-      }
-    }
-    return;
+  if (order.size() == deps.size()) return order;
+  std::string members;
+  for (const auto& [name, n] : indegree) {
+    if (n > 0) members += (members.empty() ? "" : ", ") + Quote(name);
   }
+  for (const auto& [name, n] : indegree) {
+    if (n > 0) {
+      issues.push_back({StagePtr(name) + "/depends_on", "dependency cycle among stages " + members});
+      break;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* plan, Issues& issues) {
+  const Json& stages = doc.at("stages");
+  std::map<std::string, std::vector<std::string>> deps = Dependencies(stages, issues);
+  const std::vector<std::string> order = DependencyOrder(deps, issues);
+  if (order.empty()) return;  // a cycle (a pipeline has at least one stage)
   std::map<std::string, std::set<std::string>> upstream;
   for (const auto& name : order) {
     auto& up = upstream[name];
