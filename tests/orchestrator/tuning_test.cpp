@@ -264,24 +264,34 @@ TEST_F(TuningTest, SynchronousRoundsWaitForTheirSlowestTrial) {
     doc["stages"]["tune"]["scheduling"] = mode;
     doc["stages"]["tune"]["cache"] = {{"version", mode}};
     doc["stages"]["tune"]["budget"] = {{"max_trials", 4}, {"max_parallel", 2}, {"max_epochs", 2}};
-    // Trial 0 is slow; its hyperparameters identify it. Synchronously it
-    // takes 4 x the others. Asynchronously it does not finish before a third
-    // trial has reported an epoch (or 20 s have passed, which then fails the
-    // check below): that happens only if trial 1's slot took trial 2 while
-    // trial 0 still ran, so the check does not hang on the machine's speed.
+    // Trial 0 is slow; its hyperparameters identify it: on the clock below
+    // it takes 4 x the others. Asynchronously it does not finish before a
+    // third trial has reported an epoch (or 20 s have passed, which then
+    // fails the check below): that happens only if trial 1's slot took
+    // trial 2 while trial 0 still ran, so the check does not hang on the
+    // machine's speed.
     Pipeline p = LoadPipeline(doc);
     const Json slow = SampleTrials(p.stage("tune"), DeriveSeed(p.seed, "tune"))[0];
     const bool synchronous = std::string(mode) == "synchronous";
     std::mutex mu;
     std::condition_variable cv;
     std::set<std::string> fast_seen;  // hyperparameters of other trials that reported
+    // Trials take time on a clock the workers move: 200 ms an epoch for the
+    // slow one, 50 ms for the others.
+    testing::ManualClock clock;
+    options_.clock = &clock;
     std::string run_id = Run(doc, 2, [&](FakeWorker& w) {
       w.accuracy = [&](const Json& hp, int64_t, int epoch) {
-        if (synchronous) {
-          std::this_thread::sleep_for(hp == slow ? 200ms : 50ms);
-        } else if (hp == slow) {
+        clock.Advance(hp == slow ? 200ms : 50ms);
+        if (hp == slow) {
+          // In its first epoch trial 0 waits until two other trials have
+          // reported: trial 1's slot must have taken trial 2 by then.
+          // Asynchronously that happens (or 20 s pass, which fails the
+          // check below). Synchronously it must not: trial 2 waits for the
+          // round, so trial 0 goes on after 1 s, and a scheduler that did
+          // not wait is caught (trial 2 would start before trial 0 ends).
           std::unique_lock<std::mutex> lock(mu);
-          cv.wait_for(lock, 20s, [&] { return fast_seen.size() >= 2; });
+          if (epoch == 0) cv.wait_for(lock, synchronous ? 1s : 20s, [&] { return fast_seen.size() >= 2; });
         } else {
           std::lock_guard<std::mutex> lock(mu);
           fast_seen.insert(hp.dump());
