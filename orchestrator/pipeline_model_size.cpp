@@ -73,13 +73,21 @@ struct LayerCost {
 }  // namespace
 
 void CheckModelSize(const std::string& mp, const Json& model, const Json& fixed, const Json& space,
-                    uint64_t limit, Issues& issues) {
+                    const std::vector<int64_t>& input, uint64_t limit, Issues& issues) {
   if (!model.is_object() || !model.contains("layers") || !model["layers"].is_array()) return;
   const LowestValues lowest(fixed, space);
-  // The input's shape is not known here (it is the prepared dataset's), so
-  // it counts as one channel of 1 x 1: every figure below is a lower bound.
+  // An input of unknown shape counts as one channel of 1 x 1: the figures
+  // below are lower bounds either way ("$name" fields take their lowest).
   double channels = 1, height = 1, width = 1;
   bool flat = false;
+  if (input.size() == 3) {
+    channels = static_cast<double>(input[0]);
+    height = static_cast<double>(input[1]);
+    width = static_cast<double>(input[2]);
+  } else if (input.size() == 1) {
+    channels = static_cast<double>(input[0]);
+    flat = true;
+  }
   std::vector<LayerCost> costs;
   const Json& layers = model["layers"];
   for (const Json& layer : layers) {

@@ -9,6 +9,8 @@
 #include <system_error>
 #include <vector>
 
+#include <zlib.h>
+
 #include "common/vocabulary.h"
 #include "orchestrator/internal/pipeline_checks.h"
 #include "orchestrator/pipeline_spec.h"
@@ -271,6 +273,34 @@ std::vector<std::string> DependencyOrder(const std::map<std::string, std::vector
 
 }  // namespace
 
+std::vector<int64_t> ExampleShape(const Json& prepare_stage) {
+  const Json dataset = prepare_stage.value("dataset", Json::object());
+  const std::string path = dataset.value("path", "");
+  if (dataset.value("format", "idx") == "csv") {
+    const std::vector<std::string> header = CsvHeader(path);
+    if (header.size() < 2) return {};
+    return {static_cast<int64_t>(header.size() - 1)};  // every column but the label
+  }
+  // An idx file of unsigned bytes with 3 dimensions: magic 0x00000803,
+  // count, rows, columns, big-endian (zlib reads it gzipped or plain).
+  for (const char* name : {"/train-images-idx3-ubyte.gz", "/train-images-idx3-ubyte"}) {
+    gzFile f = gzopen((path + name).c_str(), "rb");
+    if (f == nullptr) continue;
+    unsigned char head[16];
+    const int n = gzread(f, head, sizeof(head));
+    gzclose(f);
+    if (n != static_cast<int>(sizeof(head))) return {};
+    auto word = [&](int at) {
+      return (uint32_t{head[at]} << 24) | (uint32_t{head[at + 1]} << 16) | (uint32_t{head[at + 2]} << 8) |
+             uint32_t{head[at + 3]};
+    };
+    const uint32_t rows = word(8), cols = word(12);
+    if (word(0) != 0x00000803u || rows == 0 || cols == 0 || rows > 65536 || cols > 65536) return {};
+    return {1, static_cast<int64_t>(rows), static_cast<int64_t>(cols)};
+  }
+  return {};
+}
+
 void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* plan, Issues& issues) {
   const Json& stages = doc.at("stages");
   std::map<std::string, std::vector<std::string>> deps = Dependencies(stages, issues);
@@ -285,6 +315,16 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
     }
   }
   std::map<std::string, std::string> data_stage;
+  // The shape of one example of the data a stage trains on (read once per
+  // prepare stage); empty when unknown.
+  std::map<std::string, std::vector<int64_t>> example_shapes;
+  auto input_shape = [&](const std::string& stage) -> std::vector<int64_t> {
+    auto it = data_stage.find(stage);
+    if (it == data_stage.end()) return {};
+    auto [shape, added] = example_shapes.try_emplace(it->second);
+    if (added) shape->second = ExampleShape(stages.at(it->second));
+    return shape->second;
+  };
   for (const auto& name : order) {
     const Json& stage = stages.at(name);
     std::string type = stage.value("type", "");
@@ -330,7 +370,8 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
         }
       }
       CheckModelRefs(sp + "/model", stage["model"], TuneHyperparameterNames(stage), issues);
-      CheckModelSize(sp + "/model", stage["model"], fixed, stage["search_space"], limits.max_model_bytes, issues);
+      CheckModelSize(sp + "/model", stage["model"], fixed, stage["search_space"], input_shape(name),
+                     limits.max_model_bytes, issues);
       CheckPruner(sp, stage, issues);
     } else if (Is(type, StageType::kTrain)) {
       const Json& hp = stage["hyperparameters"];
@@ -348,8 +389,8 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
       if (stage.contains("model")) {
         CheckModelRefs(sp + "/model", stage["model"], known, issues);
         CheckModelSize(sp + "/model", stage["model"], tune ? tune->value("hyperparameters", Json::object()) : hp,
-                       tune ? tune->value("search_space", Json::object()) : Json::object(), limits.max_model_bytes,
-                       issues);
+                       tune ? tune->value("search_space", Json::object()) : Json::object(), input_shape(name),
+                       limits.max_model_bytes, issues);
       } else if (!hp.contains("from")) {
         issues.push_back({sp + "/model", "required when hyperparameters are not taken from a tune stage"});
       }
@@ -376,7 +417,7 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
       const Json base = stage.value("base", Json::object());
       if (base.contains("model")) {
         CheckModelSize(sp + "/base/model", base["model"], base.value("hyperparameters", Json::object()),
-                       Json::object(), limits.max_model_bytes, issues);
+                       Json::object(), input_shape(name), limits.max_model_bytes, issues);
       }
       CheckInitFrom(stages, name, stage, upstream[name], issues);
     }

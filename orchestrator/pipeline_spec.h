@@ -40,7 +40,8 @@ uint64_t DefaultMaxModelBytes();
 struct PipelineLimits {
   // The most memory a stage's model may need at least: float32 parameters
   // with their gradients, and one training batch's layer outputs, estimated
-  // from the layer list with the smallest input and the smallest values its
+  // from the layer list, the shape of one example (from the dataset files'
+  // headers; 1 x 1 when they do not say) and the smallest values its
   // "$name" fields can take. A bigger one is refused at its largest layer.
   uint64_t max_model_bytes = DefaultMaxModelBytes();
 };

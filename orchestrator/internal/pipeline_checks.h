@@ -41,9 +41,15 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
 // A model (at pointer `mp`) that needs more than `limit` bytes at least:
 // an issue at its largest layer naming the bytes. `fixed` and `space` are
 // the stage's hyperparameters and search space, for "$name" fields and the
-// batch size (pipeline_model_size.cpp).
+// batch size; `input` the shape of one example ([channels, height, width]
+// or [features]; empty when unknown: then 1 x 1). (pipeline_model_size.cpp)
 void CheckModelSize(const std::string& mp, const Json& model, const Json& fixed, const Json& space,
-                    uint64_t limit, Issues& issues);
+                    const std::vector<int64_t>& input, uint64_t limit, Issues& issues);
+
+// The shape of one example a prepare stage will produce, read from its
+// files' headers (an idx image file's rows and columns; a CSV's columns but
+// the label); empty when the files do not say.
+std::vector<int64_t> ExampleShape(const Json& prepare_stage);
 
 // The bounds of each parameter of a tune stage's search space at pointer `sp`,
 // and for the grid sampler how many values it would enumerate.

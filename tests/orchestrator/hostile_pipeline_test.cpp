@@ -334,6 +334,34 @@ TEST_F(HostilePipelineTest, AModelTooBigForTheMemoryLimitIsRefusedAtItsLargestLa
       << Dump(issues);
 }
 
+// With the dataset's files there, the estimate takes the shape of one
+// example from their headers: an idx image file's rows and columns, a CSV's
+// columns but the label. A linear layer of 1,000 after 10,000 inputs is
+// 76.4 MiB with its gradients; with no files to read, only its 1,000 biases
+// and weights of one input count.
+TEST_F(HostilePipelineTest, TheModelSizeTakesTheExampleShapeFromTheDatasetsHeaders) {
+  Json doc = Small();
+  doc["stages"]["tune"]["model"]["layers"] = Json::parse(R"([
+      {"name": "flat", "type": "flatten"},
+      {"name": "fc1", "type": "linear", "out_features": 1000},
+      {"name": "fc2", "type": "linear", "out_features": 10}])");
+  PipelineLimits limits;
+  limits.max_model_bytes = uint64_t{64} << 20;
+  EXPECT_TRUE(ValidatePipeline(doc, limits).empty()) << Dump(ValidatePipeline(doc, limits));
+  // idx: magic 0x00000803, 1 image of 100 x 100 (big-endian), uncompressed.
+  const std::string header("\x00\x00\x08\x03\x00\x00\x00\x01\x00\x00\x00\x64\x00\x00\x00\x64", 16);
+  std::ofstream(dir_.path() / "train-images-idx3-ubyte", std::ios::binary) << header;
+  auto issues = ValidatePipeline(doc, limits);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/model/layers/1", "the model needs at least 76.4 MiB")) << Dump(issues);
+  // CSV: 10,000 feature columns and the label.
+  std::string columns;
+  for (int i = 0; i < 10000; ++i) columns += "f" + std::to_string(i) + ",";
+  std::ofstream(dir_.path() / "data.csv") << columns << "label\n" << std::string(10000, '0') << "\n";
+  doc["stages"]["prep"]["dataset"] = {{"format", "csv"}, {"path", (dir_.path() / "data.csv").string()}};
+  issues = ValidatePipeline(doc, limits);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/model/layers/1", "the model needs at least 76.4 MiB")) << Dump(issues);
+}
+
 TEST(PipelineLimits, TheDefaultIsHalfThisMachinesMemory) {
   std::ifstream meminfo("/proc/meminfo");
   std::string key;
