@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -23,28 +24,26 @@ int CmdValidate(const std::string& file, bool json, const orchestrator::Pipeline
   if (!in) throw Error(ErrorCode::kNotFound, "cannot read pipeline file " + file);
   std::stringstream buf;
   buf << in.rdbuf();
-  Json doc;
+  std::optional<orchestrator::Pipeline> p;
   std::vector<ErrorDetail> issues;
   try {
-    doc = ParseJson(buf.str(), file);
-    issues = orchestrator::ValidatePipeline(doc, limits);
+    p = orchestrator::LoadPipeline(ParseJson(buf.str(), file), limits);
   } catch (const Error& e) {
-    issues.push_back({"", e.what()});
+    if (e.details().empty()) issues.push_back({"", e.what()});  // not JSON
+    else issues = e.details();
   }
   if (json) {
     Json out = {{"file", file}, {"valid", issues.empty()}, {"errors", Json::array()}};
     for (const auto& i : issues) out["errors"].push_back({{"pointer", i.pointer}, {"message", i.message}});
-    if (issues.empty()) {
-      auto p = orchestrator::LoadPipeline(doc, limits);
-      out["pipeline_id"] = p.id;
-      out["stages"] = p.order;
+    if (p) {
+      out["pipeline_id"] = p->id;
+      out["stages"] = p->order;
     }
     std::printf("%s\n", out.dump(2).c_str());
-  } else if (issues.empty()) {
-    auto p = orchestrator::LoadPipeline(doc, limits);
+  } else if (p) {
     std::string chain;
-    for (const auto& s : p.order) chain += (chain.empty() ? "" : " -> ") + s;
-    std::printf("%s: valid pipeline \"%s\" (%zu stages: %s)\n", file.c_str(), p.name.c_str(), p.order.size(),
+    for (const auto& s : p->order) chain += (chain.empty() ? "" : " -> ") + s;
+    std::printf("%s: valid pipeline \"%s\" (%zu stages: %s)\n", file.c_str(), p->name.c_str(), p->order.size(),
                 chain.c_str());
   } else {
     std::fprintf(stderr, "%s: %zu problem%s\n", file.c_str(), issues.size(), issues.size() == 1 ? "" : "s");

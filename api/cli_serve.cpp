@@ -109,7 +109,7 @@ int CmdServe(const std::string& store_dir, const ServeOptions& options) {
   // cut short (a killed `baton run` or server): it continues; so does one
   // that a full disk interrupted.
   for (const auto& run : store.db->ListRuns(1 << 30)) {
-    if (!Is(run.status, RunStatus::kPending) && !Is(run.status, RunStatus::kRunning) && !Is(run.status, RunStatus::kInterrupted)) continue;
+    if (RunFinished(run.status)) continue;
     std::fprintf(stderr, "resuming interrupted run %s (%s)\n", run.id.c_str(), run.name.c_str());
     runs.Resume(run.id);
   }

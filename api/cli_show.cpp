@@ -389,8 +389,7 @@ class LocalViewSource : public ViewSource {
 
 std::string Text(const Json& j, const char* key) { return j.value(key, std::string()); }
 
-
-void PrintStage(ViewSource& views, const std::string& run_id, const Json& s, const Json& spec) {
+void PrintStage(const std::string& run_id, const Json& s, const Json& spec) {
   const std::string type = Text(s, "type"), status = Text(s, "status");
   const Json& resolved = s["resolved"];
   const Json& trials = s["trials"];
@@ -558,7 +557,7 @@ int CmdShow(ViewSource& views, const std::string& run_id, const std::string& sta
     }
     const Json run = views.Run(run_id);
     const Json spec = views.Pipeline(Text(run, "pipeline_id")).at("stages").value(stage_name, Json::object());
-    PrintStage(views, run_id, s, spec);
+    PrintStage(run_id, s, spec);
     return kExitOk;
   }
   const Json run = views.Run(run_id);

@@ -157,36 +157,36 @@ struct Api {
   // Why a request to /api/v1 may not go on ("" if it may): HttpServer's
   // guard asks this before any route sees the request. Reads need the token
   // unless public_read; a URL signed by GET .../download-link stands in for
-  // it on the routes registered `signed_ok`.
+  // it on the routes registered `signed_ok`. The token is compared first:
+  // requests that carry it match no route pattern here.
   std::string Refusal(const httplib::Request& req) const {
     const bool mutation = req.method != "GET" && req.method != "HEAD";
     if (!mutation && options.public_read) return "";
-    if (!mutation && SignableRoute(req.path) &&
+    const std::string given = req.get_header_value("Authorization");
+    if (detail::ConstantTimeEquals(given, "Bearer " + options.token)) return "";
+    const RoutePattern* route = Routed(req);
+    // A path no route takes is answered 404 by the router, token or not.
+    if (route == nullptr) return "";
+    if (!mutation && route->signed_ok &&
         detail::SignatureValid(link_key, req, static_cast<int64_t>(std::time(nullptr)))) {
       return "";
     }
-    const std::string given = req.get_header_value("Authorization");
-    if (detail::ConstantTimeEquals(given, "Bearer " + options.token)) return "";
-    // A path no route takes is answered 404 by the router, token or not.
-    if (!Routed(req)) return "";
     return given.empty() ? "this request needs \"Authorization: Bearer <token>\" (the token is in the store's "
                            "api-token file)"
                          : "wrong token";
   }
-  bool SignableRoute(const std::string& path) const {
-    for (const auto& pattern : signable) {
-      if (std::regex_match(path, pattern)) return true;
+  struct RoutePattern {
+    std::string method;
+    std::regex path;
+    bool signed_ok = false;
+  };
+  const RoutePattern* Routed(const httplib::Request& req) const {
+    for (const auto& r : patterns) {
+      if (r.method == req.method && std::regex_match(req.path, r.path)) return &r;
     }
-    return false;
+    return nullptr;
   }
-  bool Routed(const httplib::Request& req) const {
-    for (const auto& [method, pattern] : patterns) {
-      if (method == req.method && std::regex_match(req.path, pattern)) return true;
-    }
-    return false;
-  }
-  std::vector<std::regex> signable = {};                           // of the routes registered signed_ok
-  std::vector<std::pair<std::string, std::regex>> patterns = {};  // (method, path) of every route
+  std::vector<RoutePattern> patterns = {};  // every route's, as registered
 
   // `signed_ok`: a URL signed by GET .../download-link may stand in for the
   // token (downloads a browser starts cannot send a header).
@@ -194,8 +194,7 @@ struct Api {
     routes.emplace_back(method, path);
     const std::string pattern = "/api/v1" + PathRegex(path);
     const bool mutation = method != "GET";
-    if (signed_ok) signable.emplace_back(pattern);
-    patterns.emplace_back(method, std::regex(pattern));
+    patterns.push_back({method, std::regex(pattern), signed_ok});
     // Who may call was decided before routing (Refusal).
     auto guarded = [this, mutation, handler](const httplib::Request& req, httplib::Response& res) {
       // A read sees one snapshot of the lineage DB on a reader connection
@@ -252,16 +251,20 @@ struct Api {
     return orchestrator::LoadPipeline(*doc, options.limits);
   }
 
+  // LoadPipeline, its problems' pointers prefixed (where the document sits
+  // in the request body).
   orchestrator::Pipeline LoadChecked(const Json& doc, const std::string& prefix) const {
-    std::vector<ErrorDetail> issues = orchestrator::ValidatePipeline(doc, options.limits);
-    if (!issues.empty()) {
+    try {
+      return orchestrator::LoadPipeline(doc, options.limits);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kInvalidArgument || e.details().empty()) throw;
+      std::vector<ErrorDetail> issues = e.details();
       for (auto& i : issues) i.pointer = prefix + i.pointer;
       throw Error(ErrorCode::kInvalidArgument,
                   "invalid pipeline: " + std::to_string(issues.size()) + " problem(s), first: " +
                       (issues[0].pointer.empty() ? "/" : issues[0].pointer) + ": " + issues[0].message,
                   issues);
     }
-    return orchestrator::LoadPipeline(doc, options.limits);
   }
 
   // RunSummaryJson, kept once the run has ended.
@@ -521,7 +524,7 @@ void Api::MountStages() {
   });
   Route("GET", "/runs/{run_id}/stages/{stage}/metrics", [this](const httplib::Request& req, httplib::Response& res) {
     const store::StageRecord stage = MustStage(req.matches[1], req.matches[2]);
-    if (!StageEnded(stage.status)) return SendJson(req, res, StageMetricsJson(store, stage));
+    if (!StageFinished(stage.status)) return SendJson(req, res, StageMetricsJson(store, stage));
     EncodedAnswer answer;
     {
       std::lock_guard<std::mutex> lock(metrics_cache->mu);

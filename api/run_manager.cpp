@@ -129,7 +129,7 @@ void RunManager::Resume(const std::string& run_id) {
   }
   auto run = store_.db->GetRun(run_id);
   if (!run) throw Error(ErrorCode::kNotFound, "no run " + run_id);
-  if (!Is(run->status, RunStatus::kPending) && !Is(run->status, RunStatus::kRunning) && !Is(run->status, RunStatus::kInterrupted)) {
+  if (RunFinished(run->status)) {
     throw Error(ErrorCode::kConflict, "run " + run_id + " already " + run->status + "; nothing to resume");
   }
   auto entry = std::make_shared<Entry>();

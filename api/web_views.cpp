@@ -10,7 +10,6 @@
 #include "orchestrator/stage_spec.h"
 
 namespace baton::api {
-bool StageEnded(const std::string& status) { return StageFinished(status); }
 
 int64_t EffectiveStageId(const store::StageRecord& s) { return s.cached_from != 0 ? s.cached_from : s.id; }
 
@@ -22,7 +21,7 @@ Json RunSummaryJson(StoreHandle& store, const store::RunRecord& run) {
   int total = 0, finished = 0;
   for (const auto& s : store.db->GetStages(run.id)) {
     ++total;
-    finished += StageEnded(s.status) ? 1 : 0;
+    finished += StageFinished(s.status) ? 1 : 0;
     out["stages"].push_back({{"name", s.name}, {"type", s.type}, {"status", s.status}});
     if (Is(s.type, StageType::kTune) && out["best"].is_null()) {
       const Json objective = StageObjective(s);

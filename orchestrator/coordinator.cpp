@@ -464,7 +464,7 @@ bool Coordinator::HasWork() {
   std::lock_guard<std::mutex> lock(mu_);
   if (finished_) return false;
   for (auto& [id, t] : tasks_) {
-    if (Is(t->rec.status, TrialStatus::kPending) || Is(t->rec.status, TrialStatus::kRunning)) return true;
+    if (!TrialFinished(t->rec.status)) return true;
   }
   return false;
 }

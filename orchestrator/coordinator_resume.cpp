@@ -99,7 +99,7 @@ void Coordinator::LoadForResume() {
         if (stage->pruner == "median" && !t->values.empty() && !TrialFinished(rec.status)) {
           undecided.push_back({t.get(), rec.attempts});
         }
-        if (Is(rec.status, TrialStatus::kRunning) || Is(rec.status, TrialStatus::kPending)) {
+        if (!TrialFinished(rec.status)) {
           if (t->last_epoch >= 0 && !blobs_.Has(t->last_checkpoint)) {
             throw Error(ErrorCode::kCorrupt, "run " + run_id_ + ": " + trial + "'s checkpoint of epoch " +
                                                  std::to_string(t->last_epoch) + " (" + t->last_checkpoint +

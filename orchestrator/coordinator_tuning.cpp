@@ -49,7 +49,7 @@ std::optional<AshaPromotion> Coordinator::PendingPromotion(const Stage& stage) {
     // paused trial of the highest rung goes on, so the study has a winner.
     bool draining = true, any_succeeded = false;
     for (const Task* t : stage.tasks) {
-      if (Is(t->rec.status, TrialStatus::kPending) || Is(t->rec.status, TrialStatus::kRunning)) draining = false;
+      if (!TrialFinished(t->rec.status)) draining = false;
       if (Is(t->rec.status, TrialStatus::kSucceeded)) any_succeeded = true;
     }
     if (!draining || any_succeeded) return std::nullopt;

@@ -132,8 +132,8 @@ void CheckModelSize(const std::string& mp, const Json& model, const Json& fixed,
   }
   // Float32 weights with their gradients (every optimizer keeps both), and
   // one training batch's layer outputs.
-  double batch = std::max(1.0, lowest.Named("batch_size"));
-  if (fixed.is_object() && fixed.contains("batch_size")) batch = std::max(1.0, lowest.Of(fixed["batch_size"]));
+  const double batch = std::max(1.0, fixed.is_object() && fixed.contains("batch_size") ? lowest.Of(fixed["batch_size"])
+                                                                                       : lowest.Named("batch_size"));
   double parameters = 0, activations = 0, worst = -1;
   size_t worst_at = 0;
   for (size_t i = 0; i < costs.size(); ++i) {

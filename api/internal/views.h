@@ -49,9 +49,6 @@ Json LineageJson(StoreHandle& store, const std::string& id, bool downstream, int
 int64_t EffectiveStageId(const store::StageRecord& stage);
 // The stage's objective with its default ({"metric": "val_accuracy", "mode": "max"}).
 Json StageObjective(const store::StageRecord& stage);
-// Whether a stage in this status will not change any more.
-bool StageEnded(const std::string& status);
-
 // For the web UI (web_views.cpp). A run's summary for the runs list: stage
 // counts and states, the best objective of its first tune stage and where
 // its train stage's weights came from.
