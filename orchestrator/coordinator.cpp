@@ -1,20 +1,18 @@
+// The coordinator is the run state machine's shell (internal/run_state.h):
+// it holds the lock, reads the clock, waits for tasks, and applies the
+// state's effects to the store and the observers as they are decided.
 #include "orchestrator/coordinator.h"
-#include "orchestrator/internal/coordinator_state.h"
-#include "orchestrator/internal/reasons.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <filesystem>
-#include <functional>
 #include <random>
-#include <thread>
 
 #include "common/crash_point.h"
-#include "common/digest.h"
 #include "common/error.h"
-#include "orchestrator/internal/search.h"
+#include "orchestrator/internal/effects.h"
+#include "orchestrator/internal/run_state.h"
 
 namespace baton::orchestrator {
 namespace {
@@ -30,8 +28,6 @@ std::string NewRunId() {
 }
 
 }  // namespace
-
-using namespace coordinator_detail;
 
 std::string CreateRun(store::LineageDb& db, const Pipeline& pipeline, const std::string& idempotency_key) {
   store::RunRecord run;
@@ -51,7 +47,7 @@ std::string CreateRun(store::LineageDb& db, const Pipeline& pipeline, const std:
       stage.status = Name(StageStatus::kPending);
       stage.spec = pipeline.stage(name);
       int64_t id = db.AddStage(stage);
-      db.AddEdge({Node("stage", id), Node("run", run.id), "part_of", Json::object()});
+      db.AddEdge({"stage:" + std::to_string(id), "run:" + run.id, "part_of", Json::object()});
     }
     if (!idempotency_key.empty()) db.PutIdempotencyKey(idempotency_key, pipeline.id, run.id);
   });
@@ -67,416 +63,139 @@ Coordinator::Coordinator(store::BlobStore& blobs, store::LineageDb& db, Pipeline
                          std::string run_id, CoordinatorOptions options)
     : blobs_(blobs), db_(db), pipeline_(std::move(pipeline)), run_id_(std::move(run_id)),
       options_(options),
-      clock_(options.clock ? *options.clock : SystemClock()) {
-  auto records = db_.GetStages(run_id_);
-  for (const auto& name : pipeline_.order) {
-    auto it = std::find_if(records.begin(), records.end(),
-                           [&](const store::StageRecord& r) { return r.name == name; });
-    if (it == records.end()) {
-      throw Error(ErrorCode::kCorrupt, "run " + run_id_ + " has no stage " + name + " in the lineage DB");
-    }
-    auto stage = std::make_unique<Stage>();
-    stage->rec = *it;
-    stage->spec = &pipeline_.stage(name);
-    const StageSpec& spec = pipeline_.spec(name);
-    stage->typed = &spec;
-    stage->max_attempts = spec.max_attempts;
-    stage->backoff = spec.backoff_seconds;
-    stage->metric = spec.objective.metric;
-    stage->mode = spec.objective.mode;
-    const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-    if (spec.type == StageType::kTune) {
-      stage->max_parallel = spec.max_parallel.value_or(options_.default_parallel);
-      stage->sampler = spec.sampler.type;
-      stage->tpe.n_startup_trials = spec.sampler.n_startup_trials.value_or(stage->tpe.n_startup_trials);
-      stage->tpe.n_ei_candidates = spec.sampler.n_ei_candidates.value_or(stage->tpe.n_ei_candidates);
-      stage->pruner = spec.pruner.type;
-      stage->median.min_resource = spec.pruner.min_resource;
-      stage->median.n_startup_trials = spec.pruner.n_startup_trials.value_or(stage->median.n_startup_trials);
-      stage->asha.min_resource = spec.pruner.min_resource;
-      stage->asha.max_resource = spec.pruner.max_resource;
-      stage->asha.reduction_factor = spec.pruner.reduction_factor;
-      stage->synchronous = spec.synchronous;
-      stage->timeout = spec.timeout_seconds;
-    } else if (spec.type == StageType::kAblate || (spec.type == StageType::kTrain && spec.doc.contains("compare"))) {
-      stage->max_parallel = spec.max_parallel.value_or(cores);
-    }
-    stages_.push_back(std::move(stage));
-  }
-}
+      clock_(options.clock ? *options.clock : SystemClock()),
+      reads_(std::make_unique<StoreReads>(db_, blobs_)),
+      effects_(std::make_unique<StoreEffects>(
+          db_, blobs_,
+          [this](const Event& event) {
+            for (Observer* o : observers_) o->OnEvent(event);
+          },
+          [this] { cv_.notify_all(); })),
+      state_(std::make_unique<RunState>(pipeline_, run_id_, options_, *reads_, *effects_)) {}
 
 Coordinator::~Coordinator() = default;
 
+std::unique_ptr<Coordinator> Coordinator::ForResume(store::BlobStore& blobs, store::LineageDb& db,
+                                                    const std::string& run_id, CoordinatorOptions options) {
+  auto run = db.GetRun(run_id);
+  if (!run) throw Error(ErrorCode::kNotFound, "no run " + run_id);
+  if (RunFinished(run->status)) {
+    throw Error(ErrorCode::kConflict, "run " + run_id + " already " + run->status + "; nothing to resume");
+  }
+  auto doc = db.GetPipeline(run->pipeline_id);
+  if (!doc) {
+    throw Error(ErrorCode::kCorrupt, "run " + run_id + ": its pipeline " + run->pipeline_id +
+                                         " is not in the lineage DB");
+  }
+  // No model limit: the pipeline was accepted when the run was created.
+  PipelineLimits accepted;
+  accepted.max_model_bytes = UINT64_MAX;
+  Pipeline pipeline = LoadPipeline(*doc, accepted);
+  if (pipeline.id != run->pipeline_id) {
+    throw Error(ErrorCode::kCorrupt, "run " + run_id + ": the stored pipeline's digest is " + pipeline.id +
+                                         ", not " + run->pipeline_id);
+  }
+  auto c = std::make_unique<Coordinator>(blobs, db, std::move(pipeline), run_id, options);
+  {
+    std::lock_guard<std::mutex> lock(c->mu_);
+    c->state_->LoadForResume(c->At());
+  }
+  CrashPoint("resume.loaded");
+  return c;
+}
+
+Instant Coordinator::At() const { return {clock_.Now(), clock_.Steady()}; }
+
 void Coordinator::AddObserver(Observer* observer) { observers_.push_back(observer); }
 
-void Coordinator::Emit(const std::string& type, const std::string& stage, int64_t trial_id, int trial_number,
-                       Json data) {
-  Event event;
-  event.type = type;
-  event.run_id = run_id_;
-  event.stage = stage;
-  event.trial_id = trial_id;
-  event.trial_number = trial_number;
-  event.data = std::move(data);
-  event.time = Now();
-  if (trial_id > 0) {
-    // Ablation tasks are known by their variant, not their number.
-    auto it = tasks_.find(trial_id);
-    if (it != tasks_.end() && it->second->rec.task.contains("variant")) {
-      event.data["variant"] = it->second->rec.task["variant"];
-      event.data["repeat"] = it->second->rec.task.value("repeat", 0);
-    }
-  }
-  for (Observer* o : observers_) o->OnEvent(event);
-}
-
-int Coordinator::MaxParallel() const {
-  int n = 1;
-  for (const auto& s : stages_) n = std::max(n, s->max_parallel);
-  return n;
-}
+int Coordinator::MaxParallel() const { return state_->MaxParallel(); }
 
 void Coordinator::Start() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (finished_) return;  // cancelled before it started
-  auto run = db_.GetRun(run_id_);
-  if (!run) throw Error(ErrorCode::kNotFound, "no run " + run_id_);
-  run->status = Name(RunStatus::kRunning);
-  db_.UpdateRun(*run);
-  status_ = Name(RunStatus::kRunning);
-  Emit("run_started", "", 0, -1, {{"pipeline", pipeline_.name}, {"stages", pipeline_.order}, {"resumed", resumed_}});
-  if (resumed_) {
-    EmitResumed();
-    // A stage may have ended with the process, before it was recorded.
-    for (auto& stage : stages_) {
-      if (Is(stage->rec.status, StageStatus::kRunning)) MaybeFinishStage(*stage);
-    }
-  }
-  MaybeStartStages();
-  FinishRunIfDone();
+  state_->Start(At());
 }
 
-void Coordinator::MaybeStartStages() {
-  for (auto& stage : stages_) {
-    if (!Is(stage->rec.status, StageStatus::kPending)) continue;
-    bool ready = true, blocked = false;
-    for (const auto& dep : pipeline_.depends_on.at(stage->rec.name)) {
-      for (auto& other : stages_) {
-        if (other->rec.name != dep) continue;
-        const std::string& s = other->rec.status;
-        if (Is(s, StageStatus::kFailed) || Is(s, StageStatus::kSkipped)) blocked = true;
-        if (!Is(s, StageStatus::kSucceeded) && !Is(s, StageStatus::kCached)) ready = false;
-      }
+Coordinator::Next Coordinator::NextTask(int worker_id, std::chrono::milliseconds wait, Json* task) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (true) {
+    const Instant now = At();
+    double wake_at = 0;
+    const Next next = state_->NextTask(worker_id, now, task, &wake_at);
+    if (next != Next::kWait) return next;
+    auto until = deadline;
+    if (wake_at > 0) {
+      until = std::min(until, std::chrono::steady_clock::now() +
+                                  std::chrono::milliseconds(static_cast<int64_t>((wake_at - now.wall) * 1000) + 1));
     }
-    if (blocked) {
-      stage->rec.status = Name(StageStatus::kSkipped);
-      stage->rec.error = "an upstream stage failed";
-      stage->rec.finished_at = Now();
-      db_.UpdateStage(stage->rec);
-      Emit("stage_finished", stage->rec.name, 0, -1, {{"status", Name(StageStatus::kSkipped)}, {"error", stage->rec.error}});
-      continue;
-    }
-    if (ready) StartStage(*stage);
+    if (std::chrono::steady_clock::now() >= deadline) return Next::kWait;
+    cv_.wait_until(lock, until);
   }
 }
 
-std::string Coordinator::StageCacheKey(const Stage& stage) {
-  Json key;
-  key["format"] = 1;
-  key["type"] = stage.rec.type;
-  key["spec"] = *stage.spec;
-  key["spec"].erase("depends_on");
-  key["spec"].erase("checkpoints");  // retention changes what is kept, not what is computed
-  key["seed"] = pipeline_.seed;
-  key["stage"] = stage.rec.name;  // trial seeds derive from the stage name
-  Json inputs = Json::object();
-  for (const auto& dep : pipeline_.depends_on.at(stage.rec.name)) {
-    for (auto& other : stages_) {
-      if (other->rec.name == dep) inputs[dep] = other->rec.output;
-    }
-  }
-  key["inputs"] = inputs;
-  if (Is(stage.rec.type, StageType::kPrepare)) {
-    // The dataset's bytes, not just its path: a changed file invalidates.
-    const Json& dataset = stage.spec->at("dataset");
-    const std::string dir = dataset.at("path").get<std::string>();
-    Json files = Json::object();
-    std::vector<std::string> paths;
-    if (dataset.value("format", "idx") == "csv") {
-      paths.push_back(dir);
-    } else {
-      for (const char* f : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                            "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}) {
-        paths.push_back(dir + "/" + f);
-      }
-    }
-    for (const std::string& f : paths) {
-      std::FILE* fp = std::fopen(f.c_str(), "rb");
-      if (fp == nullptr) continue;  // the worker reports the missing file
-      Sha256 h;
-      std::string buf(1 << 20, '\0');
-      size_t n;
-      while ((n = std::fread(buf.data(), 1, buf.size(), fp)) > 0) h.Update(std::string_view(buf.data(), n));
-      std::fclose(fp);
-      files[std::filesystem::path(f).filename().string()] = h.FinishHex();
-    }
-    key["dataset_files"] = files;
-  }
-  return JsonDigest(key);
+void Coordinator::ReportInitial(int64_t task_id, const Json& body) {
+  std::lock_guard<std::mutex> lock(mu_);
+  state_->ReportInitial(task_id, body, At());
 }
 
-int64_t Coordinator::EffectiveStageId(const std::string& stage_name) {
-  for (auto& s : stages_) {
-    if (s->rec.name == stage_name) return s->rec.cached_from != 0 ? s->rec.cached_from : s->rec.id;
-  }
-  throw Error(ErrorCode::kInternal, "no stage " + stage_name);
+std::string Coordinator::ReportEpoch(int64_t task_id, const Json& body) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return state_->ReportEpoch(task_id, body, At());
 }
 
-void Coordinator::StartStage(Stage& stage) {
-  stage.rec.cache_key = StageCacheKey(stage);
-  stage.rec.started_at = Now();
-  auto cached = db_.FindCachedStage(stage.rec.cache_key);
-  if (cached && cached->id != stage.rec.id) {
-    stage.rec.status = Name(StageStatus::kCached);
-    stage.rec.cached_from = cached->id;
-    stage.rec.output = cached->output;
-    stage.rec.resolved = cached->resolved;
-    stage.rec.finished_at = Now();
-    db_.UpdateStage(stage.rec);
-    db_.AddEdge({Node("stage", stage.rec.id), Node("stage", cached->id), "derived_from",
-                 {{"cache_hit", true}}});
-    Emit("stage_cached", stage.rec.name, 0, -1,
-          {{"status", Name(StageStatus::kCached)}, {"cached_from_run", cached->run_id}, {"output", cached->output}});
-    MaybeStartStages();
-    return;
-  }
-  try {
-    db_.InTransaction([&] {
-      stage.rec.status = Name(StageStatus::kRunning);
-      ExpandStage(stage);
-      db_.UpdateStage(stage.rec);
-    });
-  } catch (const Error& e) {
-    // Nothing of the expansion was committed; the stage fails with the reason.
-    for (Task* t : stage.tasks) tasks_.erase(t->rec.id);
-    stage.tasks.clear();
-    if (e.code() == ErrorCode::kResourceExhausted) {
-      stage.rec.status = Name(StageStatus::kPending);  // a full disk stops the run, not the stage
-      throw;
-    }
-    stage.rec.status = Name(StageStatus::kFailed);
-    stage.rec.error = e.what();
-    stage.rec.finished_at = Now();
-    db_.UpdateStage(stage.rec);
-    Emit("stage_finished", stage.rec.name, 0, -1, {{"status", Name(StageStatus::kFailed)}, {"error", stage.rec.error}});
-    MaybeStartStages();
-    return;
-  }
-  CrashPoint("stage.started");
-  Emit("stage_started", stage.rec.name, 0, -1,
-        {{"type", stage.rec.type}, {"tasks", stage.tasks.size()}, {"max_parallel", stage.max_parallel},
-         {"resolved", stage.rec.resolved}});
-  cv_.notify_all();
+void Coordinator::Complete(int64_t task_id, const Json& body) {
+  std::lock_guard<std::mutex> lock(mu_);
+  state_->Complete(task_id, body, At());
 }
 
-void Coordinator::FinishTask(Task& t, TrialStatus status, const std::string& reason_in) {
-  // An interrupted run records nothing more: its trials resume as they were.
-  if (!interrupted_.empty()) return;
-  Stage& stage = *t.stage;
-  stage.running -= 1;
-  t.worker = -1;
-  std::string reason = reason_in;
-  if (t.stop_requested && status == TrialStatus::kFailed) {
-    // It was told to stop; its epochs up to then are stored.
-    status = TrialStatus::kPruned;
-    reason = t.stop_reason + " (its worker then failed: " + reason_in + ")";
-    t.rec.output = t.last_checkpoint;
-  }
-  t.stop_requested = false;
-  // A failure (not a divergence: that repeats) is retried while attempts remain,
-  // resuming from the last stored epoch.
-  if (status == TrialStatus::kFailed && t.rec.attempts < stage.max_attempts) {
-    t.rec.status = Name(TrialStatus::kPending);
-    t.rec.reason = "attempt " + std::to_string(t.rec.attempts) + " failed: " + reason;
-    t.retry_reason = t.rec.reason;
-    t.not_before = Now() + stage.backoff * std::pow(2.0, t.rec.attempts - 1);
-    db_.UpdateTrial(t.rec);
-    Emit("trial_retry", stage.rec.name, t.rec.id, t.rec.number, {{"reason", reason}, {"attempt", t.rec.attempts}});
-    cv_.notify_all();
-    return;
-  }
-  // A trial that succeeded after a retry keeps why the last attempt failed.
-  if (status == TrialStatus::kSucceeded && reason.empty()) reason = t.retry_reason;
-  t.rec.status = Name(status);
-  t.rec.reason = reason;
-  t.rec.finished_at = Now();
-  db_.UpdateTrial(t.rec);
-  CrashPoint("trial.finished");
-  Json data = {{"status", Name(status)}, {"epochs", t.last_epoch + 1}};
-  if (!reason.empty()) data["reason"] = reason;
-  Emit("trial_finished", stage.rec.name, t.rec.id, t.rec.number, data);
-  MaybeFinishStage(stage);
-  cv_.notify_all();
+void Coordinator::Fail(int64_t task_id, const Json& body) {
+  std::lock_guard<std::mutex> lock(mu_);
+  state_->Fail(task_id, body, At());
 }
 
-void Coordinator::MaybeFinishStage(Stage& stage) {
-  if (!Is(stage.rec.status, StageStatus::kRunning)) return;
-  int succeeded = 0;
-  for (Task* t : stage.tasks) {
-    if (!TrialFinished(t->rec.status)) return;
-    if (Is(t->rec.status, TrialStatus::kSucceeded)) ++succeeded;
-  }
-  if (PendingPromotion(stage)) return;  // a paused trial goes on (NextTask)
-  // A tuning study survives failed trials; it fails only if every trial did.
-  // An ablation study needs its base; a variant that fails (e.g. cannot be
-  // built) is a result, not a failure of the stage.
-  int base_ok = 0;
-  for (Task* t : stage.tasks) {
-    if (t->rec.task.value("variant", "") == "base" && Is(t->rec.status, TrialStatus::kSucceeded)) ++base_ok;
-  }
-  if (Is(stage.rec.type, StageType::kAblate) && base_ok == 0 && succeeded > 0) {
-    stage.rec.status = Name(StageStatus::kFailed);
-    stage.rec.error = "the base variant failed";
-    for (Task* t : stage.tasks) {
-      if (t->rec.task.value("variant", "") == "base") stage.rec.error += "; " + t->rec.reason;
-    }
-  } else if (Is(stage.rec.type, StageType::kTrain) && !Is(stage.tasks.front()->rec.status, TrialStatus::kSucceeded)) {
-    stage.rec.status = Name(StageStatus::kFailed);
-    stage.rec.error = "the model's training failed: " + stage.tasks.front()->rec.reason;
-  } else if (succeeded == 0) {
-    stage.rec.status = Name(StageStatus::kFailed);
-    std::vector<std::pair<int, std::string>> reasons;
-    for (Task* t : stage.tasks) reasons.emplace_back(t->rec.number, t->rec.reason);
-    stage.rec.error = "every task failed: " + GroupReasons(reasons);
-  } else {
-    stage.rec.status = Name(StageStatus::kSucceeded);
-    if (Is(stage.rec.type, StageType::kTune)) {
-      stage.rec.output = StudyOutput(stage);
-    } else if (Is(stage.rec.type, StageType::kAblate)) {
-      stage.rec.output = blobs_.Put(CanonicalJson(AblationOutput(stage)));
-    } else if (stage.rec.resolved.contains("compare")) {
-      stage.rec.output = stage.tasks.front()->rec.output;
-      stage.rec.resolved["comparison"] = blobs_.Put(CanonicalJson(CompareOutput(stage)));
-    } else {
-      stage.rec.output = stage.tasks.front()->rec.output;
-    }
-  }
-  stage.rec.finished_at = Now();
-  db_.UpdateStage(stage.rec);
-  CrashPoint("stage.finished");
-  Json data = {{"status", stage.rec.status}, {"output", stage.rec.output}, {"succeeded", succeeded},
-               {"tasks", stage.tasks.size()}};
-  if (!stage.rec.error.empty()) data["error"] = stage.rec.error;
-  Emit("stage_finished", stage.rec.name, 0, -1, data);
-  MaybeStartStages();
-  FinishRunIfDone();
+void Coordinator::WorkerLost(int worker_id, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  state_->WorkerLost(worker_id, reason, At());
 }
 
-void Coordinator::FinishRunIfDone() {
-  if (finished_) return;
-  bool all_ok = true;
-  for (auto& s : stages_) {
-    if (!StageFinished(s->rec.status)) return;
-    if (!Is(s->rec.status, StageStatus::kSucceeded) && !Is(s->rec.status, StageStatus::kCached)) all_ok = false;
-  }
-  auto run = db_.GetRun(run_id_);
-  run->status = Name(all_ok ? RunStatus::kSucceeded : RunStatus::kFailed);
-  run->finished_at = Now();
-  if (!all_ok) {
-    for (auto& s : stages_) {
-      if (Is(s->rec.status, StageStatus::kFailed)) {
-        run->error = "stage " + s->rec.name + " failed: " + s->rec.error;
-        break;
-      }
-    }
-  }
-  db_.UpdateRun(*run);
-  status_ = run->status;
-  finished_ = true;
-  Emit("run_finished", "", 0, -1, {{"status", run->status}, {"error", run->error}});
-  cv_.notify_all();
+Json Coordinator::Heartbeat(int64_t task_id, const Json& body) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return state_->Heartbeat(task_id, body, At());
+}
+
+std::vector<int> Coordinator::ExpireLeases() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return state_->ExpireLeases(At());
 }
 
 bool Coordinator::Cancel(const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (finished_) return false;
-  const double now = Now();
-  for (auto& [id, t] : tasks_) {
-    if (TrialFinished(t->rec.status)) continue;
-    if (Is(t->rec.status, TrialStatus::kRunning)) {
-      t->stage->running -= 1;
-      FenceAttempt(*t, "the run was cancelled: " + reason);
-    }
-    t->worker = -1;
-    t->rec.status = Name(TrialStatus::kCancelled);
-    t->rec.reason = reason;
-    t->rec.finished_at = now;
-    db_.UpdateTrial(t->rec);
-    Emit("trial_finished", t->stage->rec.name, t->rec.id, t->rec.number,
-         {{"status", Name(TrialStatus::kCancelled)}, {"epochs", t->last_epoch + 1}, {"reason", reason}});
-  }
-  for (auto& s : stages_) {
-    if (StageFinished(s->rec.status)) continue;
-    s->rec.status = Name(StageStatus::kCancelled);
-    s->rec.error = reason;
-    s->rec.finished_at = now;
-    db_.UpdateStage(s->rec);
-    Emit("stage_finished", s->rec.name, 0, -1, {{"status", Name(StageStatus::kCancelled)}, {"error", reason}});
-  }
-  auto run = db_.GetRun(run_id_);
-  run->status = Name(RunStatus::kCancelled);
-  run->error = reason;
-  run->finished_at = now;
-  db_.UpdateRun(*run);
-  status_ = run->status;
-  finished_ = true;
-  Emit("run_finished", "", 0, -1, {{"status", run->status}, {"error", run->error}});
-  cv_.notify_all();
-  return true;
+  return state_->Cancel(reason, At());
 }
 
 bool Coordinator::Interrupt(const Error& cause) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (finished_) return false;
-  interrupted_ = OutOfSpaceReason(run_id_, cause.what(), options_.resume_command);
-  try {
-    if (auto run = db_.GetRun(run_id_)) {
-      run->status = Name(RunStatus::kInterrupted);
-      run->error = interrupted_;
-      db_.UpdateRun(*run);
-    }
-  } catch (const Error&) {
-    // The lineage DB is on the full disk too: the run stays "running".
-  }
-  status_ = Name(RunStatus::kInterrupted);
-  finished_ = true;
-  Emit("run_finished", "", 0, -1, {{"status", status_}, {"error", interrupted_}});
-  cv_.notify_all();
-  return true;
+  return state_->Interrupt(cause, At());
 }
 
 std::string Coordinator::InterruptReason() {
   std::lock_guard<std::mutex> lock(mu_);
-  return interrupted_;
+  return state_->interrupt_reason();
 }
 
 bool Coordinator::HasWork() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (finished_) return false;
-  for (auto& [id, t] : tasks_) {
-    if (!TrialFinished(t->rec.status)) return true;
-  }
-  return false;
+  return state_->HasWork();
 }
 
 bool Coordinator::WaitFinished(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, timeout, [&] { return finished_; });
+  return cv_.wait_for(lock, timeout, [&] { return state_->finished(); });
 }
 
 std::string Coordinator::Status() {
   std::lock_guard<std::mutex> lock(mu_);
-  return status_;
+  return state_->status();
 }
 
 }  // namespace baton::orchestrator

@@ -22,8 +22,10 @@
 
 namespace baton::orchestrator {
 
-struct TrialCurve;      // internal/pruner.h
-struct AshaPromotion;
+class RunState;      // internal/run_state.h
+class StoreReads;    // internal/effects.h
+class StoreEffects;
+struct Instant;
 
 struct CoordinatorOptions {
   // Slots when a tune stage gives no budget.max_parallel. Default: 1.
@@ -54,7 +56,9 @@ std::string OutOfSpaceReason(const std::string& run_id, const std::string& cause
 // Runs one run's stages: decides what is cached, expands stages into tasks,
 // hands tasks to workers and records what they report. Transport-free: the
 // HTTP face (api/) and the executors call these methods. All methods are
-// thread-safe.
+// thread-safe. The decisions are RunState's (internal/run_state.h); this
+// class is its shell: the lock, the clock, waiting for tasks, and applying
+// the state's effects to the store and the observers.
 class Coordinator {
  public:
   Coordinator(store::BlobStore& blobs, store::LineageDb& db, Pipeline pipeline,
@@ -63,7 +67,7 @@ class Coordinator {
 
   // A coordinator for an existing run that has not finished (its process
   // was killed): the pipeline, stages and trials come from the lineage DB
-  // (coordinator_resume.cpp). Finished stages and trials stay as recorded and
+  // (run_state_resume.cpp). Finished stages and trials stay as recorded and
   // are never rerun; a running stage's running or pending trials become
   // pending and, once started, continue from their last recorded epoch (a
   // `resumed_from` edge, as a retry), with their recorded hyperparameters
@@ -148,53 +152,8 @@ class Coordinator {
   int MaxParallel() const;
 
  private:
-  struct Task;
-  struct Stage;
-
-  // All private methods expect mu_ held.
-  void LoadForResume();   // coordinator_resume.cpp
-  void EmitResumed();
-  void MaybeStartStages();
-  void StartStage(Stage& stage);
-  // Adds a task of the stage: (number, hyperparameters, task, seed) -> id.
-  using TaskAdder = std::function<int64_t(int, Json, Json, uint64_t)>;
-  void ExpandStage(Stage& stage);
-  void ExpandPrepare(Stage& stage, const TaskAdder& add_task);
-  void ExpandTune(Stage& stage, const std::string& dataset, const TaskAdder& add_task);
-  void ExpandTrain(Stage& stage, const std::string& dataset, const TaskAdder& add_task);
-  void ExpandComparison(Stage& stage, const Json& task, const Json& hp, int64_t hp_trial, uint64_t seed,
-                        const TaskAdder& add_task);
-  void FinishTask(Task& task, TrialStatus status, const std::string& reason);
-  void MaybeFinishStage(Stage& stage);
-  void FinishRunIfDone();
-  std::string StageCacheKey(const Stage& stage);
-  int64_t EffectiveStageId(const std::string& stage_name);
-  Json ResolveTrial(const std::string& stage_name, const Json& selector);
-  Json ResolveInit(const Json& selector);
-  void ExpandAblation(Stage& stage, const std::string& dataset, const TaskAdder& add_task);
-  Json AblationOutput(Stage& stage);
-  Json CompareOutput(Stage& stage);
-  std::string StudyOutput(Stage& stage);
-  Task& FindTask(int64_t task_id);
-  // coordinator_lease.cpp: refuses a report of an ended or superseded
-  // attempt (Error(kAborted)); renews the running attempt's lease.
-  void CheckAttempt(int64_t task_id, const Json& body);
-  void RenewLease(Task& task);
-  void FenceAttempt(Task& task, const std::string& reason);
-  // `status`: that of a completion (succeeded); nullopt for a failure report.
-  bool IsRepeatedReport(int64_t task_id, std::optional<TrialStatus> status, const std::string& output);
-  std::vector<std::pair<std::string, uint64_t>> CheckpointBlobs(const std::string& digest);
-  // Tuning: curves for the pruners, timeouts, ASHA promotions, synchronous
-  // rounds, TPE's late sampling, and why a trial should stop ("" = go on).
-  std::vector<TrialCurve> Curves(const Stage& stage);
-  void ApplyTimeout(Stage& stage, double now);
-  std::optional<AshaPromotion> PendingPromotion(const Stage& stage);
-  Task* Promotion(Stage& stage);
-  Task* Runnable(Stage& stage, double now, double* earliest_retry);
-  void SampleLazily(Stage& stage, Task& task);
-  std::string PruneReason(Stage& stage, Task& task);
-  double Now() const { return clock_.Now(); }
-  void Emit(const std::string& type, const std::string& stage, int64_t trial_id, int trial_number, Json data);
+  // The time decisions are made at: the clock's wall and steady time.
+  Instant At() const;
 
   store::BlobStore& blobs_;
   store::LineageDb& db_;
@@ -204,14 +163,14 @@ class Coordinator {
   const Clock& clock_;
   std::vector<Observer*> observers_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::unique_ptr<Stage>> stages_;  // pipeline order
-  std::map<int64_t, std::unique_ptr<Task>> tasks_;
-  bool finished_ = false;
-  bool resumed_ = false;  // built by ForResume
-  std::string interrupted_;  // Interrupt's reason; "" while not interrupted
-  std::string status_{Name(RunStatus::kPending)};
+  std::mutex mu_;  // guards everything below and the state's decisions
+  std::condition_variable cv_;  // the state's Wake effects notify it
+  // The state machine decides; it reads the store through reads_ and
+  // changes it only through effects_, which applies each effect at once
+  // (internal/run_state.h, internal/effects.h).
+  std::unique_ptr<StoreReads> reads_;
+  std::unique_ptr<StoreEffects> effects_;
+  std::unique_ptr<RunState> state_;
 };
 
 }  // namespace baton::orchestrator

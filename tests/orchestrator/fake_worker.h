@@ -22,6 +22,19 @@ namespace baton::orchestrator::testing {
 
 using namespace std::chrono_literals;
 
+// Stores a checkpoint (or, with kind "dataset", a dataset manifest) of one
+// 16-byte tensor derived from `seed`; returns its manifest's digest.
+inline std::string PutFakeCheckpoint(store::BlobStore& blobs, const std::string& seed,
+                                     const std::string& kind = "model") {
+  std::string bytes(16, '\0');
+  std::string h = Sha256Hex(seed);
+  std::copy(h.begin(), h.begin() + 16, bytes.begin());
+  store::Manifest m;
+  m.kind = kind;
+  m.tensors.push_back({"fc.weight", "float32", {4}, blobs.Put(bytes), 16});
+  return blobs.Put(store::ManifestBytes(m));
+}
+
 // An in-process stand-in for baton-worker that speaks the coordinator's
 // transport-free API with fake tensors. The real worker is covered by the
 // end-to-end tests; this one lets us script failures precisely.
@@ -53,13 +66,7 @@ class FakeWorker {
   }
 
   std::string PutCheckpoint(const std::string& seed, const std::string& kind = "model") {
-    std::string bytes(16, '\0');
-    std::string h = Sha256Hex(seed);
-    std::copy(h.begin(), h.begin() + 16, bytes.begin());
-    store::Manifest m;
-    m.kind = kind;
-    m.tensors.push_back({"fc.weight", "float32", {4}, blobs_.Put(bytes), 16});
-    return blobs_.Put(store::ManifestBytes(m));
+    return PutFakeCheckpoint(blobs_, seed, kind);
   }
 
   // val_accuracy peaks for lr = 0.01 and grows with epochs.

@@ -4,8 +4,7 @@
 #include <cstdio>
 
 #include "common/error.h"
-#include "orchestrator/coordinator.h"
-#include "orchestrator/internal/coordinator_state.h"
+#include "orchestrator/internal/run_state.h"
 
 namespace baton::orchestrator {
 namespace {
@@ -21,19 +20,17 @@ double LeaseSeconds(std::chrono::milliseconds lease) { return static_cast<double
 
 }  // namespace
 
-using namespace coordinator_detail;
-
-void Coordinator::RenewLease(Task& t) {
-  t.heard_at = clock_.Steady();
+void RunState::RenewLease(Task& t) {
+  t.heard_at = now_.steady;
   t.lease_until = t.heard_at + options_.lease;
 }
 
-void Coordinator::FenceAttempt(Task& t, const std::string& reason) {
+void RunState::FenceAttempt(Task& t, const std::string& reason) {
   t.fenced_attempt = t.rec.attempts;
   t.fenced_reason = reason;
 }
 
-void Coordinator::CheckAttempt(int64_t task_id, const Json& body) {
+void RunState::CheckAttempt(int64_t task_id, const Json& body) {
   auto it = tasks_.find(task_id);
   if (it == tasks_.end() || !body.is_object() || !body.contains("attempt")) return;
   Task& t = *it->second;
@@ -59,19 +56,19 @@ void Coordinator::CheckAttempt(int64_t task_id, const Json& body) {
   if (Is(t.rec.status, TrialStatus::kRunning)) RenewLease(t);
 }
 
-Json Coordinator::Heartbeat(int64_t task_id, const Json& body) {
-  std::lock_guard<std::mutex> lock(mu_);
+Json RunState::Heartbeat(int64_t task_id, const Json& body, const Instant& now) {
+  now_ = now;
   CheckAttempt(task_id, body);
   Task& t = FindTask(task_id);
   RenewLease(t);
   return {{"lease_seconds", LeaseSeconds(options_.lease)}};
 }
 
-std::vector<int> Coordinator::ExpireLeases() {
-  std::lock_guard<std::mutex> lock(mu_);
+std::vector<int> RunState::ExpireLeases(const Instant& at) {
+  now_ = at;
   std::vector<int> lost;
   if (finished_) return lost;
-  const auto now = clock_.Steady();
+  const auto now = at.steady;
   for (auto& [id, t] : tasks_) {
     if (!Is(t->rec.status, TrialStatus::kRunning) || now < t->lease_until) continue;
     const int worker = t->worker;

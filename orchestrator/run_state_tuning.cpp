@@ -1,5 +1,7 @@
-#include "orchestrator/coordinator.h"
-#include "orchestrator/internal/coordinator_state.h"
+// Tuning decisions: the pruners' curves, stage budgets, ASHA promotions,
+// synchronous rounds, TPE's late sampling and why a trial should stop
+// (run_state.h).
+#include "orchestrator/internal/run_state.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -11,9 +13,7 @@
 
 namespace baton::orchestrator {
 
-using namespace coordinator_detail;
-
-std::vector<TrialCurve> Coordinator::Curves(const Stage& stage) {
+std::vector<TrialCurve> RunState::Curves(const Stage& stage) {
   std::vector<TrialCurve> curves;
   for (const Task* t : stage.tasks) {
     curves.push_back({t->rec.number, t->rec.status, t->values, t->promotions});
@@ -21,7 +21,8 @@ std::vector<TrialCurve> Coordinator::Curves(const Stage& stage) {
   return curves;
 }
 
-void Coordinator::ApplyTimeout(Stage& stage, double now) {
+void RunState::ApplyTimeout(Stage& stage) {
+  const double now = Now();
   if (stage.timeout <= 0 || stage.timed_out || !Is(stage.rec.status, StageStatus::kRunning)) return;
   if (now < stage.rec.started_at + stage.timeout) return;
   // Optuna's semantics: no trial starts after the timeout; running ones finish.
@@ -35,15 +36,15 @@ void Coordinator::ApplyTimeout(Stage& stage, double now) {
     t->rec.status = Name(TrialStatus::kSkipped);
     t->rec.reason = "budget.timeout_seconds (" + Json(stage.timeout).dump() + " s) ran out before it started";
     t->rec.finished_at = now;
-    db_.UpdateTrial(t->rec);
+    UpdateTrial(t->rec);
   }
   MaybeFinishStage(stage);
 }
 
-std::optional<AshaPromotion> Coordinator::PendingPromotion(const Stage& stage) {
+std::optional<AshaPromotion> RunState::PendingPromotion(const Stage& stage) {
   if (stage.pruner != "asha" || stage.timed_out) return std::nullopt;
   auto curves = Curves(stage);
-  auto promo = AshaNextPromotion(stage.asha, stage.mode, curves);
+  auto promo = AshaNextPromotion(stage.asha, stage.objective().mode, curves);
   if (!promo) {
     // No more trials will come: if none reached the full budget, the best
     // paused trial of the highest rung goes on, so the study has a winner.
@@ -61,7 +62,7 @@ std::optional<AshaPromotion> Coordinator::PendingPromotion(const Stage& stage) {
             t->values.size() != static_cast<size_t>(rungs[rung])) {
           continue;
         }
-        if (best == nullptr || Better(t->values.back(), best->values.back(), stage.mode)) best = t;
+        if (best == nullptr || stage.objective().Better(t->values.back(), best->values.back())) best = t;
       }
       if (best != nullptr) promo = AshaPromotion{best->rec.number, rung};
     }
@@ -69,7 +70,7 @@ std::optional<AshaPromotion> Coordinator::PendingPromotion(const Stage& stage) {
   return promo;
 }
 
-Coordinator::Task* Coordinator::Promotion(Stage& stage) {
+RunState::Task* RunState::Promotion(Stage& stage) {
   auto promo = PendingPromotion(stage);
   if (!promo) return nullptr;
   for (Task* t : stage.tasks) {
@@ -87,7 +88,8 @@ Coordinator::Task* Coordinator::Promotion(Stage& stage) {
   return nullptr;
 }
 
-Coordinator::Task* Coordinator::Runnable(Stage& stage, double now, double* earliest_retry) {
+RunState::Task* RunState::Runnable(Stage& stage, double* earliest_retry) {
+  const double now = Now();
   if (Task* t = Promotion(stage)) return t;
   // Synchronous rounds: the trials numbered [k*P, (k+1)*P) start only once
   // every trial of the earlier rounds has finished.
@@ -111,7 +113,7 @@ Coordinator::Task* Coordinator::Runnable(Stage& stage, double now, double* earli
   return nullptr;
 }
 
-void Coordinator::SampleLazily(Stage& stage, Task& t) {
+void RunState::SampleLazily(Stage& stage, Task& t) {
   std::vector<TpeObservation> observed;
   for (const Task* o : stage.tasks) {
     if (o->values.empty() || (!Is(o->rec.status, TrialStatus::kSucceeded) && !Is(o->rec.status, TrialStatus::kPruned))) continue;
@@ -121,7 +123,7 @@ void Coordinator::SampleLazily(Stage& stage, Task& t) {
   }
   const uint64_t seed = DeriveSeed(pipeline_.seed, stage.rec.name + "/tpe/" + std::to_string(t.rec.number));
   Json hp = stage.spec->value("hyperparameters", Json::object());
-  Json point = SampleTpe(stage.spec->at("search_space"), observed, stage.mode, seed, stage.tpe);
+  Json point = SampleTpe(stage.spec->at("search_space"), observed, stage.objective().mode, seed, stage.tpe);
   for (const auto& [k, v] : point.items()) hp[k] = v;
   t.rec.hyperparameters = hp;
   t.rec.task["hyperparameters"] = hp;
@@ -129,7 +131,7 @@ void Coordinator::SampleLazily(Stage& stage, Task& t) {
   t.sampled = true;
 }
 
-std::string Coordinator::PruneReason(Stage& stage, Task& t) {
+std::string RunState::PruneReason(Stage& stage, Task& t) {
   const int done = static_cast<int>(t.values.size());
   const int total = t.rec.task.value("epochs", 0);
   if (done >= total) return "";  // it finishes anyway
@@ -140,8 +142,8 @@ std::string Coordinator::PruneReason(Stage& stage, Task& t) {
   };
   if (stage.pruner == "median") {
     MedianDecision d;
-    if (!MedianStops(stage.median, stage.mode, t.rec.number, t.values, Curves(stage), &d)) return "";
-    return "median rule: best " + stage.metric + " " + fmt(d.best) + " after " + std::to_string(done) +
+    if (!MedianStops(stage.median, stage.objective().mode, t.rec.number, t.values, Curves(stage), &d)) return "";
+    return "median rule: best " + stage.objective().metric + " " + fmt(d.best) + " after " + std::to_string(done) +
            " epochs is worse than the median " + fmt(d.median) + " of " + std::to_string(d.compared) +
            " finished trials at that epoch";
   }
@@ -150,7 +152,7 @@ std::string Coordinator::PruneReason(Stage& stage, Task& t) {
     for (int k = 0; k < static_cast<int>(rungs.size()); ++k) {
       if (rungs[k] != done || t.promotions != k) continue;
       auto curves = Curves(stage);
-      if (AshaInTop(stage.asha, stage.mode, t.rec.number, k, curves)) {
+      if (AshaInTop(stage.asha, stage.objective().mode, t.rec.number, k, curves)) {
         t.promotions = k + 1;
         Emit("trial_promoted", stage.rec.name, t.rec.id, t.rec.number,
              {{"rung", k}, {"epochs", done}, {"checkpoint", t.last_checkpoint}, {"continued", true}});
@@ -159,7 +161,7 @@ std::string Coordinator::PruneReason(Stage& stage, Task& t) {
       int reached = 0;
       for (const auto& c : curves) reached += c.values.size() >= static_cast<size_t>(done) ? 1 : 0;
       return "ASHA: paused at rung " + std::to_string(k) + " (" + std::to_string(done) + " epochs, " +
-             stage.metric + " " + fmt(t.values.back()) + "): not in the top 1/" +
+             stage.objective().metric + " " + fmt(t.values.back()) + "): not in the top 1/" +
              std::to_string(stage.asha.reduction_factor) + " of the " + std::to_string(reached) +
              " trials there so far";
     }

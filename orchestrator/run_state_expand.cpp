@@ -1,5 +1,7 @@
-#include "orchestrator/coordinator.h"
-#include "orchestrator/internal/coordinator_state.h"
+// Stages into tasks: a stage's trials with their seeds, hyperparameters and
+// selectors resolved (init_from, base, hyperparameters.from); and the
+// outputs of finished tune, ablate and compare stages (run_state.h).
+#include "orchestrator/internal/run_state.h"
 
 #include <algorithm>
 #include <cmath>
@@ -15,9 +17,7 @@
 
 namespace baton::orchestrator {
 
-using namespace coordinator_detail;
-
-void Coordinator::ExpandStage(Stage& stage) {
+void RunState::ExpandStage(Stage& stage) {
   const std::string& name = stage.rec.name;
   std::string dataset;
   if (!Is(stage.rec.type, StageType::kPrepare)) {
@@ -25,9 +25,9 @@ void Coordinator::ExpandStage(Stage& stage) {
     for (auto& s : stages_) {
       if (s->rec.name == data_stage) dataset = s->rec.output;
     }
-    db_.AddEdge({Node("stage", stage.rec.id), Node("artifact", dataset), "trained_on", Json::object()});
+    AddEdge(Node("stage", stage.rec.id), Node("artifact", dataset), "trained_on", Json::object());
   }
-  const TaskAdder add_task = [&](int number, Json hp, Json task, uint64_t seed) {
+  const TaskAdder add_task = [&](int number, Json hp, Json task, uint64_t seed) -> Task& {
     store::TrialRecord t;
     t.stage_id = stage.rec.id;
     t.number = number;
@@ -38,17 +38,18 @@ void Coordinator::ExpandStage(Stage& stage) {
     task["seed"] = seed;
     task["stage"] = name;
     t.task = task;
-    t.id = db_.AddTrial(t);
-    db_.AddEdge({Node("trial", t.id), Node("stage", stage.rec.id), "part_of", Json::object()});
+    t.id = Apply(effect::AddTrial{t}).id;
+    AddEdge(Node("trial", t.id), Node("stage", stage.rec.id), "part_of", Json::object());
     if (!dataset.empty()) {
-      db_.AddEdge({Node("trial", t.id), Node("artifact", dataset), "trained_on", Json::object()});
+      AddEdge(Node("trial", t.id), Node("artifact", dataset), "trained_on", Json::object());
     }
     auto task_state = std::make_unique<Task>();
     task_state->rec = t;
     task_state->stage = &stage;
+    Task& added = *task_state;
     stage.tasks.push_back(task_state.get());
     tasks_[t.id] = std::move(task_state);
-    return t.id;
+    return added;
   };
 
   switch (stage.typed->type) {
@@ -60,7 +61,7 @@ void Coordinator::ExpandStage(Stage& stage) {
 }
 
 // One task: prepare the dataset as the stage says.
-void Coordinator::ExpandPrepare(Stage& stage, const TaskAdder& add_task) {
+void RunState::ExpandPrepare(Stage& stage, const TaskAdder& add_task) {
   const Json& spec = *stage.spec;
   const std::string& name = stage.rec.name;
   Json task = {{"kind", Name(TaskKind::kPrepare)}, {"prepare", spec}};
@@ -71,7 +72,7 @@ void Coordinator::ExpandPrepare(Stage& stage, const TaskAdder& add_task) {
 
 // One task per trial, with the hyperparameters the sampler chose (TPE: when
 // the trial starts).
-void Coordinator::ExpandTune(Stage& stage, const std::string& dataset, const TaskAdder& add_task) {
+void RunState::ExpandTune(Stage& stage, const std::string& dataset, const TaskAdder& add_task) {
   const Json& spec = *stage.spec;
   const std::string& name = stage.rec.name;
   // TPE decides a trial's hyperparameters when it starts, from the trials
@@ -93,15 +94,15 @@ void Coordinator::ExpandTune(Stage& stage, const std::string& dataset, const Tas
                  {"resume_checkpoint", nullptr},
                  {"init_checkpoint", nullptr},
                  {"evaluate_test", false}};
-    int64_t id = add_task(static_cast<int>(i), trials[i], task,
-                          DeriveSeed(pipeline_.seed, name + "/trial/" + std::to_string(i)));
-    if (lazy) tasks_.at(id)->sampled = false;
+    Task& added = add_task(static_cast<int>(i), trials[i], task,
+                           DeriveSeed(pipeline_.seed, name + "/trial/" + std::to_string(i)));
+    if (lazy) added.sampled = false;
   }
 }
 
 // The model's task, from its resolved hyperparameters and init_from; with
 // "compare", also the comparison's tasks (ExpandComparison).
-void Coordinator::ExpandTrain(Stage& stage, const std::string& dataset, const TaskAdder& add_task) {
+void RunState::ExpandTrain(Stage& stage, const std::string& dataset, const TaskAdder& add_task) {
   const Json& spec = *stage.spec;
   const std::string& name = stage.rec.name;
   Json resolved = Json::object();
@@ -123,7 +124,7 @@ void Coordinator::ExpandTrain(Stage& stage, const std::string& dataset, const Ta
   Json init = nullptr;
   if (spec.contains("init_from")) {
     Json from = ResolveInit(spec["init_from"]);
-    CrashPoint("init_from.resolved");
+    Crash("init_from.resolved");
     resolved["init_from"] = from;
     init = from["checkpoint"];
   }
@@ -139,9 +140,9 @@ void Coordinator::ExpandTrain(Stage& stage, const std::string& dataset, const Ta
                {"init_checkpoint", init},
                {"evaluate_test", true}};
   uint64_t seed = stage.typed->seed.value_or(DeriveSeed(pipeline_.seed, name));
-  int64_t id = add_task(0, hp, task, seed);
+  const int64_t id = add_task(0, hp, task, seed).rec.id;
   if (hp_trial != 0) {
-    db_.AddEdge({Node("trial", id), Node("trial", hp_trial), "hyperparameters_from", Json::object()});
+    AddEdge(Node("trial", id), Node("trial", hp_trial), "hyperparameters_from", Json::object());
   }
   if (spec.contains("compare")) ExpandComparison(stage, task, hp, hp_trial, seed, add_task);
 }
@@ -149,7 +150,7 @@ void Coordinator::ExpandTrain(Stage& stage, const std::string& dataset, const Ta
 // The paper's protocol: per seed, the baseline and a start from each
 // requested epoch of the same trial, with the same hyperparameters, data
 // order and epoch count as the model's task `task`.
-void Coordinator::ExpandComparison(Stage& stage, const Json& task, const Json& hp, int64_t hp_trial, uint64_t seed,
+void RunState::ExpandComparison(Stage& stage, const Json& task, const Json& hp, int64_t hp_trial, uint64_t seed,
                                    const TaskAdder& add_task) {
   const Json& spec = *stage.spec;
   const Json& compare = spec["compare"];
@@ -163,7 +164,7 @@ void Coordinator::ExpandComparison(Stage& stage, const Json& task, const Json& h
     Json from = ResolveInit(sel);
     const std::string checkpoint = from["checkpoint"].get<std::string>();
     const int tuning_epochs = from["epoch"].is_number_integer() ? from["epoch"].get<int>() + 1 : 0;
-    const uint64_t bytes = db_.CheckpointBytes(checkpoint, from["stage_id"].get<int64_t>()).first;
+    const uint64_t bytes = reads_.CheckpointBytes(checkpoint, from["stage_id"].get<int64_t>());
     variants.push_back({{"variant", "epoch:" + (e.is_string() ? e.get<std::string>() : e.dump())},
                         {"epoch", from["epoch"]}, {"tuning_epochs", tuning_epochs},
                         {"checkpoint", checkpoint}, {"checkpoint_bytes", bytes}});
@@ -179,15 +180,15 @@ void Coordinator::ExpandComparison(Stage& stage, const Json& task, const Json& h
       t["init_checkpoint"] = inits[v].empty() ? Json() : Json(inits[v]);
       t["variant"] = variants[v]["variant"];
       t["repeat"] = s;
-      int64_t cid = add_task(number++, hp, t, seed_s);
+      const int64_t cid = add_task(number++, hp, t, seed_s).rec.id;
       if (hp_trial != 0) {
-        db_.AddEdge({Node("trial", cid), Node("trial", hp_trial), "hyperparameters_from", Json::object()});
+        AddEdge(Node("trial", cid), Node("trial", hp_trial), "hyperparameters_from", Json::object());
       }
     }
   }
 }
 
-Json Coordinator::CompareOutput(Stage& stage) {
+Json RunState::CompareOutput(Stage& stage) {
   std::vector<CompareRun> runs;
   for (Task* t : stage.tasks) {
     if (!t->rec.task.contains("variant")) continue;  // the stage's own model
@@ -196,7 +197,7 @@ Json Coordinator::CompareOutput(Stage& stage) {
     r.seed_index = t->rec.task.value("repeat", 0);
     r.status = t->rec.status;
     r.reason = t->rec.reason;
-    for (const auto& e : db_.GetEpochs(t->rec.id)) {
+    for (const auto& e : reads_.Epochs(t->rec.id)) {
       r.val.push_back(e.metrics.value("val_accuracy", NAN));
       r.test.push_back(e.metrics.value("test_accuracy", NAN));
       r.seconds.push_back(e.seconds);
@@ -213,7 +214,7 @@ Json Coordinator::CompareOutput(Stage& stage) {
   return out;
 }
 
-void Coordinator::ExpandAblation(Stage& stage, const std::string& dataset, const TaskAdder& add_task) {
+void RunState::ExpandAblation(Stage& stage, const std::string& dataset, const TaskAdder& add_task) {
   const Json& spec = *stage.spec;
   const std::string& name = stage.rec.name;
   Json resolved = Json::object();
@@ -233,7 +234,7 @@ void Coordinator::ExpandAblation(Stage& stage, const std::string& dataset, const
   Json init = nullptr;
   if (spec.contains("init_from")) {
     Json from = ResolveInit(spec["init_from"]);
-    CrashPoint("init_from.resolved");
+    Crash("init_from.resolved");
     resolved["init_from"] = from;
     init = from["checkpoint"];
   }
@@ -243,7 +244,7 @@ void Coordinator::ExpandAblation(Stage& stage, const std::string& dataset, const
     listed.push_back({{"variant", v.name}, {"kind", v.kind}, {"removed_layers", v.layers}, {"dropped_features", v.features}});
   }
   resolved["variants"] = listed;
-  resolved["objective"] = {{"metric", stage.metric}, {"mode", stage.mode}};
+  resolved["objective"] = {{"metric", stage.objective().metric}, {"mode", stage.objective().mode}};
   stage.rec.resolved = resolved;
   const int repeats = stage.typed->repeats;
   const uint64_t seed = stage.typed->seed.value_or(DeriveSeed(pipeline_.seed, name));
@@ -264,15 +265,15 @@ void Coordinator::ExpandAblation(Stage& stage, const std::string& dataset, const
                    {"variant", v.name},
                    {"repeat", r},
                    {"drop_features", v.features}};
-      int64_t id = add_task(number++, hp, task, DeriveSeed(seed, "repeat/" + std::to_string(r)));
+      const int64_t id = add_task(number++, hp, task, DeriveSeed(seed, "repeat/" + std::to_string(r))).rec.id;
       if (base_trial != 0) {
-        db_.AddEdge({Node("trial", id), Node("trial", base_trial), "hyperparameters_from", Json::object()});
+        AddEdge(Node("trial", id), Node("trial", base_trial), "hyperparameters_from", Json::object());
       }
     }
   }
 }
 
-Json Coordinator::AblationOutput(Stage& stage) {
+Json RunState::AblationOutput(Stage& stage) {
   std::vector<AblationRun> runs;
   for (Task* t : stage.tasks) {
     AblationRun r;
@@ -280,12 +281,12 @@ Json Coordinator::AblationOutput(Stage& stage) {
     r.repeat = t->rec.task.value("repeat", 0);
     r.status = t->rec.status;
     r.reason = t->rec.reason;
-    for (const auto& e : db_.GetEpochs(t->rec.id)) {
+    for (const auto& e : reads_.Epochs(t->rec.id)) {
       r.epochs += 1;
       r.seconds += e.seconds;
-      if (Is(t->rec.status, TrialStatus::kSucceeded) && e.metrics.contains(stage.metric)) {
+      if (Is(t->rec.status, TrialStatus::kSucceeded) && e.metrics.contains(stage.objective().metric)) {
         r.has_value = true;
-        r.value = e.metrics[stage.metric].get<double>();
+        r.value = e.metrics[stage.objective().metric].get<double>();
       }
     }
     runs.push_back(r);
@@ -296,14 +297,14 @@ Json Coordinator::AblationOutput(Stage& stage) {
                         v["removed_layers"].get<std::vector<std::string>>(),
                         v["dropped_features"].get<std::vector<std::string>>()});
   }
-  return AblationResults(runs, variants, stage.metric, stage.mode);
+  return AblationResults(runs, variants, stage.objective().metric, stage.objective().mode);
 }
 
 // init_from's selector resolved to a trial epoch and its checkpoint.
-Json Coordinator::ResolveInit(const Json& sel) {
+Json RunState::ResolveInit(const Json& sel) {
   Json from = ResolveTrial(sel["stage"].get<std::string>(), sel["trial"]);
-  auto trial = db_.GetTrial(from["trial_id"].get<int64_t>());
-  auto epochs = db_.GetEpochs(trial->id);
+  auto trial = reads_.Trial(from["trial_id"].get<int64_t>());
+  auto epochs = reads_.Epochs(trial->id);
   const Json& ep = sel["epoch"];
   std::string checkpoint;
   Json epoch_value;
@@ -315,13 +316,14 @@ Json Coordinator::ResolveInit(const Json& sel) {
     checkpoint = epochs.back().checkpoint;
     epoch_value = epochs.back().epoch;
   } else if (ep == "best") {
-    const Json& objective = pipeline_.stage(sel["stage"].get<std::string>()).at("objective");
-    const std::string metric = objective.at("metric").get<std::string>();
-    const std::string mode = objective.at("mode").get<std::string>();
+    const Objective& objective = pipeline_.spec(sel["stage"].get<std::string>()).objective;
+    const std::string& metric = objective.metric;
     const store::EpochRecord* best = nullptr;
     for (const auto& e : epochs) {
       if (!e.metrics.contains(metric)) continue;
-      if (best == nullptr || Better(e.metrics[metric].get<double>(), best->metrics[metric].get<double>(), mode)) best = &e;
+      if (best == nullptr || objective.Better(e.metrics[metric].get<double>(), best->metrics[metric].get<double>())) {
+        best = &e;
+      }
     }
     if (best == nullptr) throw Error(ErrorCode::kNotFound, "trial " + std::to_string(trial->number) + " has no epoch with " + metric);
     checkpoint = best->checkpoint;
@@ -336,13 +338,13 @@ Json Coordinator::ResolveInit(const Json& sel) {
     checkpoint = it->checkpoint;
     epoch_value = k;
   }
-  if (!checkpoint.empty() && db_.CheckpointReleasedAt(checkpoint) > 0) {
+  if (!checkpoint.empty() && reads_.CheckpointReleasedAt(checkpoint) > 0) {
     throw Error(ErrorCode::kNotFound, "init_from: checkpoint of trial " + std::to_string(trial->number) + " epoch " +
                                           epoch_value.dump() +
                                           " was released by baton store gc (the stage's checkpoints.keep did not keep "
                                           "it); bump that stage's cache.version to train it again");
   }
-  if (checkpoint.empty() || !blobs_.Has(checkpoint)) {
+  if (checkpoint.empty() || !reads_.HasBlob(checkpoint)) {
     throw Error(ErrorCode::kNotFound, "init_from: checkpoint of trial " + std::to_string(trial->number) +
                                           " epoch " + epoch_value.dump() + " is not in the blob store");
   }
@@ -351,26 +353,25 @@ Json Coordinator::ResolveInit(const Json& sel) {
   return from;
 }
 
-Json Coordinator::ResolveTrial(const std::string& stage_name, const Json& selector) {
+Json RunState::ResolveTrial(const std::string& stage_name, const Json& selector) {
   const int64_t stage_id = EffectiveStageId(stage_name);
-  const Json& objective = pipeline_.stage(stage_name).at("objective");
-  const std::string metric = objective.at("metric").get<std::string>();
-  const std::string mode = objective.at("mode").get<std::string>();
+  const Objective& objective = pipeline_.spec(stage_name).objective;
+  const std::string& metric = objective.metric;
   struct Ranked {
     store::TrialRecord trial;
     double value;
   };
   std::vector<Ranked> ranked;
-  std::vector<store::TrialRecord> all = db_.GetTrials(stage_id);
+  std::vector<store::TrialRecord> all = reads_.Trials(stage_id);
   for (const auto& t : all) {
     if (!Is(t.status, TrialStatus::kSucceeded)) continue;
-    auto epochs = db_.GetEpochs(t.id);
+    auto epochs = reads_.Epochs(t.id);
     if (epochs.empty() || !epochs.back().metrics.contains(metric)) continue;
     ranked.push_back({t, epochs.back().metrics[metric].get<double>()});
   }
   // The paper ranks trials by the objective at their final epoch.
   std::stable_sort(ranked.begin(), ranked.end(), [&](const Ranked& a, const Ranked& b) {
-    return Better(a.value, b.value, mode);
+    return objective.Better(a.value, b.value);
   });
   const Ranked* pick = nullptr;
   int rank = 0;
@@ -395,22 +396,22 @@ Json Coordinator::ResolveTrial(const std::string& stage_name, const Json& select
   }
   return {{"stage", stage_name}, {"stage_id", stage_id}, {"trial_id", pick->trial.id},
           {"trial_number", pick->trial.number}, {"rank", rank},
-          {"objective", {{"metric", metric}, {"mode", mode}, {"value", pick->value}}},
+          {"objective", {{"metric", metric}, {"mode", objective.mode}, {"value", pick->value}}},
           {"hyperparameters", pick->trial.hyperparameters}};
 }
 
-std::string Coordinator::StudyOutput(Stage& stage) {
+std::string RunState::StudyOutput(Stage& stage) {
   Json study = {{"stage", stage.rec.name}, {"objective", stage.typed->objective.ToJson()}, {"trials", Json::array()}};
   for (Task* t : stage.tasks) {
     Json trial = {{"number", t->rec.number}, {"hyperparameters", t->rec.hyperparameters},
                   {"status", t->rec.status}, {"initial_checkpoint", t->rec.initial_checkpoint},
                   {"epochs", Json::array()}};
-    for (const auto& e : db_.GetEpochs(t->rec.id)) {
+    for (const auto& e : reads_.Epochs(t->rec.id)) {
       trial["epochs"].push_back({{"epoch", e.epoch}, {"checkpoint", e.checkpoint}, {"metrics", e.metrics}});
     }
     study["trials"].push_back(trial);
   }
-  return blobs_.Put(CanonicalJson(study));
+  return PutBlob(CanonicalJson(study));
 }
 
 }  // namespace baton::orchestrator

@@ -1,61 +1,31 @@
-// Resuming a run whose process ended before the run did: the coordinator's
-// state rebuilt from the lineage DB (see Coordinator::ForResume).
-#include "orchestrator/coordinator.h"
-#include "orchestrator/internal/coordinator_state.h"
+// Resuming a run whose process ended before the run did: the run's state
+// rebuilt from the lineage DB (see Coordinator::ForResume).
+#include "orchestrator/internal/run_state.h"
 
 #include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "common/crash_point.h"
 #include "common/error.h"
 #include "orchestrator/internal/pruner.h"
 
 namespace baton::orchestrator {
 
-using namespace coordinator_detail;
-
-std::unique_ptr<Coordinator> Coordinator::ForResume(store::BlobStore& blobs, store::LineageDb& db,
-                                                    const std::string& run_id, CoordinatorOptions options) {
-  auto run = db.GetRun(run_id);
-  if (!run) throw Error(ErrorCode::kNotFound, "no run " + run_id);
-  if (RunFinished(run->status)) {
-    throw Error(ErrorCode::kConflict, "run " + run_id + " already " + run->status + "; nothing to resume");
-  }
-  auto doc = db.GetPipeline(run->pipeline_id);
-  if (!doc) {
-    throw Error(ErrorCode::kCorrupt, "run " + run_id + ": its pipeline " + run->pipeline_id +
-                                         " is not in the lineage DB");
-  }
-  // No model limit: the pipeline was accepted when the run was created.
-  PipelineLimits accepted;
-  accepted.max_model_bytes = UINT64_MAX;
-  Pipeline pipeline = LoadPipeline(*doc, accepted);
-  if (pipeline.id != run->pipeline_id) {
-    throw Error(ErrorCode::kCorrupt, "run " + run_id + ": the stored pipeline's digest is " + pipeline.id +
-                                         ", not " + run->pipeline_id);
-  }
-  auto c = std::make_unique<Coordinator>(blobs, db, std::move(pipeline), run_id, options);
-  std::lock_guard<std::mutex> lock(c->mu_);
-  c->LoadForResume();
-  CrashPoint("resume.loaded");
-  return c;
-}
-
-void Coordinator::LoadForResume() {
+void RunState::LoadForResume(const Instant& now) {
+  now_ = now;
   resumed_ = true;
-  db_.InTransaction([&] {
+  effects_.Atomically([&] {
     for (auto& stage : stages_) {
       if (!Is(stage->rec.status, StageStatus::kRunning)) continue;  // pending ones expand as usual
       const std::vector<int> rungs = stage->pruner == "asha" ? AshaRungs(stage->asha) : std::vector<int>{};
       std::vector<std::pair<Task*, int>> undecided;  // with their recorded attempts
-      for (const auto& rec : db_.GetTrials(stage->rec.id)) {
+      for (const auto& rec : reads_.Trials(stage->rec.id)) {
         auto t = std::make_unique<Task>();
         t->rec = rec;
         t->stage = stage.get();
         const std::string trial = "trial " + std::to_string(rec.number) + " of stage " + stage->rec.name;
-        const auto epochs = db_.GetEpochs(rec.id);
+        const auto epochs = reads_.Epochs(rec.id);
         for (size_t i = 0; i < epochs.size(); ++i) {
           if (epochs[i].epoch != static_cast<int>(i)) {
             throw Error(ErrorCode::kCorrupt, "run " + run_id_ + ": " + trial + " has epoch " +
@@ -64,11 +34,11 @@ void Coordinator::LoadForResume() {
           }
           if (Is(stage->rec.type, StageType::kTune)) {
             const Json& m = epochs[i].metrics;
-            if (!m.contains(stage->metric) || !m[stage->metric].is_number()) {
+            if (!m.contains(stage->objective().metric) || !m[stage->objective().metric].is_number()) {
               throw Error(ErrorCode::kCorrupt, "run " + run_id_ + ": " + trial + " epoch " + std::to_string(i) +
-                                                   " lacks the objective metric " + stage->metric);
+                                                   " lacks the objective metric " + stage->objective().metric);
             }
-            t->values.push_back(m[stage->metric].get<double>());
+            t->values.push_back(m[stage->objective().metric].get<double>());
           }
         }
         if (!epochs.empty()) {
@@ -82,7 +52,7 @@ void Coordinator::LoadForResume() {
           // it stands on unless it is paused there (pruned).
           const int done = static_cast<int>(t->values.size());
           for (int r : rungs) t->promotions += r < done ? 1 : 0;
-          for (const auto& e : db_.Upstream(Node("trial", rec.id), 1)) {
+          for (const auto& e : reads_.Upstream(Node("trial", rec.id), 1)) {
             if (e.kind == "resumed_from" && e.attrs.value("promoted", false)) {
               t->promoted_at = std::max(t->promoted_at, e.attrs.value("start_epoch", 0));
             }
@@ -100,7 +70,7 @@ void Coordinator::LoadForResume() {
           undecided.push_back({t.get(), rec.attempts});
         }
         if (!TrialFinished(rec.status)) {
-          if (t->last_epoch >= 0 && !blobs_.Has(t->last_checkpoint)) {
+          if (t->last_epoch >= 0 && !reads_.HasBlob(t->last_checkpoint)) {
             throw Error(ErrorCode::kCorrupt, "run " + run_id_ + ": " + trial + "'s checkpoint of epoch " +
                                                  std::to_string(t->last_epoch) + " (" + t->last_checkpoint +
                                                  ") is not in the blob store; cannot resume it");
@@ -110,7 +80,7 @@ void Coordinator::LoadForResume() {
             t->rec.reason = "interrupted: its run's process ended; resumed";
           }
           t->rec.status = Name(TrialStatus::kPending);
-          db_.UpdateTrial(t->rec);
+          UpdateTrial(t->rec);
         }
         stage->tasks.push_back(t.get());
         tasks_[rec.id] = std::move(t);
@@ -126,7 +96,7 @@ void Coordinator::LoadForResume() {
         t->rec.reason = reason;
         t->rec.output = t->last_checkpoint;
         t->rec.finished_at = Now();
-        db_.UpdateTrial(t->rec);
+        UpdateTrial(t->rec);
       }
       if (stage->tasks.empty()) {
         throw Error(ErrorCode::kCorrupt, "run " + run_id_ + ": running stage " + stage->rec.name + " has no tasks");
@@ -135,11 +105,11 @@ void Coordinator::LoadForResume() {
   });
 }
 
-void Coordinator::EmitResumed() {
+void RunState::EmitResumed() {
   for (auto& stage : stages_) {
     const auto& rec = stage->rec;
     if (Is(rec.status, StageStatus::kCached)) {
-      auto from = db_.GetStage(rec.cached_from);
+      auto from = reads_.Stage(rec.cached_from);
       Emit("stage_cached", rec.name, 0, -1,
            {{"status", Name(StageStatus::kCached)}, {"cached_from_run", from ? from->run_id : ""}, {"output", rec.output}});
     } else if (Is(rec.status, StageStatus::kRunning)) {

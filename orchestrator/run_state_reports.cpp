@@ -7,75 +7,68 @@
 #include <utility>
 #include <vector>
 
-#include "common/crash_point.h"
 #include "common/digest.h"
 #include "common/error.h"
-#include "orchestrator/coordinator.h"
-#include "orchestrator/internal/coordinator_state.h"
+#include "orchestrator/internal/run_state.h"
 #include "store/checkpoint.h"
 
 namespace baton::orchestrator {
 
-using namespace coordinator_detail;
-
-Coordinator::Next Coordinator::NextTask(int worker_id, std::chrono::milliseconds wait, Json* task) {
-  std::unique_lock<std::mutex> lock(mu_);
-  const auto deadline = std::chrono::steady_clock::now() + wait;
-  while (true) {
-    if (finished_) return Next::kDone;
-    double now = Now();
-    double earliest_retry = 0;
-    for (size_t i = 0; i < stages_.size() && !finished_; ++i) ApplyTimeout(*stages_[i], now);
-    if (finished_) return Next::kDone;
-    for (auto& stage : stages_) {
-      if (!Is(stage->rec.status, StageStatus::kRunning) || stage->running >= stage->max_parallel) continue;
-      Task* t = Runnable(*stage, now, &earliest_retry);
-      if (t == nullptr) continue;
-      if (!t->sampled) SampleLazily(*stage, *t);
-      t->rec.status = Name(TrialStatus::kRunning);
-      t->rec.attempts += 1;
-      t->rec.started_at = now;
-      t->worker = worker_id;
-      RenewLease(*t);
-      t->stop_requested = false;
-      t->stop_reason.clear();
-      db_.UpdateTrial(t->rec);
-      CrashPoint("trial.started");
-      stage->running += 1;
-      *task = t->rec.task;
-      (*task)["id"] = t->rec.id;
-      (*task)["attempt"] = t->rec.attempts;
-      (*task)["lease_seconds"] = static_cast<double>(options_.lease.count()) / 1000.0;
-      (*task)["heartbeat_seconds"] = static_cast<double>(options_.lease.count()) / 5000.0;
-      t->resume_from.clear();
-      if (t->last_epoch >= 0) {
-        (*task)["start_epoch"] = t->last_epoch + 1;
-        (*task)["resume_checkpoint"] = t->last_checkpoint;
-        t->resume_from = t->last_checkpoint;
-      }
-      Emit("trial_started", stage->rec.name, t->rec.id, t->rec.number,
-           {{"attempt", t->rec.attempts}, {"worker", worker_id}, {"hyperparameters", t->rec.hyperparameters},
-            {"start_epoch", t->last_epoch + 1}});
-      return Next::kTask;
+Coordinator::Next RunState::NextTask(int worker_id, const Instant& at, Json* task, double* wake_at) {
+  using Next = Coordinator::Next;
+  now_ = at;
+  *wake_at = 0;
+  if (finished_) return Next::kDone;
+  const double now = Now();
+  double earliest_retry = 0;
+  for (size_t i = 0; i < stages_.size() && !finished_; ++i) ApplyTimeout(*stages_[i]);
+  if (finished_) return Next::kDone;
+  for (auto& stage : stages_) {
+    if (!Is(stage->rec.status, StageStatus::kRunning) || stage->running >= stage->max_parallel) continue;
+    Task* t = Runnable(*stage, &earliest_retry);
+    if (t == nullptr) continue;
+    if (!t->sampled) SampleLazily(*stage, *t);
+    t->rec.status = Name(TrialStatus::kRunning);
+    t->rec.attempts += 1;
+    t->rec.started_at = now;
+    t->worker = worker_id;
+    RenewLease(*t);
+    t->stop_requested = false;
+    t->stop_reason.clear();
+    UpdateTrial(t->rec);
+    Crash("trial.started");
+    stage->running += 1;
+    *task = t->rec.task;
+    (*task)["id"] = t->rec.id;
+    (*task)["attempt"] = t->rec.attempts;
+    (*task)["lease_seconds"] = static_cast<double>(options_.lease.count()) / 1000.0;
+    (*task)["heartbeat_seconds"] = static_cast<double>(options_.lease.count()) / 5000.0;
+    t->resume_from.clear();
+    if (t->last_epoch >= 0) {
+      (*task)["start_epoch"] = t->last_epoch + 1;
+      (*task)["resume_checkpoint"] = t->last_checkpoint;
+      t->resume_from = t->last_checkpoint;
     }
-    auto until = deadline;
-    auto wake_at = [&](double when) {
-      auto at = std::chrono::steady_clock::now() +
-                std::chrono::milliseconds(static_cast<int64_t>((when - now) * 1000) + 1);
-      until = std::min(until, at);
-    };
-    if (earliest_retry > 0) wake_at(earliest_retry);
-    for (auto& stage : stages_) {
-      if (stage->timeout > 0 && !stage->timed_out && Is(stage->rec.status, StageStatus::kRunning)) {
-        wake_at(stage->rec.started_at + stage->timeout);
-      }
-    }
-    if (std::chrono::steady_clock::now() >= deadline) return Next::kWait;
-    cv_.wait_until(lock, until);
+    Emit("trial_started", stage->rec.name, t->rec.id, t->rec.number,
+         {{"attempt", t->rec.attempts}, {"worker", worker_id}, {"hyperparameters", t->rec.hyperparameters},
+          {"start_epoch", t->last_epoch + 1}});
+    return Next::kTask;
   }
+  // When a retry's backoff or a stage's budget runs out, a waiting worker
+  // must look again.
+  auto wake = [&](double when) {
+    if (*wake_at == 0 || when < *wake_at) *wake_at = when;
+  };
+  if (earliest_retry > 0) wake(earliest_retry);
+  for (auto& stage : stages_) {
+    if (stage->timeout > 0 && !stage->timed_out && Is(stage->rec.status, StageStatus::kRunning)) {
+      wake(stage->rec.started_at + stage->timeout);
+    }
+  }
+  return Next::kWait;
 }
 
-bool Coordinator::IsRepeatedReport(int64_t task_id, std::optional<TrialStatus> status, const std::string& output) {
+bool RunState::IsRepeatedReport(int64_t task_id, std::optional<TrialStatus> status, const std::string& output) {
   // Workers retry a report whose answer they did not see; the retry must be
   // answered like the original, not refused.
   auto it = tasks_.find(task_id);
@@ -91,7 +84,7 @@ bool Coordinator::IsRepeatedReport(int64_t task_id, std::optional<TrialStatus> s
   return !Is(rec.status, TrialStatus::kSucceeded);
 }
 
-Coordinator::Task& Coordinator::FindTask(int64_t task_id) {
+RunState::Task& RunState::FindTask(int64_t task_id) {
   if (!interrupted_.empty()) throw Error(ErrorCode::kResourceExhausted, interrupted_);
   auto it = tasks_.find(task_id);
   if (it == tasks_.end()) throw Error(ErrorCode::kNotFound, "no task " + std::to_string(task_id) + " in run " + run_id_);
@@ -101,11 +94,11 @@ Coordinator::Task& Coordinator::FindTask(int64_t task_id) {
   return *it->second;
 }
 
-std::vector<std::pair<std::string, uint64_t>> Coordinator::CheckpointBlobs(const std::string& digest) {
+BlobList RunState::CheckpointBlobs(const std::string& digest) {
   if (!IsDigest(digest)) throw Error(ErrorCode::kInvalidArgument, "not a digest: " + digest);
   std::string bytes;
   try {
-    bytes = blobs_.Get(digest);
+    bytes = reads_.Blob(digest);
   } catch (const Error& e) {
     if (e.code() == ErrorCode::kNotFound) {
       throw Error(ErrorCode::kInvalidArgument, "checkpoint " + digest + " was not uploaded");
@@ -113,10 +106,10 @@ std::vector<std::pair<std::string, uint64_t>> Coordinator::CheckpointBlobs(const
     throw;
   }
   store::Manifest m = store::ParseManifest(bytes);
-  std::vector<std::pair<std::string, uint64_t>> out;
+  BlobList out;
   out.push_back({digest, bytes.size()});
   for (const auto& t : m.tensors) {
-    if (!blobs_.Has(t.blob)) {
+    if (!reads_.HasBlob(t.blob)) {
       throw Error(ErrorCode::kInvalidArgument, "checkpoint " + digest + " names tensor blob " + t.blob +
                                                    " (" + t.name + ") that was not uploaded");
     }
@@ -125,8 +118,8 @@ std::vector<std::pair<std::string, uint64_t>> Coordinator::CheckpointBlobs(const
   return out;
 }
 
-void Coordinator::ReportInitial(int64_t task_id, const Json& body) {
-  std::lock_guard<std::mutex> lock(mu_);
+void RunState::ReportInitial(int64_t task_id, const Json& body, const Instant& now) {
+  now_ = now;
   CheckAttempt(task_id, body);
   Task& t = FindTask(task_id);
   const std::string digest = body.at("checkpoint").get<std::string>();
@@ -145,15 +138,15 @@ void Coordinator::ReportInitial(int64_t task_id, const Json& body) {
                   {"promoted", t.promoted_at > 0 && t.promoted_at == t.last_epoch + 1},
                   {"attempt", t.rec.attempts}, {"loaded", digest}};
     if (!t.retry_reason.empty()) attrs["after"] = t.retry_reason;  // why the attempt before failed
-    db_.AddEdge({Node("trial", t.rec.id), Node("checkpoint", digest), "resumed_from", attrs});
+    AddEdge(Node("trial", t.rec.id), Node("checkpoint", digest), "resumed_from", attrs);
     return;
   }
   auto blob_list = CheckpointBlobs(digest);
   const Json init = body.value("init", Json::object());
-  db_.InTransaction([&] {
-    db_.RecordCheckpoint(digest, t.rec.id, -1, blob_list);
+  effects_.Atomically([&] {
+    Apply(effect::RecordCheckpoint{digest, t.rec.id, -1, blob_list});
     t.rec.initial_checkpoint = digest;
-    db_.UpdateTrial(t.rec);
+    UpdateTrial(t.rec);
     if (init.contains("source") && init["source"].is_string()) {
       Json attrs = init;
       const Json& resolved = t.stage->rec.resolved;
@@ -169,15 +162,15 @@ void Coordinator::ReportInitial(int64_t task_id, const Json& body) {
           if (v["variant"] == t.rec.task["variant"] && v.contains("epoch")) attrs["epoch"] = v["epoch"];
         }
       }
-      db_.AddEdge({Node("trial", t.rec.id), Node("checkpoint", init["source"].get<std::string>()),
-                   "initialized_from", attrs});
+      AddEdge(Node("trial", t.rec.id), Node("checkpoint", init["source"].get<std::string>()), "initialized_from",
+              attrs);
     }
   });
-  CrashPoint("initial.recorded");
+  Crash("initial.recorded");
 }
 
-std::string Coordinator::ReportEpoch(int64_t task_id, const Json& body) {
-  std::lock_guard<std::mutex> lock(mu_);
+std::string RunState::ReportEpoch(int64_t task_id, const Json& body, const Instant& now) {
+  now_ = now;
   CheckAttempt(task_id, body);
   Task& t = FindTask(task_id);
   store::EpochRecord e;
@@ -194,22 +187,22 @@ std::string Coordinator::ReportEpoch(int64_t task_id, const Json& body) {
   }
   Stage& stage = *t.stage;
   const bool tune = Is(stage.rec.type, StageType::kTune);
-  if (tune && !(e.metrics.contains(stage.metric) && e.metrics[stage.metric].is_number())) {
-    throw Error(ErrorCode::kInvalidArgument, "epoch report lacks the objective metric " + stage.metric);
+  if (tune && !(e.metrics.contains(stage.objective().metric) && e.metrics[stage.objective().metric].is_number())) {
+    throw Error(ErrorCode::kInvalidArgument, "epoch report lacks the objective metric " + stage.objective().metric);
   }
   auto blob_list = CheckpointBlobs(e.checkpoint);
-  CrashPoint("epoch.unrecorded");
-  db_.RecordEpoch(e, blob_list);
-  CrashPoint("epoch.recorded");
+  Crash("epoch.unrecorded");
+  Apply(effect::RecordEpoch{e, blob_list});
+  Crash("epoch.recorded");
   t.last_epoch = e.epoch;
   t.last_checkpoint = e.checkpoint;
   if (tune) {
     t.values.resize(static_cast<size_t>(e.epoch));  // a retry may resume below what was kept
-    t.values.push_back(e.metrics[stage.metric].get<double>());
+    t.values.push_back(e.metrics[stage.objective().metric].get<double>());
   }
   Emit("epoch", stage.rec.name, t.rec.id, t.rec.number,
-        {{"epoch", e.epoch}, {"metrics", e.metrics}, {"checkpoint", e.checkpoint}, {"seconds", e.seconds},
-         {"epochs", t.rec.task.value("epochs", 0)}});
+       {{"epoch", e.epoch}, {"metrics", e.metrics}, {"checkpoint", e.checkpoint}, {"seconds", e.seconds},
+        {"epochs", t.rec.task.value("epochs", 0)}});
   const std::string reason = tune ? PruneReason(stage, t) : "";
   if (reason.empty()) return "continue";
   t.stop_requested = true;
@@ -218,8 +211,8 @@ std::string Coordinator::ReportEpoch(int64_t task_id, const Json& body) {
   return "stop";
 }
 
-void Coordinator::Complete(int64_t task_id, const Json& body) {
-  std::lock_guard<std::mutex> lock(mu_);
+void RunState::Complete(int64_t task_id, const Json& body, const Instant& now) {
+  now_ = now;
   CheckAttempt(task_id, body);
   const std::string output = body.at("output").get<std::string>();
   if (IsRepeatedReport(task_id, TrialStatus::kSucceeded, output)) return;
@@ -239,11 +232,11 @@ void Coordinator::Complete(int64_t task_id, const Json& body) {
   }
   if (Is(t.rec.kind, TaskKind::kPrepare)) {
     auto blob_list = CheckpointBlobs(output);
-    store::Manifest m = store::ParseManifest(blobs_.Get(output));
+    store::Manifest m = store::ParseManifest(reads_.Blob(output));
     if (m.kind != "dataset") throw Error(ErrorCode::kInvalidArgument, "prepare output " + output + " is not a dataset manifest");
-    db_.InTransaction([&] {
-      db_.PutArtifact(output, "dataset", t.stage->rec.id, m.meta, blob_list);
-      db_.AddEdge({Node("artifact", output), Node("stage", t.stage->rec.id), "derived_from", Json::object()});
+    effects_.Atomically([&] {
+      Apply(effect::PutArtifact{output, "dataset", t.stage->rec.id, m.meta, blob_list});
+      AddEdge(Node("artifact", output), Node("stage", t.stage->rec.id), "derived_from", Json::object());
     });
   } else if (output != t.last_checkpoint) {
     throw Error(ErrorCode::kInvalidArgument, "output " + output + " is not the last reported checkpoint");
@@ -252,8 +245,8 @@ void Coordinator::Complete(int64_t task_id, const Json& body) {
   FinishTask(t, TrialStatus::kSucceeded, "");
 }
 
-void Coordinator::Fail(int64_t task_id, const Json& body) {
-  std::lock_guard<std::mutex> lock(mu_);
+void RunState::Fail(int64_t task_id, const Json& body, const Instant& now) {
+  now_ = now;
   CheckAttempt(task_id, body);
   if (IsRepeatedReport(task_id, std::nullopt, "")) return;
   Task& t = FindTask(task_id);
@@ -263,8 +256,8 @@ void Coordinator::Fail(int64_t task_id, const Json& body) {
              body.value("reason", "no reason given"));
 }
 
-void Coordinator::WorkerLost(int worker_id, const std::string& reason) {
-  std::lock_guard<std::mutex> lock(mu_);
+void RunState::WorkerLost(int worker_id, const std::string& reason, const Instant& now) {
+  now_ = now;
   for (auto& [id, t] : tasks_) {
     if (!Is(t->rec.status, TrialStatus::kRunning) || t->worker != worker_id) continue;
     FenceAttempt(*t, reason);
