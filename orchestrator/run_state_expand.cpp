@@ -121,13 +121,7 @@ void RunState::ExpandTrain(Stage& stage, const std::string& dataset, const TaskA
     hp = hp_spec;
     model = spec.at("model");
   }
-  Json init = nullptr;
-  if (spec.contains("init_from")) {
-    Json from = ResolveInit(spec["init_from"]);
-    Crash("init_from.resolved");
-    resolved["init_from"] = from;
-    init = from["checkpoint"];
-  }
+  const Json init = InitFrom(spec, &resolved);
   stage.rec.resolved = resolved;
   Json concrete_model = SubstituteModel(model, hp);
   Json task = {{"kind", Name(TaskKind::kTrain)},
@@ -231,13 +225,7 @@ void RunState::ExpandAblation(Stage& stage, const std::string& dataset, const Ta
     hp = base.value("hyperparameters", Json::object());
     model = base.at("model");
   }
-  Json init = nullptr;
-  if (spec.contains("init_from")) {
-    Json from = ResolveInit(spec["init_from"]);
-    Crash("init_from.resolved");
-    resolved["init_from"] = from;
-    init = from["checkpoint"];
-  }
+  const Json init = InitFrom(spec, &resolved);
   const auto variants = AblationVariants(spec, model);
   Json listed = Json::array();
   for (const auto& v : variants) {
@@ -301,6 +289,14 @@ Json RunState::AblationOutput(Stage& stage) {
 }
 
 // init_from's selector resolved to a trial epoch and its checkpoint.
+Json RunState::InitFrom(const Json& spec, Json* resolved) {
+  if (!spec.contains("init_from")) return nullptr;
+  Json from = ResolveInit(spec["init_from"]);
+  Crash("init_from.resolved");
+  (*resolved)["init_from"] = from;
+  return from["checkpoint"];
+}
+
 Json RunState::ResolveInit(const Json& sel) {
   Json from = ResolveTrial(sel["stage"].get<std::string>(), sel["trial"]);
   auto trial = reads_.Trial(from["trial_id"].get<int64_t>());

@@ -145,6 +145,9 @@ class RunState {
   int64_t EffectiveStageId(const std::string& stage_name);
   Json ResolveTrial(const std::string& stage_name, const Json& selector);
   Json ResolveInit(const Json& selector);
+  // The checkpoint a stage's init_from names (null without one), recorded
+  // in `*resolved`.
+  Json InitFrom(const Json& spec, Json* resolved);
   Json AblationOutput(Stage& stage);
   Json CompareOutput(Stage& stage);
   std::string StudyOutput(Stage& stage);
