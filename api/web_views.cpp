@@ -46,8 +46,8 @@ Json RunSummaryJson(StoreHandle& store, const store::RunRecord& run) {
 }
 
 Json StageMetricsJson(StoreHandle& store, const store::StageRecord& stage) {
-  const bool asha = stage.spec.contains("pruner") && stage.spec["pruner"].is_object() &&
-                    stage.spec["pruner"].value("type", "") == "asha";
+  const bool asha = Is(stage.type, StageType::kTune) &&
+                    orchestrator::ParseStageSpec(stage.name, stage.spec).pruner.type == "asha";
   Json out = {{"run_id", stage.run_id}, {"stage", stage.name}, {"objective", StageObjective(stage)},
               {"metrics", Json::array()}, {"trials", Json::array()}};
   std::set<std::string> names;

@@ -13,18 +13,16 @@
 namespace baton::orchestrator {
 namespace {
 
-// The stages a stage takes weights or hyperparameters from, each with the
-// key its resolution is recorded under in StageRecord::resolved.
-std::vector<std::pair<std::string, std::string>> Selectors(const Json& spec) {
+// The stages a recorded stage takes weights or hyperparameters from, each
+// with the key its resolution is recorded under in StageRecord::resolved.
+std::vector<std::pair<std::string, std::string>> Selectors(const store::StageRecord& s) {
   std::vector<std::pair<std::string, std::string>> out;
-  auto name_at = [&](const char* field, const char* key, const char* resolved_key) {
-    if (!spec.contains(field) || !spec[field].is_object()) return;
-    const Json& sel = spec[field];
-    if (sel.contains(key) && sel[key].is_string()) out.emplace_back(sel[key].get<std::string>(), resolved_key);
-  };
-  name_at("init_from", "stage", "init_from");
-  name_at("hyperparameters", "from", "hyperparameters_from");
-  name_at("base", "from", "base");
+  const StageSpec spec = ParseStageSpec(s.name, s.spec);
+  if (spec.init_from) out.emplace_back(spec.init_from->trial.stage, "init_from");
+  if (spec.hyperparameters_from) {
+    out.emplace_back(spec.hyperparameters_from->stage,
+                     spec.type == StageType::kAblate ? "base" : "hyperparameters_from");
+  }
   return out;
 }
 
@@ -114,7 +112,7 @@ RetentionPlan PlanRetention(store::LineageDb& db, const std::unordered_set<std::
         }
       }
       if (RunFinished(run.status)) continue;
-      for (const auto& [upstream, resolved_key] : Selectors(d.spec)) {
+      for (const auto& [upstream, resolved_key] : Selectors(d)) {
         // Resolved when the stage starts (in the transaction that marks it
         // running); a stage that ended without resolving never will.
         const bool unresolved =

@@ -44,7 +44,7 @@ RunState::RunState(const Pipeline& pipeline, std::string run_id, const Coordinat
       stage->asha.reduction_factor = spec.pruner.reduction_factor;
       stage->synchronous = spec.synchronous;
       stage->timeout = spec.timeout_seconds;
-    } else if (spec.type == StageType::kAblate || (spec.type == StageType::kTrain && spec.doc.contains("compare"))) {
+    } else if (spec.type == StageType::kAblate || spec.compare) {
       stage->max_parallel = spec.max_parallel.value_or(cores);
     }
     stages_.push_back(std::move(stage));

@@ -108,20 +108,18 @@ void RunState::ExpandTrain(Stage& stage, const std::string& dataset, const TaskA
   Json resolved = Json::object();
   Json hp;
   Json model;
-  const Json& hp_spec = spec.at("hyperparameters");
   int64_t hp_trial = 0;
-  if (hp_spec.contains("from")) {
-    Json from = ResolveTrial(hp_spec["from"].get<std::string>(), hp_spec["trial"]);
+  if (const auto& sel = stage.typed->hyperparameters_from) {
+    Json from = ResolveTrial(*sel);
     hp = from["hyperparameters"];
     hp_trial = from["trial_id"].get<int64_t>();
     resolved["hyperparameters_from"] = from;
-    const Json& tune_spec = pipeline_.stage(hp_spec["from"].get<std::string>());
-    model = spec.contains("model") ? spec["model"] : tune_spec.at("model");
+    model = spec.contains("model") ? spec["model"] : pipeline_.stage(sel->stage).at("model");
   } else {
-    hp = hp_spec;
+    hp = spec.at("hyperparameters");
     model = spec.at("model");
   }
-  const Json init = InitFrom(spec, &resolved);
+  const Json init = InitFrom(*stage.typed, &resolved);
   stage.rec.resolved = resolved;
   Json concrete_model = SubstituteModel(model, hp);
   Json task = {{"kind", Name(TaskKind::kTrain)},
@@ -138,7 +136,7 @@ void RunState::ExpandTrain(Stage& stage, const std::string& dataset, const TaskA
   if (hp_trial != 0) {
     AddEdge(Node("trial", id), Node("trial", hp_trial), "hyperparameters_from", Json::object());
   }
-  if (spec.contains("compare")) ExpandComparison(stage, task, hp, hp_trial, seed, add_task);
+  if (stage.typed->compare) ExpandComparison(stage, task, hp, hp_trial, seed, add_task);
 }
 
 // The paper's protocol: per seed, the baseline and a start from each
@@ -146,28 +144,25 @@ void RunState::ExpandTrain(Stage& stage, const std::string& dataset, const TaskA
 // order and epoch count as the model's task `task`.
 void RunState::ExpandComparison(Stage& stage, const Json& task, const Json& hp, int64_t hp_trial, uint64_t seed,
                                    const TaskAdder& add_task) {
-  const Json& spec = *stage.spec;
-  const Json& compare = spec["compare"];
-  Json epochs_from = compare.value("epochs_from", Json::array({spec.at("init_from").at("epoch")}));
+  const CompareSpec& compare = *stage.typed->compare;
   Json variants = Json::array();
   variants.push_back({{"variant", "kaiming_uniform"}, {"tuning_epochs", 0}, {"checkpoint", ""}, {"checkpoint_bytes", 0}});
   std::vector<std::string> inits = {""};
-  for (const auto& e : epochs_from) {
-    Json sel = spec["init_from"];
-    sel["epoch"] = e;
+  for (const EpochSelector& e : compare.epochs_from) {
+    InitSelector sel = *stage.typed->init_from;
+    sel.epoch = e;
     Json from = ResolveInit(sel);
     const std::string checkpoint = from["checkpoint"].get<std::string>();
     const int tuning_epochs = from["epoch"].is_number_integer() ? from["epoch"].get<int>() + 1 : 0;
     const uint64_t bytes = reads_.CheckpointBytes(checkpoint, from["stage_id"].get<int64_t>());
-    variants.push_back({{"variant", "epoch:" + (e.is_string() ? e.get<std::string>() : e.dump())},
+    variants.push_back({{"variant", "epoch:" + e.Label()},
                         {"epoch", from["epoch"]}, {"tuning_epochs", tuning_epochs},
                         {"checkpoint", checkpoint}, {"checkpoint_bytes", bytes}});
     inits.push_back(checkpoint);
   }
-  stage.rec.resolved["compare"] = {{"variants", variants}, {"seeds", compare.at("seeds")},
-                                   {"target", compare.value("target", Json{{"fraction_of_baseline_best", 0.99}})}};
+  stage.rec.resolved["compare"] = {{"variants", variants}, {"seeds", compare.seeds}, {"target", compare.target}};
   int number = 1;
-  for (int s = 0; s < compare.at("seeds").get<int>(); ++s) {
+  for (int s = 0; s < compare.seeds; ++s) {
     const uint64_t seed_s = DeriveSeed(seed, "compare/seed/" + std::to_string(s));
     for (size_t v = 0; v < inits.size(); ++v) {
       Json t = task;
@@ -212,20 +207,20 @@ void RunState::ExpandAblation(Stage& stage, const std::string& dataset, const Ta
   const Json& spec = *stage.spec;
   const std::string& name = stage.rec.name;
   Json resolved = Json::object();
-  const Json& base = spec.at("base");
   Json model, hp;
   int64_t base_trial = 0;
-  if (base.contains("from")) {
-    Json from = ResolveTrial(base["from"].get<std::string>(), base["trial"]);
+  if (const auto& sel = stage.typed->hyperparameters_from) {
+    Json from = ResolveTrial(*sel);
     hp = from["hyperparameters"];
     base_trial = from["trial_id"].get<int64_t>();
     resolved["base"] = from;
-    model = pipeline_.stage(base["from"].get<std::string>()).at("model");
+    model = pipeline_.stage(sel->stage).at("model");
   } else {
+    const Json& base = spec.at("base");
     hp = base.value("hyperparameters", Json::object());
     model = base.at("model");
   }
-  const Json init = InitFrom(spec, &resolved);
+  const Json init = InitFrom(*stage.typed, &resolved);
   const auto variants = AblationVariants(spec, model);
   Json listed = Json::array();
   for (const auto& v : variants) {
@@ -289,30 +284,30 @@ Json RunState::AblationOutput(Stage& stage) {
 }
 
 // init_from's selector resolved to a trial epoch and its checkpoint.
-Json RunState::InitFrom(const Json& spec, Json* resolved) {
-  if (!spec.contains("init_from")) return nullptr;
-  Json from = ResolveInit(spec["init_from"]);
+Json RunState::InitFrom(const StageSpec& spec, Json* resolved) {
+  if (!spec.init_from) return nullptr;
+  Json from = ResolveInit(*spec.init_from);
   Crash("init_from.resolved");
   (*resolved)["init_from"] = from;
   return from["checkpoint"];
 }
 
-Json RunState::ResolveInit(const Json& sel) {
-  Json from = ResolveTrial(sel["stage"].get<std::string>(), sel["trial"]);
+Json RunState::ResolveInit(const InitSelector& sel) {
+  using Kind = EpochSelector::Kind;
+  Json from = ResolveTrial(sel.trial);
   auto trial = reads_.Trial(from["trial_id"].get<int64_t>());
   auto epochs = reads_.Epochs(trial->id);
-  const Json& ep = sel["epoch"];
   std::string checkpoint;
   Json epoch_value;
-  if (ep == "initial") {
+  if (sel.epoch.kind == Kind::kInitial) {
     checkpoint = trial->initial_checkpoint;
     epoch_value = "initial";
-  } else if (ep == "last") {
+  } else if (sel.epoch.kind == Kind::kLast) {
     if (epochs.empty()) throw Error(ErrorCode::kNotFound, "trial " + std::to_string(trial->number) + " has no epochs");
     checkpoint = epochs.back().checkpoint;
     epoch_value = epochs.back().epoch;
-  } else if (ep == "best") {
-    const Objective& objective = pipeline_.spec(sel["stage"].get<std::string>()).objective;
+  } else if (sel.epoch.kind == Kind::kBest) {
+    const Objective& objective = pipeline_.spec(sel.trial.stage).objective;
     const std::string& metric = objective.metric;
     const store::EpochRecord* best = nullptr;
     for (const auto& e : epochs) {
@@ -325,7 +320,7 @@ Json RunState::ResolveInit(const Json& sel) {
     checkpoint = best->checkpoint;
     epoch_value = best->epoch;
   } else {
-    int64_t k = ep.get<int64_t>();
+    const int k = sel.epoch.number;
     auto it = std::find_if(epochs.begin(), epochs.end(), [&](const store::EpochRecord& e) { return e.epoch == k; });
     if (it == epochs.end()) {
       throw Error(ErrorCode::kNotFound, "init_from: trial " + std::to_string(trial->number) + " has no epoch " +
@@ -349,7 +344,8 @@ Json RunState::ResolveInit(const Json& sel) {
   return from;
 }
 
-Json RunState::ResolveTrial(const std::string& stage_name, const Json& selector) {
+Json RunState::ResolveTrial(const TrialSelector& selector) {
+  const std::string& stage_name = selector.stage;
   const int64_t stage_id = EffectiveStageId(stage_name);
   const Objective& objective = pipeline_.spec(stage_name).objective;
   const std::string& metric = objective.metric;
@@ -371,15 +367,15 @@ Json RunState::ResolveTrial(const std::string& stage_name, const Json& selector)
   });
   const Ranked* pick = nullptr;
   int rank = 0;
-  if (selector.is_string() || selector.is_number_integer()) {
-    rank = selector.is_string() ? 1 : selector.get<int>();
+  if (!selector.number) {
+    rank = selector.rank;
     if (rank > static_cast<int>(ranked.size())) {
       throw Error(ErrorCode::kNotFound, "stage " + stage_name + " has " + std::to_string(ranked.size()) +
                                             " succeeded trials; cannot select rank " + std::to_string(rank));
     }
     pick = &ranked[rank - 1];
   } else {
-    int number = selector.at("id").get<int>();
+    const int number = *selector.number;
     for (size_t i = 0; i < ranked.size(); ++i) {
       if (ranked[i].trial.number == number) {
         pick = &ranked[i];

@@ -13,7 +13,40 @@ Objective ObjectiveOf(const Json& j) {
   return o;
 }
 
+TrialSelector TrialSelectorOf(const std::string& stage, const Json& trial) {
+  TrialSelector t;
+  t.stage = stage;
+  if (trial.is_number_integer()) t.rank = trial.get<int>();
+  if (trial.is_object()) t.number = trial.at("id").get<int>();
+  return t;
+}
+
+EpochSelector EpochSelectorOf(const Json& epoch) {
+  EpochSelector e;
+  if (epoch.is_number_integer()) {
+    e.kind = EpochSelector::Kind::kNumber;
+    e.number = epoch.get<int>();
+  } else if (epoch == "initial") {
+    e.kind = EpochSelector::Kind::kInitial;
+  } else if (epoch == "best") {
+    e.kind = EpochSelector::Kind::kBest;
+  }
+  return e;
+}
+
 }  // namespace
+
+Json EpochSelector::ToJson() const {
+  switch (kind) {
+    case Kind::kInitial: return "initial";
+    case Kind::kLast: return "last";
+    case Kind::kBest: return "best";
+    case Kind::kNumber: return number;
+  }
+  return nullptr;
+}
+
+std::string EpochSelector::Label() const { return kind == Kind::kNumber ? std::to_string(number) : ToJson().get<std::string>(); }
 
 StageSpec ParseStageSpec(const std::string& name, const Json& stage) {
   StageSpec s;
@@ -56,6 +89,28 @@ StageSpec ParseStageSpec(const std::string& name, const Json& stage) {
     const Json& keep = stage["checkpoints"]["keep"];
     s.keep = StageSpec::Keep{keep.value("best_k", 0), keep.value("last_k", 0)};
   }
+  const Json& from = s.type == StageType::kAblate ? stage.value("base", Json::object())
+                                                  : stage.value("hyperparameters", Json::object());
+  if ((s.type == StageType::kTrain || s.type == StageType::kAblate) && from.is_object() && from.contains("from")) {
+    s.hyperparameters_from = TrialSelectorOf(from["from"].get<std::string>(), from.value("trial", Json("best")));
+  }
+  if (stage.contains("init_from") && stage["init_from"].is_object()) {
+    const Json& init = stage["init_from"];
+    s.init_from = InitSelector{TrialSelectorOf(init.at("stage").get<std::string>(), init.at("trial")),
+                               EpochSelectorOf(init.at("epoch"))};
+  }
+  if (s.type == StageType::kTrain && stage.contains("compare") && stage["compare"].is_object()) {
+    const Json& compare = stage["compare"];
+    CompareSpec c;
+    c.seeds = compare.at("seeds").get<int>();
+    if (compare.contains("epochs_from")) {
+      for (const auto& e : compare["epochs_from"]) c.epochs_from.push_back(EpochSelectorOf(e));
+    } else if (s.init_from) {
+      c.epochs_from.push_back(s.init_from->epoch);
+    }
+    c.target = compare.value("target", Json{{"fraction_of_baseline_best", 0.99}});
+    s.compare = c;
+  }
   return s;
 }
 
@@ -64,8 +119,7 @@ std::map<std::string, StageSpec> ParseStageSpecs(const Json& pipeline_doc) {
   for (const auto& [name, stage] : pipeline_doc.at("stages").items()) specs.emplace(name, ParseStageSpec(name, stage));
   for (auto& [name, s] : specs) {
     if (s.type != StageType::kAblate || s.objective_given) continue;
-    const Json base = s.doc.value("base", Json::object());
-    auto from = base.contains("from") ? specs.find(base["from"].get<std::string>()) : specs.end();
+    auto from = s.hyperparameters_from ? specs.find(s.hyperparameters_from->stage) : specs.end();
     if (from != specs.end()) s.objective = from->second.objective;
   }
   return specs;

@@ -4,7 +4,7 @@
 // nowhere else: the coordinator, retention, the CLI, the API's views and
 // progress read these, not the stage's JSON. The stage as written stays in
 // `doc`: its canonical JSON is what the cache key hashes, and the model,
-// search space, hyperparameters and dataset are handed to workers as
+// search space, fixed hyperparameters and dataset are handed to workers as
 // written.
 #include <cstdint>
 #include <map>
@@ -24,6 +24,38 @@ struct Objective {
   // Whether `a` is better than `b`.
   bool Better(double a, double b) const { return mode == "min" ? a < b : a > b; }
   Json ToJson() const { return {{"metric", metric}, {"mode", mode}}; }
+};
+
+// Which trial of an earlier stage a stage builds on. Trials are ranked by
+// that stage's objective at their final epoch (succeeded trials only).
+struct TrialSelector {
+  std::string stage;
+  int rank = 1;               // "best": 1
+  std::optional<int> number;  // {"id": N}: trial number N, whatever its rank
+};
+
+// Which weights of the selected trial: its initial ones, its last or best
+// epoch (by the stage's objective), or epoch `number` (0-based).
+struct EpochSelector {
+  enum class Kind { kInitial, kLast, kBest, kNumber };
+  Kind kind = Kind::kLast;
+  int number = 0;
+  Json ToJson() const;      // as written: "initial", "last", "best" or the number
+  std::string Label() const;  // "initial", "last", "best" or "3"
+};
+
+// init_from: a trial's epoch to start from instead of Kaiming uniform.
+struct InitSelector {
+  TrialSelector trial;
+  EpochSelector epoch;
+};
+
+// A train stage's "compare": the model trained from scratch and from each
+// of `epochs_from`, `seeds` times.
+struct CompareSpec {
+  int seeds = 2;
+  std::vector<EpochSelector> epochs_from;  // default: init_from's epoch
+  Json target;                             // as written; default {"fraction_of_baseline_best": 0.99}
 };
 
 struct StageSpec {
@@ -68,6 +100,14 @@ struct StageSpec {
     int last_k = 0;
   };
   std::optional<Keep> keep;
+
+  // Selectors of earlier stages. hyperparameters_from: a train stage's
+  // "hyperparameters": {"from", "trial"}, an ablate stage's "base": {"from",
+  // "trial"}. The model, search space, fixed hyperparameters and dataset stay
+  // in `doc`: workers get them as written.
+  std::optional<TrialSelector> hyperparameters_from;
+  std::optional<InitSelector> init_from;  // train, ablate
+  std::optional<CompareSpec> compare;     // train
 };
 
 // The typed form of a validated stage `stage` named `name`. Throws

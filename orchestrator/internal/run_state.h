@@ -143,11 +143,11 @@ class RunState {
                         const TaskAdder& add_task);
   void ExpandAblation(Stage& stage, const std::string& dataset, const TaskAdder& add_task);
   int64_t EffectiveStageId(const std::string& stage_name);
-  Json ResolveTrial(const std::string& stage_name, const Json& selector);
-  Json ResolveInit(const Json& selector);
+  Json ResolveTrial(const TrialSelector& selector);
+  Json ResolveInit(const InitSelector& selector);
   // The checkpoint a stage's init_from names (null without one), recorded
   // in `*resolved`.
-  Json InitFrom(const Json& spec, Json* resolved);
+  Json InitFrom(const StageSpec& spec, Json* resolved);
   Json AblationOutput(Stage& stage);
   Json CompareOutput(Stage& stage);
   std::string StudyOutput(Stage& stage);

@@ -78,6 +78,48 @@ TEST(PipelineSpecTest, StagesAreTypedWithTheirDefaults) {
   EXPECT_EQ(RecordedObjective(p.stage("ablate"), Json::object()).metric, "val_accuracy");
 }
 
+TEST(PipelineSpecTest, SelectorsAreTypedWithTheirDefaults) {
+  TempDir dir;
+  Json doc = SmallPipeline(dir.path().string());
+  doc["stages"]["ablate"] = Json::parse(R"({"type": "ablate", "depends_on": ["tune"],
+      "base": {"from": "tune", "trial": 2}, "components": ["drop"], "epochs": 2,
+      "init_from": {"stage": "tune", "trial": {"id": 3}, "epoch": 1}})");
+  doc["stages"]["train"]["compare"] = {{"baseline", "kaiming_uniform"}, {"seeds", 3}};
+  Pipeline p = LoadPipeline(doc);
+  const StageSpec& train = p.spec("train");
+  ASSERT_TRUE(train.hyperparameters_from.has_value());
+  EXPECT_EQ(train.hyperparameters_from->stage, "tune");
+  EXPECT_EQ(train.hyperparameters_from->rank, 1);  // "best"
+  EXPECT_FALSE(train.hyperparameters_from->number.has_value());
+  ASSERT_TRUE(train.init_from.has_value());
+  EXPECT_EQ(train.init_from->epoch.kind, EpochSelector::Kind::kLast);
+  EXPECT_EQ(train.init_from->epoch.ToJson(), "last");
+  // compare without epochs_from starts from init_from's epoch; its target
+  // defaults to 99% of the baseline's best.
+  ASSERT_TRUE(train.compare.has_value());
+  EXPECT_EQ(train.compare->seeds, 3);
+  ASSERT_EQ(train.compare->epochs_from.size(), 1u);
+  EXPECT_EQ(train.compare->epochs_from[0].Label(), "last");
+  EXPECT_EQ(train.compare->target, Json({{"fraction_of_baseline_best", 0.99}}));
+  const StageSpec& ablate = p.spec("ablate");
+  ASSERT_TRUE(ablate.hyperparameters_from.has_value());
+  EXPECT_EQ(ablate.hyperparameters_from->rank, 2);
+  ASSERT_TRUE(ablate.init_from.has_value());
+  EXPECT_EQ(ablate.init_from->trial.number, 3);
+  EXPECT_EQ(ablate.init_from->epoch.kind, EpochSelector::Kind::kNumber);
+  EXPECT_EQ(ablate.init_from->epoch.Label(), "1");
+  EXPECT_FALSE(p.spec("tune").init_from.has_value());
+  EXPECT_FALSE(p.spec("tune").compare.has_value());
+
+  doc["stages"]["train"]["compare"]["epochs_from"] = {"initial", "best", 0};
+  doc["stages"]["train"]["compare"]["target"] = {{"accuracy", 0.8}};
+  p = LoadPipeline(doc);
+  std::vector<std::string> labels;
+  for (const auto& e : p.spec("train").compare->epochs_from) labels.push_back(e.Label());
+  EXPECT_EQ(labels, (std::vector<std::string>{"initial", "best", "0"}));
+  EXPECT_EQ(p.spec("train").compare->target, Json({{"accuracy", 0.8}}));
+}
+
 TEST(PipelineSpecTest, IdIgnoresKeyOrderAndWhitespace) {
   TempDir dir;
   Json a = SmallPipeline(dir.path().string());
