@@ -39,6 +39,7 @@
 #include "bench/bench_common.h"
 #include "common/error.h"
 #include "common/json_util.h"
+#include "common/vocabulary.h"
 #include "stages/dataset.h"
 #include "stages/worker.h"
 #include "store/checkpoint.h"
@@ -50,7 +51,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+using baton::Is;
 using baton::Json;
+using baton::TrialStatus;
 
 // The hyperparameters every path uses.
 constexpr double kDropout = 0.25;
@@ -419,7 +422,7 @@ BatonTrial RunBaton(const std::string& baton, const fs::path& dir, int repeat, W
     if (stage.name == "prep") t.dataset = stage.output;
     if (stage.name != "tune") continue;
     auto trials = db->GetTrials(stage.id);
-    if (trials.size() != 1 || trials[0].status != "succeeded") throw std::runtime_error("the tune trial did not succeed");
+    if (trials.size() != 1 || !Is(trials[0].status, TrialStatus::kSucceeded)) throw std::runtime_error("the tune trial did not succeed");
     t.trial_seconds = trials[0].finished_at - trials[0].started_at;
     const std::vector<baton::store::EpochRecord> epochs = db->GetEpochs(trials[0].id);
     for (size_t k = 0; k < epochs.size(); ++k) {

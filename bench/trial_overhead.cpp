@@ -37,13 +37,16 @@
 
 #include "bench/bench_common.h"
 #include "common/json_util.h"
+#include "common/vocabulary.h"
 #include "store/lineage_db.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+using baton::Is;
 using baton::Json;
+using baton::TrialStatus;
 
 double Median(std::vector<double> v) {
   if (v.empty()) return 0;
@@ -183,7 +186,7 @@ BatonRun RunBaton(const std::string& baton, const fs::path& dir, const fs::path&
     if (stage.name != "tune") continue;
     b.tune_seconds = stage.finished_at - stage.started_at;
     for (const auto& t : db->GetTrials(stage.id)) {
-      if (t.status != "succeeded") continue;
+      if (!Is(t.status, TrialStatus::kSucceeded)) continue;
       ++b.succeeded;
       b.trial.push_back(t.finished_at - t.started_at);
       const auto epochs = db->GetEpochs(t.id);

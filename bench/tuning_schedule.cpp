@@ -30,10 +30,14 @@
 
 #include "bench/bench_common.h"
 #include "common/json_util.h"
+#include "common/vocabulary.h"
 #include "store/lineage_db.h"
 
 namespace fs = std::filesystem;
+using baton::Is;
 using baton::Json;
+using baton::RunStatus;
+using baton::TrialStatus;
 
 namespace {
 
@@ -66,7 +70,7 @@ Outcome RunOnce(const std::string& baton, const fs::path& dir, const std::string
   if (rc != 0) throw std::runtime_error(label + ": baton run failed; see " + (dir / "run.log").string());
   auto db = baton::store::LineageDb::Open(store / "lineage.db");
   const auto runs = db->ListRuns(1);
-  if (runs.empty() || runs[0].status != "succeeded") throw std::runtime_error(label + ": run did not succeed");
+  if (runs.empty() || !Is(runs[0].status, RunStatus::kSucceeded)) throw std::runtime_error(label + ": run did not succeed");
   for (const auto& stage : db->GetStages(runs[0].id)) {
     if (stage.name != "tune") continue;
     o.tune_seconds = stage.finished_at - stage.started_at;
@@ -76,7 +80,7 @@ Outcome RunOnce(const std::string& baton, const fs::path& dir, const std::string
       const auto epochs = db->GetEpochs(t.id);
       o.epochs += static_cast<int>(epochs.size());
       // The study's ranking: succeeded trials by their final epoch.
-      if (t.status != "succeeded" || epochs.empty()) continue;
+      if (!Is(t.status, TrialStatus::kSucceeded) || epochs.empty()) continue;
       const double v = epochs.back().metrics.value("val_accuracy", -1.0);
       if (v > o.best) {
         o.best = v;
