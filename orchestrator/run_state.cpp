@@ -27,23 +27,18 @@ RunState::RunState(const Pipeline& pipeline, std::string run_id, const Coordinat
     }
     auto stage = std::make_unique<Stage>();
     stage->rec = *it;
-    stage->spec = &pipeline_.stage(name);
     const StageSpec& spec = pipeline_.spec(name);
     stage->typed = &spec;
     const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     if (spec.type == StageType::kTune) {
       stage->max_parallel = spec.max_parallel.value_or(options_.default_parallel);
-      stage->sampler = spec.sampler.type;
       stage->tpe.n_startup_trials = spec.sampler.n_startup_trials.value_or(stage->tpe.n_startup_trials);
       stage->tpe.n_ei_candidates = spec.sampler.n_ei_candidates.value_or(stage->tpe.n_ei_candidates);
-      stage->pruner = spec.pruner.type;
       stage->median.min_resource = spec.pruner.min_resource;
       stage->median.n_startup_trials = spec.pruner.n_startup_trials.value_or(stage->median.n_startup_trials);
       stage->asha.min_resource = spec.pruner.min_resource;
       stage->asha.max_resource = spec.pruner.max_resource;
       stage->asha.reduction_factor = spec.pruner.reduction_factor;
-      stage->synchronous = spec.synchronous;
-      stage->timeout = spec.timeout_seconds;
     } else if (spec.type == StageType::kAblate || spec.compare) {
       stage->max_parallel = spec.max_parallel.value_or(cores);
     }
@@ -128,7 +123,7 @@ std::string RunState::StageCacheKey(const Stage& stage) {
   Json key;
   key["format"] = 1;
   key["type"] = stage.rec.type;
-  key["spec"] = *stage.spec;
+  key["spec"] = stage.typed->doc;
   key["spec"].erase("depends_on");
   key["spec"].erase("checkpoints");  // retention changes what is kept, not what is computed
   key["seed"] = pipeline_.seed;
@@ -142,7 +137,7 @@ std::string RunState::StageCacheKey(const Stage& stage) {
   key["inputs"] = inputs;
   if (Is(stage.rec.type, StageType::kPrepare)) {
     // The dataset's bytes, not just its path: a changed file invalidates.
-    const Json& dataset = stage.spec->at("dataset");
+    const Json& dataset = stage.typed->doc.at("dataset");
     const std::string dir = dataset.at("path").get<std::string>();
     Json files = Json::object();
     std::vector<std::string> paths;

@@ -62,7 +62,7 @@ void RunState::ExpandStage(Stage& stage) {
 
 // One task: prepare the dataset as the stage says.
 void RunState::ExpandPrepare(Stage& stage, const TaskAdder& add_task) {
-  const Json& spec = *stage.spec;
+  const Json& spec = stage.typed->doc;
   const std::string& name = stage.rec.name;
   Json task = {{"kind", Name(TaskKind::kPrepare)}, {"prepare", spec}};
   task["prepare"].erase("depends_on");
@@ -73,11 +73,11 @@ void RunState::ExpandPrepare(Stage& stage, const TaskAdder& add_task) {
 // One task per trial, with the hyperparameters the sampler chose (TPE: when
 // the trial starts).
 void RunState::ExpandTune(Stage& stage, const std::string& dataset, const TaskAdder& add_task) {
-  const Json& spec = *stage.spec;
+  const Json& spec = stage.typed->doc;
   const std::string& name = stage.rec.name;
   // TPE decides a trial's hyperparameters when it starts, from the trials
   // finished by then; its records exist from the start all the same.
-  const bool lazy = stage.sampler == "tpe";
+  const bool lazy = stage.typed->sampler.type == "tpe";
   std::vector<Json> trials;
   if (lazy) {
     trials.assign(static_cast<size_t>(stage.typed->max_trials), Json::object());
@@ -103,7 +103,7 @@ void RunState::ExpandTune(Stage& stage, const std::string& dataset, const TaskAd
 // The model's task, from its resolved hyperparameters and init_from; with
 // "compare", also the comparison's tasks (ExpandComparison).
 void RunState::ExpandTrain(Stage& stage, const std::string& dataset, const TaskAdder& add_task) {
-  const Json& spec = *stage.spec;
+  const Json& spec = stage.typed->doc;
   const std::string& name = stage.rec.name;
   Json resolved = Json::object();
   Json hp;
@@ -204,7 +204,7 @@ Json RunState::CompareOutput(Stage& stage) {
 }
 
 void RunState::ExpandAblation(Stage& stage, const std::string& dataset, const TaskAdder& add_task) {
-  const Json& spec = *stage.spec;
+  const Json& spec = stage.typed->doc;
   const std::string& name = stage.rec.name;
   Json resolved = Json::object();
   Json model, hp;

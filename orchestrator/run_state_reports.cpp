@@ -61,8 +61,8 @@ Coordinator::Next RunState::NextTask(int worker_id, const Instant& at, Json* tas
   };
   if (earliest_retry > 0) wake(earliest_retry);
   for (auto& stage : stages_) {
-    if (stage->timeout > 0 && !stage->timed_out && Is(stage->rec.status, StageStatus::kRunning)) {
-      wake(stage->rec.started_at + stage->timeout);
+    if (stage->typed->timeout_seconds > 0 && !stage->timed_out && Is(stage->rec.status, StageStatus::kRunning)) {
+      wake(stage->rec.started_at + stage->typed->timeout_seconds);
     }
   }
   return Next::kWait;

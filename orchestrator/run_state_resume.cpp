@@ -18,7 +18,7 @@ void RunState::LoadForResume(const Instant& now) {
   effects_.Atomically([&] {
     for (auto& stage : stages_) {
       if (!Is(stage->rec.status, StageStatus::kRunning)) continue;  // pending ones expand as usual
-      const std::vector<int> rungs = stage->pruner == "asha" ? AshaRungs(stage->asha) : std::vector<int>{};
+      const std::vector<int> rungs = stage->typed->pruner.type == "asha" ? AshaRungs(stage->asha) : std::vector<int>{};
       std::vector<std::pair<Task*, int>> undecided;  // with their recorded attempts
       for (const auto& rec : reads_.Trials(stage->rec.id)) {
         auto t = std::make_unique<Task>();
@@ -66,7 +66,7 @@ void RunState::LoadForResume(const Instant& now) {
             }
           }
         }
-        if (stage->pruner == "median" && !t->values.empty() && !TrialFinished(rec.status)) {
+        if (stage->typed->pruner.type == "median" && !t->values.empty() && !TrialFinished(rec.status)) {
           undecided.push_back({t.get(), rec.attempts});
         }
         if (!TrialFinished(rec.status)) {

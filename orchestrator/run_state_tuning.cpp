@@ -23,18 +23,18 @@ std::vector<TrialCurve> RunState::Curves(const Stage& stage) {
 
 void RunState::ApplyTimeout(Stage& stage) {
   const double now = Now();
-  if (stage.timeout <= 0 || stage.timed_out || !Is(stage.rec.status, StageStatus::kRunning)) return;
-  if (now < stage.rec.started_at + stage.timeout) return;
+  if (stage.typed->timeout_seconds <= 0 || stage.timed_out || !Is(stage.rec.status, StageStatus::kRunning)) return;
+  if (now < stage.rec.started_at + stage.typed->timeout_seconds) return;
   // Optuna's semantics: no trial starts after the timeout; running ones finish.
   stage.timed_out = true;
   std::vector<Task*> skipped;
   for (Task* t : stage.tasks) {
     if (Is(t->rec.status, TrialStatus::kPending) && t->rec.attempts == 0) skipped.push_back(t);
   }
-  Emit("stage_timeout", stage.rec.name, 0, -1, {{"timeout_seconds", stage.timeout}, {"skipped", skipped.size()}});
+  Emit("stage_timeout", stage.rec.name, 0, -1, {{"timeout_seconds", stage.typed->timeout_seconds}, {"skipped", skipped.size()}});
   for (Task* t : skipped) {
     t->rec.status = Name(TrialStatus::kSkipped);
-    t->rec.reason = "budget.timeout_seconds (" + Json(stage.timeout).dump() + " s) ran out before it started";
+    t->rec.reason = "budget.timeout_seconds (" + Json(stage.typed->timeout_seconds).dump() + " s) ran out before it started";
     t->rec.finished_at = now;
     UpdateTrial(t->rec);
   }
@@ -42,7 +42,7 @@ void RunState::ApplyTimeout(Stage& stage) {
 }
 
 std::optional<AshaPromotion> RunState::PendingPromotion(const Stage& stage) {
-  if (stage.pruner != "asha" || stage.timed_out) return std::nullopt;
+  if (stage.typed->pruner.type != "asha" || stage.timed_out) return std::nullopt;
   auto curves = Curves(stage);
   auto promo = AshaNextPromotion(stage.asha, stage.objective().mode, curves);
   if (!promo) {
@@ -94,7 +94,7 @@ RunState::Task* RunState::Runnable(Stage& stage, double* earliest_retry) {
   // Synchronous rounds: the trials numbered [k*P, (k+1)*P) start only once
   // every trial of the earlier rounds has finished.
   int open_round = -1;
-  if (stage.synchronous) {
+  if (stage.typed->synchronous) {
     for (const Task* t : stage.tasks) {
       if (TrialFinished(t->rec.status)) continue;
       int round = t->rec.number / stage.max_parallel;
@@ -118,16 +118,16 @@ void RunState::SampleLazily(Stage& stage, Task& t) {
   for (const Task* o : stage.tasks) {
     if (o->values.empty() || (!Is(o->rec.status, TrialStatus::kSucceeded) && !Is(o->rec.status, TrialStatus::kPruned))) continue;
     Json params = Json::object();
-    for (const auto& [k, v] : stage.spec->at("search_space").items()) params[k] = o->rec.hyperparameters.at(k);
+    for (const auto& [k, v] : stage.typed->doc.at("search_space").items()) params[k] = o->rec.hyperparameters.at(k);
     observed.push_back({params, o->values.back()});
   }
   const uint64_t seed = DeriveSeed(pipeline_.seed, stage.rec.name + "/tpe/" + std::to_string(t.rec.number));
-  Json hp = stage.spec->value("hyperparameters", Json::object());
-  Json point = SampleTpe(stage.spec->at("search_space"), observed, stage.objective().mode, seed, stage.tpe);
+  Json hp = stage.typed->doc.value("hyperparameters", Json::object());
+  Json point = SampleTpe(stage.typed->doc.at("search_space"), observed, stage.objective().mode, seed, stage.tpe);
   for (const auto& [k, v] : point.items()) hp[k] = v;
   t.rec.hyperparameters = hp;
   t.rec.task["hyperparameters"] = hp;
-  t.rec.task["model"] = SubstituteModel(stage.spec->at("model"), hp);
+  t.rec.task["model"] = SubstituteModel(stage.typed->doc.at("model"), hp);
   t.sampled = true;
 }
 
@@ -140,14 +140,14 @@ std::string RunState::PruneReason(Stage& stage, Task& t) {
     std::snprintf(buf, sizeof(buf), "%.4g", v);
     return std::string(buf);
   };
-  if (stage.pruner == "median") {
+  if (stage.typed->pruner.type == "median") {
     MedianDecision d;
     if (!MedianStops(stage.median, stage.objective().mode, t.rec.number, t.values, Curves(stage), &d)) return "";
     return "median rule: best " + stage.objective().metric + " " + fmt(d.best) + " after " + std::to_string(done) +
            " epochs is worse than the median " + fmt(d.median) + " of " + std::to_string(d.compared) +
            " finished trials at that epoch";
   }
-  if (stage.pruner == "asha") {
+  if (stage.typed->pruner.type == "asha") {
     const std::vector<int> rungs = AshaRungs(stage.asha);
     for (int k = 0; k < static_cast<int>(rungs.size()); ++k) {
       if (rungs[k] != done || t.promotions != k) continue;

@@ -93,19 +93,14 @@ class RunState {
   };
   struct Stage {
     store::StageRecord rec;
-    const Json* spec = nullptr;        // as written: model, search space, dataset, selectors
-    const StageSpec* typed = nullptr;  // the same, typed with its defaults
+    const StageSpec* typed = nullptr;  // typed with its defaults; as written in typed->doc
     std::vector<Task*> tasks;
     int running = 0;
     int max_parallel = 1;
-    // tune stages (others keep these defaults)
-    std::string sampler = "random";
+    // tune stages: the searches' options from typed->sampler and typed->pruner
     TpeOptions tpe;
-    std::string pruner = "none";
     MedianRule median;
     AshaRule asha;
-    bool synchronous = false;
-    double timeout = 0;  // budget.timeout_seconds; 0: none
     bool timed_out = false;
     const Objective& objective() const { return typed->objective; }
   };
