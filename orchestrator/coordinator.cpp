@@ -173,6 +173,16 @@ bool Coordinator::Cancel(const std::string& reason) {
   return state_->Cancel(reason, At());
 }
 
+bool Coordinator::Abort(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return state_->Abort(reason, At());
+}
+
+void Coordinator::SetWorkerPlacement(int worker_id, Json placement) {
+  std::lock_guard<std::mutex> lock(mu_);
+  state_->SetPlacement(worker_id, std::move(placement));
+}
+
 bool Coordinator::Interrupt(const Error& cause) {
   std::lock_guard<std::mutex> lock(mu_);
   return state_->Interrupt(cause, At());

@@ -125,6 +125,14 @@ class Coordinator {
   // workers are told the run is over, and their late reports are refused.
   // Returns false if the run had already finished.
   bool Cancel(const std::string& reason);
+  // Ends the run now as "failed" with `reason`, as Cancel does: the
+  // executor cannot run its workers (a Slurm partition that does not exist,
+  // a job that cannot start). False if the run had already finished.
+  bool Abort(const std::string& reason);
+  // Where worker `worker_id` runs (e.g. {"executor": "slurm",
+  // "slurm_job_id": "42"}): recorded with every attempt it starts (the
+  // trial's placements) and in its trial_started event.
+  void SetWorkerPlacement(int worker_id, Json placement);
   // Stops the run because the store is out of space: `cause` is the
   // Error(kResourceExhausted) a store write threw, here or in the HTTP face.
   // The run becomes "interrupted" with a reason that names the cause and

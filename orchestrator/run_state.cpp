@@ -336,33 +336,44 @@ void RunState::FinishRunIfDone() {
 }
 
 bool RunState::Cancel(const std::string& reason, const Instant& at) {
+  return End(RunStatus::kCancelled, reason, at);
+}
+
+bool RunState::Abort(const std::string& reason, const Instant& at) {
+  return End(RunStatus::kFailed, reason, at);
+}
+
+bool RunState::End(RunStatus how, const std::string& reason, const Instant& at) {
   now_ = at;
   if (finished_) return false;
+  const bool cancelled = how == RunStatus::kCancelled;
+  const TrialStatus trial_status = cancelled ? TrialStatus::kCancelled : TrialStatus::kFailed;
+  const StageStatus stage_status = cancelled ? StageStatus::kCancelled : StageStatus::kFailed;
   const double now = Now();
   for (auto& [id, t] : tasks_) {
     if (TrialFinished(t->rec.status)) continue;
     if (Is(t->rec.status, TrialStatus::kRunning)) {
       t->stage->running -= 1;
-      FenceAttempt(*t, "the run was cancelled: " + reason);
+      FenceAttempt(*t, (cancelled ? "the run was cancelled: " : "the run failed: ") + reason);
     }
     t->worker = -1;
-    t->rec.status = Name(TrialStatus::kCancelled);
+    t->rec.status = Name(trial_status);
     t->rec.reason = reason;
     t->rec.finished_at = now;
     UpdateTrial(t->rec);
     Emit("trial_finished", t->stage->rec.name, t->rec.id, t->rec.number,
-         {{"status", Name(TrialStatus::kCancelled)}, {"epochs", t->last_epoch + 1}, {"reason", reason}});
+         {{"status", Name(trial_status)}, {"epochs", t->last_epoch + 1}, {"reason", reason}});
   }
   for (auto& s : stages_) {
     if (StageFinished(s->rec.status)) continue;
-    s->rec.status = Name(StageStatus::kCancelled);
+    s->rec.status = Name(stage_status);
     s->rec.error = reason;
     s->rec.finished_at = now;
     UpdateStage(s->rec);
-    Emit("stage_finished", s->rec.name, 0, -1, {{"status", Name(StageStatus::kCancelled)}, {"error", reason}});
+    Emit("stage_finished", s->rec.name, 0, -1, {{"status", Name(stage_status)}, {"error", reason}});
   }
   auto run = reads_.Run(run_id_);
-  run->status = Name(RunStatus::kCancelled);
+  run->status = Name(how);
   run->error = reason;
   run->finished_at = now;
   Apply(effect::UpdateRun{*run});

@@ -35,6 +35,10 @@ Coordinator::Next RunState::NextTask(int worker_id, const Instant& at, Json* tas
     RenewLease(*t);
     t->stop_requested = false;
     t->stop_reason.clear();
+    Json placement = {{"attempt", t->rec.attempts}, {"worker", worker_id}, {"executor", "local"}, {"started_at", now}};
+    if (auto where = placements_.find(worker_id); where != placements_.end()) placement.update(where->second);
+    if (!t->rec.placements.is_array()) t->rec.placements = Json::array();
+    t->rec.placements.push_back(placement);
     UpdateTrial(t->rec);
     Crash("trial.started");
     stage->running += 1;
@@ -51,7 +55,7 @@ Coordinator::Next RunState::NextTask(int worker_id, const Instant& at, Json* tas
     }
     Emit("trial_started", stage->rec.name, t->rec.id, t->rec.number,
          {{"attempt", t->rec.attempts}, {"worker", worker_id}, {"hyperparameters", t->rec.hyperparameters},
-          {"start_epoch", t->last_epoch + 1}});
+          {"start_epoch", t->last_epoch + 1}, {"placement", placement}});
     return Next::kTask;
   }
   // When a retry's backoff or a stage's budget runs out, a waiting worker

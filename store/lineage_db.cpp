@@ -339,8 +339,8 @@ int64_t SqliteLineageDb::AddTrial(const TrialRecord& trial) {
   Prepare(
       "INSERT INTO trials (stage_id, number, kind, hyperparameters, task, "
       "seed, status, attempts, reason, initial_checkpoint, output, "
-      "started_at, finished_at) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "started_at, finished_at, placements) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       "adding trial " + std::to_string(trial.number) + " to stage " +
           std::to_string(trial.stage_id))
       .Int(1, trial.stage_id)
@@ -356,6 +356,7 @@ int64_t SqliteLineageDb::AddTrial(const TrialRecord& trial) {
       .Text(11, trial.output)
       .Real(12, trial.started_at)
       .Real(13, trial.finished_at)
+      .JsonText(14, trial.placements)
       .Run();
   return connection_->LastInsertId();
 }
@@ -367,7 +368,7 @@ void SqliteLineageDb::UpdateTrial(const TrialRecord& trial) {
       Prepare(
           "UPDATE trials SET hyperparameters = ?, task = ?, seed = ?, "
           "status = ?, attempts = ?, reason = ?, initial_checkpoint = ?, "
-          "output = ?, started_at = ?, finished_at = ? WHERE id = ?",
+          "output = ?, started_at = ?, finished_at = ?, placements = ? WHERE id = ?",
           "updating trial " + id)
           .JsonText(1, trial.hyperparameters)
           .JsonText(2, trial.task)
@@ -379,7 +380,8 @@ void SqliteLineageDb::UpdateTrial(const TrialRecord& trial) {
           .Text(8, trial.output)
           .Real(9, trial.started_at)
           .Real(10, trial.finished_at)
-          .Int(11, trial.id)
+          .JsonText(11, trial.placements)
+          .Int(12, trial.id)
           .Run();
   if (changed == 0) throw NotFound("trial " + id);
 }

@@ -59,6 +59,10 @@ struct TrialRecord {
   std::string output;              // final checkpoint or dataset artifact
   double started_at = 0;
   double finished_at = 0;
+  // Where each attempt ran, one object per attempt in order: {"attempt",
+  // "worker", "executor", "started_at"} and what the executor adds (Slurm:
+  // "slurm_job_id").
+  Json placements = Json::array();
 };
 
 struct EpochRecord {

@@ -157,6 +157,11 @@ CREATE TABLE idempotency_keys (
   created_at  REAL NOT NULL
 ) WITHOUT ROWID;
 )sql",
+      // 4: where each attempt of a trial ran: a JSON array with one object
+      // per attempt (attempt, worker, executor, and e.g. the Slurm job id).
+      R"sql(
+ALTER TABLE trials ADD COLUMN placements TEXT NOT NULL DEFAULT '[]';
+)sql",
   };
   return kMigrations;
 }
@@ -170,7 +175,7 @@ const char* const kStageCols =
     "resolved, started_at, finished_at, error";
 const char* const kTrialCols =
     "id, stage_id, number, kind, hyperparameters, task, seed, status, "
-    "attempts, reason, initial_checkpoint, output, started_at, finished_at";
+    "attempts, reason, initial_checkpoint, output, started_at, finished_at, placements";
 
 RunRecord ReadRun(const sql::Statement& s) {
   return RunRecord{s.ColText(0), s.ColText(1), s.ColText(2), s.ColText(3),
@@ -211,6 +216,7 @@ TrialRecord ReadTrial(const sql::Statement& s) {
   r.output = s.ColText(11);
   r.started_at = s.ColReal(12);
   r.finished_at = s.ColReal(13);
+  r.placements = s.ColJson(14);
   return r;
 }
 

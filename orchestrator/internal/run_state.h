@@ -60,6 +60,9 @@ class RunState {
   Json Heartbeat(int64_t task_id, const Json& body, const Instant& now);
   std::vector<int> ExpireLeases(const Instant& now);
   bool Cancel(const std::string& reason, const Instant& now);
+  bool Abort(const std::string& reason, const Instant& now);
+  // Where `worker_id` runs, recorded with each attempt it starts.
+  void SetPlacement(int worker_id, Json placement) { placements_[worker_id] = std::move(placement); }
   bool Interrupt(const Error& cause, const Instant& now);
 
   bool finished() const { return finished_; }
@@ -128,6 +131,9 @@ class RunState {
   void FinishTask(Task& task, TrialStatus status, const std::string& reason);
   void MaybeFinishStage(Stage& stage);
   void FinishRunIfDone();
+  // Cancel and Abort: every unfinished trial and stage ends (cancelled or
+  // failed) with `reason`, then the run.
+  bool End(RunStatus how, const std::string& reason, const Instant& at);
   std::string StageCacheKey(const Stage& stage);
   // run_state_expand.cpp: stages into tasks, selectors, stage outputs.
   void ExpandStage(Stage& stage);
@@ -178,6 +184,7 @@ class RunState {
 
   std::vector<std::unique_ptr<Stage>> stages_;  // pipeline order
   std::map<int64_t, std::unique_ptr<Task>> tasks_;
+  std::map<int, Json> placements_;  // worker -> where it runs (SetPlacement)
   bool finished_ = false;
   bool resumed_ = false;     // LoadForResume ran
   std::string interrupted_;  // Interrupt's reason; "" while not interrupted

@@ -219,5 +219,39 @@ TEST_F(LeaseTest, CancellingTheRunEndsTheRunningAttempts) {
   EXPECT_TRUE(c->ExpireLeases().empty());
 }
 
+// An executor that cannot run workers (Slurm refusing its jobs) aborts the
+// run: everything unfinished fails with the executor's reason, and the
+// running attempt's worker hears so.
+TEST_F(LeaseTest, AbortingTheRunFailsWhatIsUnfinishedWithTheReason) {
+  auto c = StartWithOneTrial(/*max_attempts=*/3);
+  c->SetWorkerPlacement(1, {{"executor", "slurm"}, {"slurm_job_id", "42"}});
+  Json task;
+  ASSERT_EQ(c->NextTask(1, 10ms, &task), Coordinator::Next::kTask);
+  const int64_t id = task["id"].get<int64_t>();
+  // Where the attempt runs is recorded with it.
+  const auto running = *db_->GetTrial(id);
+  ASSERT_EQ(running.placements.size(), 1u) << running.placements.dump();
+  EXPECT_EQ(running.placements[0]["slurm_job_id"], "42");
+  EXPECT_EQ(running.placements[0]["worker"], 1);
+  EXPECT_EQ(running.placements[0]["attempt"], 1);
+
+  ASSERT_TRUE(c->Abort("Slurm refused the worker job: Invalid partition name specified"));
+  EXPECT_FALSE(c->Abort("twice"));
+  EXPECT_EQ(c->Status(), "failed");
+  const auto trial = *db_->GetTrial(id);
+  EXPECT_EQ(trial.status, "failed");
+  EXPECT_EQ(trial.attempts, 1) << "an aborted run retries nothing";
+  EXPECT_NE(trial.reason.find("Invalid partition name"), std::string::npos) << trial.reason;
+  auto answer = Thrown([&] { c->Heartbeat(id, {{"attempt", 1}}); });
+  EXPECT_EQ(answer.first, ErrorCode::kAborted);
+  EXPECT_NE(answer.second.find("the run failed: Slurm refused"), std::string::npos) << answer.second;
+  const auto run = *db_->GetRun(c->run_id());
+  EXPECT_EQ(run.status, "failed");
+  EXPECT_NE(run.error.find("Invalid partition name"), std::string::npos) << run.error;
+  for (const auto& s : db_->GetStages(c->run_id())) {
+    if (s.status != "succeeded") EXPECT_EQ(s.status, "failed") << s.name;
+  }
+}
+
 }  // namespace
 }  // namespace baton::orchestrator

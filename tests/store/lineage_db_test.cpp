@@ -53,10 +53,10 @@ class LineageDbTest : public ::testing::Test {
 };
 
 TEST_F(LineageDbTest, MigrationsSetTheSchemaVersion) {
-  EXPECT_EQ(db_->SchemaVersion(), 3);
+  EXPECT_EQ(db_->SchemaVersion(), 4);
   db_.reset();
   db_ = LineageDb::Open(File());  // already migrated: a no-op
-  EXPECT_EQ(db_->SchemaVersion(), 3);
+  EXPECT_EQ(db_->SchemaVersion(), 4);
 }
 
 TEST_F(LineageDbTest, AnIdempotencyKeyNamesItsFirstRunForGoodAndOutlivesTheConnection) {
@@ -180,9 +180,13 @@ TEST_F(LineageDbTest, StagesAndTrialsRoundTrip) {
   done.status = "pruned";
   done.reason = "median rule";
   done.attempts = 2;
+  EXPECT_EQ(done.placements, Json::array());  // none until an attempt starts
+  done.placements = {{{"attempt", 1}, {"executor", "slurm"}, {"slurm_job_id", "17"}},
+                     {{"attempt", 2}, {"executor", "slurm"}, {"slurm_job_id", "18"}}};
   db_->UpdateTrial(done);
   EXPECT_EQ(db_->GetTrial(t1)->reason, "median rule");
   EXPECT_EQ(db_->GetTrial(t1)->attempts, 2);
+  EXPECT_EQ(db_->GetTrial(t1)->placements, done.placements);
   trial.stage_id = 999;
   EXPECT_EQ(CodeOf([&] { db_->AddTrial(trial); }), ErrorCode::kNotFound);
 }

@@ -116,7 +116,7 @@ TEST_F(LineageReadersTest, ReadsGoOnWhileAnotherThreadHoldsAWriteTransaction) {
   EXPECT_EQ(db_->Upstream("checkpoint:" + Sha256Hex("r-old")).size(), 1u);
   EXPECT_EQ(db_->ListCheckpoints().size(), 1u);
   EXPECT_EQ(db_->Usage().size(), 1u);
-  EXPECT_EQ(db_->SchemaVersion(), 3);
+  EXPECT_EQ(db_->SchemaVersion(), 4);
 
   writer.Commit();
   EXPECT_TRUE(writer.released_in_time());
