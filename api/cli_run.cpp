@@ -69,7 +69,7 @@ int ExecuteWithProgress(StoreHandle& store, orchestrator::Coordinator& coordinat
   ProgressPrinter printer(out, live, pipeline.specs, pipeline.order);
   coordinator.AddObserver(&printer);
 
-  executor::ExecuteRun(coordinator, LocalExecution(store, run_id, options.workers), [&] { printer.Tick(); });
+  executor::ExecuteRun(coordinator, Execution(store, coordinator, options.workers), [&] { printer.Tick(); });
   printer.Finish();
 
   const std::string status = coordinator.Status();
@@ -114,6 +114,23 @@ int CmdResume(const std::string& store_dir, const std::string& run_id, const Run
   return ExecuteWithProgress(store, *coordinator, options, "resuming run");
 }
 
+void AddWorkerOptions(CLI::App* command, WorkerOptions* options) {
+  command->add_option("--workers", options->workers,
+                      "workers kept for a run (default: cores, at most what stages use; on Slurm what stages use)");
+  command->add_option("--executor", options->executor,
+                      "where workers run: local (processes here) or slurm (one sbatch job per worker); default: the "
+                      "pipeline's \"executor\", else local")
+      ->check(CLI::IsMember({"local", "slurm"}));
+  command->add_option("--bind", options->access.bind,
+                      "address the workers' endpoint listens on (default 127.0.0.1; Slurm nodes other than this "
+                      "machine need one they can reach, e.g. 0.0.0.0)");
+  command->add_option("--worker-port", options->access.port, "port of the workers' endpoint (default: any free one)")
+      ->check(CLI::Range(0, 65535));
+  command->add_option("--worker-url", options->access.url,
+                      "URL the workers are given for that endpoint (default http://BIND:PORT, this host's name for "
+                      "0.0.0.0)");
+}
+
 void AddRunCommands(CLI::App& app, const GlobalOptions& g, CliAction* action) {
   struct State {
     std::string file;
@@ -137,7 +154,7 @@ void AddRunCommands(CLI::App& app, const GlobalOptions& g, CliAction* action) {
       app.add_subcommand("resume", "resume a run whose `baton run` was killed or ran out of disk, where it stopped");
   resume->add_option("RUN", st->run_id, "run id")->required();
   for (CLI::App* c : {run, resume}) {
-    c->add_option("--workers", st->run.workers, "worker processes (default: cores, at most what stages use)");
+    AddWorkerOptions(c, &st->run.workers);
     c->add_flag("--json", st->run.json, "print the result as JSON");
     c->add_flag("--no-progress", st->no_progress, "plain log lines even on a terminal");
     c->add_option("--lease-seconds", st->run.lease_seconds, kLeaseHelp)->check(CLI::Range(0.1, 86400.0));

@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "api/internal/cli.h"
+#include "api/internal/cli_run.h"
 #include "api/http_server.h"
 #include "api/internal/run_manager.h"
 #include "common/error.h"
@@ -25,7 +26,7 @@ struct ServeOptions {
   int port = 8080;                  // 0 = any free port
   bool public_read = false;         // reads without the token
   int max_runs = 2;                 // runs executing at once
-  int workers = 0;                  // worker processes per run (0 = as `baton run`)
+  WorkerOptions workers;            // where each run's workers run (as `baton run`)
   int threads = 16;                 // request threads (each event stream holds one)
   size_t max_body_bytes = 16u << 20;  // largest request body (413 above)
   std::string web_dir;              // a folder to serve the web UI from; "" = the files built into baton
@@ -144,7 +145,7 @@ void AddServeCommand(CLI::App& app, const GlobalOptions& g, CliAction* action) {
   serve->add_option("--port", options->port, "port (default 8080; 0 = any free one)");
   serve->add_flag("--public-read", options->public_read, "let reads through without the token");
   serve->add_option("--max-runs", options->max_runs, "runs executing at once (default 2)")->check(CLI::PositiveNumber);
-  serve->add_option("--workers", options->workers, "worker processes per run (default: as baton run)");
+  AddWorkerOptions(serve, &options->workers);
   serve->add_option("--lease-seconds", options->lease_seconds, kLeaseHelp)->check(CLI::Range(0.1, 86400.0));
   serve->add_option("--web-dir", options->web_dir,
                     "serve the web UI from this folder (e.g. node web/build.mjs DIR --dev) instead of the files built "

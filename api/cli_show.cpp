@@ -45,6 +45,18 @@ std::string Num(const Json& v) {
   return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
+// Where a trial's attempts ran when an executor said more than "local"
+// ("slurm job 6 (attempt 1), slurm job 9 (attempt 2)"); "" otherwise.
+std::string RanOn(const Json& trial) {
+  std::string out;
+  for (const auto& p : trial.value("placements", Json::array())) {
+    if (!p.contains("slurm_job_id")) continue;
+    out += (out.empty() ? "" : ", ") + std::string("slurm job ") + Num(p["slurm_job_id"]) + " (attempt " +
+           Num(p.value("attempt", Json(0))) + ")";
+  }
+  return out;
+}
+
 store::RunRecord MustRun(StoreHandle& store, const std::string& id) {
   auto run = store.db->GetRun(id);
   if (!run) throw Error(ErrorCode::kNotFound, "no run " + id + " in store " + store.dir + " (see `baton runs`)");
@@ -102,7 +114,7 @@ Json TrialJson(const TrialView& v) {
   Json j = {{"trial_id", v.trial.id}, {"number", v.trial.number}, {"status", v.trial.status},
             {"reason", v.trial.reason}, {"attempts", v.trial.attempts}, {"hyperparameters", v.trial.hyperparameters},
             {"epochs_run", v.epochs.size()}, {"initial_checkpoint", v.trial.initial_checkpoint},
-            {"output", v.trial.output}, {"epochs", Json::array()}};
+            {"output", v.trial.output}, {"placements", v.trial.placements}, {"epochs", Json::array()}};
   if (v.has_final) {
     j["final_objective"] = v.final_value;
     j["best_objective"] = v.best_value;
@@ -445,6 +457,7 @@ void PrintStage(const std::string& run_id, const Json& s, const Json& spec) {
                   t["epochs_run"].get<size_t>(), has_final ? Num(t["final_objective"]).c_str() : "-",
                   has_final ? Num(t["best_objective"]).c_str() : "-", hp.c_str());
       if (!Text(t, "reason").empty()) std::printf("      reason: %s\n", Text(t, "reason").c_str());
+      if (const std::string where = RanOn(t); !where.empty()) std::printf("      ran on: %s\n", where.c_str());
     }
   } else {
     const Json comparison = s.value("comparison", Json());
@@ -452,6 +465,7 @@ void PrintStage(const std::string& run_id, const Json& s, const Json& spec) {
       if (!comparison.is_null() && t.contains("variant")) continue;  // in the table below
       std::printf("task %d %s%s\n", t["number"].get<int>(), Text(t, "status").c_str(),
                   Text(t, "reason").empty() ? "" : (": " + Text(t, "reason")).c_str());
+      if (const std::string where = RanOn(t); !where.empty()) std::printf("ran on: %s\n", where.c_str());
       if (!Text(t, "initial_checkpoint").empty()) {
         std::printf("initial checkpoint %s\n", Text(t, "initial_checkpoint").c_str());
       }

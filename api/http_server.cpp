@@ -1,6 +1,8 @@
 #include "api/http_server.h"
 #include "api/internal/http_server.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <random>
@@ -194,25 +196,44 @@ namespace {
 
 class InternalEndpoint : public executor::WorkerEndpoint {
  public:
-  InternalEndpoint(orchestrator::Coordinator& coordinator, store::BlobStore& blobs, int workers)
-      : server_(HttpServerOptions::ForWorkers(workers)), token_(NewToken()) {
+  InternalEndpoint(orchestrator::Coordinator& coordinator, store::BlobStore& blobs, int workers,
+                   const WorkerAccess& access)
+      : server_(Options(workers, access)), token_(NewToken()) {
     server_.MountInternal(&coordinator, &blobs, token_);
-    server_.Start();
+    const int port = server_.Start();
+    url_ = access.url;
+    if (url_.empty()) {
+      std::string host = access.bind;
+      if (host == "0.0.0.0" || host == "::" || host.empty()) {
+        char name[256] = {0};
+        host = gethostname(name, sizeof(name) - 1) == 0 && name[0] != 0 ? name : "127.0.0.1";
+      }
+      if (host.find(':') != std::string::npos) host = "[" + host + "]";
+      url_ = "http://" + host + ":" + std::to_string(port);
+    }
   }
   ~InternalEndpoint() override { server_.Stop(); }
-  std::string url() const override { return server_.url(); }
+  std::string url() const override { return url_; }
   std::string token() const override { return token_; }
 
  private:
+  static HttpServerOptions Options(int workers, const WorkerAccess& access) {
+    HttpServerOptions options = HttpServerOptions::ForWorkers(workers);
+    options.host = access.bind;
+    options.port = access.port;
+    return options;
+  }
   HttpServer server_;
   const std::string token_;
+  std::string url_;
 };
 
 }  // namespace
 
 std::unique_ptr<executor::WorkerEndpoint> ServeWorkers(orchestrator::Coordinator& coordinator,
-                                                       store::BlobStore& blobs, int workers) {
-  return std::make_unique<InternalEndpoint>(coordinator, blobs, workers);
+                                                       store::BlobStore& blobs, int workers,
+                                                       const WorkerAccess& access) {
+  return std::make_unique<InternalEndpoint>(coordinator, blobs, workers, access);
 }
 
 bool detail::ConstantTimeEquals(const std::string& a, const std::string& b) {

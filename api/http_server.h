@@ -74,11 +74,22 @@ class HttpServer {
 // The OpenAPI 3 document of MountApi's routes (api/openapi.json, compiled in).
 const char* OpenApiRaw();
 
-// Serves `coordinator`'s worker endpoints (/internal/v1) and `blobs` on
-// loopback, with a fresh token, to `workers` workers, until the endpoint is
-// destroyed: how runs executed here are served (ExecuteOptions::serve).
+// Where a run's worker endpoint listens and how workers reach it.
+struct WorkerAccess {
+  std::string bind = "127.0.0.1";  // the address to listen on: loopback unless asked otherwise
+  int port = 0;                     // 0 = any free port
+  // The URL workers are given. "" = http://BIND:PORT, with this machine's
+  // host name for a wildcard BIND (0.0.0.0, ::).
+  std::string url;
+};
+
+// Serves `coordinator`'s worker endpoints (/internal/v1) and `blobs` where
+// `access` says (loopback by default), with a fresh token, to `workers`
+// workers, until the endpoint is destroyed: how runs executed here are
+// served (ExecuteOptions::serve).
 std::unique_ptr<executor::WorkerEndpoint> ServeWorkers(orchestrator::Coordinator& coordinator,
-                                                       store::BlobStore& blobs, int workers);
+                                                       store::BlobStore& blobs, int workers,
+                                                       const WorkerAccess& access = {});
 
 // A random 256-bit token, hex.
 std::string NewToken();

@@ -129,8 +129,11 @@ void ProgressPrinter::Log(const orchestrator::Event& e) {
     what = e.stage + ": " + e.data.value("status", "");
     if (e.data.contains("error")) what += ": " + e.data["error"].get<std::string>();
   } else if (e.type == "trial_started") {
-    what = e.stage + ": " + trial + " started on worker " +
-           std::to_string(e.data.value("worker", -1)) + " (attempt " + std::to_string(e.data.value("attempt", 1)) + ")";
+    const Json placement = e.data.value("placement", Json::object());
+    const std::string job =
+        placement.contains("slurm_job_id") ? ", Slurm job " + placement["slurm_job_id"].get<std::string>() : "";
+    what = e.stage + ": " + trial + " started on worker " + std::to_string(e.data.value("worker", -1)) + " (attempt " +
+           std::to_string(e.data.value("attempt", 1)) + job + ")";
   } else if (e.type == "epoch") {
     char buf[64];
     std::snprintf(buf, sizeof(buf), " (%.1fs)", e.data.value("seconds", 0.0));

@@ -4,6 +4,7 @@
 
 #include "api/http_server.h"
 #include "common/error.h"
+#include "executor/slurm.h"
 #include "common/vocabulary.h"
 #include "orchestrator/events.h"
 
@@ -15,12 +16,21 @@ constexpr size_t kMaxQueued = 64;
 
 }  // namespace
 
-executor::ExecuteOptions LocalExecution(StoreHandle& store, const std::string& run_id, int workers) {
+executor::ExecuteOptions Execution(StoreHandle& store, const orchestrator::Coordinator& coordinator,
+                                   const WorkerOptions& workers) {
   executor::ExecuteOptions options;
-  options.workers = workers;
-  options.log_dir = store.dir + "/logs/" + run_id;
+  options.workers = workers.workers;
+  options.log_dir = store.dir + "/logs/" + coordinator.run_id();
   store::BlobStore* blobs = store.blobs.get();
-  options.serve = [blobs](orchestrator::Coordinator& coordinator, int n) { return ServeWorkers(coordinator, *blobs, n); };
+  const WorkerAccess access = workers.access;
+  options.serve = [blobs, access](orchestrator::Coordinator& c, int n) { return ServeWorkers(c, *blobs, n, access); };
+  orchestrator::ExecutorSpec spec = coordinator.pipeline().executor;
+  if (!workers.executor.empty()) spec.type = orchestrator::ParseExecutorType(workers.executor);
+  if (spec.type == orchestrator::ExecutorType::kSlurm) {
+    // Slurm gives each job its own cores: as many workers as stages use.
+    if (options.workers <= 0) options.workers = std::max(1, coordinator.MaxParallel());
+    options.make_executor = executor::SlurmExecutorFactory(spec);
+  }
   return options;
 }
 
@@ -184,7 +194,7 @@ void RunManager::Execute(Entry& entry) {
     }
     entry.coordinator = &coordinator;  // Cancel may end it from here on
   }
-  executor::ExecuteRun(coordinator, LocalExecution(store_, entry.run_id, options_.workers), [] {});
+  executor::ExecuteRun(coordinator, Execution(store_, coordinator, options_.workers), [] {});
   std::lock_guard<std::mutex> lock(mu_);
   entry.coordinator = nullptr;
 }

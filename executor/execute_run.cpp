@@ -32,6 +32,7 @@ void ExecuteRun(orchestrator::Coordinator& coordinator, const ExecuteOptions& op
   std::unique_ptr<Executor> executor;
   if (coordinator.HasWork()) {
     WorkerLaunch launch;
+    launch.run_id = coordinator.run_id();
     launch.coordinator_url = endpoint->url();
     launch.token = endpoint->token();
     launch.workers = workers;
@@ -41,6 +42,10 @@ void ExecuteRun(orchestrator::Coordinator& coordinator, const ExecuteOptions& op
       interrupt_if_full([&] { coordinator.WorkerLost(worker, reason); });
     };
     events.has_work = [&] { return coordinator.HasWork(); };
+    events.on_placed = [&](int worker, Json placement) {
+      interrupt_if_full([&] { coordinator.SetWorkerPlacement(worker, std::move(placement)); });
+    };
+    events.on_fatal = [&](const std::string& reason) { interrupt_if_full([&] { coordinator.Abort(reason); }); };
     executor = options.make_executor ? options.make_executor(launch, std::move(events))
                                      : MakeLocalPool(launch, std::move(events));
     executor->Start();

@@ -5,10 +5,13 @@
 #include <memory>
 #include <string>
 
+#include "common/json_util.h"
+
 namespace baton::executor {
 
 // What every worker of a run is started with, wherever it runs.
 struct WorkerLaunch {
+  std::string run_id;           // names the workers where the executor shows names (Slurm job names)
   std::string coordinator_url;  // where the worker reaches the coordinator's /internal/v1
   std::string token;            // the run's worker token (BATON_WORKER_TOKEN)
   int workers = 1;              // workers kept while the run has work
@@ -27,6 +30,14 @@ struct WorkerEvents {
   // Whether the run still has pending or running tasks: a worker that ends
   // is replaced only then.
   std::function<bool()> has_work;
+  // Where a worker runs, once it is known (e.g. {"executor": "slurm",
+  // "slurm_job_id": "42"}): recorded with every attempt it starts. May be
+  // empty.
+  std::function<void(int worker_id, Json placement)> on_placed;
+  // The executor cannot run workers for this run (a partition that does not
+  // exist, a job that cannot start): the run fails with `reason`. May be
+  // empty.
+  std::function<void(const std::string& reason)> on_fatal;
 };
 
 // Keeps N workers for one run wherever they run (processes on this machine;

@@ -302,6 +302,17 @@ std::vector<int64_t> ExampleShape(const Json& prepare_stage) {
 }
 
 void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* plan, Issues& issues) {
+  if (const auto e = doc.find("executor"); e != doc.end() && e->contains("extra_args")) {
+    const Json& extra = e->at("extra_args");
+    for (size_t k = 0; k < extra.size(); ++k) {
+      const std::string arg = extra[k].get<std::string>();
+      if (IsReservedSbatchOption(arg)) {
+        issues.push_back({"/executor/extra_args/" + std::to_string(k),
+                          arg.substr(0, arg.find('=')) + " is set by Baton itself" +
+                              " (use the executor's own fields for partition, account, cpus_per_task, mem and time_limit)"});
+      }
+    }
+  }
   const Json& stages = doc.at("stages");
   std::map<std::string, std::vector<std::string>> deps = Dependencies(stages, issues);
   const std::vector<std::string> order = DependencyOrder(deps, issues);

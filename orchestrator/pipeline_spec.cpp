@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "orchestrator/internal/pipeline_checks.h"
@@ -52,7 +53,34 @@ Pipeline LoadPipeline(const Json& doc, const PipelineLimits& limits) {
   plan.name = doc.at("name").get<std::string>();
   plan.seed = doc.value("seed", static_cast<uint64_t>(0));
   plan.specs = ParseStageSpecs(doc);
+  if (const auto it = doc.find("executor"); it != doc.end()) {
+    const Json& e = *it;
+    ExecutorSpec& x = plan.executor;
+    x.type = ParseExecutorType(e.value("type", "local"));
+    x.partition = e.value("partition", "");
+    x.account = e.value("account", "");
+    x.mem = e.value("mem", "");
+    x.time_limit = e.value("time_limit", "");
+    x.cpus_per_task = e.value("cpus_per_task", 0);
+    x.extra_args = e.value("extra_args", std::vector<std::string>{});
+    x.pending_timeout_seconds = e.value("pending_timeout_seconds", x.pending_timeout_seconds);
+  }
   return plan;
+}
+
+ExecutorType ParseExecutorType(const std::string& name) {
+  if (name == "local") return ExecutorType::kLocal;
+  if (name == "slurm") return ExecutorType::kSlurm;
+  throw Error(ErrorCode::kInvalidArgument, "unknown executor \"" + name + "\": choose local or slurm");
+}
+
+bool IsReservedSbatchOption(const std::string& arg) {
+  static const std::set<std::string> kReserved = {
+      "--wrap",    "--output",        "--error",   "--input",     "--export", "--export-file", "--job-name",
+      "--chdir",   "--get-user-env",  "--uid",     "--gid",       "--parsable", "--requeue",   "--no-requeue",
+      "--open-mode", "--cpus-per-task", "--partition", "--account", "--mem",    "--time",        "--array",
+      "--wait",    "--test-only",     "--hold"};
+  return kReserved.count(arg.substr(0, arg.find('='))) != 0;
 }
 
 Pipeline LoadPipelineFile(const std::string& path, const PipelineLimits& limits) {

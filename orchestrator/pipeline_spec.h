@@ -13,6 +13,25 @@ namespace baton::orchestrator {
 
 // A validated pipeline: the document as written plus what planning derived
 // from it. Immutable once built; safe to share between threads.
+// Where a run's workers run ("executor" of the pipeline; `--executor` on
+// the command line overrides `type`).
+enum class ExecutorType { kLocal, kSlurm };
+struct ExecutorSpec {
+  ExecutorType type = ExecutorType::kLocal;
+  // The Slurm jobs' sbatch options; "" / 0 = the cluster's default
+  // (cpus_per_task 0: the worker's torch threads).
+  std::string partition, account, mem, time_limit;
+  int cpus_per_task = 0;
+  std::vector<std::string> extra_args;  // passed to sbatch as written
+  // A run whose worker jobs all stay pending this long fails. Default: 600 s.
+  double pending_timeout_seconds = 600;
+};
+// "local" | "slurm"; Error(kInvalidArgument) naming the choices otherwise.
+ExecutorType ParseExecutorType(const std::string& name);
+// The sbatch options that extra_args may not set: Baton sets them itself
+// (--wrap, --output, --export, --job-name, ...).
+bool IsReservedSbatchOption(const std::string& arg);
+
 struct Pipeline {
   Json doc;                         // the pipeline as written (validated)
   std::string id;                   // SHA-256 of the canonical JSON of `doc`
@@ -25,6 +44,7 @@ struct Pipeline {
   std::map<std::string, std::string> data_stage;
   // Every stage, typed, defaults applied (stage_spec.h).
   std::map<std::string, StageSpec> specs;
+  ExecutorSpec executor;            // "executor", defaults applied
 
   const Json& stage(const std::string& name) const { return doc.at("stages").at(name); }
   const StageSpec& spec(const std::string& name) const { return specs.at(name); }

@@ -5,13 +5,14 @@
 #include <string>
 
 #include "api/internal/cli.h"
+#include "api/internal/run_manager.h"
 #include "orchestrator/pipeline_spec.h"
 
 namespace baton::api {
 
 struct RunOptions {
   std::string pipeline_file;
-  int workers = 0;         // 0 = min(number of cores, largest max_parallel)
+  WorkerOptions workers;   // where the workers run (--workers, --executor, --bind, ...)
   bool json = false;
   bool progress = true;    // live lines on a terminal
   // Seconds a worker may stay silent about its task before the attempt is
@@ -20,6 +21,9 @@ struct RunOptions {
   double lease_seconds = 30;
   orchestrator::PipelineLimits limits;  // --max-model-bytes
 };
+// --workers, --executor, --bind, --worker-port and --worker-url, shared by
+// run, resume and serve.
+void AddWorkerOptions(CLI::App* command, WorkerOptions* options);
 int CmdValidate(const std::string& file, bool json, const orchestrator::PipelineLimits& limits);
 int CmdRun(const std::string& store_dir, const RunOptions& options);
 // Resumes a run whose process ended before it did (Coordinator::ForResume),

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/http_server.h"
 #include "api/internal/cli.h"
 #include "executor/execute_run.h"
 #include "orchestrator/coordinator.h"
@@ -18,15 +19,27 @@
 
 namespace baton::api {
 
-// How `baton run`, `resume` and `serve` execute a run on this machine
-// (executor::ExecuteRun): the worker endpoint on loopback with a fresh
-// token, `workers` local worker processes (0 = the default count), their
-// logs under <store>/logs/<run>.
-executor::ExecuteOptions LocalExecution(StoreHandle& store, const std::string& run_id, int workers);
+// Where and how a run's workers run (`baton run`, `resume`, `serve`).
+struct WorkerOptions {
+  // Workers kept for the run; 0 = min(cores, largest max_parallel) on the
+  // local pool, the largest max_parallel on Slurm.
+  int workers = 0;
+  // "local" or "slurm"; "" = the pipeline's "executor" (local by default).
+  std::string executor;
+  WorkerAccess access;  // where the worker endpoint listens (loopback by default)
+};
+
+// How `baton run`, `resume` and `serve` execute a run (executor::ExecuteRun):
+// the worker endpoint where `options.access` says with a fresh token, the
+// workers on the chosen executor (the local pool, or Slurm jobs configured
+// by the pipeline's "executor"), their logs under <store>/logs/<run>.
+// Error(kInvalidArgument) for an unknown executor.
+executor::ExecuteOptions Execution(StoreHandle& store, const orchestrator::Coordinator& coordinator,
+                                   const WorkerOptions& options);
 
 struct RunManagerOptions {
   int max_runs = 2;  // runs executing at once; later ones wait (pending)
-  int workers = 0;   // worker processes per run; 0 = min(cores, largest max_parallel)
+  WorkerOptions workers;  // of every run
   std::chrono::milliseconds lease{30000};  // CoordinatorOptions::lease of every run. Default: 30 s
   // CoordinatorOptions::resume_command: how a client resumes a run here
   // (SetResumeCommand once the server's URL is known).

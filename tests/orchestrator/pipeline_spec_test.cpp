@@ -120,6 +120,35 @@ TEST(PipelineSpecTest, SelectorsAreTypedWithTheirDefaults) {
   EXPECT_EQ(p.spec("train").compare->target, Json({{"accuracy", 0.8}}));
 }
 
+// "executor": local by default; Slurm's sbatch options typed; extra_args
+// may not set what Baton sets itself.
+TEST(PipelineSpecTest, TheExecutorIsTypedAndItsReservedArgumentsRefused) {
+  TempDir dir;
+  Json doc = SmallPipeline(dir.path().string());
+  EXPECT_EQ(LoadPipeline(doc).executor.type, ExecutorType::kLocal);
+  doc["executor"] = {{"type", "slurm"}, {"partition", "gpu"}, {"cpus_per_task", 4}, {"mem", "8G"},
+                     {"time_limit", "1-02:00:00"}, {"extra_args", {"--qos=low"}}, {"pending_timeout_seconds", 30}};
+  const ExecutorSpec e = LoadPipeline(doc).executor;
+  EXPECT_EQ(e.type, ExecutorType::kSlurm);
+  EXPECT_EQ(e.partition, "gpu");
+  EXPECT_EQ(e.cpus_per_task, 4);
+  EXPECT_EQ(e.mem, "8G");
+  EXPECT_EQ(e.time_limit, "1-02:00:00");
+  EXPECT_EQ(e.extra_args, std::vector<std::string>{"--qos=low"});
+  EXPECT_EQ(e.pending_timeout_seconds, 30);
+  doc["executor"]["extra_args"] = {"--qos=low", "--output=/etc/passwd", "--wrap=rm"};
+  const auto issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, "/executor/extra_args/1", "--output is set by Baton itself")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/executor/extra_args/2", "--wrap is set by Baton itself")) << Dump(issues);
+  EXPECT_EQ(issues.size(), 2u) << Dump(issues);
+  doc["executor"]["extra_args"] = {"-x"};
+  doc["executor"]["mem"] = "lots";
+  const auto schema = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(schema, "/executor/mem", "")) << Dump(schema);
+  EXPECT_TRUE(HasIssue(schema, "/executor/extra_args/0", "")) << Dump(schema);
+  EXPECT_THROW(ParseExecutorType("kubernetes"), Error);
+}
+
 TEST(PipelineSpecTest, IdIgnoresKeyOrderAndWhitespace) {
   TempDir dir;
   Json a = SmallPipeline(dir.path().string());
