@@ -9,9 +9,17 @@
 
 namespace baton::executor {
 
+int RanksPerWorker(const orchestrator::Pipeline& pipeline) {
+  int ranks = 1;
+  for (const auto& [name, spec] : pipeline.specs) ranks = std::max(ranks, spec.ranks);
+  return ranks;
+}
+
 int WorkerCount(const orchestrator::Coordinator& coordinator, int asked) {
   if (asked > 0) return asked;
-  return std::max(1, std::min(static_cast<int>(std::thread::hardware_concurrency()), coordinator.MaxParallel()));
+  // A worker of a data-parallel run is a group of processes, one core each.
+  const int cores = static_cast<int>(std::thread::hardware_concurrency()) / RanksPerWorker(coordinator.pipeline());
+  return std::max(1, std::min(cores, coordinator.MaxParallel()));
 }
 
 void ExecuteRun(orchestrator::Coordinator& coordinator, const ExecuteOptions& options,
@@ -36,6 +44,7 @@ void ExecuteRun(orchestrator::Coordinator& coordinator, const ExecuteOptions& op
     launch.coordinator_url = endpoint->url();
     launch.token = endpoint->token();
     launch.workers = workers;
+    launch.ranks = RanksPerWorker(coordinator.pipeline());
     launch.log_dir = options.log_dir;
     WorkerEvents events;
     events.on_exit = [&](int worker, const std::string& reason) {

@@ -28,8 +28,13 @@ struct ExecuteOptions {
   ExecutorFactory make_executor;
 };
 
-// `asked` if positive, else min(cores, the run's largest max_parallel).
+// `asked` if positive, else min(cores / RanksPerWorker, the run's largest
+// max_parallel), at least 1.
 int WorkerCount(const orchestrator::Coordinator& coordinator, int asked);
+
+// Processes per worker: the largest "ranks" of the pipeline's stages (a
+// data-parallel group; 1 without one).
+int RanksPerWorker(const orchestrator::Pipeline& pipeline);
 
 // Executes a created (or resumed) run to its end: serves its worker
 // endpoint, starts the run, keeps the executor's workers while it has work,

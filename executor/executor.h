@@ -16,6 +16,10 @@ struct WorkerLaunch {
   std::string token;            // the run's worker token (BATON_WORKER_TOKEN)
   int workers = 1;              // workers kept while the run has work
   int threads_per_worker = 1;   // torch threads in each worker. Default: 1
+  // Processes per worker: a data-parallel group of this many ranks, of
+  // which rank 0 talks to the coordinator (the largest "ranks" of the run's
+  // stages). Default: 1.
+  int ranks = 1;
   std::string log_dir;          // worker-N.log files go here; "" = discard
   // A worker that ends while there is work is replaced, at most this many
   // times in all (a crash loop must not spin forever). Default: 20.

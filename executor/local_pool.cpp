@@ -1,8 +1,13 @@
 #include "executor/local_pool.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -16,10 +21,56 @@ namespace bp = boost::process;
 
 struct LocalPool::Worker {
   int id = 0;
-  bp::child child;
+  // Its processes: one, or a data-parallel group's ranks (rank 0 first).
+  std::vector<bp::child> ranks;
   bool reported = false;
   std::string killed_because;  // Kill's reason
+
+  bool AllRunning() {
+    std::error_code ec;
+    for (auto& c : ranks) {
+      if (!c.running(ec)) return false;
+    }
+    return true;
+  }
+  bool AnyRunning() {
+    std::error_code ec;
+    for (auto& c : ranks) {
+      if (c.running(ec)) return true;
+    }
+    return false;
+  }
 };
+
+namespace {
+
+// A TCP port free on loopback now (for a group's TCPStore); 0 if none.
+int FreeLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+// "worker 3 exited with status 4", "worker 3's rank 1 was killed by signal 9".
+std::string EndOf(int id, int rank, int ranks, bp::child& c) {
+  const int native = c.native_exit_code();
+  const std::string who = "worker " + std::to_string(id) + (ranks > 1 ? "'s rank " + std::to_string(rank) : "");
+  return WIFSIGNALED(native) ? who + " was killed by signal " + std::to_string(WTERMSIG(native))
+                             : who + " exited with status " + std::to_string(c.exit_code());
+}
+
+}  // namespace
 
 std::string FindWorkerBinary() {
   if (const char* env = std::getenv("BATON_WORKER"); env != nullptr && *env) return env;
@@ -53,21 +104,39 @@ void LocalPool::Spawn(int id) {
   // malloc thresholds itself; see stages::ConfigureWorkerProcess.)
   child_env["OMP_NUM_THREADS"] = std::to_string(launch_.threads_per_worker);
   child_env["OPENBLAS_NUM_THREADS"] = std::to_string(launch_.threads_per_worker);
+  const int ranks = std::max(1, launch_.ranks);
+  // Said even for 1: a `baton run` inside a Slurm allocation must not make
+  // its local workers read SLURM_NTASKS as their group.
+  child_env["BATON_WORLD_SIZE"] = std::to_string(ranks);
+  if (ranks > 1) {
+    // A data-parallel group: rank 0 serves its TCPStore on loopback.
+    child_env["BATON_MASTER_ADDR"] = "127.0.0.1";
+    child_env["BATON_MASTER_PORT"] = std::to_string(FreeLoopbackPort());
+  }
   std::vector<std::string> args = {"--coordinator", launch_.coordinator_url, "--worker-id",
                                    std::to_string(id), "--threads", std::to_string(launch_.threads_per_worker)};
   auto w = std::make_unique<Worker>();
   w->id = id;
   try {
-    if (launch_.log_dir.empty()) {
-      w->child = bp::child(worker_binary_, bp::args(args), child_env, bp::std_out > bp::null,
-                           bp::std_err > bp::null, bp::std_in < bp::null);
-    } else {
-      std::filesystem::create_directories(launch_.log_dir);
-      std::string log = launch_.log_dir + "/worker-" + std::to_string(id) + ".log";
-      w->child = bp::child(worker_binary_, bp::args(args), child_env, (bp::std_out & bp::std_err) > log,
-                           bp::std_in < bp::null);
+    if (!launch_.log_dir.empty()) std::filesystem::create_directories(launch_.log_dir);
+    for (int rank = 0; rank < ranks; ++rank) {
+      if (ranks > 1) child_env["BATON_RANK"] = std::to_string(rank);
+      if (launch_.log_dir.empty()) {
+        w->ranks.emplace_back(worker_binary_, bp::args(args), child_env, bp::std_out > bp::null,
+                              bp::std_err > bp::null, bp::std_in < bp::null);
+      } else {
+        std::string log = launch_.log_dir + "/worker-" + std::to_string(id) +
+                          (rank > 0 ? "-rank-" + std::to_string(rank) : "") + ".log";
+        w->ranks.emplace_back(worker_binary_, bp::args(args), child_env, (bp::std_out & bp::std_err) > log,
+                              bp::std_in < bp::null);
+      }
     }
   } catch (const std::exception& e) {
+    for (auto& c : w->ranks) {
+      std::error_code ec;
+      ::kill(c.id(), SIGKILL);
+      c.wait(ec);
+    }
     throw Error(ErrorCode::kUnavailable, "cannot start worker " + worker_binary_ + ": " + e.what());
   }
   workers_.push_back(std::move(w));
@@ -86,16 +155,21 @@ void LocalPool::Monitor() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& w : workers_) {
-        if (w->reported) continue;
-        std::error_code ec;
-        if (w->child.running(ec)) continue;
+        if (w->reported || w->AllRunning()) continue;
+        // One process of the worker ended: the worker has. A group's other
+        // ranks cannot go on without it.
         w->reported = true;
-        int code = w->child.exit_code();
-        int native = w->child.native_exit_code();
-        std::string reason = WIFSIGNALED(native) ? "worker " + std::to_string(w->id) + " was killed by signal " +
-                                                       std::to_string(WTERMSIG(native))
-                                                 : "worker " + std::to_string(w->id) + " exited with status " +
-                                                       std::to_string(code);
+        std::string reason;
+        const int n = static_cast<int>(w->ranks.size());
+        for (int r = 0; r < n && reason.empty(); ++r) {
+          std::error_code ec;
+          if (!w->ranks[r].running(ec)) reason = EndOf(w->id, r, n, w->ranks[r]);
+        }
+        for (auto& c : w->ranks) {
+          std::error_code ec;
+          if (c.running(ec)) ::kill(c.id(), SIGKILL);
+          c.wait(ec);
+        }
         if (!w->killed_because.empty()) reason += " (killed by Baton: " + w->killed_because + ")";
         exited.push_back({w->id, reason});
       }
@@ -124,25 +198,29 @@ void LocalPool::Stop(std::chrono::milliseconds grace) {
   std::lock_guard<std::mutex> lock(mu_);
   auto deadline = std::chrono::steady_clock::now() + grace;
   for (auto& w : workers_) {
-    std::error_code ec;
-    while (w->child.running(ec) && std::chrono::steady_clock::now() < deadline) {
+    while (w->AnyRunning() && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    if (w->child.running(ec)) w->child.terminate(ec);
-    w->child.wait(ec);
+    for (auto& c : w->ranks) {
+      std::error_code ec;
+      if (c.running(ec)) c.terminate(ec);
+      c.wait(ec);
+    }
   }
 }
 
 void LocalPool::Kill(int worker_id, const std::string& why) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& w : workers_) {
-    std::error_code ec;
-    if (w->id != worker_id || w->reported || !w->child.running(ec)) continue;
+    if (w->id != worker_id || w->reported || !w->AnyRunning()) continue;
     w->killed_because = why;
     // SIGKILL ends a stopped process too. Not child.terminate(): that marks
     // the child gone before it is reaped, so Monitor would neither reap it
     // nor see its signal.
-    ::kill(w->child.id(), SIGKILL);
+    for (auto& c : w->ranks) {
+      std::error_code ec;
+      if (c.running(ec)) ::kill(c.id(), SIGKILL);
+    }
   }
 }
 
@@ -150,8 +228,7 @@ int LocalPool::Alive() {
   std::lock_guard<std::mutex> lock(mu_);
   int n = 0;
   for (auto& w : workers_) {
-    std::error_code ec;
-    if (w->child.running(ec)) ++n;
+    if (w->AllRunning()) ++n;
   }
   return n;
 }

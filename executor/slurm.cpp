@@ -129,9 +129,22 @@ std::vector<std::string> SlurmExecutor::SbatchArgs(int worker_id) const {
   if (!spec.time_limit.empty()) args.push_back("--time=" + spec.time_limit);
   for (const auto& a : spec.extra_args) args.push_back(a);
   args.push_back("--export=ALL");
-  args.push_back("--wrap=exec " + ShellQuote(options_.worker_binary) + " --coordinator " +
-                 ShellQuote(launch_.coordinator_url) + " --worker-id " + std::to_string(worker_id) + " --threads " +
-                 std::to_string(launch_.threads_per_worker));
+  const std::string worker = ShellQuote(options_.worker_binary) + " --coordinator " +
+                             ShellQuote(launch_.coordinator_url) + " --worker-id " + std::to_string(worker_id) +
+                             " --threads " + std::to_string(launch_.threads_per_worker);
+  if (launch_.ranks <= 1) {
+    args.push_back("--wrap=exec " + worker);
+    return args;
+  }
+  // A data-parallel group: one job of `ranks` tasks started by srun (rank
+  // from SLURM_PROCID); rank 0's TCPStore on the job's first node, on a port
+  // derived from the job id so that jobs sharing a node do not clash.
+  args.insert(args.begin() + 3, "--ntasks=" + std::to_string(launch_.ranks));
+  args.push_back(
+      "--wrap=export BATON_MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n1); "
+      "export BATON_MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000)); "
+      "exec srun --kill-on-bad-exit=1 -n " +
+      std::to_string(launch_.ranks) + " " + worker);
   return args;
 }
 

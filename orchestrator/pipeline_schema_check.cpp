@@ -297,6 +297,20 @@ std::vector<ErrorDetail> Plain(ErrorDetail d, const std::string& pointer, const 
     d.message = "must be one of " + list + (value != nullptr ? ", not " + value->dump() : "");
     return {d};
   }
+  if (msg.rfind("Failed to match regex specified by 'pattern' constraint", 0) == 0) {
+    for (const Json* n : nodes) {
+      if (!n->contains("pattern") || !(*n)["pattern"].is_string()) continue;
+      std::string found;
+      if (value != nullptr && value->is_string()) {
+        found = value->get<std::string>();
+        if (found.size() > 60) found = found.substr(0, 60) + "...";
+        found = ", not " + Json(found).dump();
+      }
+      d.message = "must match " + (*n)["pattern"].get<std::string>() + found;
+      break;
+    }
+    return {d};
+  }
   if (std::regex_match(msg, m, kBound)) {
     const bool greater = m[1] == "greater", equal = m[2].matched;
     const std::string n = Number(m[3].str());

@@ -81,6 +81,8 @@ StageSpec ParseStageSpec(const std::string& name, const Json& stage) {
   s.pruner.reduction_factor = pruner.value("reduction_factor", s.pruner.reduction_factor);
   if (pruner.contains("n_startup_trials")) s.pruner.n_startup_trials = pruner["n_startup_trials"].get<int>();
   const Json retry = stage.value("retry", Json::object());
+  s.ranks = stage.value("ranks", 1);
+  s.device = stage.value("device", "auto");
   s.max_attempts = retry.value("max_attempts", s.max_attempts);
   s.backoff_seconds = retry.value("backoff_seconds", s.backoff_seconds);
   s.repeats = stage.value("repeats", s.repeats);

@@ -89,6 +89,11 @@ struct StageSpec {
     std::optional<int> n_startup_trials;  // median; absent: the rule's default
   } pruner;
 
+  // tune, train, ablate: data-parallel processes per trial ("ranks") and
+  // where they train ("device": cpu | cuda | auto).
+  int ranks = 1;
+  std::string device = "auto";
+
   // Every stage whose tasks can fail: "retry".
   int max_attempts = 1;
   double backoff_seconds = 1.0;

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "stages/data_parallel.h"
 
 namespace baton::stages {
 namespace {
@@ -88,6 +89,53 @@ std::string NumberText(double value) {
   return text.str();
 }
 
+struct ParallelStep {
+  double loss = 0;    // the global batch's mean loss
+  bool stop = false;  // rank 0 asked to stop before this step
+};
+
+// One data-parallel step's forward, backward and gradient sum: this rank's
+// contiguous shard of the global batch [begin, begin + size) of (xs, ys),
+// its summed loss divided by the global batch size, so that the gradients
+// and losses summed over the ranks are the global batch's mean. Rank 0's
+// stop flag travels with the loss. The caller steps the optimizer.
+ParallelStep DataParallelStep(Collective& collective, Model& model, std::vector<torch::Tensor>& trained,
+                              const torch::Tensor& xs, const torch::Tensor& ys, int64_t begin, int64_t size,
+                              bool stop) {
+  const int64_t lo = begin + size * collective.rank() / collective.size();
+  const int64_t hi = begin + size * (collective.rank() + 1) / collective.size();
+  double local = 0;
+  if (hi > lo) {
+    torch::Tensor loss =
+        torch::nn::functional::cross_entropy(
+            model->forward(xs.narrow(0, lo, hi - lo)), ys.narrow(0, lo, hi - lo),
+            torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+        static_cast<double>(size);
+    loss.backward();
+    local = loss.item<double>();
+  }
+  std::vector<torch::Tensor> parts;
+  for (auto& p : trained) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // an empty shard, or an unused layer
+    parts.push_back(p.grad().reshape({-1}));
+  }
+  std::vector<torch::Tensor> meta = {torch::tensor({local, stop ? 1.0 : 0.0}, torch::kFloat64)};
+  collective.AllReduceSum(meta);
+  ParallelStep out;
+  out.loss = meta[0][0].item<double>();
+  out.stop = meta[0][1].item<double>() > 0;
+  if (out.stop || parts.empty()) return out;
+  std::vector<torch::Tensor> flat = {torch::cat(parts)};
+  collective.AllReduceSum(flat);
+  int64_t offset = 0;
+  for (auto& p : trained) {
+    const int64_t n = p.numel();
+    p.mutable_grad().copy_(flat[0].narrow(0, offset, n).view_as(p));
+    offset += n;
+  }
+  return out;
+}
+
 TrainResult TrainEpochs(Model& model, const Dataset& data,
                         const Hyperparameters& hp, const TrainOptions& options,
                         const EpochCallback& on_epoch) {
@@ -98,6 +146,21 @@ TrainResult TrainEpochs(Model& model, const Dataset& data,
                                 const torch::Tensor& labels) {
     return torch::nn::functional::cross_entropy(logits, labels);
   };
+  Collective* const collective = options.collective;
+  const int world = collective != nullptr ? collective->size() : 1;
+  const int rank = collective != nullptr ? collective->rank() : 0;
+  std::vector<torch::Tensor> trained;  // the parameters whose gradients are summed over the ranks
+  if (collective != nullptr) {
+    // Every rank starts from rank 0's weights and buffers.
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> state;
+    for (auto& p : model->parameters()) state.push_back(p.data());
+    for (auto& b : model->buffers()) state.push_back(b);
+    if (!state.empty()) collective->Broadcast(state);
+    for (auto& p : model->parameters()) {
+      if (p.requires_grad()) trained.push_back(p);
+    }
+  }
   for (int64_t epoch = options.start_epoch; epoch < options.epochs; ++epoch) {
     const Clock::time_point epoch_start = Clock::now();
     EpochMetrics metrics;
@@ -119,6 +182,27 @@ TrainResult TrainEpochs(Model& model, const Dataset& data,
     for (int64_t begin = 0; begin < n; begin += hp.batch_size) {
       const int64_t size = std::min(hp.batch_size, n - begin);
       if (size == 1 && begin > 0) break;
+      if (collective != nullptr) {
+        const bool stop = rank == 0 && options.stop_requested && options.stop_requested();
+        optimizer->zero_grad();
+        const ParallelStep step = DataParallelStep(*collective, model, trained, xs, ys, begin, size, stop);
+        if (step.stop) {
+          result.outcome = TrialOutcome::kStopped;  // rank 0 asked: every rank drops this epoch
+          return result;
+        }
+        const double value = step.loss;
+        if (!std::isfinite(value)) {
+          result.outcome = TrialOutcome::kDiverged;
+          result.reason = "training loss became " + NumberText(value) + " in epoch " + std::to_string(epoch) +
+                          " at batch " + std::to_string(begin / hp.batch_size) + " (lr " + NumberText(metrics.lr) +
+                          ", " + std::to_string(world) + " ranks)";
+          return result;
+        }
+        optimizer->step();
+        loss_sum += value * static_cast<double>(size);
+        seen += size;
+        continue;
+      }
       if (options.stop_requested && options.stop_requested()) {
         result.outcome = TrialOutcome::kStopped;  // this epoch is dropped
         return result;
@@ -143,11 +227,26 @@ TrainResult TrainEpochs(Model& model, const Dataset& data,
     const double train_seconds = SecondsSince(epoch_start);
     metrics.train_loss = loss_sum / static_cast<double>(seen);
     metrics.samples_per_second = static_cast<double>(seen) / train_seconds;
+    if (rank != 0) {
+      // Rank 0 evaluates and reports; it says whether every rank goes on.
+      std::vector<torch::Tensor> go_on = {torch::zeros({1}, torch::kFloat64)};
+      collective->AllReduceSum(go_on);
+      ++result.epochs_run;
+      if (go_on[0][0].item<double>() > 0) {
+        result.outcome = TrialOutcome::kStopped;
+        return result;
+      }
+      continue;
+    }
 
     if (data.val_x.defined() && data.val_x.size(0) > 0) {
       Evaluation val =
           Evaluate(model, data.val_x, data.val_y, options.eval_batch_size);
       if (!std::isfinite(val.loss)) {
+        if (collective != nullptr) {  // the other ranks wait to hear whether to go on: they do not
+          std::vector<torch::Tensor> stop = {torch::ones({1}, torch::kFloat64)};
+          collective->AllReduceSum(stop);
+        }
         result.outcome = TrialOutcome::kDiverged;
         result.reason = "validation loss became " + NumberText(val.loss) +
                         " after epoch " + std::to_string(epoch);
@@ -165,7 +264,12 @@ TrainResult TrainEpochs(Model& model, const Dataset& data,
     }
     metrics.seconds = SecondsSince(epoch_start);
     ++result.epochs_run;
-    if (!on_epoch(metrics)) {
+    const bool go_on = on_epoch(metrics);
+    if (collective != nullptr) {
+      std::vector<torch::Tensor> stop = {torch::full({1}, go_on ? 0.0 : 1.0, torch::kFloat64)};
+      collective->AllReduceSum(stop);
+    }
+    if (!go_on) {
       result.outcome = TrialOutcome::kStopped;
       return result;
     }

@@ -50,6 +50,8 @@ uint64_t EpochSeed(uint64_t seed, int64_t epoch);
 // platform.
 std::vector<int64_t> EpochOrder(int64_t n, uint64_t seed, int64_t epoch);
 
+class Collective;  // data_parallel.h
+
 struct TrainOptions {
   int64_t epochs = 1;             // total epochs of the trial
   int64_t start_epoch = 0;        // first 0-based epoch to run (resume)
@@ -59,6 +61,17 @@ struct TrainOptions {
   // Checked before every training batch; true ends the trial as kStopped
   // without finishing (or reporting) the epoch under way. Unset: never.
   std::function<bool()> stop_requested;
+  // Data-parallel training (data_parallel.h): each global batch of
+  // hp.batch_size examples, in the same order as on one process, is split
+  // into `collective->size()` contiguous shards, one per rank; gradients are
+  // summed over the ranks (each rank's loss is its shard's summed loss over
+  // the global batch size, so the sum is the global batch's mean) before
+  // every step, so every rank keeps the same weights. Rank 0's weights and
+  // buffers are broadcast first. Only rank 0 evaluates and calls on_epoch;
+  // rank 0's stop_requested and on_epoch's answer stop every rank. Batch
+  // norm normalises with each rank's shard's statistics; dropout draws
+  // per rank. nullptr: one process.
+  Collective* collective = nullptr;
 };
 
 // What one finished epoch measured. Losses are mean cross-entropy per

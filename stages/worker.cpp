@@ -14,6 +14,7 @@
 #include "common/digest.h"
 #include "common/malloc_settings.h"
 #include "common/vocabulary.h"
+#include "stages/data_parallel.h"
 #include "stages/dataset.h"
 #include "stages/epoch_committer.h"
 #include "stages/model.h"
@@ -232,6 +233,11 @@ struct Worker::State {
   std::shared_ptr<const Dataset> dataset;
   // The running task's heartbeats, when its task gave a lease.
   HeartbeatThread* heartbeat = nullptr;
+  // The rank group this worker belongs to (data-parallel training), and
+  // whether a rank of it failed: the worker then exits, and its executor
+  // starts the group afresh.
+  std::unique_ptr<RankGroup> group;
+  bool group_broken = false;
 
   bool Lost() const { return heartbeat != nullptr && heartbeat->Lost(); }
   void ThrowIfLost() const {
@@ -321,14 +327,40 @@ struct Worker::State {
     client.Complete(id, digest);
   }
 
-  void RunTrain(int64_t id, const Json& task) {
+  // A task with "ranks" > 1: the group's first `ranks` processes train it
+  // together. Rank 0 (this worker, which took the task) tells the others
+  // and forms the task attempt's process group with them.
+  std::unique_ptr<Collective> JoinRanks(int64_t id, const Json& task) {
+    const int64_t ranks = IntField(task, "ranks", 1, 1);
+    if (ranks == 1) return nullptr;
+    if (!group) {
+      throw TaskError("ranks", "is " + std::to_string(ranks) +
+                                   ", but this worker runs alone (the local pool and the Slurm executor start "
+                                   "groups of ranks for pipelines that ask for them)");
+    }
+    if (group->rank() == 0) group->Post({{"task", task}});
+    return group->Begin("task-" + std::to_string(id) + "-" + task.value("attempt", Json(1)).dump(),
+                        static_cast<int>(ranks));
+  }
+
+  // The model a train task starts from, before any weights are loaded:
+  // built from the task's layers on the dataset's shapes with the task's seed.
+  Model BuildModel(const Json& task, const Dataset& data, uint64_t seed) {
+    torch::manual_seed(seed);
+    try {
+      return Model(Field(task, "model"), data.input_shape, data.num_classes);
+    } catch (const Error& e) {
+      throw Error(e.code(), e.what(), "/model" + e.pointer());
+    }
+  }
+
+  // The training data of a train task (without its dropped features).
+  std::shared_ptr<const Dataset> TrainData(int64_t id, const Json& task) {
     const Json& dataset_field = Field(task, "dataset");
     if (!dataset_field.is_string())
       throw TaskError("dataset", "must be a digest");
     std::shared_ptr<const Dataset> data =
         LoadDataset(dataset_field.get<std::string>());
-    // A feature ablation trains on a copy without those columns; the cached
-    // dataset stays whole for the next task.
     if (std::vector<std::string> drop = StringListField(task, "drop_features");
         !drop.empty()) {
       try {
@@ -340,6 +372,10 @@ struct Worker::State {
           Json(drop).dump() + ", " + std::to_string(data->input_shape[0]) +
           " remain");
     }
+    return data;
+  }
+
+  TrainOptions TrainOptionsOf(const Json& task) {
     const Json& seed_field = Field(task, "seed");
     if (!seed_field.is_number_integer())
       throw TaskError("seed", "must be an integer");
@@ -352,15 +388,45 @@ struct Worker::State {
         throw TaskError("evaluate_test", "must be true or false");
       train_options.evaluate_test = it->get<bool>();
     }
-    Hyperparameters hp = ParseHyperparameters(Field(task, "hyperparameters"));
+    return train_options;
+  }
 
-    torch::manual_seed(train_options.seed);
-    Model model = nullptr;
+  // A rank > 0's part of a task that rank 0 took: the same data, model and
+  // hyperparameters; rank 0's weights arrive with the first broadcast; only
+  // rank 0 reports. A rank beyond the task's "ranks" sits it out.
+  void RunRank(const Json& task) {
+    const int64_t id = task.value("id", Json(0)).get<int64_t>();
+    if (group->rank() >= task.value("ranks", 1)) return;
+    std::unique_ptr<Collective> collective = JoinRanks(id, task);
+    std::shared_ptr<const Dataset> data = TrainData(id, task);
+    TrainOptions train_options = TrainOptionsOf(task);
+    Hyperparameters hp = ParseHyperparameters(Field(task, "hyperparameters"));
+    Model model = BuildModel(task, *data, train_options.seed);
+    train_options.collective = collective.get();
+    Log("task " + std::to_string(id) + ": rank " + std::to_string(group->rank()) + " of " +
+        std::to_string(collective->size()));
+    Train(model, *data, hp, train_options, [](const EpochMetrics&) { return true; });
+  }
+
+  void RunTrain(int64_t id, const Json& task) {
+    std::unique_ptr<Collective> collective = JoinRanks(id, task);
     try {
-      model = Model(Field(task, "model"), data->input_shape, data->num_classes);
-    } catch (const Error& e) {
-      throw Error(e.code(), e.what(), "/model" + e.pointer());
+      RunTrainOn(id, task, collective.get());
+    } catch (...) {
+      // A rank that failed (or never came) breaks the group for good.
+      if (collective) group_broken = true;
+      throw;
     }
+  }
+
+  void RunTrainOn(int64_t id, const Json& task, Collective* collective) {
+    // A feature ablation trains on a copy without those columns; the cached
+    // dataset stays whole for the next task.
+    std::shared_ptr<const Dataset> data = TrainData(id, task);
+    TrainOptions train_options = TrainOptionsOf(task);
+    Hyperparameters hp = ParseHyperparameters(Field(task, "hyperparameters"));
+    train_options.collective = collective;
+    Model model = BuildModel(task, *data, train_options.seed);
 
     std::string last_checkpoint;
     if (train_options.start_epoch > 0) {
@@ -449,11 +515,61 @@ Worker::Worker(CoordinatorClient& client, WorkerOptions options)
 Worker::~Worker() = default;
 
 int Worker::Run() {
+  if (std::optional<RankPlace> place = RankPlaceFromEnvironment()) {
+    state_->group = std::make_unique<RankGroup>(*place);
+    state_->Log("rank " + std::to_string(place->rank) + " of a group of " + std::to_string(place->world) +
+                " (store " + place->master_addr + ":" + std::to_string(place->master_port) + ")");
+    if (place->rank > 0) return RunRank();
+  }
+  const int status = TakeTasks();
+  if (state_->group && !state_->group_broken) {
+    try {
+      state_->group->Post({{"exit", true}});  // the other ranks end with this one
+    } catch (const Error& e) {
+      state_->Log(std::string("cannot tell the other ranks to exit: ") + e.what());
+    }
+  }
+  return status;
+}
+
+int Worker::RunRank() {
+  while (true) {
+    Json command;
+    try {
+      command = state_->group->Await();
+    } catch (const Error& e) {
+      state_->Log(std::string("exiting: ") + e.what());
+      return kExitFatal;
+    }
+    if (command.value("exit", false)) {
+      state_->Log("rank 0 says the run is over; exiting");
+      return kExitRunOver;
+    }
+    try {
+      state_->RunRank(command.at("task"));
+    } catch (const Error& e) {
+      state_->Log(std::string("exiting: ") + Reason(e));
+      return kExitFatal;
+    } catch (const c10::Error& e) {
+      state_->Log(std::string("exiting: ") + e.what_without_backtrace());
+      return kExitFatal;
+    } catch (const std::exception& e) {
+      state_->Log(std::string("exiting: ") + e.what());
+      return kExitFatal;
+    }
+  }
+}
+
+int Worker::TakeTasks() {
   while (true) {
     try {
       std::optional<Json> task =
           state_->client.NextTask(state_->options.worker_id);
       if (task) RunTask(*task);
+      if (state_->group_broken) {
+        state_->Log("exiting: a rank of this worker's group failed; its executor starts the group afresh");
+        return kExitFatal;
+      }
     } catch (const RunOver&) {
       state_->Log("the run is over; exiting");
       return kExitRunOver;

@@ -48,6 +48,10 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   // Loops until the run is over; returns the process exit status (kExit*).
+  // A worker started as one rank of a group (BATON_WORLD_SIZE or Slurm's
+  // SLURM_NTASKS > 1; data_parallel.h) joins it first: rank 0 takes tasks
+  // from the coordinator and tells the other ranks which to train with it;
+  // the others only train. A rank that fails makes the whole group exit.
   int Run();
 
   // Runs one task and reports how it ended (:complete, or :fail with status
@@ -61,6 +65,8 @@ class Worker {
   void RunTask(const Json& task);
 
  private:
+  int TakeTasks();  // rank 0, or a worker on its own
+  int RunRank();    // ranks > 0
   struct State;
   std::unique_ptr<State> state_;
 };

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -25,9 +26,11 @@
 
 #include "common/json_util.h"
 #include "store/lineage_db.h"
+#include "tests/e2e/background_run.h"
 #include "tests/e2e/http_e2e.h"
 #include "tests/e2e/serve_process.h"
 #include "tests/e2e/tiny_runs.h"
+#include "tests/e2e/weights.h"
 #include "tests/support/files.h"
 #include "tests/support/shell.h"
 
@@ -78,10 +81,7 @@ class SlurmExecutorTest : public ::testing::Test {
     fs::create_directories(dir_);
   }
   void TearDown() override {
-    if (run_pid_ > 0) {
-      ::kill(run_pid_, SIGKILL);
-      waitpid(run_pid_, nullptr, 0);
-    }
+    run_.reset();  // kills a run still going
     fs::remove_all(dir_);
   }
 
@@ -92,44 +92,14 @@ class SlurmExecutorTest : public ::testing::Test {
 
   // `baton --store STORE run PIPELINE ARGS --no-progress` in the background.
   void StartRun(const fs::path& store, const fs::path& pipeline, const std::vector<std::string>& args) {
-    std::fflush(nullptr);
-    const std::string log = (dir_ / "run.log").string();
-    run_pid_ = fork();
-    if (run_pid_ == 0) {
-      setenv("BATON_WORKER", BATON_WORKER_BIN, 1);
-      FILE* f = freopen(log.c_str(), "a", stdout);
-      if (f != nullptr) dup2(fileno(stdout), 2);
-      std::vector<std::string> all = {"baton", "--store", store.string(), "run", pipeline.string()};
-      all.insert(all.end(), args.begin(), args.end());
-      all.push_back("--no-progress");
-      std::vector<char*> argv;
-      for (auto& a : all) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(BATON_BIN, argv.data());
-      _exit(127);
-    }
-    ASSERT_GT(run_pid_, 0);
+    run_ = std::make_unique<testing::BackgroundRun>(store, pipeline, args, dir_ / "run.log");
+    ASSERT_TRUE(run_->started());
   }
-  // Waits up to `limit` for the background run; its exit status (-1: still running).
-  int WaitRun(std::chrono::seconds limit) {
-    const auto until = Clock::now() + limit;
-    while (Running() && Clock::now() < until) std::this_thread::sleep_for(50ms);
-    return run_pid_ > 0 ? -1 : exit_status_;
-  }
-  // Whether the background run still runs; reaps it (its exit status for
-  // WaitRun) once it ended.
-  bool Running() {
-    int status = 0;
-    if (run_pid_ <= 0) return false;
-    if (waitpid(run_pid_, &status, WNOHANG) != run_pid_) return true;
-    run_pid_ = -1;
-    exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return false;
-  }
+  int WaitRun(std::chrono::seconds limit) { return run_->Wait(limit); }
+  bool Running() { return run_->Running(); }
 
   fs::path dir_;
-  pid_t run_pid_ = -1;
-  int exit_status_ = -1;
+  std::unique_ptr<testing::BackgroundRun> run_;
 };
 
 TEST_F(SlurmExecutorTest, TuningMatchesTheLocalPoolAndEndsItsJobs) {
@@ -349,6 +319,37 @@ TEST_F(SlurmExecutorTest, ServeWithTheSlurmExecutorRunsAPipelineTriggeredOverHtt
     EXPECT_EQ(t["placements"][0]["executor"], "slurm");
     EXPECT_FALSE(t["placements"][0].value("slurm_job_id", "").empty());
   }
+}
+
+// "ranks": 2 on Slurm: one job of two tasks started by srun -n 2, which
+// train the weights one local process trains.
+TEST_F(SlurmExecutorTest, TwoRanksUnderSrunTrainTheWeightsOfOneLocalProcess) {
+  std::string out;
+  ASSERT_EQ(testing::RunBaton(dir_ / "one",
+                              "run " + Write("one.json", testing::DataParallelPipeline("dp", 1, 1, 2000, 64)).string() +
+                                  " --executor local --no-progress",
+                              &out, "2>&1"),
+            0)
+      << out;
+  ASSERT_EQ(testing::RunBaton(dir_ / "srun",
+                              "run " + Write("two.json", testing::DataParallelPipeline("dp", 2, 1, 2000, 64)).string() +
+                                  " --executor slurm --no-progress",
+                              &out, "2>&1"),
+            0)
+      << out;
+  std::string one_id, srun_id;
+  const auto one = testing::ReadNewestRun(dir_ / "one", &one_id).at("train").at(0);
+  const auto two = testing::ReadNewestRun(dir_ / "srun", &srun_id).at("train").at(0);
+  ASSERT_EQ(two.epochs.size(), 1u);
+  const double diff = testing::MaxAbsDifference(testing::CheckpointFloats(dir_ / "one", one.epochs[0].checkpoint),
+                                                testing::CheckpointFloats(dir_ / "srun", two.epochs[0].checkpoint));
+  std::printf("[ weights ] 1 local process vs srun -n 2 after an epoch: max |difference| %.3g\n", diff);
+  EXPECT_LE(diff, 1e-5);
+  // One job ran both ranks: Slurm counted two tasks for it.
+  const std::vector<std::string> jobs = JobIds(two.rec);
+  ASSERT_EQ(jobs.size(), 1u);
+  const testing::CmdResult job = Capture("scontrol show job -o " + jobs[0] + " 2>&1");
+  EXPECT_NE(job.out.find("NumTasks=2"), std::string::npos) << job.out;
 }
 
 }  // namespace

@@ -45,6 +45,29 @@ inline Json LinearGridPipeline(const std::string& name, int seed, int train_subs
   return doc;
 }
 
+// prep (the first `train_subset` training images) + a train stage of an
+// MLP with `hidden` units (no dropout, no batch norm: those differ by design
+// between one process and several), SGD with momentum, `epochs` epochs,
+// "ranks" when above 1, retry once. The data-parallel tests' pipeline.
+inline Json DataParallelPipeline(const std::string& name, int ranks, int epochs, int train_subset, int hidden) {
+  Json doc = {{"schema_version", "1"}, {"name", name}, {"seed", 21}};
+  doc["stages"]["prep"] = FashionMnistPrep(train_subset);
+  Json layers = Json::parse(R"([{"name": "flat", "type": "flatten"},
+                                {"name": "fc1", "type": "linear", "out_features": 1},
+                                {"name": "act", "type": "relu"},
+                                {"name": "fc2", "type": "linear", "out_features": 10}])");
+  layers[1]["out_features"] = hidden;
+  doc["stages"]["train"] = {{"type", "train"},
+                            {"depends_on", {"prep"}},
+                            {"model", {{"layers", layers}}},
+                            {"hyperparameters", {{"batch_size", 50}, {"optimizer", "sgd"}, {"lr", 0.05},
+                                                 {"momentum", 0.9}}},
+                            {"epochs", epochs},
+                            {"retry", {{"max_attempts", 2}, {"backoff_seconds", 0}}}};
+  if (ranks > 1) doc["stages"]["train"]["ranks"] = ranks;
+  return doc;
+}
+
 // Runs `baton --store STORE ARGS` (the worker from BATON_WORKER_BIN) to its
 // end; its stdout goes to *out, its stderr where `stderr_redirect` (a shell
 // redirection such as "2>&1" or "2>>FILE") sends it. Returns the exit status.

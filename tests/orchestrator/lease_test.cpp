@@ -249,7 +249,9 @@ TEST_F(LeaseTest, AbortingTheRunFailsWhatIsUnfinishedWithTheReason) {
   EXPECT_EQ(run.status, "failed");
   EXPECT_NE(run.error.find("Invalid partition name"), std::string::npos) << run.error;
   for (const auto& s : db_->GetStages(c->run_id())) {
-    if (s.status != "succeeded") EXPECT_EQ(s.status, "failed") << s.name;
+    if (s.status != "succeeded") {
+      EXPECT_EQ(s.status, "failed") << s.name;
+    }
   }
 }
 

@@ -142,10 +142,24 @@ TEST(PipelineSpecTest, TheExecutorIsTypedAndItsReservedArgumentsRefused) {
   EXPECT_TRUE(HasIssue(issues, "/executor/extra_args/2", "--wrap is set by Baton itself")) << Dump(issues);
   EXPECT_EQ(issues.size(), 2u) << Dump(issues);
   doc["executor"]["extra_args"] = {"-x"};
+  const auto short_option = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(short_option, "/executor/extra_args/0", "must match ^--[a-z]")) << Dump(short_option);
+  EXPECT_TRUE(HasIssue(short_option, "/executor/extra_args/0", "not \"-x\"")) << Dump(short_option);
+  doc["executor"]["extra_args"] = Json::array();
   doc["executor"]["mem"] = "lots";
-  const auto schema = ValidatePipeline(doc);
-  EXPECT_TRUE(HasIssue(schema, "/executor/mem", "")) << Dump(schema);
-  EXPECT_TRUE(HasIssue(schema, "/executor/extra_args/0", "")) << Dump(schema);
+  const auto mem = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(mem, "/executor/mem", "must match")) << Dump(mem);
+  // ranks and device on the stages that train.
+  doc["executor"].erase("mem");
+  doc["stages"]["tune"]["ranks"] = 2;
+  doc["stages"]["tune"]["device"] = "cpu";
+  const Pipeline p = LoadPipeline(doc);
+  EXPECT_EQ(p.spec("tune").ranks, 2);
+  EXPECT_EQ(p.spec("tune").device, "cpu");
+  doc["stages"]["tune"]["ranks"] = 0;
+  doc["stages"]["tune"]["device"] = "tpu";
+  const auto bad = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(bad, "/stages/tune/ranks", "must be at least 1")) << Dump(bad);
   EXPECT_THROW(ParseExecutorType("kubernetes"), Error);
 }
 
