@@ -27,9 +27,11 @@ executor::ExecuteOptions Execution(StoreHandle& store, const orchestrator::Coord
   orchestrator::ExecutorSpec spec = coordinator.pipeline().executor;
   if (!workers.executor.empty()) spec.type = orchestrator::ParseExecutorType(workers.executor);
   if (spec.type == orchestrator::ExecutorType::kSlurm) {
-    // Slurm gives each job its own cores: as many workers as stages use.
+    // Slurm gives each job its own cores (and GPUs): as many workers as stages use.
     if (options.workers <= 0) options.workers = std::max(1, coordinator.MaxParallel());
     options.make_executor = executor::SlurmExecutorFactory(spec);
+  } else {
+    options.gpus = executor::VisibleGpus();
   }
   return options;
 }

@@ -2,9 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
 #include <thread>
 
 #include "common/error.h"
+#include "common/vocabulary.h"
 #include "executor/local_pool.h"
 
 namespace baton::executor {
@@ -13,6 +17,34 @@ int RanksPerWorker(const orchestrator::Pipeline& pipeline) {
   int ranks = 1;
   for (const auto& [name, spec] : pipeline.specs) ranks = std::max(ranks, spec.ranks);
   return ranks;
+}
+
+bool WantsGpu(const orchestrator::Pipeline& pipeline, bool strictly) {
+  for (const auto& [name, spec] : pipeline.specs) {
+    if (spec.type == StageType::kPrepare) continue;
+    if (spec.device == "cuda" || (!strictly && spec.device == "auto")) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> VisibleGpus() {
+  std::vector<std::string> out;
+  if (const char* env = std::getenv("CUDA_VISIBLE_DEVICES"); env != nullptr) {
+    std::stringstream in(env);
+    for (std::string id; std::getline(in, id, ',');) {
+      if (id == "-1") break;  // CUDA stops at the first invalid entry
+      if (!id.empty()) out.push_back(id);
+    }
+    return out;
+  }
+  std::error_code ec;
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/driver/nvidia/gpus", ec)) {
+    (void)e;
+    ++n;
+  }
+  for (int i = 0; i < n; ++i) out.push_back(std::to_string(i));
+  return out;
 }
 
 int WorkerCount(const orchestrator::Coordinator& coordinator, int asked) {
@@ -24,7 +56,14 @@ int WorkerCount(const orchestrator::Coordinator& coordinator, int asked) {
 
 void ExecuteRun(orchestrator::Coordinator& coordinator, const ExecuteOptions& options,
                 const std::function<void()>& tick) {
-  const int workers = WorkerCount(coordinator, options.workers);
+  int workers = WorkerCount(coordinator, options.workers);
+  const int ranks = RanksPerWorker(coordinator.pipeline());
+  const bool use_gpus = !options.gpus.empty() && WantsGpu(coordinator.pipeline(), /*strictly=*/false);
+  if (use_gpus && options.workers <= 0) {
+    // One GPU per process: as many workers as the GPUs hold, at most what
+    // the stages use.
+    workers = std::max(1, std::min(static_cast<int>(options.gpus.size()) / ranks, coordinator.MaxParallel()));
+  }
   std::unique_ptr<WorkerEndpoint> endpoint = options.serve(coordinator, workers);
 
   // A full disk stops the run (Coordinator::Interrupt), whichever thread's
@@ -44,7 +83,9 @@ void ExecuteRun(orchestrator::Coordinator& coordinator, const ExecuteOptions& op
     launch.coordinator_url = endpoint->url();
     launch.token = endpoint->token();
     launch.workers = workers;
-    launch.ranks = RanksPerWorker(coordinator.pipeline());
+    launch.ranks = ranks;
+    if (use_gpus) launch.gpus = options.gpus;
+    launch.gpu = WantsGpu(coordinator.pipeline(), /*strictly=*/true);
     launch.log_dir = options.log_dir;
     WorkerEvents events;
     events.on_exit = [&](int worker, const std::string& reason) {

@@ -3,6 +3,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "executor/executor.h"
 #include "orchestrator/coordinator.h"
@@ -26,6 +27,11 @@ struct ExecuteOptions {
   std::function<std::unique_ptr<WorkerEndpoint>(orchestrator::Coordinator& coordinator, int workers)> serve;
   // Where the workers run. Default: processes on this machine (LocalPool).
   ExecutorFactory make_executor;
+  // GPUs of this machine for the local pool's workers (VisibleGpus()); a
+  // run whose training stages may use one ("device" cuda or auto) gets one
+  // worker slot per GPU (per `ranks` GPUs), at most its max_parallel,
+  // unless `workers` says otherwise. Empty: none.
+  std::vector<std::string> gpus;
 };
 
 // `asked` if positive, else min(cores / RanksPerWorker, the run's largest
@@ -35,6 +41,15 @@ int WorkerCount(const orchestrator::Coordinator& coordinator, int asked);
 // Processes per worker: the largest "ranks" of the pipeline's stages (a
 // data-parallel group; 1 without one).
 int RanksPerWorker(const orchestrator::Pipeline& pipeline);
+
+// Whether a stage that trains asks for "device": "cuda" (`strictly`), or
+// may use a GPU ("cuda" or "auto", the default).
+bool WantsGpu(const orchestrator::Pipeline& pipeline, bool strictly);
+
+// The GPUs this machine lets its processes use: CUDA_VISIBLE_DEVICES when
+// set (its entries; "" or -1: none), else one per /proc/driver/nvidia/gpus
+// entry ("0", "1", ...). Empty without an NVIDIA driver.
+std::vector<std::string> VisibleGpus();
 
 // Executes a created (or resumed) run to its end: serves its worker
 // endpoint, starts the run, keeps the executor's workers while it has work,

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/json_util.h"
 
@@ -16,6 +17,12 @@ struct WorkerLaunch {
   std::string token;            // the run's worker token (BATON_WORKER_TOKEN)
   int workers = 1;              // workers kept while the run has work
   int threads_per_worker = 1;   // torch threads in each worker. Default: 1
+  // GPUs the local pool hands out, one per worker process (CUDA_VISIBLE_DEVICES);
+  // empty: none.
+  std::vector<std::string> gpus;
+  // Each worker process needs a GPU: a stage asks for "device": "cuda"
+  // (Slurm: --gres=gpu:1, or --gpus-per-task=1 for a group).
+  bool gpu = false;
   // Processes per worker: a data-parallel group of this many ranks, of
   // which rank 0 talks to the coordinator (the largest "ranks" of the run's
   // stages). Default: 1.

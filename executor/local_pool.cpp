@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <map>
 
 #include <boost/process.hpp>
 
@@ -23,6 +24,7 @@ struct LocalPool::Worker {
   int id = 0;
   // Its processes: one, or a data-parallel group's ranks (rank 0 first).
   std::vector<bp::child> ranks;
+  std::vector<std::string> gpus;  // CUDA_VISIBLE_DEVICES of each rank; empty: none
   bool reported = false;
   std::string killed_because;  // Kill's reason
 
@@ -117,10 +119,12 @@ void LocalPool::Spawn(int id) {
                                    std::to_string(id), "--threads", std::to_string(launch_.threads_per_worker)};
   auto w = std::make_unique<Worker>();
   w->id = id;
+  w->gpus = PickGpus(ranks);
   try {
     if (!launch_.log_dir.empty()) std::filesystem::create_directories(launch_.log_dir);
     for (int rank = 0; rank < ranks; ++rank) {
       if (ranks > 1) child_env["BATON_RANK"] = std::to_string(rank);
+      if (!w->gpus.empty()) child_env["CUDA_VISIBLE_DEVICES"] = w->gpus[rank];
       if (launch_.log_dir.empty()) {
         w->ranks.emplace_back(worker_binary_, bp::args(args), child_env, bp::std_out > bp::null,
                               bp::std_err > bp::null, bp::std_in < bp::null);
@@ -139,7 +143,25 @@ void LocalPool::Spawn(int id) {
     }
     throw Error(ErrorCode::kUnavailable, "cannot start worker " + worker_binary_ + ": " + e.what());
   }
+  if (!w->gpus.empty() && events_.on_placed) events_.on_placed(id, {{"executor", "local"}, {"gpus", w->gpus}});
   workers_.push_back(std::move(w));
+}
+
+std::vector<std::string> LocalPool::PickGpus(int ranks) {
+  if (launch_.gpus.empty()) return {};
+  // The GPUs the fewest live workers use, in their order: a replaced
+  // worker's GPU goes to its replacement.
+  std::map<std::string, int> use;
+  for (const auto& g : launch_.gpus) use[g] = 0;
+  for (auto& w : workers_) {
+    if (w->reported) continue;
+    for (const auto& g : w->gpus) use[g] += 1;
+  }
+  std::vector<std::string> order = launch_.gpus;
+  std::stable_sort(order.begin(), order.end(), [&](const std::string& a, const std::string& b) { return use[a] < use[b]; });
+  std::vector<std::string> out;
+  for (int r = 0; r < ranks; ++r) out.push_back(order[static_cast<size_t>(r) % order.size()]);
+  return out;
 }
 
 void LocalPool::Start() {

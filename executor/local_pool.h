@@ -28,6 +28,8 @@ class LocalPool : public Executor {
  private:
   struct Worker;
   void Spawn(int id);
+  // The GPUs of a new worker's `ranks` processes (under mu_).
+  std::vector<std::string> PickGpus(int ranks);
   void Monitor();
 
   const WorkerLaunch launch_;

@@ -111,7 +111,7 @@ SlurmExecutor::~SlurmExecutor() { Stop(std::chrono::seconds(2)); }
 
 std::vector<std::string> SlurmExecutor::SbatchArgs(int worker_id) const {
   const auto& spec = options_.spec;
-  std::string name = "baton-" + launch_.run_id.substr(0, 12) + "-w" + std::to_string(worker_id);
+  std::string name = "baton-" + launch_.run_id + "-w" + std::to_string(worker_id);
   std::vector<std::string> args = {"--parsable", "--no-requeue", "--job-name=" + name};
   // Slurm's own requeue would start the same worker again behind the
   // coordinator's back; Baton resubmits instead, under the stage's retry.
@@ -127,6 +127,8 @@ std::vector<std::string> SlurmExecutor::SbatchArgs(int worker_id) const {
   args.push_back("--cpus-per-task=" + std::to_string(cpus));
   if (!spec.mem.empty()) args.push_back("--mem=" + spec.mem);
   if (!spec.time_limit.empty()) args.push_back("--time=" + spec.time_limit);
+  // A GPU per process: Slurm sets each one's CUDA_VISIBLE_DEVICES.
+  if (launch_.gpu) args.push_back(launch_.ranks > 1 ? "--gpus-per-task=1" : "--gres=gpu:1");
   for (const auto& a : spec.extra_args) args.push_back(a);
   args.push_back("--export=ALL");
   const std::string worker = ShellQuote(options_.worker_binary) + " --coordinator " +

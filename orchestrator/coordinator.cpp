@@ -90,6 +90,7 @@ std::unique_ptr<Coordinator> Coordinator::ForResume(store::BlobStore& blobs, sto
   // No model limit: the pipeline was accepted when the run was created.
   PipelineLimits accepted;
   accepted.max_model_bytes = UINT64_MAX;
+  accepted.cuda = true;
   Pipeline pipeline = LoadPipeline(*doc, accepted);
   if (pipeline.id != run->pipeline_id) {
     throw Error(ErrorCode::kCorrupt, "run " + run_id + ": the stored pipeline's digest is " + pipeline.id +

@@ -302,6 +302,14 @@ std::vector<int64_t> ExampleShape(const Json& prepare_stage) {
 }
 
 void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* plan, Issues& issues) {
+  for (const auto& [name, stage] : doc.at("stages").items()) {
+    if (stage.value("device", "auto") == "cuda" && !limits.cuda) {
+      issues.push_back({PointerAppend(PointerAppend("/stages", name), "device"),
+                        "\"cuda\" needs a LibTorch with CUDA, and this Baton's worker is built against one without "
+                        "it (Debian's libtorch is CPU-only; README \"GPUs\" says how to build against a CUDA "
+                        "LibTorch); use \"cpu\", or \"auto\" to take a GPU where there is one"});
+    }
+  }
   if (const auto e = doc.find("executor"); e != doc.end() && e->contains("extra_args")) {
     const Json& extra = e->at("extra_args");
     for (size_t k = 0; k < extra.size(); ++k) {

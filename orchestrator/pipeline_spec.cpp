@@ -68,6 +68,12 @@ Pipeline LoadPipeline(const Json& doc, const PipelineLimits& limits) {
   return plan;
 }
 
+#ifndef BATON_TORCH_CUDA
+#define BATON_TORCH_CUDA 0
+#endif
+
+bool BuiltWithCuda() { return BATON_TORCH_CUDA != 0; }
+
 ExecutorType ParseExecutorType(const std::string& name) {
   if (name == "local") return ExecutorType::kLocal;
   if (name == "slurm") return ExecutorType::kSlurm;

@@ -56,6 +56,9 @@ const std::string& PipelineSchemaText();
 // This machine's memory / 2: the default PipelineLimits::max_model_bytes.
 uint64_t DefaultMaxModelBytes();
 
+// Whether this build's LibTorch (that of baton-worker) has CUDA.
+bool BuiltWithCuda();
+
 // What a pipeline may ask of this machine.
 struct PipelineLimits {
   // The most memory a stage's model may need at least: float32 parameters
@@ -64,6 +67,9 @@ struct PipelineLimits {
   // headers; 1 x 1 when they do not say) and the smallest values its
   // "$name" fields can take. A bigger one is refused at its largest layer.
   uint64_t max_model_bytes = DefaultMaxModelBytes();
+  // Whether "device": "cuda" can run: the worker's LibTorch has CUDA.
+  // Default: BuiltWithCuda().
+  bool cuda = BuiltWithCuda();
 };
 
 // Every problem in `doc`, each with a JSON pointer: schema violations first,

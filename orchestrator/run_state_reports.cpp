@@ -127,6 +127,16 @@ void RunState::ReportInitial(int64_t task_id, const Json& body, const Instant& n
   CheckAttempt(task_id, body);
   Task& t = FindTask(task_id);
   const std::string digest = body.at("checkpoint").get<std::string>();
+  // The device the worker chose ("cpu", "cuda:0") and the GPUs it was let
+  // see (CUDA_VISIBLE_DEVICES): recorded with the attempt.
+  const bool has_device = body.contains("device") && body["device"].is_string() &&
+                          t.rec.placements.is_array() && !t.rec.placements.empty();
+  if (has_device) {
+    t.rec.placements.back()["device"] = body["device"];
+    if (body.contains("visible_gpus") && body["visible_gpus"].is_string()) {
+      t.rec.placements.back()["visible_gpus"] = body["visible_gpus"];
+    }
+  }
   if (body.value("resumed", false)) {
     // The state the worker loaded to resume, encoded again: it must be the
     // checkpoint it was given, bit for bit.
@@ -142,6 +152,7 @@ void RunState::ReportInitial(int64_t task_id, const Json& body, const Instant& n
                   {"promoted", t.promoted_at > 0 && t.promoted_at == t.last_epoch + 1},
                   {"attempt", t.rec.attempts}, {"loaded", digest}};
     if (!t.retry_reason.empty()) attrs["after"] = t.retry_reason;  // why the attempt before failed
+    if (has_device) UpdateTrial(t.rec);
     AddEdge(Node("trial", t.rec.id), Node("checkpoint", digest), "resumed_from", attrs);
     return;
   }

@@ -89,6 +89,11 @@ std::string NumberText(double value) {
   return text.str();
 }
 
+torch::Device ModelDevice(Model& model) {
+  for (const auto& p : model->parameters()) return p.device();
+  return torch::kCPU;
+}
+
 struct ParallelStep {
   double loss = 0;    // the global batch's mean loss
   bool stop = false;  // rank 0 asked to stop before this step
@@ -146,6 +151,8 @@ TrainResult TrainEpochs(Model& model, const Dataset& data,
                                 const torch::Tensor& labels) {
     return torch::nn::functional::cross_entropy(logits, labels);
   };
+  // The data goes where the model is (the worker moved it to its device).
+  const torch::Device device = ModelDevice(model);
   Collective* const collective = options.collective;
   const int world = collective != nullptr ? collective->size() : 1;
   const int rank = collective != nullptr ? collective->rank() : 0;
@@ -173,8 +180,8 @@ TrainResult TrainEpochs(Model& model, const Dataset& data,
     // One gather per epoch; batches are then contiguous views.
     std::vector<int64_t> order = EpochOrder(n, options.seed, epoch);
     torch::Tensor index = torch::from_blob(order.data(), {n}, torch::kInt64);
-    torch::Tensor xs = data.train_x.index_select(0, index);
-    torch::Tensor ys = data.train_y.index_select(0, index);
+    torch::Tensor xs = data.train_x.index_select(0, index).to(device);
+    torch::Tensor ys = data.train_y.index_select(0, index).to(device);
 
     model->train();
     double loss_sum = 0;
@@ -379,10 +386,11 @@ Evaluation Evaluate(Model& model, const torch::Tensor& x,
   const int64_t n = x.size(0);
   const auto sum =
       torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum);
+  const torch::Device device = ModelDevice(model);
   for (int64_t begin = 0; begin < n; begin += batch_size) {
     const int64_t size = std::min(batch_size, n - begin);
-    torch::Tensor labels = y.narrow(0, begin, size);
-    torch::Tensor logits = model->forward(x.narrow(0, begin, size));
+    torch::Tensor labels = y.narrow(0, begin, size).to(device);
+    torch::Tensor logits = model->forward(x.narrow(0, begin, size).to(device));
     loss_sum += torch::nn::functional::cross_entropy(logits, labels, sum)
                     .item<double>();
     correct += logits.argmax(1).eq(labels).sum().item<int64_t>();

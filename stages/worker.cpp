@@ -24,6 +24,12 @@
 namespace baton::stages {
 namespace {
 
+// CUDA_VISIBLE_DEVICES as this worker was started with it ("unset" without).
+std::string VisibleGpusEnv() {
+  const char* env = std::getenv("CUDA_VISIBLE_DEVICES");
+  return env != nullptr ? env : "unset";
+}
+
 Error TaskError(const std::string& key, const std::string& what) {
   return Error(ErrorCode::kInvalidArgument,
                "task field \"" + key + "\" " + what, "/" + key);
@@ -343,6 +349,26 @@ struct Worker::State {
                         static_cast<int>(ranks));
   }
 
+  // Where a train task trains: its "device" ("cpu", "cuda", or "auto", the
+  // default: CUDA when this LibTorch and this node have it). Each worker
+  // sees its own GPU (the executor sets CUDA_VISIBLE_DEVICES); a rank of a
+  // group on one node takes the GPU of its rank among those it sees.
+  torch::Device TaskDevice(const Json& task, int rank) {
+    const Json& field = task.contains("device") ? task["device"] : Json("auto");
+    const std::string asked = field.is_string() ? field.get<std::string>() : "";
+    if (asked != "cpu" && asked != "cuda" && asked != "auto") {
+      throw TaskError("device", "must be \"cpu\", \"cuda\" or \"auto\", got " + field.dump());
+    }
+    const bool cuda = torch::cuda::is_available();
+    if (asked == "cpu" || (asked == "auto" && !cuda)) return torch::kCPU;
+    if (!cuda) {
+      throw TaskError("device", "is \"cuda\", but this worker's LibTorch has no CUDA or this node no GPU it may "
+                                "use (CUDA_VISIBLE_DEVICES " + VisibleGpusEnv() + ")");
+    }
+    const int count = static_cast<int>(torch::cuda::device_count());
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(count > 0 ? rank % count : 0));
+  }
+
   // The model a train task starts from, before any weights are loaded:
   // built from the task's layers on the dataset's shapes with the task's seed.
   Model BuildModel(const Json& task, const Dataset& data, uint64_t seed) {
@@ -402,9 +428,11 @@ struct Worker::State {
     TrainOptions train_options = TrainOptionsOf(task);
     Hyperparameters hp = ParseHyperparameters(Field(task, "hyperparameters"));
     Model model = BuildModel(task, *data, train_options.seed);
+    const torch::Device device = TaskDevice(task, group->rank());
+    model->to(device);
     train_options.collective = collective.get();
     Log("task " + std::to_string(id) + ": rank " + std::to_string(group->rank()) + " of " +
-        std::to_string(collective->size()));
+        std::to_string(collective->size()) + " on " + device.str());
     Train(model, *data, hp, train_options, [](const EpochMetrics&) { return true; });
   }
 
@@ -426,6 +454,7 @@ struct Worker::State {
     TrainOptions train_options = TrainOptionsOf(task);
     Hyperparameters hp = ParseHyperparameters(Field(task, "hyperparameters"));
     train_options.collective = collective;
+    const torch::Device device = TaskDevice(task, collective != nullptr ? collective->rank() : 0);
     Model model = BuildModel(task, *data, train_options.seed);
 
     std::string last_checkpoint;
@@ -441,7 +470,9 @@ struct Worker::State {
       // blob is in the store already, so this uploads nothing.
       last_checkpoint = Upload(EncodeModelState(*model));
       client.ReportInitial(id, {{"checkpoint", last_checkpoint},
-                                {"resumed", true}});
+                                {"resumed", true},
+                                {"device", device.str()},
+                                {"visible_gpus", VisibleGpusEnv()}});
     } else {
       InitReport report;
       Json source = nullptr;
@@ -457,11 +488,17 @@ struct Worker::State {
       }
       last_checkpoint = Upload(EncodeModelState(*model));
       client.ReportInitial(id, {{"checkpoint", last_checkpoint},
+                                {"device", device.str()},
+                                {"visible_gpus", VisibleGpusEnv()},
                                 {"init",
                                  {{"source", source},
                                   {"transferred", report.transferred},
                                   {"reinitialized", report.reinitialized}}}});
     }
+    // Weights are loaded and reported from the CPU; training runs on the
+    // device, and every checkpoint is encoded from CPU copies
+    // (EncodeModelState), so digests do not depend on the device.
+    model->to(device);
 
     // Each epoch's checkpoint is encoded here (a copy the next steps leave
     // alone) and committed in the background while the next epoch trains;

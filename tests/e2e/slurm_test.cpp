@@ -173,7 +173,7 @@ TEST_F(SlurmExecutorTest, TuningMatchesTheLocalPoolAndEndsItsJobs) {
     }
   }
   for (const auto& line : Squeue("%j")) {
-    EXPECT_NE(line.rfind("baton-" + slurm_id.substr(0, 12), 0), 0u) << "still queued: " << line;
+    EXPECT_NE(line.rfind("baton-" + slurm_id + "-w", 0), 0u) << "still queued: " << line;
   }
   // `baton show` names the job.
   std::string show;
@@ -292,7 +292,7 @@ TEST_F(SlurmExecutorTest, ServeWithTheSlurmExecutorRunsAPipelineTriggeredOverHtt
   const std::string run_id = testing::Trigger(server, doc);
   ASSERT_EQ(testing::WaitForRun(server, run_id, 120s), "succeeded") << ReadFile(dir_ / "store" / "serve.log");
   // Every job of the run ends with it; the one that never started was cancelled.
-  const std::string prefix = "baton-" + run_id.substr(0, 12) + "-w";
+  const std::string prefix = "baton-" + run_id + "-w";
   std::map<std::string, std::string> states;  // job name -> state
   for (auto until = Clock::now() + 30s; Clock::now() < until;) {
     states.clear();
