@@ -351,8 +351,23 @@ void SlurmExecutor::Stop(std::chrono::milliseconds grace) {
     return;
   }
   if (monitor_.joinable()) monitor_.join();
-  // Running workers end by themselves once the coordinator says the run is
-  // over; pending jobs would only start to hear that.
+  // Pending jobs would only start to hear that the run is over: cancel them
+  // at once, before the CPUs the first workers free let them start. Running
+  // workers end by themselves once the coordinator says the run is over.
+  std::vector<std::string> pending;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& j : jobs_) {
+      if (!j.ended && !j.started) pending.push_back(j.id);
+    }
+  }
+  if (!pending.empty()) {
+    try {
+      pending.insert(pending.begin(), "--state=PENDING");
+      RunSlurmCommand("scancel", pending);
+    } catch (const Error&) {
+    }
+  }
   const auto deadline = std::chrono::steady_clock::now() + grace;
   while (std::chrono::steady_clock::now() < deadline) {
     bool running = false;
