@@ -33,6 +33,8 @@ namespace fs = std::filesystem;
 using baton::Is;
 using baton::Json;
 using baton::RunStatus;
+using baton::bench::Median;
+using baton::bench::Quote;
 
 namespace {
 
@@ -43,13 +45,6 @@ struct Outcome {
   std::vector<float> weights;  // the final checkpoint's float32 values, in manifest order
   double val_accuracy = 0;
 };
-
-std::string Quote(const std::string& s) { return "'" + s + "'"; }
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
 
 Outcome RunOnce(const std::string& baton, const fs::path& dir, const Json& doc) {
   fs::create_directories(dir);

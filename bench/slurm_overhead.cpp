@@ -33,6 +33,8 @@ namespace fs = std::filesystem;
 using baton::Is;
 using baton::Json;
 using baton::RunStatus;
+using baton::bench::Median;
+using baton::bench::Quote;
 
 namespace {
 
@@ -46,8 +48,6 @@ struct Outcome {
   int trials = 0;
   int epochs = 0;
 };
-
-std::string Quote(const std::string& s) { return "'" + s + "'"; }
 
 Outcome RunOnce(const std::string& baton, const fs::path& dir, const Json& doc, const std::string& executor,
                 int workers) {
@@ -78,11 +78,6 @@ Outcome RunOnce(const std::string& baton, const fs::path& dir, const Json& doc, 
     }
   }
   return o;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
 int Run(int argc, char** argv) {

@@ -74,37 +74,33 @@ std::optional<RankPlace> RankPlaceFromEnvironment() {
 Collective::Collective(std::shared_ptr<c10d::ProcessGroupGloo> group, int rank, int size)
     : group_(std::move(group)), rank_(rank), size_(size) {}
 
-void Collective::AllReduceSum(std::vector<torch::Tensor>& tensors) {
+// Runs `op` on each tensor alone (Gloo takes a list as one tensor per
+// device); a failure names the operation and this rank.
+void Collective::EachTensor(const char* what, std::vector<torch::Tensor>& tensors,
+                            const std::function<void(std::vector<torch::Tensor>&)>& op) {
   try {
     for (auto& t : tensors) {
       std::vector<torch::Tensor> one = {t};
-      group_->allreduce(one)->wait();
+      op(one);
     }
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    Unavailable("a data-parallel rank failed during an allreduce (rank " + std::to_string(rank_) + " of " +
-                    std::to_string(size_) + ")",
+    Unavailable(std::string("a data-parallel rank failed during ") + what + " (rank " + std::to_string(rank_) +
+                    " of " + std::to_string(size_) + ")",
                 e);
   }
 }
 
+void Collective::AllReduceSum(std::vector<torch::Tensor>& tensors) {
+  EachTensor("an allreduce", tensors, [this](std::vector<torch::Tensor>& one) { group_->allreduce(one)->wait(); });
+}
+
 void Collective::Broadcast(std::vector<torch::Tensor>& tensors) {
-  try {
-    c10d::BroadcastOptions options;
-    options.rootRank = 0;
-    // One tensor per call: Gloo takes a list as one tensor per device.
-    for (auto& t : tensors) {
-      std::vector<torch::Tensor> one = {t};
-      group_->broadcast(one, options)->wait();
-    }
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    Unavailable("a data-parallel rank failed during a broadcast (rank " + std::to_string(rank_) + " of " +
-                    std::to_string(size_) + ")",
-                e);
-  }
+  c10d::BroadcastOptions options;
+  options.rootRank = 0;
+  EachTensor("a broadcast", tensors,
+             [&](std::vector<torch::Tensor>& one) { group_->broadcast(one, options)->wait(); });
 }
 
 RankGroup::RankGroup(RankPlace place, std::chrono::milliseconds timeout, std::chrono::milliseconds collective_timeout)

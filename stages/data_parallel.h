@@ -7,6 +7,7 @@
 // allreduce. Rank 0 talks to the coordinator, hosts the TCPStore and tells
 // the other ranks what to train through it.
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -54,6 +55,8 @@ class Collective {
   void Broadcast(std::vector<torch::Tensor>& tensors);
 
  private:
+  void EachTensor(const char* what, std::vector<torch::Tensor>& tensors,
+                  const std::function<void(std::vector<torch::Tensor>&)>& op);
   std::shared_ptr<c10d::ProcessGroupGloo> group_;
   int rank_, size_;
 };
