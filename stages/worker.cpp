@@ -344,6 +344,10 @@ struct Worker::State {
                                    ", but this worker runs alone (the local pool and the Slurm executor start "
                                    "groups of ranks for pipelines that ask for them)");
     }
+    if (ranks > group->world()) {
+      throw TaskError("ranks", "is " + std::to_string(ranks) + ", but this worker's group has " +
+                                   std::to_string(group->world()) + " processes");
+    }
     if (group->rank() == 0) group->Post({{"task", task}});
     return group->Begin("task-" + std::to_string(id) + "-" + task.value("attempt", Json(1)).dump(),
                         static_cast<int>(ranks));
