@@ -303,6 +303,12 @@ std::vector<int64_t> ExampleShape(const Json& prepare_stage) {
 
 void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* plan, Issues& issues) {
   for (const auto& [name, stage] : doc.at("stages").items()) {
+    if (stage.contains("partitioning") && stage["partitioning"].value("type", "random") == "importance" &&
+        stage.value("ranks", 1) < 2) {
+      issues.push_back({PointerAppend(PointerAppend("/stages", name), "partitioning"),
+                        "importance partitioning shares the data among data-parallel ranks: it needs \"ranks\" of "
+                        "2 or more"});
+    }
     if (stage.value("device", "auto") == "cuda" && !limits.cuda) {
       issues.push_back({PointerAppend(PointerAppend("/stages", name), "device"),
                         "\"cuda\" needs a LibTorch with CUDA, and this Baton's worker is built against one without "

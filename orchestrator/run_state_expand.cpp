@@ -40,6 +40,7 @@ void RunState::ExpandStage(Stage& stage) {
     // Only when asked: the tasks of pipelines without them stay as they were.
     if (stage.typed->ranks > 1) task["ranks"] = stage.typed->ranks;
     if (stage.typed->device != "auto") task["device"] = stage.typed->device;
+    if (stage.typed->partitioning.type != "random") task["partitioning"] = stage.typed->partitioning.ToJson();
     t.task = task;
     t.id = Apply(effect::AddTrial{t}).id;
     AddEdge(Node("trial", t.id), Node("stage", stage.rec.id), "part_of", Json::object());

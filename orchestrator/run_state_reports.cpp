@@ -207,7 +207,19 @@ std::string RunState::ReportEpoch(int64_t task_id, const Json& body, const Insta
   }
   auto blob_list = CheckpointBlobs(e.checkpoint);
   Crash("epoch.unrecorded");
-  Apply(effect::RecordEpoch{e, blob_list});
+  const Json partitioning = body.value("partitioning", Json());
+  if (partitioning.is_object() && t.rec.task.contains("dataset")) {
+    // Importance partitioning: which examples each rank trained this epoch
+    // on (the index lists' digests) and how they were chosen, recorded with
+    // the epoch, in one transaction.
+    effects_.Atomically([&] {
+      Apply(effect::RecordEpoch{e, blob_list});
+      AddEdge(Node("checkpoint", e.checkpoint), Node("artifact", t.rec.task["dataset"].get<std::string>()),
+              "partitioned", partitioning);
+    });
+  } else {
+    Apply(effect::RecordEpoch{e, blob_list});
+  }
   Crash("epoch.recorded");
   t.last_epoch = e.epoch;
   t.last_checkpoint = e.checkpoint;

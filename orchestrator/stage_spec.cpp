@@ -48,6 +48,10 @@ Json EpochSelector::ToJson() const {
 
 std::string EpochSelector::Label() const { return kind == Kind::kNumber ? std::to_string(number) : ToJson().get<std::string>(); }
 
+Json StageSpec::Partitioning::ToJson() const {
+  return {{"type", type}, {"heuristic", heuristic}, {"warmup_epochs", warmup_epochs}, {"every", every}};
+}
+
 StageSpec ParseStageSpec(const std::string& name, const Json& stage) {
   StageSpec s;
   s.name = name;
@@ -83,6 +87,11 @@ StageSpec ParseStageSpec(const std::string& name, const Json& stage) {
   const Json retry = stage.value("retry", Json::object());
   s.ranks = stage.value("ranks", 1);
   s.device = stage.value("device", "auto");
+  const Json partitioning = stage.value("partitioning", Json::object());
+  s.partitioning.type = partitioning.value("type", s.partitioning.type);
+  s.partitioning.heuristic = partitioning.value("heuristic", s.partitioning.heuristic);
+  s.partitioning.warmup_epochs = partitioning.value("warmup_epochs", s.partitioning.warmup_epochs);
+  s.partitioning.every = partitioning.value("every", s.partitioning.every);
   s.max_attempts = retry.value("max_attempts", s.max_attempts);
   s.backoff_seconds = retry.value("backoff_seconds", s.backoff_seconds);
   s.repeats = stage.value("repeats", s.repeats);

@@ -93,6 +93,14 @@ struct StageSpec {
   // where they train ("device": cpu | cuda | auto).
   int ranks = 1;
   std::string device = "auto";
+  // How a data-parallel trial's ranks share the data ("partitioning").
+  struct Partitioning {
+    std::string type = "random";        // random | importance
+    std::string heuristic = "balanced";  // importance: balanced | sorted
+    int warmup_epochs = 1;              // importance: epochs before the first scoring
+    int every = 1;                      // importance: epochs between scorings
+    Json ToJson() const;                // as the task carries it
+  } partitioning;
 
   // Every stage whose tasks can fail: "retry".
   int max_attempts = 1;

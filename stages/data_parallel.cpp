@@ -2,12 +2,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include "common/digest.h"
 #include "common/error.h"
 
 namespace baton::stages {
@@ -41,6 +43,40 @@ std::vector<uint8_t> Bytes(const std::string& s) { return {s.begin(), s.end()}; 
 }
 
 }  // namespace
+
+std::vector<std::vector<int64_t>> PartitionByImportance(const std::vector<float>& scores, int world,
+                                                        const std::string& heuristic) {
+  if (heuristic != "balanced" && heuristic != "sorted") {
+    throw Error(ErrorCode::kInvalidArgument,
+                "partitioning heuristic must be \"balanced\" or \"sorted\", got \"" + heuristic + "\"");
+  }
+  const int64_t n = static_cast<int64_t>(scores.size());
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return scores[a] > scores[b]; });
+  std::vector<std::vector<int64_t>> parts(static_cast<size_t>(std::max(world, 1)));
+  for (int64_t i = 0; i < n; ++i) {
+    int r = 0;
+    if (heuristic == "sorted") {
+      r = static_cast<int>(i * world / n);
+    } else {
+      const int64_t round = i / world, pos = i % world;
+      r = static_cast<int>(round % 2 == 0 ? pos : world - 1 - pos);
+    }
+    parts[r].push_back(order[i]);
+  }
+  for (auto& p : parts) std::sort(p.begin(), p.end());
+  return parts;
+}
+
+std::string PartitionDigest(const std::vector<int64_t>& indices) {
+  std::string bytes(indices.size() * sizeof(int64_t), '\0');
+  for (size_t i = 0; i < indices.size(); ++i) {
+    const uint64_t v = static_cast<uint64_t>(indices[i]);
+    for (int b = 0; b < 8; ++b) bytes[i * 8 + b] = static_cast<char>((v >> (8 * b)) & 0xff);
+  }
+  return Sha256Hex(bytes);
+}
 
 std::optional<RankPlace> RankPlaceFromEnvironment() {
   RankPlace p;

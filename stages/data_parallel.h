@@ -43,6 +43,20 @@ struct RankPlace {
 // values that do not fit together.
 std::optional<RankPlace> RankPlaceFromEnvironment();
 
+// Importance-aware partitioning (DAIS 2023): examples 0..n-1, scored by
+// `scores` (higher: more important, e.g. the example's loss), split among
+// `world` ranks. "balanced": in order of score, dealt out in snake order
+// (0, 1, ..., w-1, w-1, ..., 0, ...), so every rank gets about the same
+// total importance and as many easy as hard examples; "sorted": contiguous
+// blocks of that order (rank 0 the most important). Ties go by index; each
+// partition lists its examples by index. Error(kInvalidArgument) for
+// another heuristic.
+std::vector<std::vector<int64_t>> PartitionByImportance(const std::vector<float>& scores, int world,
+                                                        const std::string& heuristic);
+// SHA-256 (hex) of a partition's indices as little-endian int64: its name
+// in lineage.
+std::string PartitionDigest(const std::vector<int64_t>& indices);
+
 // One task's collective: a Gloo process group over ranks [0, size).
 class Collective {
  public:

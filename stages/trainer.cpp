@@ -1,5 +1,6 @@
 #include "stages/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -100,22 +101,20 @@ struct ParallelStep {
 };
 
 // One data-parallel step's forward, backward and gradient sum: this rank's
-// contiguous shard of the global batch [begin, begin + size) of (xs, ys),
-// its summed loss divided by the global batch size, so that the gradients
-// and losses summed over the ranks are the global batch's mean. Rank 0's
-// stop flag travels with the loss. The caller steps the optimizer.
+// shard of the step's global batch of `global_size` examples (it may be
+// empty), its summed loss divided by the global batch size, so that the
+// gradients and losses summed over the ranks are the global batch's mean.
+// Rank 0's stop flag travels with the loss. The caller steps the optimizer.
 ParallelStep DataParallelStep(Collective& collective, Model& model, std::vector<torch::Tensor>& trained,
-                              const torch::Tensor& xs, const torch::Tensor& ys, int64_t begin, int64_t size,
+                              const torch::Tensor& x_shard, const torch::Tensor& y_shard, int64_t global_size,
                               bool stop) {
-  const int64_t lo = begin + size * collective.rank() / collective.size();
-  const int64_t hi = begin + size * (collective.rank() + 1) / collective.size();
   double local = 0;
-  if (hi > lo) {
+  if (x_shard.size(0) > 0) {
     torch::Tensor loss =
         torch::nn::functional::cross_entropy(
-            model->forward(xs.narrow(0, lo, hi - lo)), ys.narrow(0, lo, hi - lo),
+            model->forward(x_shard), y_shard,
             torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
-        static_cast<double>(size);
+        static_cast<double>(global_size);
     loss.backward();
     local = loss.item<double>();
   }
@@ -141,6 +140,35 @@ ParallelStep DataParallelStep(Collective& collective, Model& model, std::vector<
   return out;
 }
 
+// Each example's loss under the current weights (eval mode, no
+// gradients): each rank scores a contiguous slice and the slices are summed,
+// so every rank ends with every score.
+std::vector<float> ScoreExamples(Collective& collective, Model& model, const torch::Tensor& x,
+                                 const torch::Tensor& y, int64_t batch_size) {
+  const int64_t n = x.size(0);
+  const int64_t lo = n * collective.rank() / collective.size();
+  const int64_t hi = n * (collective.rank() + 1) / collective.size();
+  torch::Tensor scores = torch::zeros({n}, torch::kFloat32);
+  {
+    torch::NoGradGuard no_grad;
+    const bool was_training = model->is_training();
+    model->eval();
+    const torch::Device device = ModelDevice(model);
+    const auto none = torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone);
+    for (int64_t begin = lo; begin < hi; begin += batch_size) {
+      const int64_t size = std::min(batch_size, hi - begin);
+      torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x.narrow(0, begin, size).to(device)),
+                                                                y.narrow(0, begin, size).to(device), none);
+      scores.narrow(0, begin, size).copy_(loss.to(torch::kCPU).to(torch::kFloat32));
+    }
+    model->train(was_training);
+  }
+  std::vector<torch::Tensor> all = {scores};
+  collective.AllReduceSum(all);
+  const float* p = all[0].data_ptr<float>();
+  return std::vector<float>(p, p + n);
+}
+
 TrainResult TrainEpochs(Model& model, const Dataset& data,
                         const Hyperparameters& hp, const TrainOptions& options,
                         const EpochCallback& on_epoch) {
@@ -157,6 +185,8 @@ TrainResult TrainEpochs(Model& model, const Dataset& data,
   const int world = collective != nullptr ? collective->size() : 1;
   const int rank = collective != nullptr ? collective->rank() : 0;
   std::vector<torch::Tensor> trained;  // the parameters whose gradients are summed over the ranks
+  std::vector<std::vector<int64_t>> parts;  // importance partitioning: each rank's examples
+  Json partition_record;                    // and how they were chosen (rank 0 reports it)
   if (collective != nullptr) {
     // Every rank starts from rank 0's weights and buffers.
     torch::NoGradGuard no_grad;
@@ -176,38 +206,91 @@ TrainResult TrainEpochs(Model& model, const Dataset& data,
     for (auto& group : optimizer->param_groups()) {
       group.options().set_lr(metrics.lr);
     }
+    // Importance partitioning: score and partition when due.
+    const auto& part = options.partitioning;
+    const bool by_importance = collective != nullptr && part.type == "importance" && epoch >= part.warmup_epochs;
+    if (by_importance && (parts.empty() || (epoch - part.warmup_epochs) % part.every == 0)) {
+      parts = PartitionByImportance(ScoreExamples(*collective, model, data.train_x, data.train_y,
+                                                  options.eval_batch_size),
+                                    world, part.heuristic);
+      Json digests = Json::array(), sizes = Json::array();
+      for (const auto& p : parts) {
+        digests.push_back(PartitionDigest(p));
+        sizes.push_back(p.size());
+      }
+      partition_record = {{"type", part.type}, {"heuristic", part.heuristic}, {"scored_at_epoch", epoch},
+                          {"digests", digests}, {"examples", sizes}};
+    }
     torch::manual_seed(EpochSeed(options.seed, epoch));
-    // One gather per epoch; batches are then contiguous views.
-    std::vector<int64_t> order = EpochOrder(n, options.seed, epoch);
-    torch::Tensor index = torch::from_blob(order.data(), {n}, torch::kInt64);
+    // One gather per epoch; batches are then contiguous views. With
+    // importance partitioning each rank gathers its own partition, shuffled.
+    std::vector<int64_t> order;
+    if (by_importance) {
+      const std::vector<int64_t>& mine = parts[rank];
+      for (int64_t i : EpochOrder(static_cast<int64_t>(mine.size()), options.seed + rank + 1, epoch)) {
+        order.push_back(mine[i]);
+      }
+    } else {
+      order = EpochOrder(n, options.seed, epoch);
+    }
+    torch::Tensor index = torch::from_blob(order.data(), {static_cast<int64_t>(order.size())}, torch::kInt64);
     torch::Tensor xs = data.train_x.index_select(0, index).to(device);
     torch::Tensor ys = data.train_y.index_select(0, index).to(device);
 
     model->train();
     double loss_sum = 0;
     int64_t seen = 0;
-    for (int64_t begin = 0; begin < n; begin += hp.batch_size) {
+    // One data-parallel step on this rank's shard; false when the trial ends
+    // here (result set).
+    const auto parallel_step = [&](const torch::Tensor& x_shard, const torch::Tensor& y_shard, int64_t global,
+                                   int64_t batch) {
+      const bool stop = rank == 0 && options.stop_requested && options.stop_requested();
+      optimizer->zero_grad();
+      const ParallelStep step = DataParallelStep(*collective, model, trained, x_shard, y_shard, global, stop);
+      if (step.stop) {
+        result.outcome = TrialOutcome::kStopped;  // rank 0 asked: every rank drops this epoch
+        return false;
+      }
+      if (!std::isfinite(step.loss)) {
+        result.outcome = TrialOutcome::kDiverged;
+        result.reason = "training loss became " + NumberText(step.loss) + " in epoch " + std::to_string(epoch) +
+                        " at batch " + std::to_string(batch) + " (lr " + NumberText(metrics.lr) + ", " +
+                        std::to_string(world) + " ranks)";
+        return false;
+      }
+      optimizer->step();
+      loss_sum += step.loss * static_cast<double>(global);
+      seen += global;
+      return true;
+    };
+    if (by_importance) {
+      // Each step takes the next share of the global batch from every
+      // rank's partition; a rank whose partition ran out sends nothing.
+      for (int64_t s = 0; s * hp.batch_size < n; ++s) {
+        int64_t global = 0, mine_from = 0, mine = 0;
+        for (int r = 0; r < world; ++r) {
+          const int64_t share = hp.batch_size * (r + 1) / world - hp.batch_size * r / world;
+          const int64_t size = static_cast<int64_t>(parts[r].size());
+          const int64_t count = std::clamp<int64_t>(size - s * share, 0, share);
+          global += count;
+          if (r == rank) {
+            mine_from = std::min(s * share, size);
+            mine = count;
+          }
+        }
+        if (global == 0 || (global == 1 && s > 0)) break;
+        if (!parallel_step(xs.narrow(0, mine_from, mine), ys.narrow(0, mine_from, mine), global, s)) return result;
+      }
+    }
+    for (int64_t begin = 0; begin < n && !by_importance; begin += hp.batch_size) {
       const int64_t size = std::min(hp.batch_size, n - begin);
       if (size == 1 && begin > 0) break;
       if (collective != nullptr) {
-        const bool stop = rank == 0 && options.stop_requested && options.stop_requested();
-        optimizer->zero_grad();
-        const ParallelStep step = DataParallelStep(*collective, model, trained, xs, ys, begin, size, stop);
-        if (step.stop) {
-          result.outcome = TrialOutcome::kStopped;  // rank 0 asked: every rank drops this epoch
+        // This rank's contiguous shard of the global batch [begin, begin + size).
+        const int64_t lo = begin + size * rank / world, hi = begin + size * (rank + 1) / world;
+        if (!parallel_step(xs.narrow(0, lo, hi - lo), ys.narrow(0, lo, hi - lo), size, begin / hp.batch_size)) {
           return result;
         }
-        const double value = step.loss;
-        if (!std::isfinite(value)) {
-          result.outcome = TrialOutcome::kDiverged;
-          result.reason = "training loss became " + NumberText(value) + " in epoch " + std::to_string(epoch) +
-                          " at batch " + std::to_string(begin / hp.batch_size) + " (lr " + NumberText(metrics.lr) +
-                          ", " + std::to_string(world) + " ranks)";
-          return result;
-        }
-        optimizer->step();
-        loss_sum += value * static_cast<double>(size);
-        seen += size;
         continue;
       }
       if (options.stop_requested && options.stop_requested()) {
@@ -270,6 +353,7 @@ TrainResult TrainEpochs(Model& model, const Dataset& data,
       metrics.test_accuracy = test.accuracy;
     }
     metrics.seconds = SecondsSince(epoch_start);
+    if (by_importance) metrics.partitioning = partition_record;
     ++result.epochs_run;
     const bool go_on = on_epoch(metrics);
     if (collective != nullptr) {

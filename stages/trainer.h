@@ -72,6 +72,20 @@ struct TrainOptions {
   // norm normalises with each rank's shard's statistics; dropout draws
   // per rank. nullptr: one process.
   Collective* collective = nullptr;
+  // With a collective: how the ranks share the data (data_parallel.h).
+  // "random": each global batch of the 1-rank order is split into shards
+  // (above). "importance": from epoch warmup_epochs on, every `every`
+  // epochs (and when a resumed trial starts past the warm-up), each
+  // example is scored by its loss (the ranks score a slice each), the
+  // examples are partitioned among the ranks (PartitionByImportance), and
+  // each rank steps through its own partition, shuffled per epoch, in
+  // shares of the global batch.
+  struct Partitioning {
+    std::string type = "random";
+    std::string heuristic = "balanced";
+    int64_t warmup_epochs = 1;
+    int64_t every = 1;
+  } partitioning;
 };
 
 // What one finished epoch measured. Losses are mean cross-entropy per
@@ -84,6 +98,10 @@ struct EpochMetrics {
   std::optional<double> test_loss, test_accuracy;  // with evaluate_test
   double seconds = 0;             // wall time of training + evaluation
   double samples_per_second = 0;  // training examples / training seconds
+  // Importance partitioning in effect this epoch (rank 0): {"type",
+  // "heuristic", "scored_at_epoch", "digests": [per rank], "examples": [per
+  // rank]}; null otherwise.
+  Json partitioning;
 };
 
 // The metrics as the worker protocol's "metrics" object.

@@ -418,6 +418,17 @@ struct Worker::State {
         throw TaskError("evaluate_test", "must be true or false");
       train_options.evaluate_test = it->get<bool>();
     }
+    if (auto it = task.find("partitioning"); it != task.end() && !it->is_null()) {
+      const Json& p = *it;
+      auto& out = train_options.partitioning;
+      out.type = p.value("type", out.type);
+      out.heuristic = p.value("heuristic", out.heuristic);
+      out.warmup_epochs = p.value("warmup_epochs", out.warmup_epochs);
+      out.every = std::max<int64_t>(1, p.value("every", out.every));
+      if (out.type != "random" && out.type != "importance") {
+        throw TaskError("partitioning", "type must be \"random\" or \"importance\", got \"" + out.type + "\"");
+      }
+    }
     return train_options;
   }
 
@@ -525,6 +536,7 @@ struct Worker::State {
                          {"checkpoint", digest},
                          {"seconds", metrics.seconds},
                          {"metrics", MetricsJson(metrics)}};
+          if (!metrics.partitioning.is_null()) report["partitioning"] = metrics.partitioning;
           const bool started = committer.Submit(
               [this, id, encoded, report = std::move(report)] {
                 Upload(*encoded);

@@ -174,5 +174,48 @@ TEST_F(DataParallelTest, KillingOneRankFailsTheAttemptOnBothAndTheRetryFinishes)
   }
 }
 
+// Importance-aware partitioning: after one warm-up epoch the examples are
+// scored and partitioned between the two ranks, again every two epochs;
+// each epoch's checkpoint records the partitions' digests, sizes and the
+// heuristic in lineage.
+TEST_F(DataParallelTest, ImportancePartitioningIsRecordedWithEachEpoch) {
+  Json doc = testing::DataParallelPipeline("dp-importance", 2, 4, 2000, 64);
+  doc["stages"]["train"]["partitioning"] = {{"type", "importance"}, {"heuristic", "balanced"},
+                                            {"warmup_epochs", 1}, {"every", 2}};
+  std::string out;
+  ASSERT_EQ(testing::RunBaton(dir_ / "store", "run " + Write("p.json", doc).string() + " --no-progress", &out, "2>&1"),
+            0)
+      << out;
+  const testing::TrialState t = TrainTrial(dir_ / "store");
+  ASSERT_EQ(t.epochs.size(), 4u);
+  auto db = store::LineageDb::Open(dir_ / "store" / "lineage.db");
+  std::vector<Json> partitions;  // per epoch: the edge's attributes, or null
+  for (const auto& e : t.epochs) {
+    Json found;
+    for (const auto& edge : db->Upstream("checkpoint:" + e.checkpoint, 1)) {
+      if (edge.kind != "partitioned") continue;
+      EXPECT_EQ(edge.dst, "artifact:" + t.rec.task["dataset"].get<std::string>());
+      found = edge.attrs;
+    }
+    partitions.push_back(found);
+  }
+  EXPECT_TRUE(partitions[0].is_null()) << "epoch 0 is the warm-up: " << partitions[0].dump();
+  for (int e = 1; e < 4; ++e) {
+    ASSERT_TRUE(partitions[e].is_object()) << "epoch " << e;
+    EXPECT_EQ(partitions[e]["heuristic"], "balanced");
+    ASSERT_EQ(partitions[e]["digests"].size(), 2u);
+    EXPECT_NE(partitions[e]["digests"][0], partitions[e]["digests"][1]);
+    EXPECT_EQ(partitions[e]["examples"][0].get<int>() + partitions[e]["examples"][1].get<int>(), 1600)
+        << "every training example on one rank";
+  }
+  // Scored after epochs 1 and 3: epoch 2 trains on epoch 1's partitions.
+  EXPECT_EQ(partitions[1]["scored_at_epoch"], 1);
+  EXPECT_EQ(partitions[2]["scored_at_epoch"], 1);
+  EXPECT_EQ(partitions[2]["digests"], partitions[1]["digests"]);
+  EXPECT_EQ(partitions[3]["scored_at_epoch"], 3);
+  EXPECT_NE(partitions[3]["digests"], partitions[1]["digests"]) << "the model changed, and so did the scores";
+  EXPECT_EQ(t.rec.status, "succeeded");
+}
+
 }  // namespace
 }  // namespace baton

@@ -160,6 +160,18 @@ TEST(PipelineSpecTest, TheExecutorIsTypedAndItsReservedArgumentsRefused) {
   doc["stages"]["tune"]["device"] = "tpu";
   const auto bad = ValidatePipeline(doc);
   EXPECT_TRUE(HasIssue(bad, "/stages/tune/ranks", "must be at least 1")) << Dump(bad);
+  // Importance partitioning shares data among ranks: it needs two.
+  doc["stages"]["tune"]["ranks"] = 1;
+  doc["stages"]["tune"]["device"] = "cpu";
+  doc["stages"]["tune"]["partitioning"] = {{"type", "importance"}, {"heuristic", "sorted"}};
+  const auto alone = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(alone, "/stages/tune/partitioning", "needs \"ranks\" of 2 or more")) << Dump(alone);
+  doc["stages"]["tune"]["ranks"] = 2;
+  const StageSpec::Partitioning part = LoadPipeline(doc).spec("tune").partitioning;
+  EXPECT_EQ(part.type, "importance");
+  EXPECT_EQ(part.heuristic, "sorted");
+  EXPECT_EQ(part.warmup_epochs, 1);
+  EXPECT_EQ(part.every, 1);
   EXPECT_THROW(ParseExecutorType("kubernetes"), Error);
 }
 
