@@ -156,6 +156,14 @@ void AddServeCommand(CLI::App& app, const GlobalOptions& g, CliAction* action) {
   serve->callback([&g, options, action] {
     *action = [&g, options] {
       RefuseServer(g, "serve");
+      if (options->workers.access.port != 0 && options->max_runs > 1) {
+        // Each run executing has its own worker endpoint.
+        throw Error(ErrorCode::kInvalidArgument,
+                    "--worker-port " + std::to_string(options->workers.access.port) + " is one port, but up to " +
+                        std::to_string(options->max_runs) +
+                        " runs execute at once, each with its own worker endpoint: add --max-runs 1, or leave "
+                        "--worker-port out");
+      }
       options->limits = g.limits;
       return CmdServe(g.store_dir, *options);
     };

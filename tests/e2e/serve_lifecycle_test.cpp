@@ -84,6 +84,19 @@ TEST(ServeCli, ServerOutputEqualsLocalOutput) {
 }
 
 // gc frees what nothing refers to, and only with --apply / {"apply": true}.
+// A fixed worker port serves one run's endpoint; serve executes up to
+// --max-runs at once, so it refuses the pair before it listens anywhere.
+TEST(ServeCli, AFixedWorkerPortNeedsOneRunAtATime) {
+  const std::string store = (std::filesystem::temp_directory_path() /
+                             ("baton-e2e-worker-port-" + std::to_string(getpid()))).string();
+  const testing::CmdResult r =
+      testing::Capture(BATON_BIN " --store " + store + " serve --port 0 --worker-port 7000 2>&1");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("--worker-port 7000 is one port, but up to 2 runs execute at once"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("listening on"), std::string::npos) << r.out;
+  std::filesystem::remove_all(store);
+}
+
 TEST(StoreGc, FreesOnlyUnreferencedBlobsAndOnlyWhenAsked) {
   const fs::path dir = fs::temp_directory_path() / ("baton-e2e-gc-" + std::to_string(getpid()));
   fs::remove_all(dir);
