@@ -31,25 +31,9 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using testing::Alive;
+using testing::EnvironOf;
 using testing::ReadFile;
-
-// The value of `name` in /proc/PID/environ ("" if absent).
-std::string EnvironOf(pid_t pid, const std::string& name) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
-  std::string entry;
-  while (std::getline(in, entry, '\0')) {
-    if (entry.rfind(name + "=", 0) == 0) return entry.substr(name.size() + 1);
-  }
-  return "";
-}
-
-bool Alive(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return false;
-  std::string skip, state;
-  stat >> skip >> skip >> state;
-  return state != "Z" && state != "X";
-}
 
 class DataParallelTest : public ::testing::Test {
  protected:

@@ -38,15 +38,8 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+using testing::Alive;
 using testing::ReadFile;
-
-bool Alive(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return false;
-  std::string skip, state;
-  stat >> skip >> skip >> state;
-  return state != "Z" && state != "X";
-}
 
 // The --worker-id of a baton-worker process (-1 if unknown).
 int WorkerId(pid_t pid) {

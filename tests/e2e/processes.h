@@ -1,7 +1,8 @@
 #pragma once
 
 // The baton-worker processes running on this machine, read from /proc, for
-// tests that kill them or check that they are gone.
+// tests that kill them or check that they are gone, and what /proc says of
+// one process.
 #include <sys/types.h>
 
 #include <filesystem>
@@ -28,6 +29,25 @@ inline std::vector<std::pair<pid_t, pid_t>> BatonWorkers() {
     if (!ppid.empty() && state != "Z" && state != "X") out.emplace_back(std::stoi(pid), std::stoi(ppid));
   }
   return out;
+}
+
+// Whether `pid` still runs (exists and is neither a zombie nor dead).
+inline bool Alive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return false;
+  std::string skip, state;
+  stat >> skip >> skip >> state;
+  return state != "Z" && state != "X";
+}
+
+// The value of `name` in the environment `pid` was started with ("" if absent).
+inline std::string EnvironOf(pid_t pid, const std::string& name) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
+  std::string entry;
+  while (std::getline(in, entry, '\0')) {
+    if (entry.rfind(name + "=", 0) == 0) return entry.substr(name.size() + 1);
+  }
+  return "";
 }
 
 }  // namespace baton::testing

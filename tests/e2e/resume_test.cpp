@@ -74,14 +74,6 @@ class ResumeRunTest : public ::testing::Test {
     return out;
   }
 
-  static bool Alive(pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    if (!stat) return false;
-    std::string skip, state;
-    stat >> skip >> skip >> state;
-    return state != "Z" && state != "X";
-  }
-
   fs::path dir_;
 };
 
@@ -172,8 +164,8 @@ TEST_F(ResumeRunTest, AKilledRunResumesToTheResultOfAnUninterruptedOne) {
     // The orphaned workers give up on their coordinator by themselves.
     const auto killed_at = std::chrono::steady_clock::now();
     for (pid_t w : workers) {
-      while (Alive(w) && std::chrono::steady_clock::now() - killed_at < 60s) std::this_thread::sleep_for(100ms);
-      EXPECT_FALSE(Alive(w)) << "worker " << w << " outlived its coordinator by a minute";
+      while (testing::Alive(w) && std::chrono::steady_clock::now() - killed_at < 60s) std::this_thread::sleep_for(100ms);
+      EXPECT_FALSE(testing::Alive(w)) << "worker " << w << " outlived its coordinator by a minute";
     }
     const double linger = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
     EXPECT_LT(linger, 15.0) << "orphaned workers took " << linger << " s to exit";

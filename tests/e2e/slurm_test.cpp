@@ -373,12 +373,9 @@ TEST_F(SlurmExecutorTest, ARankKilledUnderSrunFailsTheAttemptAndTheRetryFinishes
         if (snapshot.count("train") && !snapshot.at("train").empty() && !snapshot.at("train").at(0).epochs.empty()) {
           before = snapshot.at("train").at(0).epochs;
           for (const auto& [pid, ppid] : testing::BatonWorkers()) {
-            const std::string env = ReadFile(fs::path("/proc") / std::to_string(pid) / "environ");
-            if (env.find(std::string("SLURM_PROCID=1") + '\0') != std::string::npos) rank1 = pid;
-            if (env.find(std::string("SLURM_PROCID=0") + '\0') != std::string::npos &&
-                env.find("SLURM_NTASKS=2") != std::string::npos) {
-              rank0 = pid;
-            }
+            if (testing::EnvironOf(pid, "SLURM_NTASKS") != "2") continue;
+            if (testing::EnvironOf(pid, "SLURM_PROCID") == "1") rank1 = pid;
+            if (testing::EnvironOf(pid, "SLURM_PROCID") == "0") rank0 = pid;
           }
         }
       }
@@ -392,13 +389,10 @@ TEST_F(SlurmExecutorTest, ARankKilledUnderSrunFailsTheAttemptAndTheRetryFinishes
   ASSERT_LT(before.size(), static_cast<size_t>(kEpochs));
   const auto killed_at = Clock::now();
   ASSERT_EQ(::kill(rank1, SIGKILL), 0);
-  auto alive = [](pid_t pid) { return fs::exists(fs::path("/proc") / std::to_string(pid) / "environ") &&
-                                      ReadFile(fs::path("/proc") / std::to_string(pid) / "stat").find(") Z") ==
-                                          std::string::npos; };
-  while (alive(rank0) && Clock::now() - killed_at < 10s) std::this_thread::sleep_for(20ms);
+  while (testing::Alive(rank0) && Clock::now() - killed_at < 10s) std::this_thread::sleep_for(20ms);
   std::printf("[ killed  ] rank 1 under srun after %zu epochs; rank 0 gone %.2f s later\n", before.size(),
               std::chrono::duration<double>(Clock::now() - killed_at).count());
-  EXPECT_FALSE(alive(rank0)) << "rank 0 outlived its partner by 10 s";
+  EXPECT_FALSE(testing::Alive(rank0)) << "rank 0 outlived its partner by 10 s";
   ASSERT_EQ(WaitRun(300s), 0) << ReadFile(dir_ / "run.log");
   std::string run_id;
   const auto after = testing::ReadNewestRun(dir_ / "store", &run_id).at("train").at(0);
