@@ -48,6 +48,8 @@ class BackgroundRun {
   BackgroundRun& operator=(const BackgroundRun&) = delete;
 
   bool started() const { return pid_ > 0 || exit_status_ >= 0; }
+  // The `baton` process while it runs (its workers are its children); -1 after.
+  pid_t pid() const { return pid_; }
   // Whether it still runs; reaps it (its exit status for Wait) once it ended.
   bool Running() {
     int status = 0;

@@ -111,7 +111,8 @@ TEST_F(DataParallelTest, KillingOneRankFailsTheAttemptOnBothAndTheRetryFinishes)
         if (snapshot.count("train") && !snapshot.at("train").empty() && !snapshot.at("train").at(0).epochs.empty()) {
           before = snapshot.at("train").at(0).epochs;
           for (const auto& [pid, ppid] : testing::BatonWorkers()) {
-            if (EnvironOf(pid, "BATON_WORLD_SIZE") != "2") continue;
+            // This run's group: other tests' groups may run beside it (ctest -j).
+            if (ppid != run.pid() || EnvironOf(pid, "BATON_WORLD_SIZE") != "2") continue;
             if (EnvironOf(pid, "BATON_RANK") == "1") rank1 = pid;
             if (EnvironOf(pid, "BATON_RANK") == "0") rank0 = pid;
           }
