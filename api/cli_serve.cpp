@@ -31,6 +31,7 @@ struct ServeOptions {
   size_t max_body_bytes = 16u << 20;  // largest request body (413 above)
   std::string web_dir;              // a folder to serve the web UI from; "" = the files built into baton
   std::vector<std::string> data_roots;  // empty: the store and /usr/share/datasets
+  bool allow_commands = false;
   double lease_seconds = 30;        // as RunOptions::lease_seconds, for every run it executes
   orchestrator::PipelineLimits limits;  // of the pipelines sent over HTTP (--max-model-bytes)
 };
@@ -93,6 +94,7 @@ int CmdServe(const std::string& store_dir, const ServeOptions& options) {
   api.public_read = options.public_read;
   api.web_dir = options.web_dir;
   api.data_roots = options.data_roots;
+  api.allow_commands = options.allow_commands;
   api.limits = options.limits;
   if (api.data_roots.empty()) api.data_roots = {store_dir, "/usr/share/datasets"};
   if (!api.web_dir.empty() && !std::filesystem::is_regular_file(std::filesystem::path(api.web_dir) / "index.html")) {
@@ -153,6 +155,9 @@ void AddServeCommand(CLI::App& app, const GlobalOptions& g, CliAction* action) {
   serve->add_option("--data-root", options->data_roots,
                     "folder that pipelines sent over HTTP may read data from; repeatable (default: the store and "
                     "/usr/share/datasets)");
+  serve->add_flag("--allow-commands", options->allow_commands,
+                  "run command stages of pipelines sent over HTTP (they run any program as this server's user, so "
+                  "only where everyone with the API token may do that)");
   serve->callback([&g, options, action] {
     *action = [&g, options] {
       RefuseServer(g, "serve");

@@ -22,6 +22,9 @@ struct ApiOptions {
   // Folders a pipeline triggered over HTTP may read data from (prepare
   // stages' dataset.path, symlinks resolved); others get 403.
   std::vector<std::string> data_roots;
+  // Whether pipelines sent over HTTP may have command stages (else 403):
+  // `baton serve --allow-commands`.
+  bool allow_commands = false;
   orchestrator::PipelineLimits limits;  // of the pipelines sent over HTTP
 };
 

@@ -101,6 +101,35 @@ void CheckDataRoots(const Json& doc, const std::vector<std::string>& roots, cons
               outside);
 }
 
+// Command stages run programs as the server's user: anyone holding the API
+// token could run anything. A server runs them from HTTP-sent pipelines
+// only when started with --allow-commands.
+void CheckCommands(const Json& doc, bool allow_commands, const std::string& prefix) {
+  if (allow_commands || !doc.is_object() || !doc.contains("stages") || !doc["stages"].is_object()) return;
+  std::vector<ErrorDetail> commands;
+  for (const auto& [name, stage] : doc["stages"].items()) {
+    if (stage.is_object() && stage.value("type", Json()) == "command") {
+      commands.push_back({prefix + "/stages/" + name + "/type",
+                          "stage \"" + name + "\" is a command stage, and this server runs no commands from "
+                          "pipelines sent over HTTP"});
+    }
+  }
+  if (commands.empty()) return;
+  throw Error(ErrorCode::kPermissionDenied,
+              commands[0].pointer + ": " + commands[0].message +
+                  " (a command runs as the server's user, so anyone with the API token could run any program; "
+                  "start `baton serve --allow-commands` where that is acceptable, or run the pipeline with "
+                  "`baton run` on the server)",
+              commands);
+}
+
+// What a pipeline sent over HTTP may not do: read outside the data roots,
+// run commands unless allowed.
+void CheckRemotePipeline(const Json& doc, const ApiOptions& options, const std::string& prefix) {
+  CheckCommands(doc, options.allow_commands, prefix);
+  CheckDataRoots(doc, options.data_roots, prefix);
+}
+
 struct Api {
   httplib::Server& server;
   ApiOptions options;
@@ -238,7 +267,7 @@ struct Api {
   // A pipeline from {"pipeline_id": ...} (stored earlier) or {"pipeline": {...}}.
   orchestrator::Pipeline PipelineOf(const Json& body) const {
     if (body.contains("pipeline")) {
-      CheckDataRoots(body["pipeline"], options.data_roots, "/pipeline");
+      CheckRemotePipeline(body["pipeline"], options, "/pipeline");
       return LoadChecked(body["pipeline"], "/pipeline");
     }
     if (!body.contains("pipeline_id") || !body["pipeline_id"].is_string()) {
@@ -247,7 +276,7 @@ struct Api {
     const std::string id = body["pipeline_id"].get<std::string>();
     auto doc = IsDigest(id) ? store.db->GetPipeline(id) : std::nullopt;
     if (!doc) throw Error(ErrorCode::kNotFound, "no pipeline " + id + " (POST /api/v1/pipelines stores one)");
-    CheckDataRoots(*doc, options.data_roots, "");
+    CheckRemotePipeline(*doc, options, "");
     return orchestrator::LoadPipeline(*doc, options.limits);
   }
 
@@ -325,7 +354,7 @@ void Api::Mount() {
   });
   Route("POST", "/pipelines", [this](const httplib::Request& req, httplib::Response& res) {
     const Json doc = Body(req);
-    CheckDataRoots(doc, options.data_roots, "");
+    CheckRemotePipeline(doc, options, "");
     const orchestrator::Pipeline p = LoadChecked(doc, "");
     store.db->PutPipeline(p.id, p.name, p.doc);
     res.status = 201;

@@ -265,6 +265,27 @@ TEST_F(ServeTest, PipelinesMayReadDataOnlyUnderTheDataRoots) {
   }
 }
 
+TEST_F(ServeTest, PipelinesWithCommandStagesAreRefusedWithoutAllowCommands) {
+  // This server was started without --allow-commands: a command stage would
+  // run any program as the server's user for anyone with the token.
+  Json doc = Pipeline("commands", 1, 600);
+  const fs::path marker = *dir_ / "ran";
+  doc["stages"]["clean"] = {{"type", "command"}, {"cmd", {"/bin/sh", "-c", "touch " + marker.string()}},
+                            {"outs", Json::array()}};
+  auto run = server_->Client().Post("/api/v1/runs", Json{{"pipeline", doc}}.dump(), "application/json");
+  ASSERT_TRUE(run);
+  EXPECT_EQ(run->status, 403) << run->body;
+  Json body = Json::parse(run->body);
+  EXPECT_EQ(body["error_code"], "PERMISSION_DENIED");
+  ASSERT_FALSE(body["details"].empty());
+  EXPECT_EQ(body["details"][0]["pointer"], "/pipeline/stages/clean/type");
+  EXPECT_NE(body["message"].get<std::string>().find("--allow-commands"), std::string::npos) << run->body;
+  auto stored = server_->Client().Post("/api/v1/pipelines", doc.dump(), "application/json");
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->status, 403) << stored->body;
+  EXPECT_FALSE(fs::exists(marker));
+}
+
 TEST_F(ServeTest, ParallelTriggersWithOneIdempotencyKeyMakeOneRun) {
   const Json doc = Pipeline("serve-e2e", 2, 600);  // cached: finishes at once
   std::vector<std::thread> threads;
