@@ -203,6 +203,12 @@ function edgeLabel(e) {
     if (a.promoted) return { label: 'promoted', title: 'ASHA promotion: resumed from this checkpoint' };
     if (a.after) return { label: `retry${a.attempt ? ' ' + a.attempt : ''}`, title: `attempt ${a.attempt || '?'} resumed from it after: ${a.after}` };
   }
+  if (e.kind === 'partitioned') {
+    // Importance-aware data-parallel partitioning: which examples each rank trained on.
+    const sizes = (a.examples || []).join(' / ');
+    return { label: `partitioned (${a.heuristic || 'importance'})`,
+      title: `ranks trained on partitions of ${sizes || '?'} examples, scored at epoch ${a.scored_at_epoch ?? '?'}` };
+  }
   return { label: EDGE_WORDS[e.kind] || '', title: '' };
 }
 
