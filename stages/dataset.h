@@ -151,7 +151,12 @@ Dataset DropFeatures(const Dataset& data,
 // "train", "validation", "test", "mean", "std", "normalized", "source"};
 // a CSV dataset's meta also has "format": "csv", "label_column", "features"
 // (column names in order), "classes" (string labels only), and "mean" and
-// "std" are arrays with one number per feature.
+// "std" are arrays with one number per feature. Image-folder, npy and npz
+// datasets' meta also has "format" and "split_seed"; an image folder's has
+// "classes" (folder names in id order) and in "source" the images per class
+// and the folder's PathDigest; arrays' has "test_split" ("arrays" or
+// "fraction") and in "source" each array's name, dtype and shape and the
+// files' SHA-256 ("mean" and "std" per feature for tabular arrays).
 EncodedTensors EncodeDataset(const Dataset& dataset);
 
 // Rebuilds a dataset from its manifest, fetching the six tensors. Throws
