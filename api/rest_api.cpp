@@ -87,6 +87,16 @@ void CheckDataRoots(const Json& doc, const std::vector<std::string>& roots, cons
   std::vector<ErrorDetail> outside;
   for (const auto& [name, stage] : doc["stages"].items()) {
     if (!stage.is_object() || !stage.contains("dataset") || !stage["dataset"].is_object()) continue;
+    // The npy format's array names are files in the folder `path`: plain
+    // names only, so that they cannot lead out of it.
+    for (const char* key : {"x", "y", "x_test", "y_test"}) {
+      const Json& array = stage["dataset"].value(key, Json());
+      if (!array.is_string()) continue;
+      const std::string text = array.get<std::string>();
+      if (text.find('/') == std::string::npos && text.rfind('.', 0) != 0) continue;
+      outside.push_back({prefix + "/stages/" + name + "/dataset/" + key,
+                         "\"" + text + "\" is not a plain array name and could lead outside the server's data roots"});
+    }
     const Json& path = stage["dataset"].value("path", Json());
     if (!path.is_string() || UnderARoot(path.get<std::string>(), roots)) continue;
     outside.push_back({prefix + "/stages/" + name + "/dataset/path",

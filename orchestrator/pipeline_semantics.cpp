@@ -11,6 +11,8 @@
 
 #include <zlib.h>
 
+#include "common/error.h"
+#include "common/npy_header.h"
 #include "common/vocabulary.h"
 #include "orchestrator/internal/pipeline_checks.h"
 #include "orchestrator/pipeline_spec.h"
@@ -276,11 +278,31 @@ std::vector<std::string> DependencyOrder(const std::map<std::string, std::vector
 std::vector<int64_t> ExampleShape(const Json& prepare_stage) {
   const Json dataset = prepare_stage.value("dataset", Json::object());
   const std::string path = dataset.value("path", "");
-  if (dataset.value("format", "idx") == "csv") {
+  const std::string format = dataset.value("format", "idx");
+  if (format == "csv") {
     const std::vector<std::string> header = CsvHeader(path);
     if (header.size() < 2) return {};
     return {static_cast<int64_t>(header.size() - 1)};  // every column but the label
   }
+  if (format == "npy") {
+    // x's header: [N, F], [N, H, W] (one channel) or [N, C, H, W].
+    std::string name = dataset.value("x", "x");
+    if (name.size() <= 4 || name.compare(name.size() - 4, 4, ".npy") != 0) name += ".npy";
+    try {
+      std::vector<int64_t> shape = ReadNpyHeader(path + "/" + name).shape;
+      if (shape.size() < 2 || shape.size() > 4) return {};
+      shape.erase(shape.begin());
+      if (shape.size() == 2) shape.insert(shape.begin(), 1);
+      return shape;
+    } catch (const Error&) {
+      return {};  // the prepare stage reports it
+    }
+  }
+  if (format == "image_folder" && dataset.contains("image_size") && dataset.contains("channels")) {
+    const Json& size = dataset["image_size"];
+    return {dataset["channels"].get<int64_t>(), size[0].get<int64_t>(), size[1].get<int64_t>()};
+  }
+  if (format != "idx") return {};  // other image folders and npz archives: unknown until read
   // An idx file of unsigned bytes with 3 dimensions: magic 0x00000803,
   // count, rows, columns, big-endian (zlib reads it gzipped or plain).
   for (const char* name : {"/train-images-idx3-ubyte.gz", "/train-images-idx3-ubyte"}) {
@@ -357,18 +379,43 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
     if (Is(type, StageType::kPrepare)) {
       const Json& dataset = stage["dataset"];
       const std::string path = dataset.value("path", "");
-      const bool csv = dataset.value("format", "idx") == "csv";
+      const std::string format = dataset.value("format", "idx");
+      const bool csv = format == "csv";
+      const bool file = csv || format == "npz";  // else a folder
+      const bool images = format == "image_folder";
+      const bool arrays = format == "npy" || format == "npz";
       std::error_code ec;
-      if (csv && !std::filesystem::is_regular_file(path, ec)) {
+      if (file && !std::filesystem::is_regular_file(path, ec)) {
         issues.push_back({sp + "/dataset/path", "no such file: " + path});
-      } else if (!csv && !std::filesystem::is_directory(path, ec)) {
+      } else if (!file && !std::filesystem::is_directory(path, ec)) {
         issues.push_back({sp + "/dataset/path", "no such directory: " + path});
       }
       if (!csv && dataset.contains("label_column")) {
         issues.push_back({sp + "/dataset/label_column", "is a setting of the \"csv\" format only"});
       }
-      if (!csv && stage.contains("test_fraction")) {
-        issues.push_back({sp + "/test_fraction", "is a setting of the \"csv\" format only (idx files have a test split)"});
+      if (format == "idx" && stage.contains("test_fraction")) {
+        issues.push_back({sp + "/test_fraction", "is not a setting of the \"idx\" format (idx files have a test split)"});
+      }
+      for (const char* key : {"image_size", "channels"}) {
+        if (!images && dataset.contains(key)) {
+          issues.push_back({sp + "/dataset/" + key, "is a setting of the \"image_folder\" format only"});
+        }
+      }
+      for (const char* key : {"x", "y", "x_test", "y_test"}) {
+        if (!arrays && dataset.contains(key)) {
+          issues.push_back({sp + "/dataset/" + key, "is a setting of the \"npy\" and \"npz\" formats only"});
+        }
+      }
+      if ((format == "idx" || csv) && stage.contains("split_seed")) {
+        issues.push_back({sp + "/split_seed", "is a setting of the \"image_folder\", \"npy\" and \"npz\" formats "
+                                              "only (idx and csv splits follow the files' order)"});
+      }
+      if (!(format == "idx" || csv)) {
+        for (const char* key : {"train_subset", "test_subset"}) {
+          if (stage.contains(key)) {
+            issues.push_back({sp + "/" + key, "is a setting of the \"idx\" and \"csv\" formats only"});
+          }
+        }
       }
       continue;
     }

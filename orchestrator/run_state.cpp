@@ -11,6 +11,7 @@
 
 #include "common/digest.h"
 #include "common/error.h"
+#include "common/file_digest.h"
 #include "orchestrator/internal/reasons.h"
 
 namespace baton::orchestrator {
@@ -141,7 +142,21 @@ std::string RunState::StageCacheKey(const Stage& stage) {
     const std::string dir = dataset.at("path").get<std::string>();
     Json files = Json::object();
     std::vector<std::string> paths;
-    if (dataset.value("format", "idx") == "csv") {
+    const std::string format = dataset.value("format", "idx");
+    if (format == "image_folder" || format == "npz") {
+      // Every image of every class folder, or the archive.
+      try {
+        key["dataset_digest"] = PathDigest(dir);
+      } catch (const Error&) {
+        // the worker reports the missing folder or file
+      }
+    } else if (format == "npy") {
+      for (const char* array : {"x", "y", "x_test", "y_test"}) {
+        std::string name = dataset.value(array, array);
+        if (name.size() <= 4 || name.compare(name.size() - 4, 4, ".npy") != 0) name += ".npy";
+        paths.push_back(dir + "/" + name);
+      }
+    } else if (format == "csv") {
       paths.push_back(dir);
     } else {
       for (const char* f : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",

@@ -9,7 +9,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <memory>
+#include <random>
 #include <set>
 #include <string_view>
 
@@ -161,7 +163,139 @@ std::pair<IdxArray, IdxArray> ReadSplit(const std::string& folder,
   return {std::move(images), std::move(labels)};
 }
 
+// The dataset fields of the image_folder, npy and npz formats; each is
+// refused for the other formats.
+void ParseNewFormatFields(const Json& dataset, PrepareSpec& parsed) {
+  const bool images = parsed.format == "image_folder";
+  const bool arrays = parsed.format == "npy" || parsed.format == "npz";
+  auto only_for = [&](const char* key, bool allowed, const char* formats) {
+    auto it = dataset.find(key);
+    if (it == dataset.end()) return false;
+    if (!allowed) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  std::string("prepare: \"") + key +
+                      "\" is a setting of the " + formats + " only",
+                  std::string("/dataset/") + key);
+    }
+    return true;
+  };
+  if (only_for("image_size", images, "\"image_folder\" format")) {
+    const Json& size = dataset["image_size"];
+    bool ok = size.is_array() && size.size() == 2;
+    for (size_t i = 0; ok && i < 2; ++i) {
+      ok = size[i].is_number_integer() && size[i].get<int64_t>() >= 1 &&
+           size[i].get<int64_t>() <= 4096;
+    }
+    if (!ok) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "prepare: \"image_size\" must be [height, width], integers "
+                  "in [1, 4096], got " +
+                      size.dump(),
+                  "/dataset/image_size");
+    }
+    parsed.image_size = size.get<std::vector<int64_t>>();
+  }
+  if (only_for("channels", images, "\"image_folder\" format")) {
+    const Json& channels = dataset["channels"];
+    if (!channels.is_number_integer() ||
+        (channels.get<int64_t>() != 1 && channels.get<int64_t>() != 3)) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "prepare: \"channels\" must be 1 or 3, got " +
+                      channels.dump(),
+                  "/dataset/channels");
+    }
+    parsed.channels = channels.get<int64_t>();
+  }
+  std::string* names[] = {&parsed.x, &parsed.y, &parsed.x_test,
+                          &parsed.y_test};
+  const char* keys[] = {"x", "y", "x_test", "y_test"};
+  for (int i = 0; i < 4; ++i) {
+    if (!only_for(keys[i], arrays, "\"npy\" and \"npz\" formats")) continue;
+    const Json& name = dataset[keys[i]];
+    std::string text = name.is_string() ? name.get<std::string>() : "";
+    if (text.size() > 4 && text.compare(text.size() - 4, 4, ".npy") == 0) {
+      text.resize(text.size() - 4);
+    }
+    if (text.empty() || text.find('/') != std::string::npos ||
+        text.front() == '.') {
+      throw Error(ErrorCode::kInvalidArgument,
+                  std::string("prepare: \"") + keys[i] +
+                      "\" must name an array (a file name without folders), "
+                      "got " +
+                      name.dump(),
+                  std::string("/dataset/") + keys[i]);
+    }
+    *names[i] = text;
+    if (i >= 2) parsed.test_arrays_named = true;
+  }
+}
+
 }  // namespace
+
+namespace dataset_detail {
+
+SplitIndices SeededSplit(const std::vector<int64_t>& labels,
+                         double validation_fraction,
+                         std::optional<double> test_fraction, uint64_t seed,
+                         const std::vector<std::string>& class_names) {
+  std::vector<int64_t> classes;  // in order of first appearance
+  std::map<int64_t, std::vector<int64_t>> members;
+  for (int64_t i = 0; i < static_cast<int64_t>(labels.size()); ++i) {
+    auto& list = members[labels[i]];
+    if (list.empty()) classes.push_back(labels[i]);
+    list.push_back(i);
+  }
+  std::mt19937_64 rng(seed);
+  auto shuffle = [&](std::vector<int64_t>& v) {
+    for (size_t i = v.size(); i > 1; --i) {
+      std::swap(v[i - 1], v[rng() % i]);
+    }
+  };
+  auto round_share = [](size_t n, double fraction) {
+    return std::llround(static_cast<double>(n) * fraction);
+  };
+  const int64_t needed = test_fraction ? 3 : 2;
+  SplitIndices split;
+  for (int64_t label : classes) {
+    std::vector<int64_t>& list = members[label];
+    const int64_t n = static_cast<int64_t>(list.size());
+    if (n < needed) {
+      const std::string name =
+          label >= 0 && label < static_cast<int64_t>(class_names.size())
+              ? "\"" + class_names[label] + "\""
+              : std::to_string(label);
+      throw Error(ErrorCode::kInvalidArgument,
+                  "prepare: class " + name + " has " + std::to_string(n) +
+                      " example" + (n == 1 ? "" : "s") + "; a seeded " +
+                      (test_fraction ? "train, validation and test"
+                                     : "train and validation") +
+                      " split needs at least " + std::to_string(needed) +
+                      " of each class",
+                  "/dataset/path");
+    }
+    shuffle(list);
+    int64_t at = 0;
+    if (test_fraction) {
+      const int64_t test =
+          std::clamp<int64_t>(round_share(n, *test_fraction), 1, n - 2);
+      split.test.insert(split.test.end(), list.begin(), list.begin() + test);
+      at = test;
+    }
+    const int64_t rest = n - at;
+    const int64_t validation =
+        std::clamp<int64_t>(round_share(rest, validation_fraction), 1, rest - 1);
+    split.validation.insert(split.validation.end(), list.begin() + at,
+                            list.begin() + at + validation);
+    split.train.insert(split.train.end(), list.begin() + at + validation,
+                       list.end());
+  }
+  shuffle(split.train);
+  shuffle(split.validation);
+  shuffle(split.test);
+  return split;
+}
+
+}  // namespace dataset_detail
 
 IdxArray ReadIdx(const std::string& path, int64_t max_items) {
   if (!FileExists(path)) {
@@ -235,11 +369,13 @@ PrepareSpec ParsePrepareSpec(const Json& spec) {
   parsed.path = (*dataset)["path"].get<std::string>();
   if (dataset->contains("format")) {
     const Json& format = (*dataset)["format"];
-    if (!format.is_string() || (format.get<std::string>() != "idx" &&
-                                format.get<std::string>() != "csv")) {
+    static const std::set<std::string> kFormats = {"idx", "csv",
+                                                   "image_folder", "npy", "npz"};
+    if (!format.is_string() || !kFormats.count(format.get<std::string>())) {
       throw Error(ErrorCode::kInvalidArgument,
                   "prepare: unsupported dataset format " + format.dump() +
-                      " (\"idx\" or \"csv\")",
+                      " (\"idx\", \"csv\", \"image_folder\", \"npy\" or "
+                      "\"npz\")",
                   "/dataset/format");
     }
     parsed.format = format.get<std::string>();
@@ -253,6 +389,7 @@ PrepareSpec ParsePrepareSpec(const Json& spec) {
     }
     parsed.label_column = it->get<std::string>();
   }
+  ParseNewFormatFields(*dataset, parsed);
   parsed.train_subset = OptionalCount(spec, "train_subset");
   parsed.test_subset = OptionalCount(spec, "test_subset");
   if (auto it = spec.find("validation_fraction"); it != spec.end()) {
@@ -283,12 +420,34 @@ PrepareSpec ParsePrepareSpec(const Json& spec) {
     }
     parsed.normalize = it->get<bool>();
   }
+  if (auto it = spec.find("split_seed"); it != spec.end()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 0) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "prepare: \"split_seed\" must be an integer >= 0, got " +
+                      it->dump(),
+                  "/split_seed");
+    }
+    parsed.split_seed = it->get<uint64_t>();
+  }
+  if (parsed.format != "idx" && parsed.format != "csv") {
+    for (const char* key : {"train_subset", "test_subset"}) {
+      if (spec.contains(key)) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    std::string("prepare: \"") + key +
+                        "\" is a setting of the \"idx\" and \"csv\" formats "
+                        "only",
+                    std::string("/") + key);
+      }
+    }
+  }
   return parsed;
 }
 
 Dataset PrepareDataset(const PrepareSpec& spec) {
   if (spec.format == "idx") return PrepareIdx(spec);
   if (spec.format == "csv") return PrepareCsv(spec);
+  if (spec.format == "image_folder") return PrepareImageFolder(spec);
+  if (spec.format == "npy" || spec.format == "npz") return PrepareArrays(spec);
   throw Error(ErrorCode::kInvalidArgument,
               "prepare: unsupported dataset format \"" + spec.format + "\"",
               "/dataset/format");

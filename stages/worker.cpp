@@ -321,6 +321,10 @@ struct Worker::State {
 
   void RunPrepare(int64_t id, const Json& task) {
     PrepareSpec spec = ParsePrepareSpec(Field(task, "prepare"));
+    if (!spec.split_seed && task.contains("seed") &&
+        task["seed"].is_number_unsigned()) {
+      spec.split_seed = task["seed"].get<uint64_t>();
+    }
     auto prepared = std::make_shared<const Dataset>(PrepareDataset(spec));
     ThrowIfLost();
     const std::string digest = Upload(EncodeDataset(*prepared));

@@ -48,7 +48,8 @@ void CheckModelSize(const std::string& mp, const Json& model, const Json& fixed,
 
 // The shape of one example a prepare stage will produce, read from its
 // files' headers (an idx image file's rows and columns; a CSV's columns but
-// the label); empty when the files do not say.
+// the label; an npy x array's shape but its first dimension) or, for an
+// image folder, its image_size and channels; empty when they do not say.
 std::vector<int64_t> ExampleShape(const Json& prepare_stage);
 
 // The bounds of each parameter of a tune stage's search space at pointer `sp`,

@@ -263,6 +263,15 @@ TEST_F(ServeTest, PipelinesMayReadDataOnlyUnderTheDataRoots) {
     EXPECT_EQ(stored->status, 403) << path << ": " << stored->body;
     EXPECT_EQ(stored->body.find("no such"), std::string::npos) << stored->body;
   }
+  // The npy format's array names are files in its folder: names with a
+  // folder in them could lead out of it.
+  Json doc = Pipeline("outside", 1, 600);
+  doc["stages"]["prep"]["dataset"] = {
+      {"format", "npy"}, {"path", "/usr/share/datasets"}, {"x", "../../../etc/passwd"}};
+  auto res = server_->Client().Post("/api/v1/runs", Json{{"pipeline", doc}}.dump(), "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 403) << res->body;
+  EXPECT_EQ(Json::parse(res->body)["details"][0]["pointer"], "/pipeline/stages/prep/dataset/x") << res->body;
 }
 
 TEST_F(ServeTest, PipelinesWithCommandStagesAreRefusedWithoutAllowCommands) {

@@ -336,7 +336,8 @@ TEST_F(HostilePipelineTest, AModelTooBigForTheMemoryLimitIsRefusedAtItsLargestLa
 
 // With the dataset's files there, the estimate takes the shape of one
 // example from their headers: an idx image file's rows and columns, a CSV's
-// columns but the label. A linear layer of 1,000 after 10,000 inputs is
+// columns but the label, an npy x array's shape (or an image folder's
+// image_size and channels). A linear layer of 1,000 after 10,000 inputs is
 // 76.4 MiB with its gradients; with no files to read, only its 1,000 biases
 // and weights of one input count.
 TEST_F(HostilePipelineTest, TheModelSizeTakesTheExampleShapeFromTheDatasetsHeaders) {
@@ -358,6 +359,18 @@ TEST_F(HostilePipelineTest, TheModelSizeTakesTheExampleShapeFromTheDatasetsHeade
   for (int i = 0; i < 10000; ++i) columns += "f" + std::to_string(i) + ",";
   std::ofstream(dir_.path() / "data.csv") << columns << "label\n" << std::string(10000, '0') << "\n";
   doc["stages"]["prep"]["dataset"] = {{"format", "csv"}, {"path", (dir_.path() / "data.csv").string()}};
+  issues = ValidatePipeline(doc, limits);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/model/layers/1", "the model needs at least 76.4 MiB")) << Dump(issues);
+  // npy: x's header says [N, 100, 100] (only the header is read).
+  const std::string npy_dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (5, 100, 100), }";
+  std::ofstream(dir_.path() / "x.npy", std::ios::binary)
+      << std::string("\x93NUMPY\x01\x00", 8) << static_cast<char>(npy_dict.size()) << '\0' << npy_dict;
+  doc["stages"]["prep"]["dataset"] = {{"format", "npy"}, {"path", dir_.path().string()}};
+  issues = ValidatePipeline(doc, limits);
+  EXPECT_TRUE(HasIssue(issues, "/stages/tune/model/layers/1", "the model needs at least 76.4 MiB")) << Dump(issues);
+  // An image folder whose spec gives image_size and channels.
+  doc["stages"]["prep"]["dataset"] = {
+      {"format", "image_folder"}, {"path", dir_.path().string()}, {"image_size", {100, 100}}, {"channels", 1}};
   issues = ValidatePipeline(doc, limits);
   EXPECT_TRUE(HasIssue(issues, "/stages/tune/model/layers/1", "the model needs at least 76.4 MiB")) << Dump(issues);
 }

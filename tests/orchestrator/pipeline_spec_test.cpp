@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include "tests/orchestrator/test_util.h"
 
@@ -307,6 +308,42 @@ TEST(PipelineSpecTest, LoadThrowsWithEveryProblemListed) {
     EXPECT_EQ(e.details().size(), 2u) << e.what();
     EXPECT_NE(std::string(e.what()).find("/stages/prep/dataset/path"), std::string::npos);
   }
+}
+
+// Image folders, npy folders and npz files validate with their own fields;
+// fields of other formats, bad values and the wrong kind of path are refused
+// at their pointers.
+TEST(PipelineSpecTest, ImageFolderAndArrayDatasetsAreCheckedAtTheirPointers) {
+  TempDir dir;
+  std::ofstream(dir.path() / "data.npz") << "zip";
+  auto with = [&](const Json& dataset, const Json& extra = Json::object()) {
+    Json doc = SmallPipeline(dir.path().string());
+    doc["stages"]["prep"] = {{"type", "prepare"}, {"dataset", dataset}};
+    doc["stages"]["prep"].update(extra);
+    return ValidatePipeline(doc);
+  };
+  const std::string folder = dir.path().string(), npz = (dir.path() / "data.npz").string();
+  auto issues = with({{"format", "image_folder"}, {"path", folder}, {"image_size", {28, 28}}, {"channels", 1}},
+                     {{"split_seed", 4}, {"test_fraction", 0.25}});
+  EXPECT_TRUE(issues.empty()) << Dump(issues);
+  issues = with({{"format", "npz"}, {"path", npz}, {"x", "features"}, {"y", "labels"}, {"x_test", "xt"}});
+  EXPECT_TRUE(issues.empty()) << Dump(issues);
+  issues = with({{"format", "npy"}, {"path", folder}, {"x", "features.npy"}});
+  EXPECT_TRUE(issues.empty()) << Dump(issues);
+
+  issues = with({{"format", "npz"}, {"path", folder}, {"channels", 3}}, {{"train_subset", 100}});
+  EXPECT_TRUE(HasIssue(issues, "/stages/prep/dataset/path", "no such file")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/prep/dataset/channels", "\"image_folder\" format only")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/prep/train_subset", "\"idx\" and \"csv\" formats only")) << Dump(issues);
+  issues = with({{"format", "image_folder"}, {"path", npz}, {"x", "x"}});
+  EXPECT_TRUE(HasIssue(issues, "/stages/prep/dataset/path", "no such directory")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/prep/dataset/x", "\"npy\" and \"npz\" formats only")) << Dump(issues);
+  issues = with({{"format", "idx"}, {"path", folder}}, {{"split_seed", 1}});
+  EXPECT_TRUE(HasIssue(issues, "/stages/prep/split_seed", "formats only")) << Dump(issues);
+  EXPECT_FALSE(with({{"format", "image_folder"}, {"path", folder}, {"channels", 2}}).empty());
+  EXPECT_FALSE(with({{"format", "image_folder"}, {"path", folder}, {"image_size", {0, 4}}}).empty());
+  EXPECT_FALSE(with({{"format", "npy"}, {"path", folder}, {"x", "../outside"}}).empty());
+  EXPECT_FALSE(with({{"format", "tiff"}, {"path", folder}}).empty());
 }
 
 TEST(PipelineSpecTest, NotJsonNamesTheFile) {
