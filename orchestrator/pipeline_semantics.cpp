@@ -17,7 +17,6 @@
 
 namespace baton::orchestrator {
 namespace spec_detail {
-namespace {
 
 // The tune stage a selector names, if valid; records an issue otherwise.
 bool CheckTuneRef(const Json& stages, const std::string& stage,
@@ -40,6 +39,8 @@ bool CheckTuneRef(const Json& stages, const std::string& stage,
   }
   return true;
 }
+
+namespace {
 
 // Every "$name" in the model's layers must be a known hyperparameter.
 void CheckModelRefs(const std::string& mp, const Json& model,
@@ -359,7 +360,10 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
       const std::string path = dataset.value("path", "");
       const bool csv = dataset.value("format", "idx") == "csv";
       std::error_code ec;
-      if (csv && !std::filesystem::is_regular_file(path, ec)) {
+      CheckWrittenUpstream(stages, name, upstream[name], path, sp + "/dataset/path", issues);
+      if (IsCommandOut(stages, upstream[name], path)) {
+        // Written by a command stage upstream: it exists once that has run.
+      } else if (csv && !std::filesystem::is_regular_file(path, ec)) {
         issues.push_back({sp + "/dataset/path", "no such file: " + path});
       } else if (!csv && !std::filesystem::is_directory(path, ec)) {
         issues.push_back({sp + "/dataset/path", "no such directory: " + path});
@@ -370,6 +374,10 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
       if (!csv && stage.contains("test_fraction")) {
         issues.push_back({sp + "/test_fraction", "is a setting of the \"csv\" format only (idx files have a test split)"});
       }
+      continue;
+    }
+    if (Is(type, StageType::kCommand)) {
+      CheckCommand(stages, name, upstream[name], issues);
       continue;
     }
     std::vector<std::string> preps;
@@ -447,6 +455,7 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
       CheckInitFrom(stages, name, stage, upstream[name], issues);
     }
   }
+  CheckCommandOutsUnique(stages, issues);
   if (plan != nullptr) {
     plan->order = order;
     plan->depends_on = deps;
