@@ -20,7 +20,7 @@ namespace baton::orchestrator {
 void RunState::ExpandStage(Stage& stage) {
   const std::string& name = stage.rec.name;
   std::string dataset;
-  if (!Is(stage.rec.type, StageType::kPrepare)) {
+  if (!Is(stage.rec.type, StageType::kPrepare) && !Is(stage.rec.type, StageType::kCommand)) {
     const std::string& data_stage = pipeline_.data_stage.at(name);
     for (auto& s : stages_) {
       if (s->rec.name == data_stage) dataset = s->rec.output;
@@ -61,6 +61,7 @@ void RunState::ExpandStage(Stage& stage) {
     case StageType::kTune: return ExpandTune(stage, dataset, add_task);
     case StageType::kAblate: return ExpandAblation(stage, dataset, add_task);
     case StageType::kTrain: return ExpandTrain(stage, dataset, add_task);
+    case StageType::kCommand: return ExpandCommand(stage, add_task);
   }
 }
 
