@@ -61,7 +61,12 @@ void RunState::ExpandCommand(Stage& stage, const TaskAdder& add_task) {
   resolved["deps"] = Json::array();
   for (const CommandSpec::Dep& dep : command.deps) {
     if (dep.checkpoint) {
-      Json from = ResolveInit(*dep.checkpoint);
+      Json from;
+      try {
+        from = ResolveInit(*dep.checkpoint);
+      } catch (const Error& e) {
+        throw Error(e.code(), "checkpoint dependency " + dep.path + ": " + e.what());
+      }
       checkpoints.push_back({{"path", dep.path}, {"checkpoint", from["checkpoint"]}});
       resolved["deps"].push_back({{"path", dep.path}, {"checkpoint", from}});
       continue;
@@ -69,7 +74,7 @@ void RunState::ExpandCommand(Stage& stage, const TaskAdder& add_task) {
     std::string digest;
     try {
       digest = PathDigest(dep.path);
-    } catch (const Error& e) {
+    } catch (const Error&) {
       throw Error(ErrorCode::kNotFound, "dependency " + dep.path + " of stage " + name + " does not exist (in " +
                                             WorkingDirectory() + ")");
     }
@@ -90,14 +95,27 @@ void RunState::ExpandCommand(Stage& stage, const TaskAdder& add_task) {
     AddEdge(Node("stage", stage.rec.id), Node("checkpoint", c["checkpoint"].get<std::string>()), "derived_from",
             {{"dep", c["path"]}});
   }
-  // Files another stage of this run wrote: their artifact.
+  std::vector<std::string> paths;
   for (const CommandSpec::Dep& dep : command.deps) {
-    if (dep.checkpoint) continue;
+    if (!dep.checkpoint) paths.push_back(dep.path);
+  }
+  LinkCommandOutputs(stage, paths);
+}
+
+void RunState::LinkCommandOutputs(Stage& stage, const std::vector<std::string>& paths) {
+  auto normal = [](const std::string& p) {
+    std::string n = std::filesystem::path(p).lexically_normal().generic_string();
+    while (n.size() > 1 && n.back() == '/') n.pop_back();
+    return n;
+  };
+  for (const std::string& path : paths) {
+    const std::string p = normal(path);
     for (const auto& other : stages_) {
-      if (other->typed->type != StageType::kCommand || other->rec.output.empty()) continue;
+      if (other.get() == &stage || other->typed->type != StageType::kCommand || other->rec.output.empty()) continue;
       for (const std::string& out : other->typed->command->outs) {
-        if (std::filesystem::path(out).lexically_normal() == std::filesystem::path(dep.path).lexically_normal()) {
-          AddEdge(Node("stage", stage.rec.id), Node("artifact", other->rec.output), "derived_from", {{"dep", dep.path}});
+        const std::string o = normal(out);
+        if (p == o || (p.size() > o.size() && p.compare(0, o.size(), o) == 0 && p[o.size()] == '/')) {
+          AddEdge(Node("stage", stage.rec.id), Node("artifact", other->rec.output), "derived_from", {{"dep", path}});
         }
       }
     }

@@ -56,6 +56,9 @@ void RunState::ExpandStage(Stage& stage) {
     return added;
   };
 
+  if (stage.typed->type == StageType::kPrepare) {
+    LinkCommandOutputs(stage, {stage.typed->doc.at("dataset").value("path", "")});  // a command's out
+  }
   switch (stage.typed->type) {
     case StageType::kPrepare: return ExpandPrepare(stage, add_task);
     case StageType::kTune: return ExpandTune(stage, dataset, add_task);

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <sstream>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -146,7 +147,9 @@ class Runner {
     const Json logs = {{"stdout", PutLog(out_bytes)}, {"stderr", PutLog(err_bytes)}};
     std::string reason;
     if (timed_out) {
-      reason = "timed out after " + Json(timeout).dump() + " s (timeout_seconds); its process group was killed";
+      std::ostringstream seconds_text;
+      seconds_text << timeout;  // 1, not 1.0
+      reason = "timed out after " + seconds_text.str() + " s (timeout_seconds); its process group was killed";
     } else if (WIFSIGNALED(status)) {
       reason = "killed by signal " + std::to_string(WTERMSIG(status));
     } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {

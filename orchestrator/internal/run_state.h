@@ -159,6 +159,9 @@ class RunState {
   // path's sha256 is null, an unresolvable checkpoint says why.
   Json CommandDepDigests(const Stage& stage);
   void ExpandCommand(Stage& stage, const TaskAdder& add_task);
+  // Edges from `stage` to the outputs of this run's command stages that
+  // hold `paths` (a command's deps, a prepare stage's dataset).
+  void LinkCommandOutputs(Stage& stage, const std::vector<std::string>& paths);
   // Puts a cached command stage's outputs back; false when the store no
   // longer has them (the stage then runs).
   bool RestoreCommandOutputs(const Stage& stage, const std::string& manifest);
