@@ -58,7 +58,8 @@ void CheckCommand(const Json& stages, const std::string& name, const std::set<st
   for (size_t i = 0; i < cmd.size(); ++i) {
     CheckParamRefs(PointerAppend(sp + "/cmd", std::to_string(i)), cmd[i].get<std::string>(), params, issues);
   }
-  for (const auto& [k, v] : stage.value("env", Json::object()).items()) {
+  const Json env = stage.value("env", Json::object());
+  for (const auto& [k, v] : env.items()) {
     CheckParamRefs(PointerAppend(sp + "/env", k), v.get<std::string>(), params, issues);
   }
   if (cmd.size() > 0 && cmd[0].get<std::string>().empty()) {

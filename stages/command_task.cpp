@@ -102,7 +102,8 @@ class Runner {
     WriteFile(params_path, task_.value("params", Json::object()).dump());
 
     bp::environment env = boost::this_process::environment();
-    for (const auto& [k, v] : task_.value("env", Json::object()).items()) env[k] = v.get<std::string>();
+    const Json extra = task_.value("env", Json::object());
+    for (const auto& [k, v] : extra.items()) env[k] = v.get<std::string>();
     env["BATON_PARAMS"] = params_path.string();
     env["BATON_STAGE"] = task_.value("stage", "");
 

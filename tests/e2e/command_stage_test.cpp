@@ -181,8 +181,17 @@ TEST_F(CommandStageTest, ATimeoutKillsTheCommand) {
   const std::string pid = Read("sleeper.pid");
   ASSERT_FALSE(pid.empty());
   const pid_t sleeper = std::stoi(pid);
-  for (int i = 0; i < 50 && kill(sleeper, 0) == 0; ++i) usleep(100 * 1000);
-  EXPECT_NE(kill(sleeper, 0), 0) << "the command's child " << sleeper << " outlived the timeout";
+  // Running: it exists and is not a zombie waiting for a reaper.
+  auto running = [&] {
+    if (kill(sleeper, 0) != 0) return false;
+    std::ifstream stat("/proc/" + std::to_string(sleeper) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    const size_t paren = line.rfind(')');
+    return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z';
+  };
+  for (int i = 0; i < 50 && running(); ++i) usleep(100 * 1000);
+  EXPECT_FALSE(running()) << "the command's child " << sleeper << " outlived the timeout";
 }
 
 // gen writes a CSV; prep reads it; tune trains on it; export gets the best
@@ -212,6 +221,7 @@ Json CsvPipeline() {
                            {"hyperparameters", {{"batch_size", 32}, {"optimizer", "sgd"}}},
                            {"search_space", {{"lr", {{"type", "categorical"}, {"values", Json::array({0.1})}}}}},
                            {"sampler", {{"type", "grid"}}},
+                           {"objective", {{"metric", "val_accuracy"}, {"mode", "max"}}},
                            {"budget", {{"max_trials", 1}, {"max_epochs", 1}}}};
   const std::string python =
       "import json, struct\n"
