@@ -81,7 +81,7 @@ int RunCli(int argc, char** argv) {
   if (g.store_dir.empty()) g.store_dir = "./baton-store";
   app.add_option("--store", g.store_dir, "store folder (default $BATON_STORE or ./baton-store)");
   if (const char* env = std::getenv("BATON_TOKEN"); env != nullptr) g.remote.token = env;
-  app.add_option("--server", g.remote.url, "act through a `baton serve` at this URL (run, resume, runs, show, lineage)");
+  app.add_option("--server", g.remote.url, "act through a `baton serve` at this URL (run, resume, runs, show, logs, lineage)");
   app.add_option("--token", g.remote.token, "the server's API token (default $BATON_TOKEN)");
   app.add_option("--max-model-bytes", g.limits.max_model_bytes,
                  "refuse a model that needs more memory than this at least (parameters with their gradients and "
@@ -117,7 +117,7 @@ int RunCli(int argc, char** argv) {
 void RefuseServer(const GlobalOptions& g, const std::string& command) {
   if (g.remote.url.empty()) return;
   throw Error(ErrorCode::kInvalidArgument,
-              "--server works with run, resume, runs, show and lineage, not " + command + " (it needs the store)");
+              "--server works with run, resume, runs, show, logs and lineage, not " + command + " (it needs the store)");
 }
 
 }  // namespace baton::api

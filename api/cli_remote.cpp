@@ -180,6 +180,10 @@ class RemoteViewSource : public ViewSource {
                              (downstream ? "downstream" : "upstream") + "&depth=" + std::to_string(depth);
     return Check(remote_, c_.Get(path.c_str()), "reading the lineage of " + id);
   }
+  Json StageLogs(const std::string& run_id, const std::string& stage) override {
+    return Check(remote_, c_.Get(("/api/v1/runs/" + Encode(run_id) + "/stages/" + Encode(stage) + "/logs").c_str()),
+                 "reading the logs of stage " + stage + " of run " + run_id);
+  }
 
  private:
   static std::string Encode(const std::string& s) { return httplib::detail::encode_query_param(s); }

@@ -394,6 +394,13 @@ class LocalViewSource : public ViewSource {
   Json Lineage(const std::string& id, bool downstream, int depth) override {
     return LineageJson(store_, id, downstream, depth);
   }
+  Json StageLogs(const std::string& run_id, const std::string& name) override {
+    MustRun(store_, run_id);
+    for (const auto& s : store_.db->GetStages(run_id)) {
+      if (s.name == name) return StageLogsJson(store_, s);
+    }
+    throw Error(ErrorCode::kNotFound, "run " + run_id + " has no stage " + name);
+  }
 
  private:
   StoreHandle& store_;
@@ -624,6 +631,16 @@ void AddViewCommands(CLI::App& app, const GlobalOptions& g, CliAction* action) {
   show->callback([st, action, with_views] {
     *action = [st, with_views] {
       return with_views([&](ViewSource& v) { return CmdShow(v, st->run_id, st->stage, st->json); });
+    };
+  });
+
+  auto* logs = app.add_subcommand("logs", "a command stage's output: its stdout to stdout, its stderr to stderr");
+  logs->add_option("RUN", st->run_id, "run id")->required();
+  logs->add_option("STAGE", st->stage, "stage name")->required();
+  logs->add_flag("--json", st->json, "machine-readable output");
+  logs->callback([st, action, with_views] {
+    *action = [st, with_views] {
+      return with_views([&](ViewSource& v) { return CmdLogs(v, st->run_id, st->stage, st->json); });
     };
   });
 

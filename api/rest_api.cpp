@@ -528,6 +528,9 @@ void Api::MountStages() {
   Route("GET", "/runs/{run_id}/stages/{stage}", [this](const httplib::Request& req, httplib::Response& res) {
     SendJson(req, res, StageDetailJson(store, MustStage(req.matches[1], req.matches[2])));
   });
+  Route("GET", "/runs/{run_id}/stages/{stage}/logs", [this](const httplib::Request& req, httplib::Response& res) {
+    SendJson(req, res, StageLogsJson(store, MustStage(req.matches[1], req.matches[2])));
+  });
   Route("GET", "/runs/{run_id}/stages/{stage}/trials", [this](const httplib::Request& req, httplib::Response& res) {
     const store::StageRecord s = MustStage(req.matches[1], req.matches[2]);
     std::vector<TrialView> trials = RankedTrials(store, s);

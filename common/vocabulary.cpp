@@ -11,8 +11,8 @@ constexpr std::string_view kStageWords[] = {"pending", "running",   "succeeded",
                                             "cached",  "skipped",   "cancelled", "interrupted"};
 constexpr std::string_view kTrialWords[] = {"pending", "running", "succeeded", "failed",
                                             "diverged", "pruned", "skipped",   "cancelled"};
-constexpr std::string_view kTypeWords[] = {"prepare", "tune", "ablate", "train"};
-constexpr std::string_view kKindWords[] = {"prepare", "train"};
+constexpr std::string_view kTypeWords[] = {"prepare", "tune", "ablate", "train", "command"};
+constexpr std::string_view kKindWords[] = {"prepare", "train", "command"};
 static_assert(std::size(kRunWords) == std::size(kRunStatuses));
 static_assert(std::size(kStageWords) == std::size(kStageStatuses));
 static_assert(std::size(kTrialWords) == std::size(kTrialStatuses));

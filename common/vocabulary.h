@@ -12,11 +12,11 @@ namespace baton {
 enum class RunStatus { kPending, kRunning, kSucceeded, kFailed, kCancelled, kInterrupted };
 enum class StageStatus { kPending, kRunning, kSucceeded, kFailed, kCached, kSkipped, kCancelled, kInterrupted };
 enum class TrialStatus { kPending, kRunning, kSucceeded, kFailed, kDiverged, kPruned, kSkipped, kCancelled };
-enum class StageType { kPrepare, kTune, kAblate, kTrain };
+enum class StageType { kPrepare, kTune, kAblate, kTrain, kCommand };
 // What a worker is asked to do (a task's "kind", docs/worker-protocol.md):
 // prepare a dataset, or train a model for some epochs (tune, ablate and
-// train stages all hand out train tasks).
-enum class TaskKind { kPrepare, kTrain };
+// train stages all hand out train tasks), or run a command stage's command.
+enum class TaskKind { kPrepare, kTrain, kCommand };
 
 std::string_view Name(RunStatus s);
 std::string_view Name(StageStatus s);
@@ -62,7 +62,7 @@ inline constexpr TrialStatus kTrialStatuses[] = {
     TrialStatus::kPending, TrialStatus::kRunning, TrialStatus::kSucceeded, TrialStatus::kFailed,
     TrialStatus::kDiverged, TrialStatus::kPruned, TrialStatus::kSkipped,   TrialStatus::kCancelled};
 inline constexpr StageType kStageTypes[] = {StageType::kPrepare, StageType::kTune, StageType::kAblate,
-                                            StageType::kTrain};
-inline constexpr TaskKind kTaskKinds[] = {TaskKind::kPrepare, TaskKind::kTrain};
+                                            StageType::kTrain, StageType::kCommand};
+inline constexpr TaskKind kTaskKinds[] = {TaskKind::kPrepare, TaskKind::kTrain, TaskKind::kCommand};
 
 }  // namespace baton

@@ -1,6 +1,5 @@
 #include "maintenance/checkpoint_export.h"
 
-#include <limits>
 #include <map>
 #include <set>
 #include <vector>
@@ -65,48 +64,6 @@ store::Manifest Checked(const store::Manifest& manifest) {
   } catch (const Error& e) {
     throw Error(ErrorCode::kInvalidArgument, e.what(), e.pointer());
   }
-}
-
-std::string LittleEndian64(uint64_t value) {
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) {
-    out[i] = static_cast<char>((value >> (8 * i)) & 0xff);
-  }
-  return out;
-}
-
-// Header of an already Checked manifest.
-std::string HeaderOf(const store::Manifest& manifest,
-                     const std::string& digest) {
-  Json header = {{"__metadata__",
-                  {{"format", "pt"}, {"baton_checkpoint", digest}}}};
-  uint64_t offset = 0;
-  for (const store::TensorEntry& t : manifest.tensors) {
-    if (t.name == "__metadata__") {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "a tensor named \"__metadata__\" cannot be written to a "
-                  "safetensors file (the name is reserved)");
-    }
-    if (t.bytes > std::numeric_limits<uint64_t>::max() - offset) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "checkpoint " + digest + " has more than 2^64 bytes");
-    }
-    header[t.name] = {{"dtype", SafetensorsDtype(t.dtype)},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + t.bytes}}};
-    offset += t.bytes;
-  }
-  std::string text;
-  try {
-    text = header.dump();
-  } catch (const Json::type_error& e) {  // a name that is not UTF-8
-    throw Error(ErrorCode::kInvalidArgument,
-                std::string("safetensors header: ") + e.what());
-  }
-  // Pad so the tensor data starts 8-byte aligned in the file, as the
-  // reference writer does, letting readers map tensors in place.
-  text.append((8 - text.size() % 8) % 8, ' ');
-  return LittleEndian64(text.size()) + text;
 }
 
 uint64_t TensorBytes(const store::Manifest& manifest) {
@@ -175,34 +132,17 @@ Json CheckpointJson(store::BlobStore& blobs, store::LineageDb& db,
               {"recorded", RecordedJson(db, digest)}};
 }
 
-std::string SafetensorsDtype(const std::string& dtype) {
-  static const std::map<std::string, std::string> kNames = {
-      {"float32", "F32"}, {"float64", "F64"}, {"int64", "I64"},
-      {"int32", "I32"},   {"uint8", "U8"},    {"bool", "BOOL"}};
-  auto it = kNames.find(dtype);
-  if (it == kNames.end()) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "dtype \"" + dtype + "\" has no safetensors equivalent here");
-  }
-  return it->second;
-}
-
-std::string SafetensorsHeader(const store::Manifest& manifest,
-                              const std::string& digest) {
-  return HeaderOf(Checked(manifest), digest);
-}
-
 uint64_t SafetensorsSize(const store::Manifest& manifest,
                          const std::string& digest) {
   const store::Manifest checked = Checked(manifest);
-  // HeaderOf has checked that the sum does not overflow.
-  return HeaderOf(checked, digest).size() + TensorBytes(checked);
+  // SafetensorsHeader has checked that the sum does not overflow.
+  return SafetensorsHeader(checked, digest).size() + TensorBytes(checked);
 }
 
 void VerifyTensorBlobs(store::BlobStore& blobs, const store::Manifest& manifest,
                        const std::string& digest) {
   const store::Manifest checked = Checked(manifest);
-  HeaderOf(checked, digest);  // what WriteSafetensors would refuse, refused here
+  SafetensorsHeader(checked, digest);  // what WriteSafetensors would refuse, refused here
   RequireTensorBlobs(blobs, checked, digest);
   std::set<std::string> verified;  // tensors often share a blob
   for (const store::TensorEntry& t : checked.tensors) {
@@ -220,7 +160,7 @@ void WriteSafetensors(store::BlobStore& blobs, const store::Manifest& manifest,
                       const std::string& digest,
                       const std::function<bool(std::string_view)>& sink) {
   const store::Manifest checked = Checked(manifest);
-  const std::string header = HeaderOf(checked, digest);
+  const std::string header = SafetensorsHeader(checked, digest);
   RequireTensorBlobs(blobs, checked, digest);
   if (checked.tensors.empty()) {
     sink(header);

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "common/json_util.h"
+#include "maintenance/safetensors_header.h"
 #include "store/blob_store.h"
 #include "store/checkpoint.h"
 #include "store/lineage_db.h"
@@ -31,20 +32,6 @@ constexpr int kMaxSharedWith = 100;
 // longer match their digest.
 Json CheckpointJson(store::BlobStore& blobs, store::LineageDb& db,
                     const std::string& digest);
-
-// The safetensors name of a Baton dtype ("float32" -> "F32", ...); throws
-// Error(kInvalidArgument) for one safetensors cannot express.
-std::string SafetensorsDtype(const std::string& dtype);
-
-// The start of the safetensors file: N as 8 little-endian bytes, then N
-// bytes of JSON header {"__metadata__": {"format": "pt", "baton_checkpoint":
-// digest}, "<tensor>": {"dtype", "shape", "data_offsets": [begin, end]}, ...}
-// padded with spaces so that 8 + N is a multiple of 8. Offsets are relative
-// to the end of the header and follow the manifest's order (by name), back
-// to back from 0. Throws Error(kInvalidArgument) for a manifest that does
-// not validate, a dtype safetensors lacks, or a tensor named "__metadata__".
-std::string SafetensorsHeader(const store::Manifest& manifest,
-                              const std::string& digest);
 
 // Bytes of the whole file: header plus every tensor's bytes.
 uint64_t SafetensorsSize(const store::Manifest& manifest,

@@ -1,6 +1,11 @@
 #include "orchestrator/internal/effects.h"
 
+#include <filesystem>
+
 #include "common/crash_point.h"
+#include "common/error.h"
+#include "common/file_digest.h"
+#include "store/file_artifact.h"
 
 namespace baton::orchestrator {
 namespace {
@@ -35,8 +40,28 @@ std::string Describe(const Effect& effect) {
           [](const effect::Emit& e) { return "emit " + e.event.type; },
           [](const effect::CrashPoint& e) { return std::string("crash_point ") + e.name; },
           [](const effect::Wake&) { return std::string("wake"); },
+          [](const effect::CheckoutFiles& e) { return "checkout_files " + e.manifest; },
       },
       effect);
+}
+
+void StoreEffects::CheckoutFiles(const std::string& digest, const std::string& dest) {
+  store::Manifest manifest = store::ParseManifest(blobs_.Get(digest));
+  // Only what is missing or differs is written: a file a later stage has
+  // open keeps its inode when it is already right.
+  std::vector<store::TensorEntry> stale;
+  for (const store::TensorEntry& e : manifest.tensors) {
+    const std::string path = (std::filesystem::path(dest) / e.name).string();
+    std::string have;
+    try {
+      have = FileSha256(path);
+    } catch (const Error&) {
+    }
+    if (have != e.blob) stale.push_back(e);
+  }
+  if (stale.empty()) return;
+  manifest.tensors = std::move(stale);
+  store::WriteFileArtifact(manifest, [&](const std::string& blob) { return blobs_.Get(blob); }, dest);
 }
 
 Applied StoreEffects::Apply(Effect effect) {
@@ -58,6 +83,7 @@ Applied StoreEffects::Apply(Effect effect) {
                  [&](effect::Wake&) {
                    if (on_wake_) on_wake_();
                  },
+                 [&](effect::CheckoutFiles& e) { CheckoutFiles(e.manifest, e.dest); },
              },
              effect);
   return out;

@@ -19,7 +19,6 @@
 
 namespace baton::orchestrator {
 namespace spec_detail {
-namespace {
 
 // The tune stage a selector names, if valid; records an issue otherwise.
 bool CheckTuneRef(const Json& stages, const std::string& stage,
@@ -42,6 +41,8 @@ bool CheckTuneRef(const Json& stages, const std::string& stage,
   }
   return true;
 }
+
+namespace {
 
 // Every "$name" in the model's layers must be a known hyperparameter.
 void CheckModelRefs(const std::string& mp, const Json& model,
@@ -385,7 +386,10 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
       const bool images = format == "image_folder";
       const bool arrays = format == "npy" || format == "npz";
       std::error_code ec;
-      if (file && !std::filesystem::is_regular_file(path, ec)) {
+      CheckWrittenUpstream(stages, name, upstream[name], path, sp + "/dataset/path", issues);
+      if (IsCommandOut(stages, upstream[name], path)) {
+        // Written by a command stage upstream: it exists once that has run.
+      } else if (file && !std::filesystem::is_regular_file(path, ec)) {
         issues.push_back({sp + "/dataset/path", "no such file: " + path});
       } else if (!file && !std::filesystem::is_directory(path, ec)) {
         issues.push_back({sp + "/dataset/path", "no such directory: " + path});
@@ -417,6 +421,10 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
           }
         }
       }
+      continue;
+    }
+    if (Is(type, StageType::kCommand)) {
+      CheckCommand(stages, name, upstream[name], issues);
       continue;
     }
     std::vector<std::string> preps;
@@ -494,6 +502,7 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
       CheckInitFrom(stages, name, stage, upstream[name], issues);
     }
   }
+  CheckCommandOutsUnique(stages, issues);
   if (plan != nullptr) {
     plan->order = order;
     plan->depends_on = deps;

@@ -176,6 +176,7 @@ std::string RunState::StageCacheKey(const Stage& stage) {
     }
     key["dataset_files"] = files;
   }
+  if (stage.typed->command) key["deps"] = CommandDepDigests(stage);
   return JsonDigest(key);
 }
 
@@ -190,6 +191,10 @@ void RunState::StartStage(Stage& stage) {
   stage.rec.cache_key = StageCacheKey(stage);
   stage.rec.started_at = Now();
   auto cached = reads_.CachedStage(stage.rec.cache_key);
+  if (cached && cached->id != stage.rec.id && stage.typed->command && !cached->output.empty() &&
+      !RestoreCommandOutputs(stage, cached->output)) {
+    cached.reset();
+  }
   if (cached && cached->id != stage.rec.id) {
     stage.rec.status = Name(StageStatus::kCached);
     stage.rec.cached_from = cached->id;
@@ -296,6 +301,9 @@ void RunState::MaybeFinishStage(Stage& stage) {
   } else if (Is(stage.rec.type, StageType::kTrain) && !Is(stage.tasks.front()->rec.status, TrialStatus::kSucceeded)) {
     stage.rec.status = Name(StageStatus::kFailed);
     stage.rec.error = "the model's training failed: " + stage.tasks.front()->rec.reason;
+  } else if (Is(stage.rec.type, StageType::kCommand) && succeeded == 0) {
+    stage.rec.status = Name(StageStatus::kFailed);
+    stage.rec.error = stage.tasks.front()->rec.reason;
   } else if (succeeded == 0) {
     stage.rec.status = Name(StageStatus::kFailed);
     std::vector<std::pair<int, std::string>> reasons;

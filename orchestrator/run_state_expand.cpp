@@ -20,7 +20,7 @@ namespace baton::orchestrator {
 void RunState::ExpandStage(Stage& stage) {
   const std::string& name = stage.rec.name;
   std::string dataset;
-  if (!Is(stage.rec.type, StageType::kPrepare)) {
+  if (!Is(stage.rec.type, StageType::kPrepare) && !Is(stage.rec.type, StageType::kCommand)) {
     const std::string& data_stage = pipeline_.data_stage.at(name);
     for (auto& s : stages_) {
       if (s->rec.name == data_stage) dataset = s->rec.output;
@@ -56,11 +56,15 @@ void RunState::ExpandStage(Stage& stage) {
     return added;
   };
 
+  if (stage.typed->type == StageType::kPrepare) {
+    LinkCommandOutputs(stage, {stage.typed->doc.at("dataset").value("path", "")});  // a command's out
+  }
   switch (stage.typed->type) {
     case StageType::kPrepare: return ExpandPrepare(stage, add_task);
     case StageType::kTune: return ExpandTune(stage, dataset, add_task);
     case StageType::kAblate: return ExpandAblation(stage, dataset, add_task);
     case StageType::kTrain: return ExpandTrain(stage, dataset, add_task);
+    case StageType::kCommand: return ExpandCommand(stage, add_task);
   }
 }
 

@@ -265,6 +265,9 @@ void RunState::Complete(int64_t task_id, const Json& body, const Instant& now) {
       Apply(effect::PutArtifact{output, "dataset", t.stage->rec.id, m.meta, blob_list});
       AddEdge(Node("artifact", output), Node("stage", t.stage->rec.id), "derived_from", Json::object());
     });
+  } else if (Is(t.rec.kind, TaskKind::kCommand)) {
+    CompleteCommand(t, output);
+    RecordCommandLogs(t, body);
   } else if (output != t.last_checkpoint) {
     throw Error(ErrorCode::kInvalidArgument, "output " + output + " is not the last reported checkpoint");
   }
@@ -277,6 +280,7 @@ void RunState::Fail(int64_t task_id, const Json& body, const Instant& now) {
   CheckAttempt(task_id, body);
   if (IsRepeatedReport(task_id, std::nullopt, "")) return;
   Task& t = FindTask(task_id);
+  if (Is(t.rec.kind, TaskKind::kCommand)) RecordCommandLogs(t, body);
   // A divergence is reported as such (it is not retried); anything else fails.
   const auto said = ParseTrialStatus(body.value("status", ""));
   FinishTask(t, said == TrialStatus::kDiverged ? TrialStatus::kDiverged : TrialStatus::kFailed,

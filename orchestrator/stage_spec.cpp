@@ -122,7 +122,48 @@ StageSpec ParseStageSpec(const std::string& name, const Json& stage) {
     c.target = compare.value("target", Json{{"fraction_of_baseline_best", 0.99}});
     s.compare = c;
   }
+  if (s.type == StageType::kCommand) {
+    CommandSpec c;
+    c.cmd = stage.at("cmd").get<std::vector<std::string>>();
+    for (const auto& d : stage.value("deps", Json::array())) {
+      CommandSpec::Dep dep;
+      if (d.is_string()) {
+        dep.path = d.get<std::string>();
+      } else {
+        dep.path = d.at("path").get<std::string>();
+        const Json& from = d.at("checkpoint");
+        dep.checkpoint = InitSelector{TrialSelectorOf(from.at("stage").get<std::string>(), from.at("trial")),
+                                      EpochSelectorOf(from.at("epoch"))};
+      }
+      c.deps.push_back(std::move(dep));
+    }
+    c.outs = stage.value("outs", std::vector<std::string>{});
+    c.params = stage.value("params", Json::object());
+    c.env = stage.value("env", std::map<std::string, std::string>{});
+    c.timeout_seconds = stage.value("timeout_seconds", 0.0);
+    s.command = std::move(c);
+  }
   return s;
+}
+
+std::string SubstituteParams(const std::string& text, const Json& params) {
+  static const std::string kOpen = "${params.";
+  std::string out;
+  size_t at = 0;
+  while (true) {
+    const size_t open = text.find(kOpen, at);
+    const size_t close = open == std::string::npos ? open : text.find('}', open);
+    if (close == std::string::npos) break;
+    const std::string name = text.substr(open + kOpen.size(), close - open - kOpen.size());
+    if (!params.is_object() || !params.contains(name)) {
+      throw Error(ErrorCode::kInvalidArgument, "\"${params." + name + "}\" names no param of this stage");
+    }
+    const Json& value = params[name];
+    out += text.substr(at, open - at);
+    out += value.is_string() ? value.get<std::string>() : value.dump();
+    at = close + 1;
+  }
+  return out + text.substr(at);
 }
 
 std::map<std::string, StageSpec> ParseStageSpecs(const Json& pipeline_doc) {

@@ -58,6 +58,28 @@ struct CompareSpec {
   Json target;                             // as written; default {"fraction_of_baseline_best": 0.99}
 };
 
+// A command stage's program and what it reads and writes. Paths are
+// relative to the run's working directory (the directory baton runs in).
+struct CommandSpec {
+  // A dependency: a file or folder (`path`), or a trial epoch's checkpoint
+  // exported as a safetensors file at `path` before the command runs.
+  struct Dep {
+    std::string path;
+    std::optional<InitSelector> checkpoint;
+  };
+  std::vector<std::string> cmd;  // as written: "${params.NAME}" not yet replaced
+  std::vector<Dep> deps;
+  std::vector<std::string> outs;
+  Json params = Json::object();           // name -> string, number or boolean
+  std::map<std::string, std::string> env;  // added to the worker's environment
+  double timeout_seconds = 0;              // 0: none
+};
+
+// `text` with every "${params.NAME}" replaced by that param's value (a
+// string as is, a number or boolean as JSON writes it). Throws
+// Error(kInvalidArgument) naming the first NAME that `params` lacks.
+std::string SubstituteParams(const std::string& text, const Json& params);
+
 struct StageSpec {
   std::string name;
   StageType type = StageType::kPrepare;
@@ -121,6 +143,7 @@ struct StageSpec {
   std::optional<TrialSelector> hyperparameters_from;
   std::optional<InitSelector> init_from;  // train, ablate
   std::optional<CompareSpec> compare;     // train
+  std::optional<CommandSpec> command;     // command
 };
 
 // The typed form of a validated stage `stage` named `name`. Throws

@@ -17,6 +17,14 @@ void CoordinatorClient::PutBlobs(const std::vector<BlobUpload>& blobs) {
 
 void CoordinatorClient::Heartbeat(int64_t, int) {}
 
+void CoordinatorClient::CompleteWith(int64_t task_id, const Json& body) {
+  Complete(task_id, body.value("output", ""));
+}
+
+void CoordinatorClient::FailWith(int64_t task_id, const Json& body) {
+  Fail(task_id, body.value("status", "failed"), body.value("reason", ""));
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -253,6 +261,14 @@ class HttpCoordinatorClient : public CoordinatorClient {
     PostJson(TaskPath(task_id, ":fail"),
              WithAttempt(task_id, {{"status", status}, {"reason", reason}}),
              {200, 201, 204});
+  }
+
+  void CompleteWith(int64_t task_id, const Json& body) override {
+    PostJson(TaskPath(task_id, ":complete"), WithAttempt(task_id, body), {200, 201, 204});
+  }
+
+  void FailWith(int64_t task_id, const Json& body) override {
+    PostJson(TaskPath(task_id, ":fail"), WithAttempt(task_id, body), {200, 201, 204});
   }
 
   void Heartbeat(int64_t task_id, int attempt) override {

@@ -84,6 +84,11 @@ class CoordinatorClient {
   // POST tasks/{id}:fail {"status": status, "reason": reason}.
   virtual void Fail(int64_t task_id, const std::string& status,
                     const std::string& reason) = 0;
+  // POST tasks/{id}:complete or :fail with the whole `body` ("output", or
+  // "status" and "reason"; a command task adds "logs"). The defaults drop
+  // what Complete and Fail do not carry, for in-memory clients.
+  virtual void CompleteWith(int64_t task_id, const Json& body);
+  virtual void FailWith(int64_t task_id, const Json& body);
   // POST tasks/{id}:heartbeat {"attempt": attempt}: renews the task's lease.
   // One try, no repeats: a transport error or 502/503/504 throws
   // CoordinatorUnreachable at once (the caller decides how long to keep

@@ -14,6 +14,7 @@
 #include "common/digest.h"
 #include "common/malloc_settings.h"
 #include "common/vocabulary.h"
+#include "stages/command_task.h"
 #include "stages/data_parallel.h"
 #include "stages/dataset.h"
 #include "stages/epoch_committer.h"
@@ -679,9 +680,13 @@ void Worker::RunTask(const Json& task) {
       state_->RunPrepare(id, task);
     } else if (Is(kind, TaskKind::kTrain)) {
       state_->RunTrain(id, task);
+    } else if (Is(kind, TaskKind::kCommand)) {
+      CommandTaskOptions options;
+      options.log = [this](const std::string& line) { state_->Log(line); };
+      options.check_lost = [this] { state_->ThrowIfLost(); };
+      RunCommandTask(state_->client, id, task, options);
     } else {
-      throw TaskError(
-          "kind", "must be \"prepare\" or \"train\", got " + kind_field.dump());
+      throw TaskError("kind", "must be \"prepare\", \"train\" or \"command\", got " + kind_field.dump());
     }
     return;
   } catch (const RunOver&) {

@@ -32,7 +32,7 @@ struct StageRecord {
   int64_t id = 0;  // assigned by AddStage
   std::string run_id;
   std::string name;    // key in the pipeline's "stages" map
-  std::string type;    // prepare | tune | ablate | train
+  std::string type;    // prepare | tune | ablate | train | command
   std::string status;  // pending | running | succeeded | failed | cached | skipped | cancelled | interrupted
   std::string cache_key;
   int64_t cached_from = 0;  // stage whose results this one reuses; 0 if none
@@ -48,7 +48,7 @@ struct TrialRecord {
   int64_t id = 0;  // assigned by AddTrial; also the worker task id
   int64_t stage_id = 0;
   int number = 0;  // 0-based within the stage
-  std::string kind;  // prepare | train
+  std::string kind;  // prepare | train | command
   Json hyperparameters = Json::object();
   Json task = Json::object();  // the task sent to a worker
   int64_t seed = 0;

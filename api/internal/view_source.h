@@ -26,6 +26,9 @@ class ViewSource {
   virtual Json Pipeline(const std::string& pipeline_id) = 0;
   // LineageJson.
   virtual Json Lineage(const std::string& id, bool downstream, int depth) = 0;
+  // StageLogsJson; Error(kNotFound) for an unknown run or stage, or one
+  // without logs.
+  virtual Json StageLogs(const std::string& run_id, const std::string& stage) = 0;
 };
 
 // The views of the store at `store` (cli_show.cpp); it must outlive them.
@@ -37,5 +40,7 @@ std::unique_ptr<ViewSource> RemoteViews(const RemoteOptions& remote);
 int CmdRuns(ViewSource& views, bool json, bool quiet);
 int CmdShow(ViewSource& views, const std::string& run_id, const std::string& stage, bool json);
 int CmdLineage(ViewSource& views, const std::string& id, bool downstream, int depth, bool json);
+// A command stage's stdout to stdout and stderr to stderr (cli_logs.cpp).
+int CmdLogs(ViewSource& views, const std::string& run_id, const std::string& stage, bool json);
 
 }  // namespace baton::api

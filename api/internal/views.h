@@ -56,6 +56,12 @@ Json RunSummaryJson(StoreHandle& store, const store::RunRecord& run);
 // Every trial of a stage with its metric history as columns, one answer
 // for all trials (a tune stage's curves and parallel coordinates).
 Json StageMetricsJson(StoreHandle& store, const store::StageRecord& stage);
+// A command stage's logs (cli_logs.cpp): {"run_id", "stage", "type",
+// "status", "attempt", "cached_from_run" (on a cache hit), "stdout",
+// "stderr" (the last 8 MiB of each, invalid UTF-8 replaced), "stdout_blob",
+// "stderr_blob", "stdout_bytes", "stderr_bytes"}. Error(kNotFound) for a
+// stage that kept none.
+Json StageLogsJson(StoreHandle& store, const store::StageRecord& stage);
 // A trial as in its stage's trial list, with its run, stage and objective.
 Json TrialPageJson(StoreHandle& store, int64_t trial_id);
 

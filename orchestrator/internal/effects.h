@@ -54,11 +54,14 @@ struct PutBlob { std::string bytes; };  // applied: the blob's digest
 struct Emit { Event event; };
 struct CrashPoint { const char* name = ""; };  // common/crash_point.h
 struct Wake {};  // a NextTask that waits may now find a task or the end
+// Puts the files of "files" manifest `manifest` back under folder `dest`
+// where they are missing or differ (a cached command stage's outputs).
+struct CheckoutFiles { std::string manifest, dest; };
 }  // namespace effect
 
 using Effect = std::variant<effect::UpdateRun, effect::UpdateStage, effect::AddTrial, effect::UpdateTrial,
                             effect::AddEdge, effect::RecordEpoch, effect::RecordCheckpoint, effect::PutArtifact,
-                            effect::PutBlob, effect::Emit, effect::CrashPoint, effect::Wake>;
+                            effect::PutBlob, effect::Emit, effect::CrashPoint, effect::Wake, effect::CheckoutFiles>;
 
 // One line naming an effect, for tests and logs: "update_trial 7 running".
 std::string Describe(const Effect& effect);
@@ -137,6 +140,8 @@ class StoreEffects : public EffectSink {
   void Atomically(const std::function<void()>& fn) override { db_.InTransaction(fn); }
 
  private:
+  void CheckoutFiles(const std::string& digest, const std::string& dest);
+
   store::LineageDb& db_;
   store::BlobStore& blobs_;
   std::function<void(const Event&)> on_event_;

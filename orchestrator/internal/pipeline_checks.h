@@ -8,6 +8,7 @@
 // orchestrator/. Each check appends what it finds to `issues`, each problem
 // with a JSON pointer.
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,25 @@ void CheckSearchSpace(const std::string& sp, const Json& space,
 // A tune stage's pruner and sampler settings, against their types and its
 // epoch budget; `sp` is the stage's pointer.
 void CheckPruner(const std::string& sp, const Json& stage, Issues& issues);
+
+// The tune stage `ref` that a selector of stage `stage` at `pointer` names,
+// if it is one and upstream; records an issue otherwise.
+bool CheckTuneRef(const Json& stages, const std::string& stage, const std::string& ref,
+                  const std::set<std::string>& upstream, const std::string& pointer, Issues& issues);
+
+// A command stage (pipeline_command_checks.cpp): "${params.NAME}" in cmd and
+// env names a param; outs are relative paths inside the working directory,
+// not nested in each other, not also deps; checkpoint deps name an upstream
+// tune stage's epoch; a dep another command writes needs that stage upstream.
+void CheckCommand(const Json& stages, const std::string& name, const std::set<std::string>& upstream,
+                  Issues& issues);
+// Whether `path` is, or lies inside, an out of a command stage among `upstream`.
+bool IsCommandOut(const Json& stages, const std::set<std::string>& upstream, const std::string& path);
+// An issue at `pointer` when a command stage not upstream of `name` writes `path`.
+void CheckWrittenUpstream(const Json& stages, const std::string& name, const std::set<std::string>& upstream,
+                          const std::string& path, const std::string& pointer, Issues& issues);
+// Two command stages that write the same path (or one inside the other's).
+void CheckCommandOutsUnique(const Json& stages, Issues& issues);
 
 }  // namespace spec_detail
 }  // namespace baton::orchestrator

@@ -152,6 +152,23 @@ class RunState {
   Json AblationOutput(Stage& stage);
   Json CompareOutput(Stage& stage);
   std::string StudyOutput(Stage& stage);
+  // run_state_command.cpp: command stages. Paths are relative to the
+  // working directory, the directory this process runs in.
+  static std::string WorkingDirectory();
+  // [{"path", "sha256"} or {"path", "checkpoint"}] in deps order; a missing
+  // path's sha256 is null, an unresolvable checkpoint says why.
+  Json CommandDepDigests(const Stage& stage);
+  void ExpandCommand(Stage& stage, const TaskAdder& add_task);
+  // Edges from `stage` to the outputs of this run's command stages that
+  // hold `paths` (a command's deps, a prepare stage's dataset).
+  void LinkCommandOutputs(Stage& stage, const std::vector<std::string>& paths);
+  // Puts a cached command stage's outputs back; false when the store no
+  // longer has them (the stage then runs).
+  bool RestoreCommandOutputs(const Stage& stage, const std::string& manifest);
+  void CompleteCommand(Task& task, const std::string& output);
+  // A command task's report's "logs" {"stdout", "stderr"} (blob digests),
+  // recorded in its stage's resolved "logs".
+  void RecordCommandLogs(Task& task, const Json& body);
   // run_state_reports.cpp: what a worker's report means.
   Task& FindTask(int64_t task_id);
   // `status`: that of a completion (succeeded); nullopt for a failure report.

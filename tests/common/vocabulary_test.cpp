@@ -35,7 +35,7 @@ TEST(Vocabulary, EachWordParsesBackToItsValue) {
   }
   EXPECT_FALSE(ParseStageStatus("pruned"));
   EXPECT_FALSE(ParseTrialStatus("cached"));
-  EXPECT_FALSE(ParseStageType("command"));
+  EXPECT_FALSE(ParseStageType("shell"));
   EXPECT_FALSE(ParseTaskKind("tune"));
 }
 
@@ -47,7 +47,7 @@ TEST(Vocabulary, TheWordsAreTheWireFormat) {
                                                           "skipped", "cancelled", "interrupted"}));
   EXPECT_EQ(Names(kTrialStatuses), (std::set<std::string>{"pending", "running", "succeeded", "failed", "diverged",
                                                           "pruned", "skipped", "cancelled"}));
-  EXPECT_EQ(Names(kStageTypes), (std::set<std::string>{"prepare", "tune", "ablate", "train"}));
+  EXPECT_EQ(Names(kStageTypes), (std::set<std::string>{"prepare", "tune", "ablate", "train", "command"}));
   EXPECT_EQ(Names(kTaskKinds), (std::set<std::string>{"prepare", "train"}));  // docs/worker-protocol.md
 }
 
