@@ -93,8 +93,11 @@ TEST(CommandStageSpecTest, CheckpointDependenciesNameAnUpstreamTuneEpoch) {
 
   doc["stages"]["export"]["depends_on"] = {"prep"};
   doc["stages"]["export"]["deps"][0]["checkpoint"]["epoch"] = 7;
+  doc["stages"]["export"]["deps"][0]["path"] = "../ckpt.safetensors";
   auto issues = ValidatePipeline(doc);
   EXPECT_TRUE(HasIssue(issues, "/stages/export/deps/0/checkpoint/stage", "not upstream")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/export/deps/0/path", "inside the run's working directory")) << Dump(issues);
+  doc["stages"]["export"]["deps"][0]["path"] = "ckpt.safetensors";
   doc["stages"]["export"]["depends_on"] = {"tune"};
   issues = ValidatePipeline(doc);
   EXPECT_TRUE(HasIssue(issues, "/stages/export/deps/0/checkpoint/epoch", "0-based")) << Dump(issues);
