@@ -276,6 +276,35 @@ TEST_F(CommandCacheTest, TheKeyChangesWithTheCommandItsDependenciesAndParamsOnly
   EXPECT_EQ(runs, 6);
 }
 
+TEST_F(CommandCacheTest, ACommandInterruptedWithItsProcessRunsAgainOnResume) {
+  Json doc = CommandPipeline();
+  doc["stages"].erase("report");
+  Pipeline p = LoadPipeline(doc);
+  const std::string run_id = CreateRun(*db_, p);
+  {
+    // The first process hands the command out, then ends before it reports.
+    Coordinator c(*blobs_, *db_, p, run_id);
+    c.Start();
+    Json task;
+    ASSERT_EQ(c.NextTask(1, 1s, &task), Coordinator::Next::kTask);
+    EXPECT_EQ(task["kind"], "command");
+    EXPECT_EQ(task["cmd"][3], "100");
+    EXPECT_EQ(task["env"]["MODE"], "fast");
+  }
+  ASSERT_EQ(db_->GetRun(run_id)->status, "running");
+  auto c = Coordinator::ForResume(*blobs_, *db_, run_id);
+  c->Start();
+  CommandPlayer player(*c, *blobs_);
+  std::thread t([&] { player.Loop(); });
+  EXPECT_TRUE(c->WaitFinished(20s));
+  t.join();
+  EXPECT_EQ(player.runs, 1);
+  EXPECT_EQ(c->Status(), "succeeded") << db_->GetRun(run_id)->error;
+  const store::StageRecord clean = Stage(run_id, "clean");
+  EXPECT_EQ(clean.status, "succeeded");
+  EXPECT_TRUE(fs::exists(work_ / "out/clean.csv"));
+}
+
 TEST_F(CommandCacheTest, AMissingDependencyFailsTheStageAndNamesIt) {
   Json doc = CommandPipeline();
   doc["stages"].erase("report");
