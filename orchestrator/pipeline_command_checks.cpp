@@ -27,6 +27,12 @@ bool Within(const std::string& inner, const std::string& outer) {
                             (outer == "/" || inner[outer.size()] == '/'));
 }
 
+// A relative path that stays inside the working directory.
+bool Inside(const std::string& path) {
+  const std::filesystem::path p = std::filesystem::path(path).lexically_normal();
+  return !p.is_absolute() && !p.empty() && *p.begin() != ".." && p != ".";
+}
+
 void CheckParamRefs(const std::string& pointer, const std::string& text, const Json& params, Issues& issues) {
   try {
     SubstituteParams(text, params);
@@ -69,8 +75,7 @@ void CheckCommand(const Json& stages, const std::string& name, const std::set<st
   std::vector<std::string> out_paths;
   for (size_t i = 0; i < outs.size(); ++i) {
     const std::string op = PointerAppend(sp + "/outs", std::to_string(i));
-    const std::filesystem::path out = std::filesystem::path(outs[i].get<std::string>()).lexically_normal();
-    if (out.is_absolute() || out.empty() || *out.begin() == ".." || out == ".") {
+    if (!Inside(outs[i].get<std::string>())) {
       issues.push_back({op, "must be a path inside the run's working directory (relative, without \"..\"): "
                             "outputs are restored there from the store"});
       continue;
@@ -96,6 +101,10 @@ void CheckCommand(const Json& stages, const std::string& name, const std::set<st
                           Quote(path) + " is both a dependency and an output (" + Quote(out) +
                               ") of this stage: a command cannot read what it writes"});
       }
+    }
+    if (checkpoint && !Inside(deps[i]["path"].get<std::string>())) {
+      issues.push_back({dp + "/path", "must be a path inside the run's working directory (relative, without "
+                                      "\"..\"): Baton writes the checkpoint there"});
     }
     if (checkpoint) {
       const Json& from = deps[i]["checkpoint"];

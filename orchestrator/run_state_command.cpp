@@ -1,16 +1,14 @@
 // Command stages in the run state machine: their cache key's dependency
 // digests, their task, their outputs put back on a cache hit, and what a
 // worker's report of one records (run_state.h).
-
-#include "orchestrator/internal/run_state.h"
+#include <filesystem>
 
 #include "common/digest.h"
 #include "common/error.h"
 #include "common/file_digest.h"
+#include "orchestrator/internal/run_state.h"
 #include "orchestrator/internal/search.h"
 #include "store/file_artifact.h"
-
-#include <filesystem>
 
 namespace baton::orchestrator {
 

@@ -48,7 +48,7 @@ TEST(Vocabulary, TheWordsAreTheWireFormat) {
   EXPECT_EQ(Names(kTrialStatuses), (std::set<std::string>{"pending", "running", "succeeded", "failed", "diverged",
                                                           "pruned", "skipped", "cancelled"}));
   EXPECT_EQ(Names(kStageTypes), (std::set<std::string>{"prepare", "tune", "ablate", "train", "command"}));
-  EXPECT_EQ(Names(kTaskKinds), (std::set<std::string>{"prepare", "train"}));  // docs/worker-protocol.md
+  EXPECT_EQ(Names(kTaskKinds), (std::set<std::string>{"prepare", "train", "command"}));  // docs/worker-protocol.md
 }
 
 // One rule per kind. A cancelled stage is finished (gc applies its policy;

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "common/json_util.h"
+#include "tests/e2e/serve_process.h"
 #include "tests/support/shell.h"
 
 namespace baton {
@@ -140,6 +141,24 @@ TEST_F(CommandStageTest, RerunsOnlyWhenItsCommandDependenciesOrParamsChange) {
       << lineage.out;
 }
 
+TEST_F(CommandStageTest, ParamsReachTheCommandInItsArgumentsEnvironmentAndParamsFile) {
+  Json doc = {{"schema_version", "1"}, {"name", "command-params"}};
+  doc["stages"]["show"] = {
+      {"type", "command"},
+      {"cmd", {"/bin/sh", "-c", "mkdir -p out && echo \"$1 $MODE $BATON_STAGE\" > out/p.txt && cat \"$BATON_PARAMS\" >> out/p.txt",
+               "show", "--rows=${params.rows}"}},
+      {"env", {{"MODE", "mode-${params.mode}"}}},
+      {"outs", {"out/p.txt"}},
+      {"params", {{"rows", 40}, {"mode", "fast"}, {"dry", true}}}};
+  const std::string run = Run(doc);
+  EXPECT_EQ(Stage(run, "show")["status"], "succeeded");
+  const std::string text = Read("out/p.txt");
+  const size_t line_end = text.find('\n');
+  ASSERT_NE(line_end, std::string::npos) << text;
+  EXPECT_EQ(text.substr(0, line_end), "--rows=40 mode-fast show");
+  EXPECT_EQ(Json::parse(text.substr(line_end + 1)), (Json{{"rows", 40}, {"mode", "fast"}, {"dry", true}}));
+}
+
 TEST_F(CommandStageTest, AFailureShowsTheExitStatusAndStderrAndLogsShowsBothStreams) {
   Json doc = {{"schema_version", "1"}, {"name", "command-fails"}};
   doc["stages"]["check"] = {
@@ -163,6 +182,31 @@ TEST_F(CommandStageTest, AFailureShowsTheExitStatusAndStderrAndLogsShowsBothStre
 
   CmdResult none = Baton("logs " + run + " nosuchstage", "2>&1");
   EXPECT_NE(none.exit_code, 0);
+}
+
+TEST_F(CommandStageTest, LogsAreServedOverHttpAndThroughBatonServer) {
+  Json doc = {{"schema_version", "1"}, {"name", "command-logs"}};
+  doc["stages"]["say"] = {{"type", "command"}, {"cmd", {"/bin/sh", "-c", "echo out-line; echo err-line >&2"}}};
+  const std::string run = Run(doc);
+  testing::Server server(dir_ / "store", "");
+  httplib::Client client("127.0.0.1", server.port);
+  const httplib::Headers auth = {{"Authorization", "Bearer " + server.token}};
+  auto res = client.Get(("/api/v1/runs/" + run + "/stages/say/logs").c_str(), auth);
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const Json logs = Json::parse(res->body);
+  EXPECT_EQ(logs["stdout"], "out-line\n");
+  EXPECT_EQ(logs["stderr"], "err-line\n");
+  EXPECT_EQ(logs["attempt"], 1);
+  res = client.Get(("/api/v1/runs/" + run + "/stages/nope/logs").c_str(), auth);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+
+  CmdResult remote = Capture("cd " + dir_.string() + " && " BATON_BIN " --server http://127.0.0.1:" +
+                             std::to_string(server.port) + " --token " + server.token + " logs " + run +
+                             " say 2>/dev/null");
+  EXPECT_EQ(remote.exit_code, 0);
+  EXPECT_EQ(remote.out, "out-line\n");
 }
 
 TEST_F(CommandStageTest, ATimeoutKillsTheCommand) {

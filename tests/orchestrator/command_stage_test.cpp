@@ -93,8 +93,11 @@ TEST(CommandStageSpecTest, CheckpointDependenciesNameAnUpstreamTuneEpoch) {
 
   doc["stages"]["export"]["depends_on"] = {"prep"};
   doc["stages"]["export"]["deps"][0]["checkpoint"]["epoch"] = 7;
+  doc["stages"]["export"]["deps"][0]["path"] = "../ckpt.safetensors";
   auto issues = ValidatePipeline(doc);
   EXPECT_TRUE(HasIssue(issues, "/stages/export/deps/0/checkpoint/stage", "not upstream")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, "/stages/export/deps/0/path", "inside the run's working directory")) << Dump(issues);
+  doc["stages"]["export"]["deps"][0]["path"] = "ckpt.safetensors";
   doc["stages"]["export"]["depends_on"] = {"tune"};
   issues = ValidatePipeline(doc);
   EXPECT_TRUE(HasIssue(issues, "/stages/export/deps/0/checkpoint/epoch", "0-based")) << Dump(issues);
@@ -271,6 +274,35 @@ TEST_F(CommandCacheTest, TheKeyChangesWithTheCommandItsDependenciesAndParamsOnly
   doc["stages"]["clean"]["cmd"].push_back("--verbose");
   reruns("the command changed");
   EXPECT_EQ(runs, 6);
+}
+
+TEST_F(CommandCacheTest, ACommandInterruptedWithItsProcessRunsAgainOnResume) {
+  Json doc = CommandPipeline();
+  doc["stages"].erase("report");
+  Pipeline p = LoadPipeline(doc);
+  const std::string run_id = CreateRun(*db_, p);
+  {
+    // The first process hands the command out, then ends before it reports.
+    Coordinator c(*blobs_, *db_, p, run_id);
+    c.Start();
+    Json task;
+    ASSERT_EQ(c.NextTask(1, 1s, &task), Coordinator::Next::kTask);
+    EXPECT_EQ(task["kind"], "command");
+    EXPECT_EQ(task["cmd"][3], "100");
+    EXPECT_EQ(task["env"]["MODE"], "fast");
+  }
+  ASSERT_EQ(db_->GetRun(run_id)->status, "running");
+  auto c = Coordinator::ForResume(*blobs_, *db_, run_id);
+  c->Start();
+  CommandPlayer player(*c, *blobs_);
+  std::thread t([&] { player.Loop(); });
+  EXPECT_TRUE(c->WaitFinished(20s));
+  t.join();
+  EXPECT_EQ(player.runs, 1);
+  EXPECT_EQ(c->Status(), "succeeded") << db_->GetRun(run_id)->error;
+  const store::StageRecord clean = Stage(run_id, "clean");
+  EXPECT_EQ(clean.status, "succeeded");
+  EXPECT_TRUE(fs::exists(work_ / "out/clean.csv"));
 }
 
 TEST_F(CommandCacheTest, AMissingDependencyFailsTheStageAndNamesIt) {

@@ -93,7 +93,7 @@ TEST_F(HostilePipelineTest, UnknownStageTypeAndKeysAreNamed) {
   doc["stages"]["train"]["type"] = "deploy";
   doc["stages"]["tune"]["budget"]["max_trails"] = 3;
   auto issues = ValidatePipeline(doc);
-  EXPECT_TRUE(HasIssue(issues, "/stages/train/type", "unknown stage type \"deploy\"; known: ablate, prepare, train, tune"))
+  EXPECT_TRUE(HasIssue(issues, "/stages/train/type", "unknown stage type \"deploy\"; known: ablate, command, prepare, train, tune"))
       << Dump(issues);
   EXPECT_TRUE(HasIssue(issues, "/stages/tune/budget/max_trails", "unknown key")) << Dump(issues);
 }
