@@ -121,7 +121,8 @@ class LayerReader {
         positive((*value)[1])) {
       return {(*value)[0].get<int64_t>(), (*value)[1].get<int64_t>()};
     }
-    throw Fail("\"" + key + "\" must be an integer >= 1 or [height, width], got " +
+    throw Fail("\"" + key +
+                   "\" must be an integer >= 1 or [height, width], got " +
                    value->dump(),
                key);
   }
@@ -136,8 +137,9 @@ class LayerReader {
       if (value->is_string() && value->get<std::string>() == c) return c;
       list += (list.empty() ? "\"" : ", \"") + c + "\"";
     }
-    throw Fail("\"" + key + "\" must be one of " + list + ", got " + value->dump(),
-               key);
+    throw Fail(
+        "\"" + key + "\" must be one of " + list + ", got " + value->dump(),
+        key);
   }
 
   // A list of layers: null when absent and `required` is false.
@@ -251,7 +253,8 @@ torch::nn::AnyModule MakeResidual(LayerReader& layer,
                                   const std::vector<int64_t>& shape) {
   const Json* body = layer.Layers("layers", /*required=*/true);
   const Json* shortcut = layer.Layers("shortcut", /*required=*/false);
-  const bool relu = layer.Choice("activation", "relu", {"relu", "none"}) == "relu";
+  const bool relu =
+      layer.Choice("activation", "relu", {"relu", "none"}) == "relu";
   layer.Finish();
   std::vector<int64_t> batch_shape = {2};
   batch_shape.insert(batch_shape.end(), shape.begin(), shape.end());
@@ -262,8 +265,8 @@ torch::nn::AnyModule MakeResidual(LayerReader& layer,
       *body, PointerAppend(layer.pointer(), "layers"), prefix, input,
       [&](const LayerReader& sub, const torch::nn::AnyModule& module) {
         if (sub.name() == "shortcut") {
-          throw sub.Fail("the name \"shortcut\" is kept for the block's shortcut",
-                         "name");
+          throw sub.Fail(
+              "the name \"shortcut\" is kept for the block's shortcut", "name");
         }
         block->AddBody(sub.name(), module);
       });
@@ -281,15 +284,14 @@ torch::nn::AnyModule MakeResidual(LayerReader& layer,
     skip_text = "the shortcut's output";
   }
   if (out.sizes().vec() != skip.sizes().vec()) {
-    throw layer.Fail("the output of its layers, " + ShapeText(ExampleShape(out)) +
-                     ", differs from " + skip_text + ", " +
-                     ShapeText(ExampleShape(skip)) +
-                     "; they are added, so they must have the same shape" +
-                     (shortcut == nullptr
-                          ? " (give the block a \"shortcut\", e.g. a 1x1 "
-                            "conv2d with the stride and out_channels of its "
-                            "layers, and a batch_norm2d)"
-                          : ""));
+    throw layer.Fail(
+        "the output of its layers, " + ShapeText(ExampleShape(out)) +
+        ", differs from " + skip_text + ", " + ShapeText(ExampleShape(skip)) +
+        "; they are added, so they must have the same shape" +
+        (shortcut == nullptr ? " (give the block a \"shortcut\", e.g. a 1x1 "
+                               "conv2d with the stride and out_channels of its "
+                               "layers, and a batch_norm2d)"
+                             : ""));
   }
   return torch::nn::AnyModule(block);
 }
@@ -359,8 +361,8 @@ torch::nn::AnyModule MakeLayer(LayerReader& layer,
     const auto [height, width] = layer.Size("output_size");
     layer.Finish();
     RequireRank(layer, shape, {4}, "[N,channels,height,width]");
-    return nn::AnyModule(nn::AdaptiveAvgPool2d(
-        nn::AdaptiveAvgPool2dOptions({height, width})));
+    return nn::AnyModule(
+        nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({height, width})));
   }
   if (type == "residual") {
     RequireRank(layer, shape, {2, 3, 4, 5}, "with a batch dimension");
@@ -415,10 +417,10 @@ torch::Tensor BuildLayers(const Json& list, const std::string& pointer,
           throw layer.Fail(
               "is left out (\"removed\": true, as by an ablation), so the "
               "layers after it would get its input " +
-              ShapeText(shape) + " instead of its output " +
-              ShapeText(ExampleShape(out)) +
-              "; only a block whose output has its input's shape can be left "
-              "out",
+                  ShapeText(shape) + " instead of its output " +
+                  ShapeText(ExampleShape(out)) +
+                  "; only a block whose output has its input's shape can be "
+                  "left out",
               "removed");
         }
         continue;

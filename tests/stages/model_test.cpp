@@ -244,19 +244,29 @@ Json Block(const std::string& name, int64_t channels, int64_t stride,
   Json block = {{"name", name},
                 {"type", "residual"},
                 {"layers",
-                 {{{"name", "conv1"}, {"type", "conv2d"},
-                   {"out_channels", channels}, {"kernel_size", 3},
-                   {"stride", stride}, {"padding", 1}, {"bias", false}},
+                 {{{"name", "conv1"},
+                   {"type", "conv2d"},
+                   {"out_channels", channels},
+                   {"kernel_size", 3},
+                   {"stride", stride},
+                   {"padding", 1},
+                   {"bias", false}},
                   {{"name", "bn1"}, {"type", "batch_norm2d"}},
                   {{"name", "relu1"}, {"type", "relu"}},
-                  {{"name", "conv2"}, {"type", "conv2d"},
-                   {"out_channels", channels}, {"kernel_size", 3},
-                   {"padding", 1}, {"bias", false}},
+                  {{"name", "conv2"},
+                   {"type", "conv2d"},
+                   {"out_channels", channels},
+                   {"kernel_size", 3},
+                   {"padding", 1},
+                   {"bias", false}},
                   {{"name", "bn2"}, {"type", "batch_norm2d"}}}}};
   if (projection) {
-    block["shortcut"] = {{{"name", "conv"}, {"type", "conv2d"},
-                          {"out_channels", channels}, {"kernel_size", 1},
-                          {"stride", stride}, {"bias", false}},
+    block["shortcut"] = {{{"name", "conv"},
+                          {"type", "conv2d"},
+                          {"out_channels", channels},
+                          {"kernel_size", 1},
+                          {"stride", stride},
+                          {"bias", false}},
                          {{"name", "bn"}, {"type", "batch_norm2d"}}};
   }
   return block;
@@ -264,15 +274,18 @@ Json Block(const std::string& name, int64_t channels, int64_t stride,
 
 // Stem, an identity block, a downsampling block, pooling and a classifier.
 Json SmallResnet() {
-  return {{"layers",
-           {{{"name", "stem"}, {"type", "conv2d"}, {"out_channels", 8},
-             {"kernel_size", 3}, {"padding", 1}},
-            Block("block1", 8, 1, false),
-            Block("block2", 16, 2, true),
-            {{"name", "pool"}, {"type", "adaptive_avg_pool2d"},
-             {"output_size", 1}},
-            {{"name", "flat"}, {"type", "flatten"}},
-            {{"name", "fc"}, {"type", "linear"}, {"out_features", 10}}}}};
+  return {
+      {"layers",
+       {{{"name", "stem"},
+         {"type", "conv2d"},
+         {"out_channels", 8},
+         {"kernel_size", 3},
+         {"padding", 1}},
+        Block("block1", 8, 1, false),
+        Block("block2", 16, 2, true),
+        {{"name", "pool"}, {"type", "adaptive_avg_pool2d"}, {"output_size", 1}},
+        {{"name", "flat"}, {"type", "flatten"}},
+        {{"name", "fc"}, {"type", "linear"}, {"out_features", 10}}}}};
 }
 
 TEST(Residual, NamesTensorsUnderTheBlockAndItsShortcut) {
@@ -300,18 +313,24 @@ TEST(Residual, NamesTensorsUnderTheBlockAndItsShortcut) {
 TEST(Residual, AddsTheShortcutThenActivates) {
   // Body: a 1x1 conv of weight 2 (no bias), so the block computes
   // activation(2x + x).
-  Json conv = {{"name", "c"}, {"type", "conv2d"}, {"out_channels", 1},
-               {"kernel_size", 1}, {"bias", false}};
+  Json conv = {{"name", "c"},
+               {"type", "conv2d"},
+               {"out_channels", 1},
+               {"kernel_size", 1},
+               {"bias", false}};
   for (const std::string activation : {"relu", "none"}) {
     Json spec = {{"layers",
-                  {{{"name", "b"}, {"type", "residual"}, {"layers", {conv}},
+                  {{{"name", "b"},
+                    {"type", "residual"},
+                    {"layers", {conv}},
                     {"activation", activation}}}}};
     Model model(spec, std::vector<int64_t>{1, 2, 2});
     {
       torch::NoGradGuard no_grad;
       model->named_parameters()["b.c.weight"].fill_(2.0);
     }
-    torch::Tensor x = torch::tensor({1.0f, -1.0f, 2.0f, -2.0f}).view({1, 1, 2, 2});
+    torch::Tensor x =
+        torch::tensor({1.0f, -1.0f, 2.0f, -2.0f}).view({1, 1, 2, 2});
     torch::Tensor expected = 3 * x;
     if (activation == "relu") expected = torch::relu(expected);
     EXPECT_TRUE(torch::allclose(model->forward(x), expected)) << activation;
@@ -332,7 +351,8 @@ TEST(Residual, ShapeMismatchNamesTheBlockAndBothShapes) {
   spec["layers"][2]["shortcut"][0]["stride"] = 1;  // [16,28,28] vs [16,14,14]
   e = BuildError(spec);
   EXPECT_TRUE(Contains(e.what(), "[N,16,14,14]")) << e.what();
-  EXPECT_TRUE(Contains(e.what(), "shortcut's output, [N,16,28,28]")) << e.what();
+  EXPECT_TRUE(Contains(e.what(), "shortcut's output, [N,16,28,28]"))
+      << e.what();
 }
 
 TEST(Residual, ErrorsInsideABlockPointIntoIt) {
@@ -375,9 +395,11 @@ TEST(Residual, ErrorsInsideABlockPointIntoIt) {
 }
 
 TEST(Residual, BlocksNest) {
-  Json outer = {{"name", "outer"}, {"type", "residual"},
-                {"layers", {Block("inner", 8, 1, false),
-                            {{"name", "act"}, {"type", "relu"}}}}};
+  Json outer = {
+      {"name", "outer"},
+      {"type", "residual"},
+      {"layers",
+       {Block("inner", 8, 1, false), {{"name", "act"}, {"type", "relu"}}}}};
   Json spec = SmallResnet();
   spec["layers"][1] = outer;
   Model model(spec, kMnistShape, 10);
@@ -390,9 +412,12 @@ TEST(Residual, BlocksNest) {
 
 TEST(AdaptiveAvgPool, TakesOneSizeOrHeightAndWidth) {
   Json spec = {{"layers",
-                {{{"name", "c"}, {"type", "conv2d"}, {"out_channels", 3},
+                {{{"name", "c"},
+                  {"type", "conv2d"},
+                  {"out_channels", 3},
                   {"kernel_size", 1}},
-                 {{"name", "p"}, {"type", "adaptive_avg_pool2d"},
+                 {{"name", "p"},
+                  {"type", "adaptive_avg_pool2d"},
                   {"output_size", Json::array({2, 3})}}}}};
   Model wide(spec, kMnistShape);
   EXPECT_EQ(wide->output_shape(), (std::vector<int64_t>{3, 2, 3}));
@@ -402,8 +427,10 @@ TEST(AdaptiveAvgPool, TakesOneSizeOrHeightAndWidth) {
   torch::Tensor x = torch::randn({2, 1, 28, 28});
   one->eval();
   // output_size 1 is the mean over height and width of each channel.
-  torch::Tensor conv = one->named_children()["c"]->as<torch::nn::Conv2d>()->forward(x);
-  EXPECT_TRUE(torch::allclose(one->forward(x), conv.mean({2, 3}, true), 1e-5, 1e-5));
+  torch::Tensor conv =
+      one->named_children()["c"]->as<torch::nn::Conv2d>()->forward(x);
+  EXPECT_TRUE(
+      torch::allclose(one->forward(x), conv.mean({2, 3}, true), 1e-5, 1e-5));
   for (const Json& bad : {Json(0), Json::array({2}), Json("2")}) {
     spec["layers"][1]["output_size"] = bad;
     EXPECT_EQ(BuildError(spec, 0).pointer(), "/layers/1/output_size") << bad;

@@ -94,8 +94,7 @@ TEST(ResnetExample, IsResnet18WithTheAdaptedStemAndTrains) {
 
 TEST(ResnetExample, AblationWithoutAnIdentityBlockTrains) {
   const Json& model_spec = Example().stage("train").at("model");
-  const Json without =
-      orchestrator::RemoveLayers(model_spec, {"layer3_1"});
+  const Json without = orchestrator::RemoveLayers(model_spec, {"layer3_1"});
   torch::manual_seed(5);
   Model model(without, TinyFashionMnist().input_shape, 10);
   EXPECT_EQ(CountParameters(*model),
