@@ -69,7 +69,13 @@ Json RemoveLayers(const Json& model, const std::vector<std::string>& layers) {
   Json out = model;
   out["layers"] = Json::array();
   for (const auto& layer : model.at("layers")) {
-    if (!drop.count(layer.at("name").get<std::string>())) out["layers"].push_back(layer);
+    if (!drop.count(layer.at("name").get<std::string>())) {
+      out["layers"].push_back(layer);
+    } else if (layer.value("type", "") == "residual") {
+      Json left_out = layer;
+      left_out["removed"] = true;
+      out["layers"].push_back(left_out);
+    }
   }
   return out;
 }

@@ -44,28 +44,35 @@ bool CheckTuneRef(const Json& stages, const std::string& stage,
 
 namespace {
 
-// Every "$name" in the model's layers must be a known hyperparameter.
-void CheckModelRefs(const std::string& mp, const Json& model,
-                    const std::set<std::string>& known, Issues& issues) {
-  if (!model.is_object() || !model.contains("layers") || !model["layers"].is_array()) return;
-  const Json& layers = model["layers"];
+// Every "$name" in the layers at `lp` (and in residual blocks' "layers" and
+// "shortcut", recursively) must be a known hyperparameter; names are unique
+// within each list.
+void CheckLayerRefs(const std::string& lp, const Json& layers, const std::set<std::string>& known, Issues& issues) {
+  if (!layers.is_array()) return;
   std::set<std::string> names;
   for (size_t i = 0; i < layers.size(); ++i) {
-    std::string lp = PointerAppend(mp + "/layers", std::to_string(i));
+    std::string p = PointerAppend(lp, std::to_string(i));
     if (!layers[i].is_object()) continue;
     if (layers[i].contains("name") && layers[i]["name"].is_string() &&
         !names.insert(layers[i]["name"].get<std::string>()).second) {
-      issues.push_back({lp + "/name", "duplicate layer name " + layers[i]["name"].dump()});
+      issues.push_back({p + "/name", "duplicate layer name " + layers[i]["name"].dump()});
     }
     for (const auto& [key, value] : layers[i].items()) {
+      if (key == "layers" || key == "shortcut") CheckLayerRefs(PointerAppend(p, key), value, known, issues);
       if (key == "name" || key == "type" || !value.is_string()) continue;
       std::string ref = value.get<std::string>();
       if (ref.size() > 1 && ref[0] == '$' && !known.count(ref.substr(1))) {
-        issues.push_back({PointerAppend(lp, key),
+        issues.push_back({PointerAppend(p, key),
                           Quote(ref) + " names no search-space parameter or hyperparameter of this stage"});
       }
     }
   }
+}
+
+void CheckModelRefs(const std::string& mp, const Json& model,
+                    const std::set<std::string>& known, Issues& issues) {
+  if (!model.is_object() || !model.contains("layers")) return;
+  CheckLayerRefs(mp + "/layers", model["layers"], known, issues);
 }
 
 std::set<std::string> TuneHyperparameterNames(const Json& tune) {
@@ -134,7 +141,7 @@ void CheckAblate(const Json& stages, const std::string& name, const Json& stage,
                  const std::set<std::string>& upstream, const std::string& data_stage, Issues& issues) {
   const std::string sp = StagePtr(name);
   const Json& base = stage["base"];
-  Json model;
+  Json model, fixed;
   if (base.contains("from")) {
     if (!base.contains("trial")) issues.push_back({sp + "/base/trial", "required with \"from\""});
     for (const char* k : {"model", "hyperparameters"}) {
@@ -144,11 +151,14 @@ void CheckAblate(const Json& stages, const std::string& name, const Json& stage,
       }
     }
     const std::string from = base["from"].get<std::string>();
-    if (CheckTuneRef(stages, name, from, upstream, sp + "/base/from", issues)) model = stages.at(from)["model"];
+    if (CheckTuneRef(stages, name, from, upstream, sp + "/base/from", issues)) {
+      model = stages.at(from)["model"];
+      fixed = stages.at(from).value("hyperparameters", Json::object());
+    }
   } else if (base.contains("model")) {
     if (base.contains("trial")) issues.push_back({sp + "/base/trial", "needs \"from\""});
     std::set<std::string> known;
-    const Json fixed = base.value("hyperparameters", Json::object());
+    fixed = base.value("hyperparameters", Json::object());
     for (const auto& [k, v] : fixed.items()) known.insert(k);
     CheckModelRefs(sp + "/base/model", base["model"], known, issues);
     model = base["model"];
@@ -161,6 +171,27 @@ void CheckAblate(const Json& stages, const std::string& name, const Json& stage,
     issues.push_back({sp + "/components", "nothing to ablate: list components (layers) or features"});
   }
   const std::vector<std::string> layers = LayerNames(model);
+  // A residual block left out leaves its input to the layers after it, so
+  // it must not change the shape (where that is known before training).
+  const std::vector<std::vector<int64_t>> shapes =
+      components.empty() ? std::vector<std::vector<int64_t>>()
+                         : ModelShapes(model, fixed, data_stage.empty() ? std::vector<int64_t>()
+                                                                        : ExampleShape(stages.at(data_stage)));
+  auto check_block = [&](const std::string& cp, const std::string& layer) {
+    const auto at = std::find(layers.begin(), layers.end(), layer);
+    const size_t i = static_cast<size_t>(at - layers.begin());
+    if (at == layers.end() || i + 1 >= shapes.size() || model["layers"][i].value("type", "") != "residual") return;
+    const std::vector<int64_t>&in = shapes[i], &out = shapes[i + 1];
+    if (in.empty() || out.empty() || in == out) return;
+    auto text = [](const std::vector<int64_t>& shape) {
+      std::string t;
+      for (int64_t d : shape) t += (t.empty() ? "[" : ",") + std::to_string(d);
+      return t + "]";
+    };
+    issues.push_back({cp, "cannot leave out residual block " + Quote(layer) + ": it turns " + text(in) + " into " +
+                              text(out) + ", so the layers after it would get the wrong shape; only a block whose "
+                                          "output has its input's shape (an identity shortcut) can be left out"});
+  };
   std::set<std::string> labels;
   for (size_t i = 0; i < components.size() && !layers.empty(); ++i) {
     const std::string cp = PointerAppend(sp + "/components", std::to_string(i));
@@ -195,6 +226,7 @@ void CheckAblate(const Json& stages, const std::string& name, const Json& stage,
         removed.push_back(l);
       }
     }
+    for (const auto& l : removed) check_block(cp, l);
     if (!labels.insert(label).second) issues.push_back({cp, "another component is also called " + Quote(label)});
     if (removed.size() >= layers.size()) issues.push_back({cp, "removes every layer of the model"});
   }

@@ -117,21 +117,39 @@ std::vector<Json> SampleTrials(const Json& stage, uint64_t seed) {
   return trials;
 }
 
-Json SubstituteModel(const Json& model, const Json& hyperparameters) {
-  Json out = model;
-  for (auto& layer : out.at("layers")) {
+namespace {
+
+// Replaces the "$name" fields of each layer of `layers` (and of the layers
+// and shortcut of a residual block, recursively); `prefix` is the block's
+// dotted name for messages.
+void SubstituteLayers(Json& layers, const Json& hyperparameters, const std::string& prefix) {
+  if (!layers.is_array()) return;
+  for (auto& layer : layers) {
+    if (!layer.is_object()) continue;
+    const std::string label = prefix + layer.value("name", "?");
     for (auto& [key, value] : layer.items()) {
+      if (key == "layers" || key == "shortcut") {
+        SubstituteLayers(value, hyperparameters, label + (key == "shortcut" ? ".shortcut." : "."));
+        continue;
+      }
       if (key == "name" || key == "type" || !value.is_string()) continue;
       const std::string ref = value.get<std::string>();
       if (ref.size() < 2 || ref[0] != '$') continue;
       const std::string name = ref.substr(1);
       if (!hyperparameters.contains(name)) {
         throw Error(ErrorCode::kInvalidArgument,
-                    "layer " + layer.value("name", "?") + " field " + key + " names unknown hyperparameter " + ref);
+                    "layer " + label + " field " + key + " names unknown hyperparameter " + ref);
       }
       value = hyperparameters[name];
     }
   }
+}
+
+}  // namespace
+
+Json SubstituteModel(const Json& model, const Json& hyperparameters) {
+  Json out = model;
+  SubstituteLayers(out.at("layers"), hyperparameters, "");
   return out;
 }
 

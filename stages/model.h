@@ -26,8 +26,25 @@ namespace baton::stages {
 //                              batch_norm1d takes [N, features] or
 //                              [N, channels, length]
 //   dropout                    p (0.5)
+//   adaptive_avg_pool2d        output_size (an integer, or [height, width])
+//   residual                   layers (a non-empty list of layers, the
+//                              body), shortcut (a list of layers; absent:
+//                              the identity), activation ("relu" | "none";
+//                              "relu"). Computes
+//                              activation(body(x) + shortcut(x)); the body's
+//                              output shape must equal the shortcut's.
+//                              Blocks may be nested. removed (false):
+//                              true leaves the block out (an ablation's
+//                              variant), which needs its output shape to
+//                              equal its input's.
 // Each layer is registered under its "name", so tensors are named
-// "<layer>.<param>" ("conv1.weight", "bn2.running_mean"). Input sizes
+// "<layer>.<param>" ("conv1.weight", "bn2.running_mean"). A residual
+// block's layers are registered under the block and its shortcut's under
+// "<block>.shortcut": "layer2_0.conv1.weight",
+// "layer2_0.shortcut.conv.weight" (so no layer of a body may be called
+// "shortcut"). Names are unique within their list and contain no '.'; errors
+// inside a block point into it ("/layers/3/layers/1/out_channels",
+// "/layers/3/shortcut/0"). Input sizes
 // (in_channels, in_features, num_features) are inferred by passing a dummy
 // batch of the dataset's input shape through the layers while building, so a
 // layer removed from the list (an ablation) just disappears. Parameters start
@@ -52,7 +69,7 @@ class ModelImpl : public torch::nn::Module {
   // memory for speed; values, names and checkpoint bytes are unaffected.
   torch::Tensor forward(torch::Tensor x);
 
-  // Layer names in order.
+  // Top-level layer names in order (a residual block is one name).
   const std::vector<std::string>& layer_names() const { return names_; }
   // Output shape of one example (without the batch dimension).
   const std::vector<int64_t>& output_shape() const { return output_shape_; }

@@ -22,6 +22,9 @@ struct AblationVariant {
 std::vector<AblationVariant> AblationVariants(const Json& ablate_stage, const Json& model);
 
 // `model` without the named layers; the rest keep their order and fields.
+// A residual block named stays, marked "removed": true, so that the worker
+// leaves it out only after checking that its output has its input's shape,
+// and otherwise says which block could not be left out (stages/model.h).
 Json RemoveLayers(const Json& model, const std::vector<std::string>& layers);
 
 // What one task of an ablation study ended with.

@@ -47,6 +47,15 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
 void CheckModelSize(const std::string& mp, const Json& model, const Json& fixed, const Json& space,
                     const std::vector<int64_t>& input, uint64_t limit, Issues& issues);
 
+// One example's shape before each top-level layer of `model` and after the
+// last (so one more than it has layers): [channels, height, width] or
+// [features], found without LibTorch from `input` (as for CheckModelSize)
+// and the layers' fields ("$name" from `fixed`). A shape is empty where it
+// cannot be known so: the input's shape unknown, a size from a search
+// space, a layer type the walk does not know. (pipeline_model_size.cpp)
+std::vector<std::vector<int64_t>> ModelShapes(const Json& model, const Json& fixed,
+                                              const std::vector<int64_t>& input);
+
 // The shape of one example a prepare stage will produce, read from its
 // files' headers (an idx image file's rows and columns; a CSV's columns but
 // the label; an npy x array's shape but its first dimension) or, for an

@@ -29,7 +29,8 @@ Json SampleRandomPoint(const Json& search_space, std::mt19937_64& rng);
 //   name order, the last varying fastest), cut to max_trials.
 std::vector<Json> SampleTrials(const Json& tune_stage, uint64_t seed);
 
-// The model with every "$name" field replaced by hyperparameters[name].
+// The model with every "$name" field replaced by hyperparameters[name],
+// inside residual blocks (their "layers" and "shortcut") too.
 // Throws Error(kInvalidArgument) for an unknown name.
 Json SubstituteModel(const Json& model, const Json& hyperparameters);
 

@@ -106,6 +106,62 @@ Json WithAblate(const std::string& data_dir, Json ablate) {
   return doc;
 }
 
+// examples/resnet18-fashion.json with an ablate stage of the train stage's
+// model and hyperparameters leaving out `components`.
+Json ResnetAblation(const Json& components) {
+  std::ifstream in(std::string(BATON_EXAMPLES_DIR) + "/resnet18-fashion.json");
+  Json doc = Json::parse(in);
+  const Json& train = doc["stages"]["train"];
+  doc["stages"]["ablate"] = {{"type", "ablate"},
+                             {"depends_on", {"prep"}},
+                             {"base", {{"model", train["model"]}, {"hyperparameters", train["hyperparameters"]}}},
+                             {"components", components},
+                             {"epochs", 1}};
+  return doc;
+}
+
+TEST(AblationSpecTest, ResidualBlocksAreLeftOutByName) {
+  const Json doc = ResnetAblation({"layer1_0", "layer3_1", Json{{"name", "stage4_tail"}, {"layers", {"layer4_1"}}}});
+  const std::vector<std::string> issues = PipelineIssues(doc);
+  EXPECT_TRUE(issues.empty()) << issues.front();
+  const auto variants = AblationVariants(doc["stages"]["ablate"], doc["stages"]["train"]["model"]);
+  ASSERT_EQ(variants.size(), 4u);
+  EXPECT_EQ(variants[2].layers, (std::vector<std::string>{"layer3_1"}));
+  // The block stays in the variant's model, marked for the worker to leave
+  // out once it has checked the shapes; the others are untouched.
+  const Json& model = doc["stages"]["train"]["model"];
+  const Json without = RemoveLayers(model, variants[2].layers);
+  ASSERT_EQ(without["layers"].size(), model["layers"].size());
+  EXPECT_EQ(without["layers"][8]["name"], "layer3_1");
+  EXPECT_EQ(without["layers"][8]["removed"], true);
+  Json restored = without;
+  restored["layers"][8].erase("removed");
+  EXPECT_EQ(restored, model);
+}
+
+TEST(AblationSpecTest, ResidualBlockThatChangesTheShapeIsRefused) {
+  // layer2_0 halves height and width and doubles the channels: left out,
+  // layer2_1 would get [64,28,28] where it needs [128,14,14].
+  const std::vector<std::string> issues = PipelineIssues(ResnetAblation({"layer1_1", "layer2_0"}));
+  ASSERT_EQ(issues.size(), 1u) << issues.front();
+  EXPECT_EQ(issues[0].rfind("/stages/ablate/components/1: ", 0), 0u) << issues[0];
+  EXPECT_NE(issues[0].find("\"layer2_0\""), std::string::npos) << issues[0];
+  EXPECT_NE(issues[0].find("[64,28,28] into [128,14,14]"), std::string::npos) << issues[0];
+  // A prefix takes the stage's first block with it.
+  const std::vector<std::string> prefix = PipelineIssues(ResnetAblation(Json::array({Json{{"prefix", "layer4"}}})));
+  ASSERT_EQ(prefix.size(), 1u) << prefix.front();
+  EXPECT_EQ(prefix[0].rfind("/stages/ablate/components/0: ", 0), 0u) << prefix[0];
+  EXPECT_NE(prefix[0].find("\"layer4_0\""), std::string::npos) << prefix[0];
+  // Widths from fixed hyperparameters are known as well.
+  Json doc = ResnetAblation({"layer2_0"});
+  doc["stages"]["ablate"]["base"]["hyperparameters"]["width"] = 128;
+  for (const char* path : {"/layers/0/out_channels", "/shortcut/0/out_channels"}) {
+    doc["stages"]["ablate"]["base"]["model"]["layers"][5][Json::json_pointer(path)] = "$width";
+  }
+  doc["stages"]["ablate"]["base"]["model"]["layers"][5]["layers"][3]["out_channels"] = "$width";
+  EXPECT_TRUE(HasPointer(PipelineIssues(doc), "/stages/ablate/components/0"));  // fixed: still known
+}
+
 TEST(AblationSpecTest, ComponentsFeaturesAndBaseAreChecked) {
   const std::string data = "/usr/share/datasets/fashion-mnist";
   Json good = WithAblate(data, {{"base", {{"from", "tune"}, {"trial", "best"}}},

@@ -244,6 +244,55 @@ TEST(PipelineSpecTest, SchemaErrorsNameTheDeepestPointer) {
   EXPECT_TRUE(HasIssue(issues, "/stages/train/init_from/epoch", "")) << Dump(issues);
 }
 
+Json ResnetExample() {
+  std::ifstream in(std::string(BATON_EXAMPLES_DIR) + "/resnet18-fashion.json");
+  return Json::parse(in);
+}
+
+TEST(PipelineSpecTest, ResidualBlocksAreCheckedInside) {
+  EXPECT_EQ(LoadPipelineFile(std::string(BATON_EXAMPLES_DIR) + "/resnet18-fashion.json").order,
+            (std::vector<std::string>{"prep", "train"}));
+  Json doc = ResnetExample();
+  Json& layers = doc["stages"]["train"]["model"]["layers"];
+  layers[3]["layers"][1]["momentum"] = 0.1;  // batch norm takes no momentum
+  layers[6].erase("layers");                 // a block without layers
+  layers[7]["activation"] = "tanh";
+  layers[12]["output_size"] = Json::array({1, 1, 1});
+  auto issues = ValidatePipeline(doc);
+  const std::string m = "/stages/train/model/layers/";
+  EXPECT_TRUE(HasIssue(issues, m + "3/layers/1/momentum", "unknown key")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, m + "6", "missing required key \"layers\"")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, m + "7/activation", "\"relu\", \"none\"")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, m + "12/output_size", "at most 2 items")) << Dump(issues);
+
+  // What the schema cannot say, once it passes.
+  doc = ResnetExample();
+  Json& model = doc["stages"]["train"]["model"];
+  model["layers"][4]["layers"][3]["out_channels"] = "$width";  // no such hyperparameter
+  model["layers"][5]["shortcut"][1]["name"] = "conv";          // twice in the shortcut
+  issues = ValidatePipeline(doc);
+  EXPECT_TRUE(HasIssue(issues, m + "4/layers/3/out_channels", "\"$width\" names no")) << Dump(issues);
+  EXPECT_TRUE(HasIssue(issues, m + "5/shortcut/1/name", "duplicate layer name \"conv\"")) << Dump(issues);
+  doc["stages"]["train"]["hyperparameters"]["width"] = 64;
+  model["layers"][5]["shortcut"][1]["name"] = "bn";
+  EXPECT_TRUE(ValidatePipeline(doc).empty()) << Dump(ValidatePipeline(doc));
+}
+
+// The size estimate walks into residual blocks: ResNet-18's 11,172,810
+// parameters and its batch norms' 4,800 pairs of running statistics.
+TEST(PipelineSpecTest, ModelSizeCountsResidualBlocks) {
+  const Json doc = ResnetExample();
+  PipelineLimits limits;
+  limits.max_model_bytes = uint64_t{64} << 20;
+  const auto issues = ValidatePipeline(doc, limits);
+  ASSERT_EQ(issues.size(), 1u) << Dump(issues);
+  // layer1_0 and layer1_1 hold the most layer outputs (64 x 28 x 28 each).
+  EXPECT_EQ(issues[0].pointer, "/stages/train/model/layers/3");
+  EXPECT_NE(issues[0].message.find("(1.118e+07 parameters"), std::string::npos) << issues[0].message;
+  limits.max_model_bytes = uint64_t{1} << 30;
+  EXPECT_TRUE(ValidatePipeline(doc, limits).empty()) << Dump(ValidatePipeline(doc, limits));
+}
+
 TEST(PipelineSpecTest, SearchSpaceBoundsAreChecked) {
   TempDir dir;
   Json doc = SmallPipeline(dir.path().string());

@@ -83,6 +83,24 @@ TEST(SearchTest, SubstituteModelFillsReferences) {
   EXPECT_THROW(SubstituteModel(model, {{"lr", 0.1}}), Error);
 }
 
+TEST(SearchTest, SubstituteModelFillsReferencesInsideResidualBlocks) {
+  Json model = Json::parse(R"({"layers": [{"name": "b", "type": "residual",
+      "layers": [{"name": "c", "type": "conv2d", "out_channels": "$width", "kernel_size": 3, "padding": 1},
+                 {"name": "inner", "type": "residual", "layers": [{"name": "d", "type": "dropout", "p": "$p"}]}],
+      "shortcut": [{"name": "s", "type": "conv2d", "out_channels": "$width", "kernel_size": 1}]}]})");
+  Json out = SubstituteModel(model, {{"width", 32}, {"p", 0.1}});
+  EXPECT_EQ(out["layers"][0]["layers"][0]["out_channels"], 32);
+  EXPECT_DOUBLE_EQ(out["layers"][0]["layers"][1]["layers"][0]["p"].get<double>(), 0.1);
+  EXPECT_EQ(out["layers"][0]["shortcut"][0]["out_channels"], 32);
+  EXPECT_EQ(out["layers"][0]["shortcut"][0]["kernel_size"], 1);
+  try {
+    SubstituteModel(model, {{"width", 32}});
+    ADD_FAILURE() << "an unknown reference inside a block was substituted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("b.inner.d"), std::string::npos) << e.what();
+  }
+}
+
 TEST(SearchTest, DerivedSeedsDifferByLabel) {
   EXPECT_EQ(DeriveSeed(7, "tune/trial/0"), DeriveSeed(7, "tune/trial/0"));
   EXPECT_NE(DeriveSeed(7, "tune/trial/0"), DeriveSeed(7, "tune/trial/1"));

@@ -237,5 +237,207 @@ TEST(Model, SupportsEveryLayerType) {
             (std::vector<int64_t>{3, 10}));
 }
 
+// A basic residual block: two 3x3 convs with batch norm; with `stride` > 1
+// or a change of channels it needs a projection shortcut.
+Json Block(const std::string& name, int64_t channels, int64_t stride,
+           bool projection) {
+  Json block = {{"name", name},
+                {"type", "residual"},
+                {"layers",
+                 {{{"name", "conv1"},
+                   {"type", "conv2d"},
+                   {"out_channels", channels},
+                   {"kernel_size", 3},
+                   {"stride", stride},
+                   {"padding", 1},
+                   {"bias", false}},
+                  {{"name", "bn1"}, {"type", "batch_norm2d"}},
+                  {{"name", "relu1"}, {"type", "relu"}},
+                  {{"name", "conv2"},
+                   {"type", "conv2d"},
+                   {"out_channels", channels},
+                   {"kernel_size", 3},
+                   {"padding", 1},
+                   {"bias", false}},
+                  {{"name", "bn2"}, {"type", "batch_norm2d"}}}}};
+  if (projection) {
+    block["shortcut"] = {{{"name", "conv"},
+                          {"type", "conv2d"},
+                          {"out_channels", channels},
+                          {"kernel_size", 1},
+                          {"stride", stride},
+                          {"bias", false}},
+                         {{"name", "bn"}, {"type", "batch_norm2d"}}};
+  }
+  return block;
+}
+
+// Stem, an identity block, a downsampling block, pooling and a classifier.
+Json SmallResnet() {
+  return {
+      {"layers",
+       {{{"name", "stem"},
+         {"type", "conv2d"},
+         {"out_channels", 8},
+         {"kernel_size", 3},
+         {"padding", 1}},
+        Block("block1", 8, 1, false),
+        Block("block2", 16, 2, true),
+        {{"name", "pool"}, {"type", "adaptive_avg_pool2d"}, {"output_size", 1}},
+        {{"name", "flat"}, {"type", "flatten"}},
+        {{"name", "fc"}, {"type", "linear"}, {"out_features", 10}}}}};
+}
+
+TEST(Residual, NamesTensorsUnderTheBlockAndItsShortcut) {
+  Model model(SmallResnet(), kMnistShape, 10);
+  auto shapes = Shapes(*model);
+  EXPECT_EQ(shapes["block1.conv1.weight"], (std::vector<int64_t>{8, 8, 3, 3}));
+  EXPECT_EQ(shapes["block1.bn2.running_mean"], (std::vector<int64_t>{8}));
+  EXPECT_EQ(shapes["block2.conv1.weight"], (std::vector<int64_t>{16, 8, 3, 3}));
+  EXPECT_EQ(shapes["block2.shortcut.conv.weight"],
+            (std::vector<int64_t>{16, 8, 1, 1}));
+  EXPECT_EQ(shapes["block2.shortcut.bn.weight"], (std::vector<int64_t>{16}));
+  EXPECT_EQ(shapes["fc.weight"], (std::vector<int64_t>{10, 16}));
+  EXPECT_EQ(shapes.count("block1.shortcut.conv.weight"), 0u);
+  EXPECT_EQ(model->layer_names(),
+            (std::vector<std::string>{"stem", "block1", "block2", "pool",
+                                      "flat", "fc"}));
+  // stem 8*9+8; block1 2*(8*8*9) + 2*2*8; block2 16*8*9 + 16*16*9 + 2*2*16;
+  // shortcut 16*8 + 2*16; fc 16*10+10.
+  EXPECT_EQ(CountParameters(*model),
+            80 + (1152 + 32) + (1152 + 2304 + 64) + (128 + 32) + 170);
+  EXPECT_EQ(model->forward(torch::randn({3, 1, 28, 28})).sizes().vec(),
+            (std::vector<int64_t>{3, 10}));
+}
+
+TEST(Residual, AddsTheShortcutThenActivates) {
+  // Body: a 1x1 conv of weight 2 (no bias), so the block computes
+  // activation(2x + x).
+  Json conv = {{"name", "c"},
+               {"type", "conv2d"},
+               {"out_channels", 1},
+               {"kernel_size", 1},
+               {"bias", false}};
+  for (const std::string activation : {"relu", "none"}) {
+    Json spec = {{"layers",
+                  {{{"name", "b"},
+                    {"type", "residual"},
+                    {"layers", {conv}},
+                    {"activation", activation}}}}};
+    Model model(spec, std::vector<int64_t>{1, 2, 2});
+    {
+      torch::NoGradGuard no_grad;
+      model->named_parameters()["b.c.weight"].fill_(2.0);
+    }
+    torch::Tensor x =
+        torch::tensor({1.0f, -1.0f, 2.0f, -2.0f}).view({1, 1, 2, 2});
+    torch::Tensor expected = 3 * x;
+    if (activation == "relu") expected = torch::relu(expected);
+    EXPECT_TRUE(torch::allclose(model->forward(x), expected)) << activation;
+  }
+}
+
+TEST(Residual, ShapeMismatchNamesTheBlockAndBothShapes) {
+  Json spec = SmallResnet();
+  spec["layers"][2].erase("shortcut");  // block2 halves the size, 8 -> 16
+  Error e = BuildError(spec);
+  EXPECT_TRUE(Contains(e.what(), "'block2' (residual)")) << e.what();
+  EXPECT_TRUE(Contains(e.what(), "[N,16,14,14]")) << e.what();
+  EXPECT_TRUE(Contains(e.what(), "[N,8,28,28]")) << e.what();
+  EXPECT_TRUE(Contains(e.what(), "shortcut")) << e.what();
+  EXPECT_EQ(e.pointer(), "/layers/2");
+
+  spec = SmallResnet();
+  spec["layers"][2]["shortcut"][0]["stride"] = 1;  // [16,28,28] vs [16,14,14]
+  e = BuildError(spec);
+  EXPECT_TRUE(Contains(e.what(), "[N,16,14,14]")) << e.what();
+  EXPECT_TRUE(Contains(e.what(), "shortcut's output, [N,16,28,28]"))
+      << e.what();
+}
+
+TEST(Residual, ErrorsInsideABlockPointIntoIt) {
+  Json spec = SmallResnet();
+  spec["layers"][1]["layers"][3]["out_channels"] = 0;
+  Error e = BuildError(spec);
+  EXPECT_EQ(e.pointer(), "/layers/1/layers/3/out_channels");
+  EXPECT_TRUE(Contains(e.what(), "'block1.conv2' (conv2d)")) << e.what();
+
+  spec = SmallResnet();
+  spec["layers"][2]["shortcut"][1]["type"] = "batch_norm3d";
+  e = BuildError(spec);
+  EXPECT_EQ(e.pointer(), "/layers/2/shortcut/1/type");
+  EXPECT_TRUE(Contains(e.what(), "'block2.shortcut.bn'")) << e.what();
+
+  spec = SmallResnet();
+  spec["layers"][1]["layers"][2]["name"] = "bn1";
+  e = BuildError(spec);
+  EXPECT_EQ(e.pointer(), "/layers/1/layers/2/name");
+
+  spec = SmallResnet();
+  spec["layers"][1]["layers"][2]["name"] = "shortcut";
+  e = BuildError(spec);
+  EXPECT_EQ(e.pointer(), "/layers/1/layers/2/name");
+
+  spec = SmallResnet();
+  spec["layers"][1]["layers"] = Json::array();
+  e = BuildError(spec);
+  EXPECT_EQ(e.pointer(), "/layers/1/layers");
+
+  spec = SmallResnet();
+  spec["layers"][1]["activation"] = "gelu";
+  e = BuildError(spec);
+  EXPECT_EQ(e.pointer(), "/layers/1/activation");
+
+  spec = SmallResnet();
+  spec["layers"][1]["kernel_size"] = 3;
+  e = BuildError(spec);
+  EXPECT_EQ(e.pointer(), "/layers/1/kernel_size");
+}
+
+TEST(Residual, BlocksNest) {
+  Json outer = {
+      {"name", "outer"},
+      {"type", "residual"},
+      {"layers",
+       {Block("inner", 8, 1, false), {{"name", "act"}, {"type", "relu"}}}}};
+  Json spec = SmallResnet();
+  spec["layers"][1] = outer;
+  Model model(spec, kMnistShape, 10);
+  EXPECT_EQ(Shapes(*model)["outer.inner.conv1.weight"],
+            (std::vector<int64_t>{8, 8, 3, 3}));
+  spec["layers"][1]["layers"][0]["layers"][0]["kernel_size"] = "x";
+  EXPECT_EQ(BuildError(spec).pointer(),
+            "/layers/1/layers/0/layers/0/kernel_size");
+}
+
+TEST(AdaptiveAvgPool, TakesOneSizeOrHeightAndWidth) {
+  Json spec = {{"layers",
+                {{{"name", "c"},
+                  {"type", "conv2d"},
+                  {"out_channels", 3},
+                  {"kernel_size", 1}},
+                 {{"name", "p"},
+                  {"type", "adaptive_avg_pool2d"},
+                  {"output_size", Json::array({2, 3})}}}}};
+  Model wide(spec, kMnistShape);
+  EXPECT_EQ(wide->output_shape(), (std::vector<int64_t>{3, 2, 3}));
+  spec["layers"][1]["output_size"] = 1;
+  Model one(spec, kMnistShape);
+  EXPECT_EQ(one->output_shape(), (std::vector<int64_t>{3, 1, 1}));
+  torch::Tensor x = torch::randn({2, 1, 28, 28});
+  one->eval();
+  // output_size 1 is the mean over height and width of each channel.
+  torch::Tensor conv =
+      one->named_children()["c"]->as<torch::nn::Conv2d>()->forward(x);
+  EXPECT_TRUE(
+      torch::allclose(one->forward(x), conv.mean({2, 3}, true), 1e-5, 1e-5));
+  for (const Json& bad : {Json(0), Json::array({2}), Json("2")}) {
+    spec["layers"][1]["output_size"] = bad;
+    EXPECT_EQ(BuildError(spec, 0).pointer(), "/layers/1/output_size") << bad;
+  }
+  spec["layers"][1].erase("output_size");
+  EXPECT_EQ(BuildError(spec, 0).pointer(), "/layers/1");
+}
+
 }  // namespace
 }  // namespace baton::stages
