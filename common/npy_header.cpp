@@ -1,9 +1,10 @@
 #include "common/npy_header.h"
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <cstring>
 #include <limits>
-#include <sys/stat.h>
 
 #include "common/error.h"
 
@@ -63,12 +64,18 @@ NpyDtype ParseDtype(std::string_view descr, int64_t& item_bytes,
 
 const char* NpyDtypeName(NpyDtype dtype) {
   switch (dtype) {
-    case NpyDtype::kFloat32: return "float32";
-    case NpyDtype::kFloat64: return "float64";
-    case NpyDtype::kUint8: return "uint8";
-    case NpyDtype::kInt32: return "int32";
-    case NpyDtype::kInt64: return "int64";
-    case NpyDtype::kBool: return "bool";
+    case NpyDtype::kFloat32:
+      return "float32";
+    case NpyDtype::kFloat64:
+      return "float64";
+    case NpyDtype::kUint8:
+      return "uint8";
+    case NpyDtype::kInt32:
+      return "int32";
+    case NpyDtype::kInt64:
+      return "int64";
+    case NpyDtype::kBool:
+      return "bool";
   }
   return "?";
 }
@@ -164,11 +171,10 @@ NpyHeader ReadNpyHeader(const std::string& path) {
     const auto byte = [&](size_t i) { return static_cast<uint8_t>(head[i]); };
     const int64_t length =
         byte(6) == 1 ? (byte(8) | (int64_t{byte(9)} << 8))
-                     : (head.size() < 12
-                            ? 0
-                            : byte(8) | (int64_t{byte(9)} << 8) |
-                                  (int64_t{byte(10)} << 16) |
-                                  (int64_t{byte(11)} << 24));
+                     : (head.size() < 12 ? 0
+                                         : byte(8) | (int64_t{byte(9)} << 8) |
+                                               (int64_t{byte(10)} << 16) |
+                                               (int64_t{byte(11)} << 24));
     if (length > 0 && length <= kMaxHeaderBytes) {
       const size_t had = head.size();
       head.resize(had + static_cast<size_t>(length));

@@ -18,10 +18,10 @@ const char* NpyDtypeName(NpyDtype dtype);
 
 struct NpyHeader {
   NpyDtype dtype = NpyDtype::kFloat32;
-  int64_t item_bytes = 4;        // bytes per element
-  std::vector<int64_t> shape;    // () for a scalar
-  int64_t data_offset = 0;       // bytes from the file's start to its data
-  int64_t data_bytes = 0;        // product(shape) * item_bytes
+  int64_t item_bytes = 4;      // bytes per element
+  std::vector<int64_t> shape;  // () for a scalar
+  int64_t data_offset = 0;     // bytes from the file's start to its data
+  int64_t data_bytes = 0;      // product(shape) * item_bytes
 };
 
 // Parses the header at the start of `bytes` (at least the magic, version,

@@ -32,7 +32,7 @@ struct NpyArray {
   NpyHeader header;
   std::string bytes;  // the whole file or member; data at header.data_offset
   std::string where;
-  std::string key;    // the spec field that named it ("x", "y_test", ...)
+  std::string key;  // the spec field that named it ("x", "y_test", ...)
 };
 
 NpyArray FromBytes(std::string bytes, std::string where, std::string key) {
@@ -69,8 +69,9 @@ class ArraySource {
     if (!npz_) {
       if (!std::filesystem::is_directory(path_)) {
         throw Error(ErrorCode::kNotFound,
-                    "npy folder " + path_ + " not found (\"path\" of the "
-                    "\"npy\" format is the folder holding the .npy files)");
+                    "npy folder " + path_ +
+                        " not found (\"path\" of the "
+                        "\"npy\" format is the folder holding the .npy files)");
       }
       return;
     }
@@ -84,9 +85,9 @@ class ArraySource {
       zip_error_init_with_code(&error, code);
       std::string text = zip_error_strerror(&error);
       zip_error_fini(&error);
-      throw Error(ErrorCode::kCorrupt,
-                  "npz file " + path_ + ": not a readable zip archive (" +
-                      text + ")");
+      throw Error(
+          ErrorCode::kCorrupt,
+          "npz file " + path_ + ": not a readable zip archive (" + text + ")");
     }
   }
 
@@ -123,10 +124,10 @@ class ArraySource {
   NpyArray ReadFile(const std::string& name, const std::string& key) const {
     const std::string file = FilePath(name);
     if (!FileExists(file)) {
-      throw Error(ErrorCode::kNotFound,
-                  "prepare: npy file " + file + " not found (array \"" +
-                      name + "\")",
-                  "/dataset/" + key);
+      throw Error(
+          ErrorCode::kNotFound,
+          "prepare: npy file " + file + " not found (array \"" + name + "\")",
+          "/dataset/" + key);
     }
     std::ifstream in(file, std::ios::binary);
     std::ostringstream bytes;
@@ -160,9 +161,9 @@ class ArraySource {
     std::unique_ptr<zip_file_t, ZipFileCloser> file(
         zip_fopen(archive_.get(), member.c_str(), 0));
     if (!file) {
-      throw Error(ErrorCode::kCorrupt,
-                  "npz file " + where + ": cannot open it (" +
-                      zip_strerror(archive_.get()) + ")");
+      throw Error(ErrorCode::kCorrupt, "npz file " + where +
+                                           ": cannot open it (" +
+                                           zip_strerror(archive_.get()) + ")");
     }
     std::string bytes(static_cast<size_t>(stat.size), '\0');
     size_t done = 0;
@@ -179,9 +180,9 @@ class ArraySource {
     // Reading past the end makes libzip check the member's CRC.
     char extra;
     if (zip_fread(file.get(), &extra, 1) != 0) {
-      throw Error(ErrorCode::kCorrupt,
-                  "npz file " + where + ": fails its check (" +
-                      zip_file_strerror(file.get()) + ")");
+      throw Error(ErrorCode::kCorrupt, "npz file " + where +
+                                           ": fails its check (" +
+                                           zip_file_strerror(file.get()) + ")");
     }
     return FromBytes(std::move(bytes), where, key);
   }
@@ -258,9 +259,15 @@ std::vector<int64_t> Labels(const NpyArray& array) {
   for (size_t i = 0; i < labels.size(); ++i) {
     switch (array.header.dtype) {
       case NpyDtype::kUint8:
-      case NpyDtype::kBool: labels[i] = DataOf<uint8_t>(array)[i]; break;
-      case NpyDtype::kInt32: labels[i] = DataOf<int32_t>(array)[i]; break;
-      case NpyDtype::kInt64: labels[i] = DataOf<int64_t>(array)[i]; break;
+      case NpyDtype::kBool:
+        labels[i] = DataOf<uint8_t>(array)[i];
+        break;
+      case NpyDtype::kInt32:
+        labels[i] = DataOf<int32_t>(array)[i];
+        break;
+      case NpyDtype::kInt64:
+        labels[i] = DataOf<int64_t>(array)[i];
+        break;
       default:
         throw Error(ErrorCode::kInvalidArgument,
                     "prepare: array " + array.where + " has dtype " +
@@ -292,8 +299,8 @@ torch::Tensor Rows(const torch::Tensor& x, const std::vector<int64_t>& rows) {
 
 torch::Tensor LabelTensor(const std::vector<int64_t>& labels,
                           const std::vector<int64_t>& rows) {
-  torch::Tensor y = torch::empty({static_cast<int64_t>(rows.size())},
-                                 torch::kInt64);
+  torch::Tensor y =
+      torch::empty({static_cast<int64_t>(rows.size())}, torch::kInt64);
   for (size_t i = 0; i < rows.size(); ++i) {
     y.data_ptr<int64_t>()[i] = labels[rows[i]];
   }
@@ -308,8 +315,7 @@ Dataset PrepareArrays(const PrepareSpec& spec) {
   const NpyArray y_array = source.Read(spec.y, "y");
   const bool has_x_test = source.Has(spec.x_test);
   const bool has_y_test = source.Has(spec.y_test);
-  const bool with_test =
-      spec.test_arrays_named || has_x_test || has_y_test;
+  const bool with_test = spec.test_arrays_named || has_x_test || has_y_test;
   std::optional<NpyArray> x_test_array, y_test_array;
   if (with_test) {
     x_test_array = source.Read(spec.x_test, "x_test");
@@ -344,9 +350,9 @@ Dataset PrepareArrays(const PrepareSpec& spec) {
                                             x_test.sizes().end());
     if (test_example != example || x_test.size(0) < 1) {
       throw Error(ErrorCode::kInvalidArgument,
-                  "prepare: " + x_test_array->where + " has examples of shape " +
-                      Json(test_example).dump() + " but " + x_array.where +
-                      " has " + Json(example).dump() +
+                  "prepare: " + x_test_array->where +
+                      " has examples of shape " + Json(test_example).dump() +
+                      " but " + x_array.where + " has " + Json(example).dump() +
                       (x_test.size(0) < 1 ? " (and no test examples)" : ""),
                   "/dataset/x_test");
     }
@@ -363,10 +369,9 @@ Dataset PrepareArrays(const PrepareSpec& spec) {
   for (int64_t v : y_test) max_label = std::max(max_label, v);
 
   const uint64_t seed = spec.split_seed.value_or(0);
-  const SplitIndices split =
-      SeededSplit(y, spec.validation_fraction,
-                  with_test ? std::nullopt : std::optional(spec.test_fraction),
-                  seed, {});
+  const SplitIndices split = SeededSplit(
+      y, spec.validation_fraction,
+      with_test ? std::nullopt : std::optional(spec.test_fraction), seed, {});
 
   Dataset dataset;
   dataset.input_shape = example;
@@ -390,7 +395,8 @@ Dataset PrepareArrays(const PrepareSpec& spec) {
   std::vector<double> mean(width, 0.0), stddev(width, 0.0);
   const float* train = dataset.train_x.data_ptr<float>();
   const int64_t values = dataset.train_x.numel();
-  for (int64_t i = 0; i < values; ++i) mean[tabular ? i % width : 0] += train[i];
+  for (int64_t i = 0; i < values; ++i)
+    mean[tabular ? i % width : 0] += train[i];
   const double per_column = static_cast<double>(values) / width;
   for (double& m : mean) m /= per_column;
   for (int64_t i = 0; i < values; ++i) {
@@ -408,7 +414,8 @@ Dataset PrepareArrays(const PrepareSpec& spec) {
                   "prepare: cannot normalise: every training value is equal",
                   "/normalize");
     }
-    for (torch::Tensor* t : {&dataset.train_x, &dataset.val_x, &dataset.test_x}) {
+    for (torch::Tensor* t :
+         {&dataset.train_x, &dataset.val_x, &dataset.test_x}) {
       float* v = t->data_ptr<float>();
       const int64_t count = t->numel();
       for (int64_t i = 0; i < count; ++i) {

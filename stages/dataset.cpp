@@ -173,8 +173,8 @@ void ParseNewFormatFields(const Json& dataset, PrepareSpec& parsed) {
     if (it == dataset.end()) return false;
     if (!allowed) {
       throw Error(ErrorCode::kInvalidArgument,
-                  std::string("prepare: \"") + key +
-                      "\" is a setting of the " + formats + " only",
+                  std::string("prepare: \"") + key + "\" is a setting of the " +
+                      formats + " only",
                   std::string("/dataset/") + key);
     }
     return true;
@@ -199,15 +199,14 @@ void ParseNewFormatFields(const Json& dataset, PrepareSpec& parsed) {
     const Json& channels = dataset["channels"];
     if (!channels.is_number_integer() ||
         (channels.get<int64_t>() != 1 && channels.get<int64_t>() != 3)) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "prepare: \"channels\" must be 1 or 3, got " +
-                      channels.dump(),
-                  "/dataset/channels");
+      throw Error(
+          ErrorCode::kInvalidArgument,
+          "prepare: \"channels\" must be 1 or 3, got " + channels.dump(),
+          "/dataset/channels");
     }
     parsed.channels = channels.get<int64_t>();
   }
-  std::string* names[] = {&parsed.x, &parsed.y, &parsed.x_test,
-                          &parsed.y_test};
+  std::string* names[] = {&parsed.x, &parsed.y, &parsed.x_test, &parsed.y_test};
   const char* keys[] = {"x", "y", "x_test", "y_test"};
   for (int i = 0; i < 4; ++i) {
     if (!only_for(keys[i], arrays, "\"npy\" and \"npz\" formats")) continue;
@@ -282,8 +281,8 @@ SplitIndices SeededSplit(const std::vector<int64_t>& labels,
       at = test;
     }
     const int64_t rest = n - at;
-    const int64_t validation =
-        std::clamp<int64_t>(round_share(rest, validation_fraction), 1, rest - 1);
+    const int64_t validation = std::clamp<int64_t>(
+        round_share(rest, validation_fraction), 1, rest - 1);
     split.validation.insert(split.validation.end(), list.begin() + at,
                             list.begin() + at + validation);
     split.train.insert(split.train.end(), list.begin() + at + validation,
@@ -369,8 +368,8 @@ PrepareSpec ParsePrepareSpec(const Json& spec) {
   parsed.path = (*dataset)["path"].get<std::string>();
   if (dataset->contains("format")) {
     const Json& format = (*dataset)["format"];
-    static const std::set<std::string> kFormats = {"idx", "csv",
-                                                   "image_folder", "npy", "npz"};
+    static const std::set<std::string> kFormats = {"idx", "csv", "image_folder",
+                                                   "npy", "npz"};
     if (!format.is_string() || !kFormats.count(format.get<std::string>())) {
       throw Error(ErrorCode::kInvalidArgument,
                   "prepare: unsupported dataset format " + format.dump() +
@@ -422,10 +421,10 @@ PrepareSpec ParsePrepareSpec(const Json& spec) {
   }
   if (auto it = spec.find("split_seed"); it != spec.end()) {
     if (!it->is_number_integer() || it->get<int64_t>() < 0) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "prepare: \"split_seed\" must be an integer >= 0, got " +
-                      it->dump(),
-                  "/split_seed");
+      throw Error(
+          ErrorCode::kInvalidArgument,
+          "prepare: \"split_seed\" must be an integer >= 0, got " + it->dump(),
+          "/split_seed");
     }
     parsed.split_seed = it->get<uint64_t>();
   }

@@ -46,7 +46,7 @@ struct PrepareSpec {
   // split is test_fraction of x, y; named explicitly they must exist.
   std::string x = "x", y = "y";
   std::string x_test = "x_test", y_test = "y_test";
-  bool test_arrays_named = false;       // x_test or y_test given in the spec
+  bool test_arrays_named = false;  // x_test or y_test given in the spec
   // image_folder, npy, npz: the seed of the split; default: the task's
   // seed (derived from the pipeline's seed and the stage name).
   std::optional<uint64_t> split_seed;

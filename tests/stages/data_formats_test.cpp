@@ -138,8 +138,8 @@ TEST(PrepareImageFolder, ConvertsChannelsResizesAndNormalises) {
   }
   // A JPEG too: a flat grey one decodes to (nearly) its value.
   std::vector<uint8_t> flat(8 * 8 * 3, 128);
-  ASSERT_TRUE(stbi_write_jpg((dir.path() / "grey" / "3.jpeg").c_str(), 8, 8,
-                             3, flat.data(), 95));
+  ASSERT_TRUE(stbi_write_jpg((dir.path() / "grey" / "3.jpeg").c_str(), 8, 8, 3,
+                             flat.data(), 95));
 
   PrepareSpec spec = ImageSpec(dir.path());
   spec.image_size = std::vector<int64_t>{8, 8};
@@ -159,7 +159,9 @@ TEST(PrepareImageFolder, ConvertsChannelsResizesAndNormalises) {
     } else {  // grey, every channel alike
       const float v = image.max().item<float>();
       EXPECT_NEAR(image.min().item<float>(), v, 2 / 255.0f);
-      EXPECT_TRUE(std::abs(v - 0.2f) < 1e-5 || std::abs(v - 128 / 255.0f) < 3 / 255.0f) << v;
+      EXPECT_TRUE(std::abs(v - 0.2f) < 1e-5 ||
+                  std::abs(v - 128 / 255.0f) < 3 / 255.0f)
+          << v;
     }
   }
 
@@ -167,8 +169,9 @@ TEST(PrepareImageFolder, ConvertsChannelsResizesAndNormalises) {
   spec.normalize = false;
   Dataset grey = PrepareImageFolder(spec);
   EXPECT_EQ(grey.input_shape, (std::vector<int64_t>{1, 8, 8}));
-  torch::Tensor red_x = torch::cat({grey.train_x, grey.val_x, grey.test_x})
-                            .index({torch::cat({grey.train_y, grey.val_y, grey.test_y}) == 1});
+  torch::Tensor red_x =
+      torch::cat({grey.train_x, grey.val_x, grey.test_x})
+          .index({torch::cat({grey.train_y, grey.val_y, grey.test_y}) == 1});
   EXPECT_NEAR(red_x.min().item<float>(), 76 / 255.0f, 1e-5);
   EXPECT_NEAR(red_x.max().item<float>(), 76 / 255.0f, 1e-5);
 
@@ -196,7 +199,8 @@ TEST(PrepareImageFolder, ErrorsNameTheFileAndThePointer) {
     WriteFile(dir.path() / "b" / "broken.png", "not a png at all");
     Error e = CatchError([&] { PrepareImageFolder(ImageSpec(dir.path())); });
     EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
-    EXPECT_TRUE(Mentions(e, (dir.path() / "b" / "broken.png").string())) << e.what();
+    EXPECT_TRUE(Mentions(e, (dir.path() / "b" / "broken.png").string()))
+        << e.what();
   }
   {
     TempDir dir;
@@ -227,7 +231,8 @@ TEST(PrepareImageFolder, ErrorsNameTheFileAndThePointer) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_TRUE(Mentions(e, "class \"b\" has 2 examples")) << e.what();
   }
-  Error e = CatchError([] { PrepareImageFolder(ImageSpec("/nonexistent/baton/images")); });
+  Error e = CatchError(
+      [] { PrepareImageFolder(ImageSpec("/nonexistent/baton/images")); });
   EXPECT_EQ(e.code(), ErrorCode::kNotFound);
   EXPECT_TRUE(Mentions(e, "/nonexistent/baton/images"));
 }
@@ -287,11 +292,12 @@ TEST(PrepareArrays, NpzTestArraysAreTheTestSplitAndUint8ImagesAreScaled) {
     labels.push_back(i % 2);
   }
   const std::string path = dir.File("data.npz");
-  WriteFile(path, ZipBytes({{"images.npy", NpyOf("|u1", {8, 5, 5}, images)},
-                            {"labels.npy", NpyOf("|u1", {8}, labels)},
-                            {"x_test.npy", NpyOf("|u1", {3, 5, 5}, test_images)},
-                            {"y_test.npy", NpyOf("|u1", {3}, test_labels)}},
-                           /*deflate=*/true));
+  WriteFile(path,
+            ZipBytes({{"images.npy", NpyOf("|u1", {8, 5, 5}, images)},
+                      {"labels.npy", NpyOf("|u1", {8}, labels)},
+                      {"x_test.npy", NpyOf("|u1", {3, 5, 5}, test_images)},
+                      {"y_test.npy", NpyOf("|u1", {3}, test_labels)}},
+                     /*deflate=*/true));
   PrepareSpec spec = ArraySpec("npz", path);
   spec.x = "images";
   spec.y = "labels";
@@ -300,9 +306,11 @@ TEST(PrepareArrays, NpzTestArraysAreTheTestSplitAndUint8ImagesAreScaled) {
   EXPECT_EQ(data.num_classes, 3);  // the test labels' 2 counts
   EXPECT_EQ(data.train_x.size(0) + data.val_x.size(0), 8);
   EXPECT_EQ(data.val_x.size(0), 2);
-  EXPECT_TRUE(torch::equal(data.test_y, torch::tensor({1, 0, 2}, torch::kInt64)));
+  EXPECT_TRUE(
+      torch::equal(data.test_y, torch::tensor({1, 0, 2}, torch::kInt64)));
   EXPECT_FLOAT_EQ(data.test_x.min().item<float>(), 1.0f);
-  EXPECT_NEAR(torch::cat({data.train_x, data.val_x}).max().item<float>(), 70 / 255.0f, 1e-6);
+  EXPECT_NEAR(torch::cat({data.train_x, data.val_x}).max().item<float>(),
+              70 / 255.0f, 1e-6);
   EXPECT_EQ(data.meta["test_split"], "arrays");
 }
 
@@ -322,7 +330,8 @@ TEST(PrepareArrays, ReadsNpyFilesOfAFolder) {
   Dataset data = PrepareArrays(spec);
   EXPECT_EQ(data.input_shape, (std::vector<int64_t>{2, 3, 3}));
   EXPECT_EQ(data.num_classes, 3);
-  EXPECT_EQ(data.train_x.size(0) + data.val_x.size(0) + data.test_x.size(0), 10);
+  EXPECT_EQ(data.train_x.size(0) + data.val_x.size(0) + data.test_x.size(0),
+            10);
   EXPECT_EQ(data.test_x.size(0), 3);  // one per class
   EXPECT_NEAR(data.train_x.mean().item<float>(), 0.0f, 1e-4);
   EXPECT_TRUE(data.meta["mean"].is_number());
@@ -332,36 +341,44 @@ TEST(PrepareArrays, ReadsNpyFilesOfAFolder) {
 TEST(PrepareArrays, ErrorsNameTheArrayAndThePointer) {
   TempDir dir;
   auto [x, y] = TabularArrays();
-  auto npz = [&](const std::vector<std::pair<std::string, std::string>>& members) {
-    WriteFile(dir.File("d.npz"), ZipBytes(members, /*deflate=*/false));
-    return CatchError([&] { PrepareArrays(ArraySpec("npz", dir.File("d.npz"))); });
-  };
+  auto npz =
+      [&](const std::vector<std::pair<std::string, std::string>>& members) {
+        WriteFile(dir.File("d.npz"), ZipBytes(members, /*deflate=*/false));
+        return CatchError(
+            [&] { PrepareArrays(ArraySpec("npz", dir.File("d.npz"))); });
+      };
   Error e = npz({{"features.npy", x}, {"y.npy", y}});
   EXPECT_EQ(e.code(), ErrorCode::kNotFound);
   EXPECT_EQ(e.pointer(), "/dataset/x");
-  EXPECT_TRUE(Mentions(e, "has no array \"x\" (it has \"features\", \"y\")")) << e.what();
+  EXPECT_TRUE(Mentions(e, "has no array \"x\" (it has \"features\", \"y\")"))
+      << e.what();
 
   std::vector<float> fx(12 * 3);
-  e = npz({{"x.npy", NpyBytes("<f4", {12, 3}, fx.data(), fx.size() * 4, /*fortran_order=*/true)},
+  e = npz({{"x.npy", NpyBytes("<f4", {12, 3}, fx.data(), fx.size() * 4,
+                              /*fortran_order=*/true)},
            {"y.npy", y}});
   EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
   EXPECT_TRUE(Mentions(e, "fortran_order")) << e.what();
 
-  e = npz({{"x.npy", NpyBytes(">f4", {12, 3}, fx.data(), fx.size() * 4)}, {"y.npy", y}});
+  e = npz({{"x.npy", NpyBytes(">f4", {12, 3}, fx.data(), fx.size() * 4)},
+           {"y.npy", y}});
   EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
   EXPECT_TRUE(Mentions(e, "unsupported dtype '>f4'")) << e.what();
   EXPECT_TRUE(Mentions(e, "d.npz:x.npy")) << e.what();
 
-  e = npz({{"x.npy", x}, {"y.npy", NpyOf("<i8", {11}, std::vector<int64_t>(11, 1))}});
+  e = npz({{"x.npy", x},
+           {"y.npy", NpyOf("<i8", {11}, std::vector<int64_t>(11, 1))}});
   EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(e.pointer(), "/dataset/y");
   EXPECT_TRUE(Mentions(e, "has 12 examples but")) << e.what();
   EXPECT_TRUE(Mentions(e, "has 11 labels")) << e.what();
 
-  e = npz({{"x.npy", x}, {"y.npy", NpyOf("<f4", {12}, std::vector<float>(12, 1))}});
+  e = npz(
+      {{"x.npy", x}, {"y.npy", NpyOf("<f4", {12}, std::vector<float>(12, 1))}});
   EXPECT_TRUE(Mentions(e, "labels must be integers")) << e.what();
 
-  e = npz({{"x.npy", x}, {"y.npy", NpyOf("<i8", {12}, std::vector<int64_t>(12, 4))}});
+  e = npz({{"x.npy", x},
+           {"y.npy", NpyOf("<i8", {12}, std::vector<int64_t>(12, 4))}});
   EXPECT_EQ(e.pointer(), "/dataset/y");
   EXPECT_TRUE(Mentions(e, "1 distinct label(s)")) << e.what();
 
@@ -378,7 +395,8 @@ TEST(PrepareArrays, ErrorsNameTheArrayAndThePointer) {
   e = npz({{"x.npy", x.substr(0, x.size() - 5)}, {"y.npy", y}});
   EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
 
-  e = npz({{"x.npy", NpyOf("<f4", {12}, std::vector<float>(12))}, {"y.npy", y}});
+  e = npz(
+      {{"x.npy", NpyOf("<f4", {12}, std::vector<float>(12))}, {"y.npy", y}});
   EXPECT_EQ(e.pointer(), "/dataset/x");
 
   WriteFile(dir.File("d.npz"), "PK but not really a zip");
@@ -405,37 +423,55 @@ TEST(PrepareArrays, ReadsWhatNumpyWrites) {
       "import numpy as np\n"
       "x = np.arange(60, dtype=np.float64).reshape(20, 3)\n"
       "y = (np.arange(20) % 2).astype(np.int64)\n"
-      "np.savez('" + dir.File("s.npz") + "', x=x, y=y)\n"
-      "np.savez_compressed('" + dir.File("c.npz") + "', x=x.astype(np.float32), y=y.astype(bool))\n"
-      "np.save('" + dir.File("x.npy") + "', x)\n"
-      "np.save('" + dir.File("y.npy") + "', y.astype(np.int32))\n";
+      "np.savez('" +
+      dir.File("s.npz") +
+      "', x=x, y=y)\n"
+      "np.savez_compressed('" +
+      dir.File("c.npz") +
+      "', x=x.astype(np.float32), y=y.astype(bool))\n"
+      "np.save('" +
+      dir.File("x.npy") +
+      "', x)\n"
+      "np.save('" +
+      dir.File("y.npy") + "', y.astype(np.int32))\n";
   WriteFile(dir.File("write.py"), script);
   if (std::system(("/usr/bin/python3 -c 'import numpy' 2>/dev/null && "
-                   "/usr/bin/python3 " + dir.File("write.py")).c_str()) != 0) {
+                   "/usr/bin/python3 " +
+                   dir.File("write.py"))
+                      .c_str()) != 0) {
     GTEST_SKIP() << "no /usr/bin/python3 with numpy";
   }
-  for (const auto& [format, path] :
-       {std::pair{"npz", dir.File("s.npz")}, std::pair{"npz", dir.File("c.npz")},
-        std::pair{"npy", dir.path().string()}}) {
+  for (const auto& [format, path] : {std::pair{"npz", dir.File("s.npz")},
+                                     std::pair{"npz", dir.File("c.npz")},
+                                     std::pair{"npy", dir.path().string()}}) {
     Dataset data = PrepareArrays(ArraySpec(format, path));
     EXPECT_EQ(data.input_shape, (std::vector<int64_t>{3})) << path;
     EXPECT_EQ(data.num_classes, 2);
-    EXPECT_EQ(data.train_x.size(0) + data.val_x.size(0) + data.test_x.size(0), 20);
+    EXPECT_EQ(data.train_x.size(0) + data.val_x.size(0) + data.test_x.size(0),
+              20);
     torch::Tensor x = data.train_x;
     EXPECT_TRUE(torch::equal(x.select(1, 1), x.select(1, 0) + 1)) << path;
-    EXPECT_TRUE(torch::equal((x.select(1, 0).to(torch::kInt64) / 3) % 2, data.train_y)) << path;
+    EXPECT_TRUE(
+        torch::equal((x.select(1, 0).to(torch::kInt64) / 3) % 2, data.train_y))
+        << path;
   }
 }
 
 TEST(ParsePrepareSpec, ReadsImageAndArrayFields) {
-  PrepareSpec images = ParsePrepareSpec(
-      {{"dataset", {{"format", "image_folder"}, {"path", "/d"}, {"image_size", {32, 24}}, {"channels", 3}}},
-       {"split_seed", 9}});
+  PrepareSpec images = ParsePrepareSpec({{"dataset",
+                                          {{"format", "image_folder"},
+                                           {"path", "/d"},
+                                           {"image_size", {32, 24}},
+                                           {"channels", 3}}},
+                                         {"split_seed", 9}});
   EXPECT_EQ(images.image_size, (std::vector<int64_t>{32, 24}));
   EXPECT_EQ(images.channels, 3);
   EXPECT_EQ(images.split_seed, 9u);
-  PrepareSpec arrays = ParsePrepareSpec(
-      {{"dataset", {{"format", "npy"}, {"path", "/d"}, {"x", "features.npy"}, {"y_test", "t"}}}});
+  PrepareSpec arrays = ParsePrepareSpec({{"dataset",
+                                          {{"format", "npy"},
+                                           {"path", "/d"},
+                                           {"x", "features.npy"},
+                                           {"y_test", "t"}}}});
   EXPECT_EQ(arrays.x, "features");
   EXPECT_EQ(arrays.y, "y");
   EXPECT_EQ(arrays.y_test, "t");
@@ -446,14 +482,28 @@ TEST(ParsePrepareSpec, ReadsImageAndArrayFields) {
     stage["dataset"] = dataset;
     return CatchError([&] { ParsePrepareSpec(stage); }).pointer();
   };
-  EXPECT_EQ(pointer_of({{"format", "image_folder"}, {"path", "/d"}, {"image_size", {32}}}), "/dataset/image_size");
-  EXPECT_EQ(pointer_of({{"format", "image_folder"}, {"path", "/d"}, {"channels", 2}}), "/dataset/channels");
-  EXPECT_EQ(pointer_of({{"format", "npz"}, {"path", "/d"}, {"channels", 1}}), "/dataset/channels");
-  EXPECT_EQ(pointer_of({{"format", "npy"}, {"path", "/d"}, {"x", "../x"}}), "/dataset/x");
-  EXPECT_EQ(pointer_of({{"format", "image_folder"}, {"path", "/d"}, {"x", "x"}}), "/dataset/x");
-  EXPECT_EQ(pointer_of({{"format", "tiff"}, {"path", "/d"}}), "/dataset/format");
-  EXPECT_EQ(pointer_of({{"format", "npz"}, {"path", "/d"}}, {{"split_seed", -1}}), "/split_seed");
-  EXPECT_EQ(pointer_of({{"format", "npz"}, {"path", "/d"}}, {{"train_subset", 100}}), "/train_subset");
+  EXPECT_EQ(
+      pointer_of(
+          {{"format", "image_folder"}, {"path", "/d"}, {"image_size", {32}}}),
+      "/dataset/image_size");
+  EXPECT_EQ(
+      pointer_of({{"format", "image_folder"}, {"path", "/d"}, {"channels", 2}}),
+      "/dataset/channels");
+  EXPECT_EQ(pointer_of({{"format", "npz"}, {"path", "/d"}, {"channels", 1}}),
+            "/dataset/channels");
+  EXPECT_EQ(pointer_of({{"format", "npy"}, {"path", "/d"}, {"x", "../x"}}),
+            "/dataset/x");
+  EXPECT_EQ(
+      pointer_of({{"format", "image_folder"}, {"path", "/d"}, {"x", "x"}}),
+      "/dataset/x");
+  EXPECT_EQ(pointer_of({{"format", "tiff"}, {"path", "/d"}}),
+            "/dataset/format");
+  EXPECT_EQ(
+      pointer_of({{"format", "npz"}, {"path", "/d"}}, {{"split_seed", -1}}),
+      "/split_seed");
+  EXPECT_EQ(
+      pointer_of({{"format", "npz"}, {"path", "/d"}}, {{"train_subset", 100}}),
+      "/train_subset");
 }
 
 }  // namespace
