@@ -74,6 +74,7 @@ struct LayerCost {
 
 void CheckModelSize(const std::string& mp, const Json& model, const Json& fixed, const Json& space,
                     const std::vector<int64_t>& input, uint64_t limit, Issues& issues) {
+  // A TorchScript model (no "layers") is not estimated: its file is what it is.
   if (!model.is_object() || !model.contains("layers") || !model["layers"].is_array()) return;
   const LowestValues lowest(fixed, space);
   // An input of unknown shape counts as one channel of 1 x 1: the figures

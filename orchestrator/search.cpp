@@ -119,6 +119,7 @@ std::vector<Json> SampleTrials(const Json& stage, uint64_t seed) {
 
 Json SubstituteModel(const Json& model, const Json& hyperparameters) {
   Json out = model;
+  if (!out.contains("layers")) return out;  // a TorchScript model: hyperparameters reach it in the task
   for (auto& layer : out.at("layers")) {
     for (auto& [key, value] : layer.items()) {
       if (key == "name" || key == "type" || !value.is_string()) continue;
