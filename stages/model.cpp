@@ -289,6 +289,7 @@ ModelImpl::ModelImpl(const Json& spec, const std::vector<int64_t>& input_shape,
 }
 
 torch::Tensor ModelImpl::forward(torch::Tensor x) {
+  if (script_) return ScriptForward(std::move(x));
   for (auto& layer : layers_) {
     // Images run channels-last: LibTorch's CPU max-pooling and batch-norm
     // kernels are vectorised only for that layout (pooling ~10x faster).
