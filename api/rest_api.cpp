@@ -85,12 +85,22 @@ bool UnderARoot(const std::string& path, const std::vector<std::string>& roots) 
 void CheckDataRoots(const Json& doc, const std::vector<std::string>& roots, const std::string& prefix) {
   if (!doc.is_object() || !doc.contains("stages") || !doc["stages"].is_object()) return;
   std::vector<ErrorDetail> outside;
+  // Files a stage reads: its dataset, its (or its ablation base's)
+  // TorchScript model.
+  auto check = [&](const Json& parent, const std::string& key, const std::string& pointer) {
+    if (!parent.is_object()) return;
+    const Json& path = parent.value(key, Json());
+    if (!path.is_string() || UnderARoot(path.get<std::string>(), roots)) return;
+    outside.push_back({pointer, "\"" + path.get<std::string>() + "\" is outside the server's data roots"});
+  };
   for (const auto& [name, stage] : doc["stages"].items()) {
-    if (!stage.is_object() || !stage.contains("dataset") || !stage["dataset"].is_object()) continue;
-    const Json& path = stage["dataset"].value("path", Json());
-    if (!path.is_string() || UnderARoot(path.get<std::string>(), roots)) continue;
-    outside.push_back({prefix + "/stages/" + name + "/dataset/path",
-                       "\"" + path.get<std::string>() + "\" is outside the server's data roots"});
+    if (!stage.is_object()) continue;
+    const std::string sp = prefix + PointerAppend("/stages", name);
+    check(stage.value("dataset", Json()), "path", sp + "/dataset/path");
+    check(stage.value("model", Json()), "torchscript", sp + "/model/torchscript");
+    if (stage.contains("base") && stage["base"].is_object()) {
+      check(stage["base"].value("model", Json()), "torchscript", sp + "/base/model/torchscript");
+    }
   }
   if (outside.empty()) return;
   std::string allowed;
