@@ -263,6 +263,15 @@ TEST_F(ServeTest, PipelinesMayReadDataOnlyUnderTheDataRoots) {
     EXPECT_EQ(stored->status, 403) << path << ": " << stored->body;
     EXPECT_EQ(stored->body.find("no such"), std::string::npos) << stored->body;
   }
+  // A TorchScript model file is data the pipeline reads, too.
+  Json doc = Pipeline("outside-model", 1, 600);
+  doc["stages"]["tune"]["model"] = {{"torchscript", "/etc/hostname"}};
+  auto res = server_->Client().Post("/api/v1/runs", Json{{"pipeline", doc}}.dump(), "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 403) << res->body;
+  Json body = Json::parse(res->body);
+  ASSERT_FALSE(body["details"].empty()) << res->body;
+  EXPECT_EQ(body["details"][0]["pointer"], "/pipeline/stages/tune/model/torchscript") << res->body;
 }
 
 TEST_F(ServeTest, ParallelTriggersWithOneIdempotencyKeyMakeOneRun) {
