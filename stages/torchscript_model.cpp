@@ -137,8 +137,15 @@ void ModelImpl::train(bool on) {
 }
 
 torch::Tensor ModelImpl::ScriptForward(torch::Tensor x) {
-  // Images run channels-last, as through a layer list (model.cpp).
-  if (x.dim() == 4) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  // Images run channels-last, as through a layer list (model.cpp). A
+  // 1-channel image is contiguous in both layouts and its strides then say
+  // NCHW, so its first convolution, and every op after it, would run NCHW:
+  // give it channels-last strides (a view of the same bytes), which the
+  // compiled ops then propagate.
+  if (x.dim() == 4) {
+    x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+    if (x.size(1) == 1 && x.is_contiguous()) x = x.as_strided(x.sizes(), {x.size(2) * x.size(3), 1, x.size(3), 1});
+  }
   return script_->module.forward({std::move(x)}).toTensor();
 }
 
