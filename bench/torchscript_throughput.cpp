@@ -9,12 +9,16 @@
 //                   Python (bench/make_example_cnn.py). The wrapper makes the
 //                   input and 4-D weights channels-last; inside the compiled
 //                   forward the layouts are whatever its ops propagate (a
-//                   1-channel conv1 keeps NCHW, so pool1 runs NCHW).
+//                   1-channel input gets channels-last strides, so they
+//                   stay channels-last from conv1 on).
 //   torchscript-cl  the same, its forward keeping activations channels-last
 //                   (`.contiguous(memory_format=torch.channels_last)` after
 //                   each layer, as the layer list does): the like-for-like
 //                   comparison of the two model paths.
-// The .pt files are made with /usr/bin/python3 (torch 1.13). Rows run
+// The TorchScript models start from the layer list's initial weights
+// (TransferInit: the same tensor names), so every row trains the same
+// numbers in the same data order. The .pt files are made with
+// /usr/bin/python3 (torch 1.13). Rows run
 // interleaved, `--repeats` times each; each run trains `--epochs` epochs
 // and its figure is the median of its epochs' training samples/s; the table
 // shows the median over repeats and the ratio to json's median.
@@ -37,6 +41,7 @@
 #include "common/json_util.h"
 #include "stages/dataset.h"
 #include "stages/model.h"
+#include "stages/tensor_codec.h"
 #include "stages/trainer.h"
 #include "stages/worker.h"
 
@@ -162,6 +167,17 @@ int main(int argc, char** argv) {
                           ? Model(ExampleLayers(), data.input_shape, data.num_classes)
                           : Model(TorchScriptFile{bytes[row.name], row.file + ".pt"}, data.input_shape,
                                   data.num_classes, Json::object());
+        if (!row.file.empty()) {
+          // The layer list's initial weights (the same names): every row
+          // trains the same numbers in the same order.
+          std::map<std::string, std::string> blobs;
+          torch::manual_seed(7);
+          const EncodedTensors start =
+              EncodeModelState(*Model(ExampleLayers(), data.input_shape, data.num_classes));
+          for (const auto& [digest, b] : start.blobs) blobs[digest] = b;
+          const InitReport init = TransferInit(*model, start.manifest, [&](const std::string& d) { return blobs.at(d); });
+          if (!init.reinitialized.empty()) throw std::runtime_error("tensor names differ from the layer list's");
+        }
         TrainOptions options;
         options.epochs = epochs;
         options.seed = 7;
