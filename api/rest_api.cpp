@@ -85,22 +85,34 @@ bool UnderARoot(const std::string& path, const std::vector<std::string>& roots) 
 void CheckDataRoots(const Json& doc, const std::vector<std::string>& roots, const std::string& prefix) {
   if (!doc.is_object() || !doc.contains("stages") || !doc["stages"].is_object()) return;
   std::vector<ErrorDetail> outside;
+  // Files a stage reads: its dataset, its (or its ablation base's)
+  // TorchScript model.
+  auto check = [&](const Json& parent, const std::string& key, const std::string& pointer) {
+    if (!parent.is_object()) return;
+    const Json& path = parent.value(key, Json());
+    if (!path.is_string() || UnderARoot(path.get<std::string>(), roots)) return;
+    outside.push_back({pointer, "\"" + path.get<std::string>() + "\" is outside the server's data roots"});
+  };
   for (const auto& [name, stage] : doc["stages"].items()) {
-    if (!stage.is_object() || !stage.contains("dataset") || !stage["dataset"].is_object()) continue;
+    if (!stage.is_object()) continue;
+    const std::string sp = prefix + PointerAppend("/stages", name);
+    check(stage.value("dataset", Json()), "path", sp + "/dataset/path");
+    check(stage.value("model", Json()), "torchscript", sp + "/model/torchscript");
+    if (stage.contains("base") && stage["base"].is_object()) {
+      check(stage["base"].value("model", Json()), "torchscript", sp + "/base/model/torchscript");
+    }
     // The npy format's array names are files in the folder `path`: plain
     // names only, so that they cannot lead out of it.
+    const Json& dataset = stage.value("dataset", Json());
     for (const char* key : {"x", "y", "x_test", "y_test"}) {
-      const Json& array = stage["dataset"].value(key, Json());
+      if (!dataset.is_object()) break;
+      const Json& array = dataset.value(key, Json());
       if (!array.is_string()) continue;
       const std::string text = array.get<std::string>();
       if (text.find('/') == std::string::npos && text.rfind('.', 0) != 0) continue;
-      outside.push_back({prefix + "/stages/" + name + "/dataset/" + key,
+      outside.push_back({sp + "/dataset/" + key,
                          "\"" + text + "\" is not a plain array name and could lead outside the server's data roots"});
     }
-    const Json& path = stage["dataset"].value("path", Json());
-    if (!path.is_string() || UnderARoot(path.get<std::string>(), roots)) continue;
-    outside.push_back({prefix + "/stages/" + name + "/dataset/path",
-                       "\"" + path.get<std::string>() + "\" is outside the server's data roots"});
   }
   if (outside.empty()) return;
   std::string allowed;

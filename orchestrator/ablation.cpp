@@ -32,8 +32,8 @@ Stats Describe(const std::vector<double>& v) {
 }  // namespace
 
 std::vector<AblationVariant> AblationVariants(const Json& stage, const Json& model) {
-  std::vector<std::string> names;
-  for (const auto& layer : model.at("layers")) names.push_back(layer.at("name").get<std::string>());
+  std::vector<std::string> names;  // none for a TorchScript model
+  for (const auto& layer : model.value("layers", Json::array())) names.push_back(layer.at("name").get<std::string>());
   auto has = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
   std::vector<AblationVariant> out = {{"base", "base", {}, {}}};
   for (const auto& c : stage.value("components", Json::array())) {
@@ -66,6 +66,7 @@ std::vector<AblationVariant> AblationVariants(const Json& stage, const Json& mod
 
 Json RemoveLayers(const Json& model, const std::vector<std::string>& layers) {
   const std::set<std::string> drop(layers.begin(), layers.end());
+  if (!model.contains("layers")) return model;  // a TorchScript model: validation allows no component
   Json out = model;
   out["layers"] = Json::array();
   for (const auto& layer : model.at("layers")) {

@@ -192,6 +192,7 @@ std::vector<std::vector<int64_t>> ModelShapes(const Json& model, const Json& fix
 
 void CheckModelSize(const std::string& mp, const Json& model, const Json& fixed, const Json& space,
                     const std::vector<int64_t>& input, uint64_t limit, Issues& issues) {
+  // A TorchScript model (no "layers") is not estimated: its file is what it is.
   if (!model.is_object() || !model.contains("layers") || !model["layers"].is_array()) return;
   const LowestValues lowest(fixed, space);
   // The figures below are lower bounds ("$name" fields take their lowest).

@@ -103,6 +103,27 @@ void CheckInitFrom(const Json& stages, const std::string& name, const Json& stag
   }
 }
 
+bool IsTorchScript(const Json& model) { return model.is_object() && model.contains("torchscript"); }
+
+// A model at pointer `mp` is a layer list or a TorchScript file, and that
+// file exists (a relative path is relative to the working directory, as a
+// dataset's path is).
+void CheckModelKind(const std::string& mp, const Json& model, Issues& issues) {
+  if (!model.is_object()) return;
+  const bool layers = model.contains("layers"), script = IsTorchScript(model);
+  if (layers && script) {
+    issues.push_back({mp + "/torchscript", "give either \"layers\" or \"torchscript\", not both"});
+  } else if (!layers && !script) {
+    issues.push_back({mp, "needs \"layers\" (a layer list) or \"torchscript\" (a TorchScript model file)"});
+  } else if (script && model["torchscript"].is_string()) {
+    const std::string path = model["torchscript"].get<std::string>();
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) {
+      issues.push_back({mp + "/torchscript", "no such file: " + path});
+    }
+  }
+}
+
 std::vector<std::string> LayerNames(const Json& model) {
   std::vector<std::string> names;
   if (!model.is_object() || !model.contains("layers") || !model["layers"].is_array()) return names;
@@ -169,6 +190,11 @@ void CheckAblate(const Json& stages, const std::string& name, const Json& stage,
   const Json features = stage.value("features", Json::array());
   if (components.empty() && features.empty()) {
     issues.push_back({sp + "/components", "nothing to ablate: list components (layers) or features"});
+  }
+  if (IsTorchScript(model) && !components.empty()) {
+    issues.push_back({sp + "/components",
+                      "the base model is TorchScript, whose layers cannot be removed (its forward is compiled "
+                      "code); ablate a model given as \"layers\", or only \"features\""});
   }
   const std::vector<std::string> layers = LayerNames(model);
   // A residual block left out leaves its input to the layers after it, so
@@ -481,6 +507,7 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
                             Quote(k) + " is also in search_space; give it one place"});
         }
       }
+      CheckModelKind(sp + "/model", stage["model"], issues);
       CheckModelRefs(sp + "/model", stage["model"], TuneHyperparameterNames(stage), issues);
       CheckModelSize(sp + "/model", stage["model"], fixed, stage["search_space"], input_shape(name),
                      limits.max_model_bytes, issues);
@@ -499,6 +526,7 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
         for (const auto& [k, v] : hp.items()) known.insert(k);
       }
       if (stage.contains("model")) {
+        CheckModelKind(sp + "/model", stage["model"], issues);
         CheckModelRefs(sp + "/model", stage["model"], known, issues);
         CheckModelSize(sp + "/model", stage["model"], tune ? tune->value("hyperparameters", Json::object()) : hp,
                        tune ? tune->value("search_space", Json::object()) : Json::object(), input_shape(name),
@@ -528,6 +556,7 @@ void SemanticIssues(const Json& doc, const PipelineLimits& limits, Pipeline* pla
       CheckAblate(stages, name, stage, upstream[name], data_stage.count(name) ? data_stage[name] : "", issues);
       const Json base = stage.value("base", Json::object());
       if (base.contains("model")) {
+        CheckModelKind(sp + "/base/model", base["model"], issues);
         CheckModelSize(sp + "/base/model", base["model"], base.value("hyperparameters", Json::object()),
                        Json::object(), input_shape(name), limits.max_model_bytes, issues);
       }

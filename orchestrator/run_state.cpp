@@ -30,6 +30,9 @@ RunState::RunState(const Pipeline& pipeline, std::string run_id, const Coordinat
     stage->rec = *it;
     const StageSpec& spec = pipeline_.spec(name);
     stage->typed = &spec;
+    if (stage->rec.resolved.is_object() && stage->rec.resolved.contains("torchscript")) {
+      stage->model_file = stage->rec.resolved["torchscript"].value("manifest", "");  // a resumed stage's
+    }
     const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     if (spec.type == StageType::kTune) {
       stage->max_parallel = spec.max_parallel.value_or(options_.default_parallel);
@@ -136,6 +139,8 @@ std::string RunState::StageCacheKey(const Stage& stage) {
     }
   }
   key["inputs"] = inputs;
+  // A TorchScript model's bytes, not just its path (ReadModelFile).
+  if (!stage.model_file.empty()) key["model_file"] = stage.model_file;
   if (Is(stage.rec.type, StageType::kPrepare)) {
     // The dataset's bytes, not just its path: a changed file invalidates.
     const Json& dataset = stage.typed->doc.at("dataset");
@@ -188,14 +193,26 @@ int64_t RunState::EffectiveStageId(const std::string& stage_name) {
 }
 
 void RunState::StartStage(Stage& stage) {
-  stage.rec.cache_key = StageCacheKey(stage);
   stage.rec.started_at = Now();
+  try {
+    ReadModelFile(stage);
+  } catch (const Error& e) {
+    stage.rec.status = Name(StageStatus::kFailed);
+    stage.rec.error = e.what();
+    stage.rec.finished_at = Now();
+    UpdateStage(stage.rec);
+    Emit("stage_finished", stage.rec.name, 0, -1, {{"status", Name(StageStatus::kFailed)}, {"error", stage.rec.error}});
+    MaybeStartStages();
+    return;
+  }
+  stage.rec.cache_key = StageCacheKey(stage);
   auto cached = reads_.CachedStage(stage.rec.cache_key);
   if (cached && cached->id != stage.rec.id && stage.typed->command && !cached->output.empty() &&
       !RestoreCommandOutputs(stage, cached->output)) {
     cached.reset();
   }
   if (cached && cached->id != stage.rec.id) {
+    stage.model_file_blobs.reset();
     stage.rec.status = Name(StageStatus::kCached);
     stage.rec.cached_from = cached->id;
     stage.rec.output = cached->output;

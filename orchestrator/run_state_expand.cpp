@@ -27,6 +27,7 @@ void RunState::ExpandStage(Stage& stage) {
     }
     AddEdge(Node("stage", stage.rec.id), Node("artifact", dataset), "trained_on", Json::object());
   }
+  StoreModelFile(stage);
   const TaskAdder add_task = [&](int number, Json hp, Json task, uint64_t seed) -> Task& {
     store::TrialRecord t;
     t.stage_id = stage.rec.id;
@@ -41,9 +42,11 @@ void RunState::ExpandStage(Stage& stage) {
     if (stage.typed->ranks > 1) task["ranks"] = stage.typed->ranks;
     if (stage.typed->device != "auto") task["device"] = stage.typed->device;
     if (stage.typed->partitioning.type != "random") task["partitioning"] = stage.typed->partitioning.ToJson();
+    const bool model_file = AddModelFile(stage, task);
     t.task = task;
     t.id = Apply(effect::AddTrial{t}).id;
     AddEdge(Node("trial", t.id), Node("stage", stage.rec.id), "part_of", Json::object());
+    if (model_file) AddEdge(Node("trial", t.id), Node("artifact", stage.model_file), "model_from");
     if (!dataset.empty()) {
       AddEdge(Node("trial", t.id), Node("artifact", dataset), "trained_on", Json::object());
     }
@@ -60,12 +63,13 @@ void RunState::ExpandStage(Stage& stage) {
     LinkCommandOutputs(stage, {stage.typed->doc.at("dataset").value("path", "")});  // a command's out
   }
   switch (stage.typed->type) {
-    case StageType::kPrepare: return ExpandPrepare(stage, add_task);
-    case StageType::kTune: return ExpandTune(stage, dataset, add_task);
-    case StageType::kAblate: return ExpandAblation(stage, dataset, add_task);
-    case StageType::kTrain: return ExpandTrain(stage, dataset, add_task);
-    case StageType::kCommand: return ExpandCommand(stage, add_task);
+    case StageType::kPrepare: ExpandPrepare(stage, add_task); break;
+    case StageType::kTune: ExpandTune(stage, dataset, add_task); break;
+    case StageType::kAblate: ExpandAblation(stage, dataset, add_task); break;
+    case StageType::kTrain: ExpandTrain(stage, dataset, add_task); break;
+    case StageType::kCommand: ExpandCommand(stage, add_task); break;
   }
+  RecordModelFile(stage);
 }
 
 // One task: prepare the dataset as the stage says.

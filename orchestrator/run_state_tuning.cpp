@@ -128,6 +128,9 @@ void RunState::SampleLazily(Stage& stage, Task& t) {
   t.rec.hyperparameters = hp;
   t.rec.task["hyperparameters"] = hp;
   t.rec.task["model"] = SubstituteModel(stage.typed->doc.at("model"), hp);
+  if (AddModelFile(stage, t.rec.task)) {
+    AddEdge(Node("trial", t.rec.id), Node("artifact", stage.model_file), "model_from");
+  }
   t.sampled = true;
 }
 

@@ -149,6 +149,7 @@ void SubstituteLayers(Json& layers, const Json& hyperparameters, const std::stri
 
 Json SubstituteModel(const Json& model, const Json& hyperparameters) {
   Json out = model;
+  if (!out.contains("layers")) return out;  // a TorchScript model: hyperparameters reach it in the task
   SubstituteLayers(out.at("layers"), hyperparameters, "");
   return out;
 }

@@ -504,6 +504,7 @@ ModelImpl::ModelImpl(const Json& spec, const std::vector<int64_t>& input_shape,
 }
 
 torch::Tensor ModelImpl::forward(torch::Tensor x) {
+  if (script_) return ScriptForward(std::move(x));
   return RunLayers(layers_, x);
 }
 

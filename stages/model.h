@@ -10,8 +10,16 @@
 
 namespace baton::stages {
 
+// A TorchScript module file (saved from Python with
+// `torch.jit.script(module).save(path)` or `torch.jit.trace`), in memory.
+struct TorchScriptFile {
+  std::string bytes;  // the file's contents
+  std::string name;   // how the pipeline names it, for error messages
+};
+
 // A feed-forward network built from the pipeline's layer list
-// (`{"layers": [{"name": "conv1", "type": "conv2d", ...}, ...]}`).
+// (`{"layers": [{"name": "conv1", "type": "conv2d", ...}, ...]}`), or a
+// TorchScript module wrapped so that it trains like one (see below).
 //
 // Layer types and fields (defaults in parentheses; sizes are integers and
 // apply to height and width alike):
@@ -64,6 +72,25 @@ class ModelImpl : public torch::nn::Module {
   ModelImpl(const Json& spec, const std::vector<int64_t>& input_shape,
             int64_t num_classes = 0);
 
+  // Wraps a TorchScript module (stages/torchscript_model.cpp). Its
+  // submodules become child modules holding the very same parameter and
+  // buffer tensors, so tensors are named as in Python ("conv1.weight",
+  // "layer1.0.bn1.running_mean"), checkpoints, init_from and resume work as
+  // for a layer list (also between the two when names, dtypes and shapes
+  // agree), optimizer steps and to(device) reach the scripted module, and
+  // train()/eval() switch it too. Weights start as saved in the file.
+  // Each entry of `hyperparameters` whose name is a top-level float, int or
+  // bool attribute of the module (other than "training") is set on it (see
+  // attributes_set()). Throws Error(kInvalidArgument) naming the file, at
+  // pointer "/torchscript", when it cannot be loaded, a hyperparameter has
+  // the wrong type for its attribute, or the output for a dummy batch of
+  // `input_shape` (eval mode, no gradients) is not [N, num_classes].
+  ModelImpl(const TorchScriptFile& file, const std::vector<int64_t>& input_shape,
+            int64_t num_classes, const Json& hyperparameters);
+
+  // Also switches a wrapped TorchScript module.
+  void train(bool on = true) override;
+
   // Runs the layers in order; x is [N, input_shape...], the result
   // [N, output_shape...]. Images and conv weights are kept channels-last in
   // memory for speed; values, names and checkpoint bytes are unaffected.
@@ -73,8 +100,15 @@ class ModelImpl : public torch::nn::Module {
   const std::vector<std::string>& layer_names() const { return names_; }
   // Output shape of one example (without the batch dimension).
   const std::vector<int64_t>& output_shape() const { return output_shape_; }
+  // TorchScript attributes set from hyperparameters, with their values.
+  const Json& attributes_set() const { return attributes_set_; }
 
  private:
+  struct Script;  // the wrapped torch::jit::Module (torchscript_model.cpp)
+  torch::Tensor ScriptForward(torch::Tensor x);
+
+  std::shared_ptr<Script> script_;
+  Json attributes_set_ = Json::object();
   std::vector<torch::nn::AnyModule> layers_;
   std::vector<std::string> names_;
   std::vector<int64_t> output_shape_;

@@ -379,14 +379,36 @@ struct Worker::State {
   }
 
   // The model a train task starts from, before any weights are loaded:
-  // built from the task's layers on the dataset's shapes with the task's seed.
+  // built from the task's layers on the dataset's shapes with the task's seed,
+  // or its TorchScript file (fetched by the manifest digest the coordinator
+  // stored it under) with the task's hyperparameters on its attributes.
   Model BuildModel(const Json& task, const Dataset& data, uint64_t seed) {
     torch::manual_seed(seed);
+    const Json& spec = Field(task, "model");
     try {
-      return Model(Field(task, "model"), data.input_shape, data.num_classes);
+      if (spec.is_object() && spec.contains("torchscript")) {
+        return Model(FetchTorchScript(spec), data.input_shape, data.num_classes,
+                     task.value("hyperparameters", Json::object()));
+      }
+      return Model(spec, data.input_shape, data.num_classes);
     } catch (const Error& e) {
       throw Error(e.code(), e.what(), "/model" + e.pointer());
     }
+  }
+
+  // A task model's {"torchscript": path, "manifest": digest}: the file's
+  // bytes from its "files" manifest.
+  TorchScriptFile FetchTorchScript(const Json& spec) {
+    TorchScriptFile file;
+    file.name = spec["torchscript"].is_string() ? spec["torchscript"].get<std::string>() : spec["torchscript"].dump();
+    std::optional<std::string> digest = DigestField(spec, "manifest");
+    if (!digest) throw Error(ErrorCode::kInvalidArgument, "a TorchScript model needs its file's manifest digest", "/manifest");
+    const store::Manifest manifest = FetchManifest(*digest);
+    if (manifest.kind != "files" || manifest.tensors.size() != 1) {
+      throw Error(ErrorCode::kInvalidArgument, "manifest " + *digest + " is not a single file's", "/manifest");
+    }
+    file.bytes = Fetch(manifest.tensors.front().blob);
+    return file;
   }
 
   // The training data of a train task (without its dropped features).
@@ -476,6 +498,9 @@ struct Worker::State {
     train_options.collective = collective;
     const torch::Device device = TaskDevice(task, collective != nullptr ? collective->rank() : 0);
     Model model = BuildModel(task, *data, train_options.seed);
+    if (!model->attributes_set().empty()) {
+      Log("task " + std::to_string(id) + ": TorchScript attributes " + model->attributes_set().dump());
+    }
 
     std::string last_checkpoint;
     if (train_options.start_epoch > 0) {

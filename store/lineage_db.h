@@ -77,7 +77,8 @@ struct EpochRecord {
 // A lineage edge: `src` was made from / by `dst`. Node ids are typed strings:
 // "run:<id>", "stage:<id>", "trial:<id>", "checkpoint:<digest>",
 // "artifact:<digest>". Kinds: derived_from, initialized_from, trained_on,
-// hyperparameters_from, part_of.
+// hyperparameters_from, part_of, model_from (a stage or trial whose model is
+// a TorchScript file -> that file's artifact, kind "model_file").
 struct Edge {
   std::string src;
   std::string dst;
@@ -185,7 +186,7 @@ class LineageDb {
   // `limit` of them. Throws Error(kInvalidArgument) for a negative limit.
   virtual std::vector<std::string> CheckpointsWithBlob(const std::string& blob, int limit) = 0;
 
-  // Artifacts (prepared datasets): idempotent by digest.
+  // Artifacts (prepared datasets, TorchScript model files): idempotent by digest.
   virtual void PutArtifact(const std::string& digest, const std::string& kind,
                            int64_t stage_id, const Json& meta,
                            const std::vector<std::pair<std::string, uint64_t>>& blobs) = 0;

@@ -29,6 +29,7 @@
 #include "orchestrator/internal/tpe.h"
 #include "orchestrator/pipeline_spec.h"
 #include "orchestrator/stage_spec.h"
+#include "store/file_artifact.h"
 
 namespace baton::orchestrator {
 
@@ -105,6 +106,11 @@ class RunState {
     MedianRule median;
     AshaRule asha;
     bool timed_out = false;
+    // A TorchScript model (run_state_model_file.cpp): the manifest digest
+    // of its file ("" for none), and the file itself from the stage's start
+    // until it is stored with the stage's expansion.
+    std::string model_file;
+    std::optional<store::FileBlobs> model_file_blobs;
     const Objective& objective() const { return typed->objective; }
   };
   // Adds a task of the stage: (number, hyperparameters, task, seed) -> its task.
@@ -191,6 +197,23 @@ class RunState {
   std::string PruneReason(Stage& stage, Task& task);
   // run_state_resume.cpp
   void EmitResumed();
+  // run_state_model_file.cpp: the model a stage trains (its own, or that of
+  // the tune stage it takes hyperparameters or its ablation base from);
+  // null for a prepare stage.
+  const Json* StageModel(const Stage& stage) const;
+  // Reads the stage's TorchScript file, if its model is one, into
+  // stage.model_file(_blobs). Throws Error(kNotFound) naming the path.
+  void ReadModelFile(Stage& stage);
+  // Stores the file read by ReadModelFile as an artifact of the stage
+  // (kind "model_file") with the edge stage -> artifact "model_from".
+  void StoreModelFile(Stage& stage);
+  // Records the stored file in the stage's resolved["torchscript"] (path,
+  // manifest, sha256) once its expansion has set the rest; frees the bytes.
+  void RecordModelFile(Stage& stage);
+  // Adds the TorchScript file's manifest digest to `task`'s model
+  // ("manifest"); false (and no change) for a layer list. The caller adds
+  // the edge trial -> artifact "model_from".
+  bool AddModelFile(const Stage& stage, Json& task);
 
   const Pipeline& pipeline_;
   const std::string run_id_;

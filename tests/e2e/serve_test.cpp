@@ -263,6 +263,17 @@ TEST_F(ServeTest, PipelinesMayReadDataOnlyUnderTheDataRoots) {
     EXPECT_EQ(stored->status, 403) << path << ": " << stored->body;
     EXPECT_EQ(stored->body.find("no such"), std::string::npos) << stored->body;
   }
+  {
+    // A TorchScript model file is data the pipeline reads, too.
+    Json doc = Pipeline("outside-model", 1, 600);
+    doc["stages"]["tune"]["model"] = {{"torchscript", "/etc/hostname"}};
+    auto res = server_->Client().Post("/api/v1/runs", Json{{"pipeline", doc}}.dump(), "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 403) << res->body;
+    Json body = Json::parse(res->body);
+    ASSERT_FALSE(body["details"].empty()) << res->body;
+    EXPECT_EQ(body["details"][0]["pointer"], "/pipeline/stages/tune/model/torchscript") << res->body;
+  }
   // The npy format's array names are files in its folder: names with a
   // folder in them could lead out of it.
   Json doc = Pipeline("outside", 1, 600);
