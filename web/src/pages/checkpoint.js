@@ -151,7 +151,7 @@ function Tensors({ data, trial, digest }) {
 
 // ---- lineage ----
 
-const EDGE_WORDS = { initialized_from: 'initialised from', resumed_from: 'resumed from', hyperparameters_from: 'hyperparameters', trained_on: 'trained on' };
+const EDGE_WORDS = { initialized_from: 'initialised from', resumed_from: 'resumed from', hyperparameters_from: 'hyperparameters', trained_on: 'trained on', model_from: 'model file' };
 
 // A lineage node's bytes (checkpoints and datasets carry them), for its corner.
 const sizeOf = (d) => (typeof d.bytes === 'number' ? bytes(d.bytes) : undefined);
