@@ -192,17 +192,23 @@ int64_t RunState::EffectiveStageId(const std::string& stage_name) {
   throw Error(ErrorCode::kInternal, "no stage " + stage_name);
 }
 
+// A stage that could not start (its model file unreadable, its expansion
+// refused) fails with the reason; the stages after it are skipped.
+void RunState::FailStageAtStart(Stage& stage, const std::string& reason) {
+  stage.rec.status = Name(StageStatus::kFailed);
+  stage.rec.error = reason;
+  stage.rec.finished_at = Now();
+  UpdateStage(stage.rec);
+  Emit("stage_finished", stage.rec.name, 0, -1, {{"status", Name(StageStatus::kFailed)}, {"error", stage.rec.error}});
+  MaybeStartStages();
+}
+
 void RunState::StartStage(Stage& stage) {
   stage.rec.started_at = Now();
   try {
     ReadModelFile(stage);
   } catch (const Error& e) {
-    stage.rec.status = Name(StageStatus::kFailed);
-    stage.rec.error = e.what();
-    stage.rec.finished_at = Now();
-    UpdateStage(stage.rec);
-    Emit("stage_finished", stage.rec.name, 0, -1, {{"status", Name(StageStatus::kFailed)}, {"error", stage.rec.error}});
-    MaybeStartStages();
+    FailStageAtStart(stage, e.what());
     return;
   }
   stage.rec.cache_key = StageCacheKey(stage);
@@ -239,12 +245,7 @@ void RunState::StartStage(Stage& stage) {
       stage.rec.status = Name(StageStatus::kPending);  // a full disk stops the run, not the stage
       throw;
     }
-    stage.rec.status = Name(StageStatus::kFailed);
-    stage.rec.error = e.what();
-    stage.rec.finished_at = Now();
-    UpdateStage(stage.rec);
-    Emit("stage_finished", stage.rec.name, 0, -1, {{"status", Name(StageStatus::kFailed)}, {"error", stage.rec.error}});
-    MaybeStartStages();
+    FailStageAtStart(stage, e.what());
     return;
   }
   Crash("stage.started");

@@ -73,9 +73,11 @@ void RunState::RecordModelFile(Stage& stage) {
 }
 
 bool RunState::AddModelFile(const Stage& stage, Json& task) {
-  Json& model = task["model"];
-  if (!IsTorchScript(&model) || stage.model_file.empty()) return false;
-  model["manifest"] = stage.model_file;
+  // find(), not operator[]: a task without a model (prepare, command, a
+  // TPE trial not yet sampled) must not gain a null "model".
+  auto model = task.find("model");
+  if (model == task.end() || !IsTorchScript(&*model) || stage.model_file.empty()) return false;
+  (*model)["manifest"] = stage.model_file;
   return true;
 }
 

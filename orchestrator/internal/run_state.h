@@ -134,6 +134,7 @@ class RunState {
   // run_state.cpp: the run's and stages' life cycle.
   void MaybeStartStages();
   void StartStage(Stage& stage);
+  void FailStageAtStart(Stage& stage, const std::string& reason);
   void FinishTask(Task& task, TrialStatus status, const std::string& reason);
   void MaybeFinishStage(Stage& stage);
   void FinishRunIfDone();

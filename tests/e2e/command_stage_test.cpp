@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "common/json_util.h"
 #include "tests/e2e/serve_process.h"
@@ -207,6 +208,43 @@ TEST_F(CommandStageTest, LogsAreServedOverHttpAndThroughBatonServer) {
                              " say 2>/dev/null");
   EXPECT_EQ(remote.exit_code, 0);
   EXPECT_EQ(remote.out, "out-line\n");
+}
+
+TEST_F(CommandStageTest, AServerRunsCommandsSentOverHttpOnlyWithAllowCommands) {
+  // Without the flag a command pipeline is refused (403) before anything
+  // runs; with it, the same pipeline runs and its logs are served.
+  const fs::path marker = dir_ / "ran.txt";
+  Json doc = {{"schema_version", "1"}, {"name", "command-http"}};
+  doc["stages"]["say"] = {{"type", "command"},
+                          {"cmd", {"/bin/sh", "-c", "echo over-http; echo ran > " + marker.string()}}};
+  const std::string body = Json{{"pipeline", doc}}.dump();
+  {
+    testing::Server closed(dir_ / "store", "");
+    auto res = closed.Client().Post("/api/v1/runs", body, "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 403) << res->body;
+    EXPECT_NE(res->body.find("--allow-commands"), std::string::npos) << res->body;
+  }
+  EXPECT_FALSE(fs::exists(marker));
+
+  testing::Server open(dir_ / "store", "--allow-commands");
+  httplib::Client client = open.Client();
+  auto res = client.Post("/api/v1/runs", body, "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 201) << res->body;
+  const std::string run = Json::parse(res->body).at("run_id").get<std::string>();
+  std::string status;
+  for (int i = 0; i < 600 && status != "succeeded" && status != "failed"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto got = client.Get(("/api/v1/runs/" + run).c_str());
+    ASSERT_TRUE(got);
+    status = Json::parse(got->body).value("status", "");
+  }
+  ASSERT_EQ(status, "succeeded");
+  EXPECT_EQ(Read("ran.txt"), "ran\n");
+  auto logs = client.Get(("/api/v1/runs/" + run + "/stages/say/logs").c_str());
+  ASSERT_TRUE(logs);
+  EXPECT_EQ(Json::parse(logs->body).value("stdout", ""), "over-http\n");
 }
 
 TEST_F(CommandStageTest, ATimeoutKillsTheCommand) {
