@@ -17,6 +17,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <set>
@@ -244,6 +245,41 @@ TEST_F(SlurmExecutorTest, AJobCancelledMidTrialIsRetriedFromItsLastStoredEpoch) 
     EXPECT_EQ(edge.dst, "checkpoint:" + epochs[start - 1].checkpoint);
   }
   EXPECT_EQ(resumed, 1);
+}
+
+TEST_F(SlurmExecutorTest, ACommandStageRunsInASlurmJobAndItsOutputAndLogsAreStored) {
+  // A command stage is a task like any other: on Slurm it runs in a worker
+  // job, in the run's working directory (here on the one node's disk).
+  Json doc = {{"schema_version", "1"}, {"name", "e2e-slurm-command"}, {"executor", {{"type", "slurm"}}}};
+  doc["stages"]["where"] = {
+      {"type", "command"},
+      {"cmd", {"/bin/sh", "-c", "mkdir -p out && echo job=$SLURM_JOB_ID > out/where.txt && echo on-slurm"}},
+      {"outs", {"out/where.txt"}}};
+  Write("pipeline.json", doc);
+  const std::string baton = "cd " + dir_.string() + " && BATON_WORKER=" BATON_WORKER_BIN " " BATON_BIN " --store store ";
+  const testing::CmdResult run = Capture(baton + "run pipeline.json --json 2>run.log");
+  std::ifstream log_file(dir_ / "run.log");
+  const std::string log((std::istreambuf_iterator<char>(log_file)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(run.exit_code, 0) << run.out << log;
+  const std::string run_id = Json::parse(run.out).at("run_id").get<std::string>();
+
+  std::ifstream where(dir_ / "out" / "where.txt");
+  std::string line;
+  std::getline(where, line);
+  ASSERT_EQ(line.rfind("job=", 0), 0u) << line;
+  const std::string job = line.substr(4);
+  EXPECT_FALSE(job.empty()) << "the command ran outside a Slurm job";
+  auto db = store::LineageDb::Open(dir_ / "store" / "lineage.db");
+  const auto stages = db->GetStages(run_id);
+  ASSERT_EQ(stages.size(), 1u);
+  EXPECT_EQ(stages[0].status, "succeeded") << stages[0].error;
+  EXPECT_FALSE(stages[0].output.empty()) << "the out was not stored";
+  const auto trials = db->GetTrials(stages[0].id);
+  ASSERT_EQ(trials.size(), 1u);
+  EXPECT_EQ(JobIds(trials[0]), std::vector<std::string>{job}) << "the attempt's placement names another job";
+  const testing::CmdResult logs = Capture(baton + "logs " + run_id + " where 2>/dev/null");
+  EXPECT_EQ(logs.exit_code, 0);
+  EXPECT_EQ(logs.out, "on-slurm\n");
 }
 
 TEST_F(SlurmExecutorTest, APartitionSlurmDoesNotHaveFailsTheRunWithSlurmsMessage) {
