@@ -260,7 +260,11 @@ UNION SELECT output FROM trials WHERE output != ''
 UNION SELECT initial_checkpoint FROM trials WHERE initial_checkpoint != ''
  AND initial_checkpoint NOT IN (SELECT digest FROM checkpoints WHERE released_at != 0)
 UNION SELECT json_extract(resolved, '$.comparison') FROM stages
- WHERE json_extract(resolved, '$.comparison') IS NOT NULL)sql",
+ WHERE json_extract(resolved, '$.comparison') IS NOT NULL
+UNION SELECT json_extract(resolved, '$.logs.stdout') FROM stages
+ WHERE json_extract(resolved, '$.logs.stdout') IS NOT NULL
+UNION SELECT json_extract(resolved, '$.logs.stderr') FROM stages
+ WHERE json_extract(resolved, '$.logs.stderr') IS NOT NULL)sql",
                              "listing the blobs the lineage refers to");
   std::vector<std::string> out;
   while (s.Step()) out.push_back(s.ColText(0));

@@ -216,7 +216,8 @@ class LineageDb {
   virtual std::vector<StageUsage> Usage(const std::string& run_id = "") = 0;
   // Every blob digest the lineage refers to: checkpoints (manifests) and
   // their tensor blobs, artifacts and theirs, stage outputs (study and
-  // ablation results) and resolved comparison tables. What gc must keep.
+  // ablation results), resolved comparison tables and command stages'
+  // stored stdout and stderr (resolved "logs"). What gc must keep.
   // Released checkpoints (ReleaseCheckpoints) and their blobs are not
   // referred to, unless a kept record also names the blob.
   virtual std::vector<std::string> ReferencedBlobs() = 0;

@@ -183,6 +183,13 @@ TEST_F(CommandStageTest, AFailureShowsTheExitStatusAndStderrAndLogsShowsBothStre
 
   CmdResult none = Baton("logs " + run + " nosuchstage", "2>&1");
   EXPECT_NE(none.exit_code, 0);
+
+  // gc keeps what the lineage refers to, the logs included.
+  ASSERT_EQ(Baton("store gc --apply", "2>&1").exit_code, 0);
+  CmdResult after_gc = Baton("logs " + run + " check", "2>logs-stderr.txt");
+  EXPECT_EQ(after_gc.exit_code, 0);
+  EXPECT_EQ(after_gc.out, "checking rows\n");
+  EXPECT_EQ(Read("logs-stderr.txt"), "bad input: row 7 has 3 columns\n");
 }
 
 TEST_F(CommandStageTest, LogsAreServedOverHttpAndThroughBatonServer) {
