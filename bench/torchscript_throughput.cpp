@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_common.h"
 #include "common/error.h"
 #include "common/json_util.h"
 #include "stages/dataset.h"
@@ -51,12 +52,7 @@ namespace fs = std::filesystem;
 using baton::Json;
 using namespace baton::stages;
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+using baton::bench::Median;
 
 std::string ReadFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
